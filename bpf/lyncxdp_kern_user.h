@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one header shared by the XDP program (bpf/lyncxdp.bpf.c) and the loader (user/):
+ * map keys, map values, enums and limits. Never copy these definitions elsewhere.
+ */
+#ifndef LYNCXDP_KERN_USER_H
+#define LYNCXDP_KERN_USER_H
+
+#include <linux/types.h>
+
+/* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
+#define LX_LAYOUT_VERSION 1
+
+#define LX_MAX_IFACES 8      /* interfaces sharing one set of pinned maps */
+#define LX_MAX_RULES 16384   /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
+#define LX_MAX_GROUPS 32     /* role-set groups 1..31; 0 means "address holds no role" */
+#define LX_MAX_PREFIXES 262144 /* per address family, hosts and prefixes together */
+#define LX_PORTS 65536
+#define LX_SLUG_LEN 32
+#define LX_NAME_LEN 64
+#define LX_PATH_LEN 192
+
+/* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
+enum lx_proto {
+	LX_PROTO_TCP = 0,
+	LX_PROTO_UDP = 1,
+	LX_PROTO_MAX = 2,
+};
+
+/* in: toward the rule's role and port; out: from them. */
+enum lx_dir {
+	LX_DIR_IN = 0,
+	LX_DIR_OUT = 1,
+	LX_DIR_MAX = 2,
+};
+
+/* Counters for packets that match no rule, one per reason. */
+enum lx_counter {
+	LX_CNT_UNCLASSIFIED = 0, /* TCP/UDP, no rule matched either direction */
+	LX_CNT_NON_IP = 1,       /* ARP, LLDP, a third VLAN tag, ... */
+	LX_CNT_FRAGMENT = 2,     /* non-first IP fragment: no ports to classify */
+	LX_CNT_ICMP = 3,         /* ICMP and ICMPv6 */
+	LX_CNT_OTHER_L4 = 4,     /* IP but neither TCP, UDP nor ICMP */
+	LX_CNT_MALFORMED = 5,    /* truncated or inconsistent headers */
+	LX_CNT_MAX = 6,
+};
+
+/* Value of the per-CPU counter maps, summed over CPUs in user space. */
+struct lx_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct lx_lpm4_key {
+	__u32 prefixlen;
+	__u32 addr; /* network byte order */
+};
+
+struct lx_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct lx_addr6 {
+	__u8 addr[16];
+};
+
+/*
+ * rule table: for each (group, proto, port) the id of the rule that wins there, resolved
+ * once by the loader. Four ports share one array element to keep the table at 256 KiB
+ * per group.
+ */
+#define LX_RULES_PER_SLOT 4
+#define LX_SLOTS_PER_PROTO (LX_PORTS / LX_RULES_PER_SLOT)
+#define LX_RULE_TABLE_SIZE (LX_MAX_GROUPS * LX_PROTO_MAX * LX_SLOTS_PER_PROTO)
+
+struct lx_rule_slot {
+	__u16 rule[LX_RULES_PER_SLOT];
+};
+
+static inline __u32 lx_rule_slot_index(__u32 group, __u32 proto, __u32 port)
+{
+	return (group * LX_PROTO_MAX + proto) * LX_SLOTS_PER_PROTO + port / LX_RULES_PER_SLOT;
+}
+
+/* port groups: for each (proto, port) the bitmask of groups that have a rule there. */
+#define LX_PORT_GROUPS_SIZE (LX_PROTO_MAX * LX_PORTS)
+
+static inline __u32 lx_port_index(__u32 proto, __u32 port)
+{
+	return proto * LX_PORTS + port;
+}
+
+/* Rule counters: per interface slot, per rule, per direction. */
+static inline __u32 lx_rule_counter_index(__u32 slot, __u32 rule_cap, __u32 rule, __u32 dir)
+{
+	return (slot * rule_cap + rule) * LX_DIR_MAX + dir;
+}
+
+static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)
+{
+	return slot * LX_CNT_MAX + counter;
+}
+
+/* lx_config flags: which address maps hold entries, so empty ones cost nothing. */
+enum lx_config_flags {
+	LX_CFG_HOST4 = 1u << 0,
+	LX_CFG_NET4 = 1u << 1,
+	LX_CFG_HOST6 = 1u << 2,
+	LX_CFG_NET6 = 1u << 3,
+};
+
+struct lx_config {
+	__u32 flags;
+	__u32 reserved;
+};
+
+/* What the program decided for the last packet (filled only by explain/replay instances). */
+struct lx_last {
+	__u32 rule;    /* 0 when no rule matched */
+	__u32 dir;     /* enum lx_dir, valid when rule != 0 */
+	__u32 counter; /* enum lx_counter when rule == 0 */
+	__u32 verdict; /* XDP action returned */
+};
+
+/* Describes one rule for `lyncxdp stats` after the loader has exited. */
+struct lx_rule_info {
+	char role[LX_SLUG_LEN];
+	char service[LX_SLUG_LEN];
+	char name[LX_NAME_LEN];
+	__u16 port_lo;
+	__u16 port_hi;
+	__u8 proto;  /* enum lx_proto */
+	__u8 active; /* 1 when the rule's role is present in the site */
+	__u8 dscp;   /* default DSCP, LX_DSCP_KEEP when the rule leaves DSCP alone */
+	__u8 pad;
+};
+
+#define LX_DSCP_KEEP 0xff
+
+/* One attached interface, as remembered in the pinned state map. */
+struct lx_iface_state {
+	__u32 ifindex; /* 0 when the slot is free */
+	__u32 mode;    /* enum lx_xdp_mode */
+	__u32 prog_id;
+	__u32 link_id;
+	__u64 attached_at; /* seconds since the epoch */
+	char name[16];
+};
+
+enum lx_xdp_mode {
+	LX_MODE_NATIVE = 1,
+	LX_MODE_GENERIC = 2,
+};
+
+/* The pinned state: what is attached and what it was compiled from. */
+struct lx_state {
+	__u32 layout_version;
+	__u32 rule_cap; /* sizes the counter and rule-info maps */
+	__u32 rules_total;
+	__u32 rules_active;
+	__u32 prefixes4;
+	__u32 prefixes6;
+	__u32 groups;
+	__u32 pad;
+	__u64 loaded_at;
+	__u64 matrix_hash; /* FNV-1a of the matrix file's bytes */
+	__u64 site_hash;   /* FNV-1a of the site file's bytes */
+	char product[LX_SLUG_LEN];
+	char matrix[LX_PATH_LEN];
+	char site[LX_PATH_LEN];
+	struct lx_iface_state ifaces[LX_MAX_IFACES];
+};
+
+#endif /* LYNCXDP_KERN_USER_H */

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * One XDP program instance per interface, all sharing the maps pinned under
+ * /sys/fs/bpf/lyncxdp/maps; each instance's link is pinned under .../links so it keeps
+ * running after the loader exits. The lx_state map says which slot belongs to which
+ * interface and what the tables were compiled from.
+ */
+#include "attach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#define BPF_FS_MAGIC_NUMBER 0xcafe4a11
+#define LOCK_PATH "/run/lyncxdp.lock"
+
+const char *attach_mode_name(uint32_t mode)
+{
+	return mode == LX_MODE_NATIVE ? "native" : mode == LX_MODE_GENERIC ? "generic" : "?";
+}
+
+int attach_check_privileges(struct text_error *err)
+{
+	if (geteuid() != 0) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "this command needs root (CAP_BPF and CAP_NET_ADMIN)");
+		return -1;
+	}
+	return 0;
+}
+
+int attach_check_bpffs(struct text_error *err)
+{
+	struct statfs fs;
+	if (statfs("/sys/fs/bpf", &fs) || fs.f_type != BPF_FS_MAGIC_NUMBER) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "bpffs is not mounted at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)");
+		return -1;
+	}
+	return 0;
+}
+
+/* Serialises lyncxdp commands that change state; released when the process exits. */
+static int take_lock(struct text_error *err)
+{
+	int fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX)) {
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", LOCK_PATH, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int pinned_map_fd(const char *name, struct text_error *err)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, name);
+	int fd = bpf_obj_get(path);
+	if (fd < 0)
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
+			 errno == ENOENT ? "lyncxdp is not attached to any interface"
+					 : strerror(errno));
+	return fd;
+}
+
+int state_read(struct lx_state *st, struct text_error *err)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/lx_state", LX_PIN_MAPS);
+	if (access(path, F_OK) != 0) {
+		memset(st, 0, sizeof(*st));
+		return 0;
+	}
+	int fd = pinned_map_fd("lx_state", err);
+	if (fd < 0)
+		return -1;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	__u32 zero = 0;
+	int r = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (r == 0 && info.value_size != sizeof(*st)) {
+		close(fd);
+		snprintf(err->msg, sizeof(err->msg),
+			 "stale pins from another lyncxdp version in %s (state of %u bytes, this "
+			 "version uses %zu): detach with that version, or remove the directory",
+			 LX_PIN_DIR, info.value_size, sizeof(*st));
+		return -1;
+	}
+	r = bpf_map_lookup_elem(fd, &zero, st);
+	close(fd);
+	if (r) {
+		snprintf(err->msg, sizeof(err->msg), "reading %s/lx_state: %s", LX_PIN_MAPS,
+			 strerror(errno));
+		return -1;
+	}
+	if (st->layout_version != LX_LAYOUT_VERSION) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "stale pins from another lyncxdp version in %s (layout %u, this version "
+			 "uses %u): detach with that version, or remove the directory",
+			 LX_PIN_DIR, st->layout_version, LX_LAYOUT_VERSION);
+		return -1;
+	}
+	return 1;
+}
+
+static int state_write(const struct lx_state *st, struct text_error *err)
+{
+	int fd = pinned_map_fd("lx_state", err);
+	if (fd < 0)
+		return -1;
+	__u32 zero = 0;
+	int r = bpf_map_update_elem(fd, &zero, st, 0);
+	close(fd);
+	if (r)
+		snprintf(err->msg, sizeof(err->msg), "writing the state: %s", strerror(errno));
+	return r ? -1 : 0;
+}
+
+static void link_pin_path(uint32_t ifindex, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/ifindex_%u", LX_PIN_LINKS, ifindex);
+}
+
+static int find_slot(const struct lx_state *st, const char *ifname, uint32_t ifindex)
+{
+	for (int i = 0; i < LX_MAX_IFACES; i++)
+		if (st->ifaces[i].ifindex &&
+		    (st->ifaces[i].ifindex == ifindex || !strcmp(st->ifaces[i].name, ifname)))
+			return i;
+	return -1;
+}
+
+static int free_slot(const struct lx_state *st)
+{
+	for (int i = 0; i < LX_MAX_IFACES; i++)
+		if (!st->ifaces[i].ifindex)
+			return i;
+	return -1;
+}
+
+static int make_pin_dirs(struct text_error *err)
+{
+	const char *dirs[] = { LX_PIN_DIR, LX_PIN_MAPS, LX_PIN_LINKS };
+	for (size_t i = 0; i < 3; i++)
+		if (mkdir(dirs[i], 0700) && errno != EEXIST) {
+			snprintf(err->msg, sizeof(err->msg), "%s: %s", dirs[i], strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+/* A second interface joins the tables already attached: they must be the same ones. */
+static int check_same_tables(const struct lx_state *st, const struct matrix *m,
+			     const struct site *s, struct text_error *err)
+{
+	if (st->matrix_hash == m->hash && st->site_hash == s->hash)
+		return 0;
+	snprintf(err->msg, sizeof(err->msg),
+		 "lyncxdp is attached with matrix %s and site %s; every interface shares those "
+		 "tables: use the same files, or detach every interface first",
+		 st->matrix, st->site);
+	return -1;
+}
+
+static void fill_state(struct lx_state *st, const struct matrix *m, const struct site *s,
+		       const struct compiled *c, uint32_t rule_cap)
+{
+	memset(st, 0, sizeof(*st));
+	st->layout_version = LX_LAYOUT_VERSION;
+	st->rule_cap = rule_cap;
+	st->rules_total = (uint32_t)m->nrules;
+	st->rules_active = (uint32_t)c->nactive;
+	st->prefixes4 = c->hosts4 + c->nets4;
+	st->prefixes6 = c->hosts6 + c->nets6;
+	st->groups = (uint32_t)c->ngroups - 1;
+	st->loaded_at = (uint64_t)time(NULL);
+	st->matrix_hash = m->hash;
+	st->site_hash = s->hash;
+	text_copy(st->product, sizeof(st->product), m->product);
+	char *abs = realpath(m->path, NULL);
+	text_copy(st->matrix, sizeof(st->matrix), abs ? abs : m->path);
+	free(abs);
+	abs = realpath(s->path, NULL);
+	text_copy(st->site, sizeof(st->site), abs ? abs : s->path);
+	free(abs);
+}
+
+static int create_link(int prog_fd, uint32_t ifindex, const char *ifname, enum attach_mode mode,
+		       struct text_error *err)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts);
+	opts.flags = mode == ATTACH_MODE_NATIVE	   ? XDP_FLAGS_DRV_MODE
+		     : mode == ATTACH_MODE_GENERIC ? XDP_FLAGS_SKB_MODE
+						   : 0;
+	int fd = bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &opts);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e == EBUSY || e == EEXIST)
+		snprintf(err->msg, sizeof(err->msg),
+			 "%s already has an XDP program that is not lyncxdp's (ip link show %s)",
+			 ifname, ifname);
+	else if (e == EOPNOTSUPP && mode == ATTACH_MODE_NATIVE)
+		snprintf(err->msg, sizeof(err->msg),
+			 "%s: the driver has no native XDP support (try --mode generic)", ifname);
+	else
+		snprintf(err->msg, sizeof(err->msg), "attaching to %s: %s", ifname, strerror(e));
+	return -1;
+}
+
+static uint32_t link_mode(int link_fd, uint32_t *prog_id, uint32_t *link_id)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
+		return 0;
+	*prog_id = info.prog_id;
+	*link_id = info.id;
+	/* The link does not say which mode the kernel chose; the netlink query does. */
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	if (bpf_xdp_query((int)info.xdp.ifindex, 0, &q) == 0)
+		return q.attach_mode == XDP_ATTACHED_SKB ? LX_MODE_GENERIC : LX_MODE_NATIVE;
+	return 0;
+}
+
+int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix *m,
+		 const struct site *s, const struct compiled *c, struct text_error *err)
+{
+	struct lx_state st;
+	uint32_t ifindex = if_nametoindex(ifname);
+	if (!ifindex) {
+		snprintf(err->msg, sizeof(err->msg), "%s: no such interface", ifname);
+		return -1;
+	}
+	int lock = take_lock(err);
+	if (lock < 0)
+		return -1;
+	int rc = -1, link_fd = -1, fresh = 0;
+	struct lyncxdp_bpf *skel = NULL;
+
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		goto out;
+	if (attached) {
+		int slot = find_slot(&st, ifname, ifindex);
+		if (slot >= 0) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s is already attached (lyncxdp detach %s first)", ifname, ifname);
+			goto out;
+		}
+		if (check_same_tables(&st, m, s, err) < 0)
+			goto out;
+	} else {
+		fill_state(&st, m, s, c, loader_rule_cap(m->nrules));
+		fresh = 1;
+	}
+	int slot = free_slot(&st);
+	if (slot < 0) {
+		snprintf(err->msg, sizeof(err->msg), "already attached to %d interfaces, the most",
+			 LX_MAX_IFACES);
+		goto out;
+	}
+	if (make_pin_dirs(err) < 0)
+		goto out;
+	struct loader_opts lo = { .iface_slot = (uint32_t)slot, .rule_cap = st.rule_cap,
+				  .pinned = 1 };
+	skel = loader_load(&lo, err);
+	if (!skel)
+		goto out;
+	/* Tables are complete before the first packet reaches the program. */
+	if (fresh && loader_write_tables(skel, m, c, err) < 0)
+		goto out;
+	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, mode, err);
+	if (link_fd < 0)
+		goto out;
+
+	char pin[256];
+	link_pin_path(ifindex, pin, sizeof(pin));
+	if (bpf_obj_pin(link_fd, pin)) {
+		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
+		goto out;
+	}
+	struct lx_iface_state *ifs = &st.ifaces[slot];
+	memset(ifs, 0, sizeof(*ifs));
+	ifs->ifindex = ifindex;
+	ifs->attached_at = (uint64_t)time(NULL);
+	text_copy(ifs->name, sizeof(ifs->name), ifname);
+	ifs->mode = link_mode(link_fd, &ifs->prog_id, &ifs->link_id);
+	if (state_write(&st, err) < 0) {
+		unlink(pin);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (link_fd >= 0)
+		close(link_fd); /* the pin keeps the link; without it, this detaches */
+	loader_destroy(skel);
+	if (rc < 0 && fresh)
+		loader_unpin_all();
+	close(lock);
+	return rc;
+}
+
+/* New attaches to a slot start from zero. */
+static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
+{
+	struct text_error ignored;
+	int ncpu = libbpf_num_possible_cpus();
+	struct lx_count *zeros = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*zeros));
+	int fd = pinned_map_fd("lx_counters", &ignored);
+	int sfd = pinned_map_fd("lx_special", &ignored);
+	for (uint32_t i = 0; zeros && fd >= 0 && i < rule_cap * LX_DIR_MAX; i++) {
+		__u32 key = slot * rule_cap * LX_DIR_MAX + i;
+		bpf_map_update_elem(fd, &key, zeros, 0);
+	}
+	for (uint32_t i = 0; zeros && sfd >= 0 && i < LX_CNT_MAX; i++) {
+		__u32 key = lx_special_counter_index(slot, i);
+		bpf_map_update_elem(sfd, &key, zeros, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (sfd >= 0)
+		close(sfd);
+	free(zeros);
+}
+
+static int remaining(const struct lx_state *st)
+{
+	int n = 0;
+	for (int i = 0; i < LX_MAX_IFACES; i++)
+		n += st->ifaces[i].ifindex != 0;
+	return n;
+}
+
+static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
+{
+	char pin[256];
+	link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+	int fd = bpf_obj_get(pin);
+	if (fd >= 0) {
+		/* Fails only when the interface is already gone, which detached it anyway. */
+		bpf_link_detach(fd);
+		close(fd);
+	}
+	unlink(pin);
+	zero_slot_counters((uint32_t)slot, st->rule_cap);
+	memset(&st->ifaces[slot], 0, sizeof(st->ifaces[slot]));
+	if (remaining(st) == 0) {
+		loader_unpin_all();
+		return 0;
+	}
+	return state_write(st, err);
+}
+
+int detach_iface(const char *ifname, struct text_error *err)
+{
+	struct lx_state st;
+	int lock = take_lock(err);
+	if (lock < 0)
+		return -1;
+	int rc = -1;
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		goto out;
+	int slot = attached ? find_slot(&st, ifname, if_nametoindex(ifname)) : -1;
+	if (slot < 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s: lyncxdp is not attached there", ifname);
+		goto out;
+	}
+	rc = detach_slot(&st, slot, err);
+out:
+	close(lock);
+	return rc;
+}
+
+int detach_all(struct text_error *err)
+{
+	struct lx_state st;
+	int lock = take_lock(err);
+	if (lock < 0)
+		return -1;
+	int rc = 0;
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		rc = -1;
+	for (int i = 0; attached > 0 && rc == 0 && i < LX_MAX_IFACES; i++)
+		if (st.ifaces[i].ifindex)
+			rc = detach_slot(&st, i, err);
+	if (attached == 0)
+		loader_unpin_all(); /* leftovers of an interrupted attach */
+	close(lock);
+	return rc;
+}
+
+int attach_link_alive(const struct lx_iface_state *ifs)
+{
+	char pin[256];
+	link_pin_path(ifs->ifindex, pin, sizeof(pin));
+	int fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return 0;
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int alive = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.xdp.ifindex != 0;
+	close(fd);
+	return alive;
+}

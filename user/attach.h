@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Attaching to interfaces, detaching, and the pinned state that outlives the loader. */
+#ifndef LYNCXDP_ATTACH_H
+#define LYNCXDP_ATTACH_H
+
+#include "compile.h"
+#include "loader.h"
+#include "matrix.h"
+#include "site.h"
+
+enum attach_mode {
+	ATTACH_MODE_AUTO = 0, /* native when the driver supports it, else generic */
+	ATTACH_MODE_NATIVE,
+	ATTACH_MODE_GENERIC,
+};
+
+/* Checks shared by every command that touches the kernel: root and a mounted bpffs. */
+int attach_check_privileges(struct text_error *err);
+int attach_check_bpffs(struct text_error *err);
+
+int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix *m,
+		 const struct site *s, const struct compiled *c, struct text_error *err);
+int detach_iface(const char *ifname, struct text_error *err);
+int detach_all(struct text_error *err);
+
+/* Reads the pinned state. Returns 1 when attached, 0 when nothing is, -1 on error. */
+int state_read(struct lx_state *st, struct text_error *err);
+
+/* Opens a pinned map by name (e.g. "lx_counters"); -1 with err when absent. */
+int pinned_map_fd(const char *name, struct text_error *err);
+
+/* Link status: 1 live, 0 gone (interface removed), from the pinned link of a slot. */
+int attach_link_alive(const struct lx_iface_state *ifs);
+
+const char *attach_mode_name(uint32_t mode);
+
+#endif

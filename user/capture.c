@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Captures come from many link types. The XDP program sees Ethernet, so frames of other
+ * link types get an Ethernet header in place of theirs (raw IP, Linux cooked capture,
+ * BSD loopback); anything else is refused with its link type named.
+ */
+#include "capture.h"
+
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FRAME_MAX 65536
+
+/* The network-layer ethertype for a frame of this link type, and its header length. */
+static int link_header(int dlt, const uint8_t *data, size_t len, uint16_t *ethertype,
+		       size_t *hdrlen)
+{
+	switch (dlt) {
+	case DLT_RAW:
+	case DLT_IPV4:
+	case DLT_IPV6:
+		*hdrlen = 0;
+		*ethertype = len && (data[0] >> 4) == 6 ? 0x86dd : 0x0800;
+		return 0;
+	case DLT_LINUX_SLL: /* 16 bytes, protocol in the last two */
+		if (len < 16)
+			return -1;
+		*hdrlen = 16;
+		*ethertype = (uint16_t)(data[14] << 8 | data[15]);
+		return 0;
+	case DLT_LINUX_SLL2: /* 20 bytes, protocol first */
+		if (len < 20)
+			return -1;
+		*hdrlen = 20;
+		*ethertype = (uint16_t)(data[0] << 8 | data[1]);
+		return 0;
+	case DLT_NULL:
+	case DLT_LOOP: /* 4-byte address family, either byte order */
+		if (len < 5)
+			return -1;
+		*hdrlen = 4;
+		*ethertype = (data[4] >> 4) == 6 ? 0x86dd : 0x0800;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int capture_foreach(const char *path, capture_fn fn, void *arg, struct capture_counts *counts,
+		    struct text_error *err)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	static uint8_t frame[FRAME_MAX + 14];
+
+	memset(counts, 0, sizeof(*counts));
+	pcap_t *pc = pcap_open_offline(path, errbuf);
+	if (!pc) {
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", path, errbuf);
+		return -1;
+	}
+	int dlt = pcap_datalink(pc);
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	int r, rc = 0;
+	while ((r = pcap_next_ex(pc, &h, &data)) == 1) {
+		counts->frames++;
+		if (h->caplen < h->len)
+			counts->truncated++;
+		if (dlt == DLT_EN10MB) {
+			if (fn(data, h->caplen, arg))
+				break;
+			continue;
+		}
+		uint16_t ethertype;
+		size_t hdrlen;
+		if (link_header(dlt, data, h->caplen, &ethertype, &hdrlen) < 0 ||
+		    h->caplen - hdrlen > FRAME_MAX) {
+			counts->skipped++;
+			continue;
+		}
+		memset(frame, 0, 12);
+		frame[12] = (uint8_t)(ethertype >> 8);
+		frame[13] = (uint8_t)ethertype;
+		memcpy(frame + 14, data + hdrlen, h->caplen - hdrlen);
+		if (fn(frame, 14 + h->caplen - hdrlen, arg))
+			break;
+	}
+	if (r == -1) {
+		snprintf(err->msg, sizeof(err->msg), "%s: frame %llu: %s", path,
+			 (unsigned long long)counts->frames + 1, pcap_geterr(pc));
+		rc = -1;
+	} else if (counts->frames == counts->skipped && counts->frames > 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s: link type %s is not supported", path,
+			 pcap_datalink_val_to_name(dlt) ? pcap_datalink_val_to_name(dlt) : "?");
+		rc = -1;
+	}
+	pcap_close(pc);
+	return rc;
+}

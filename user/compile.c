@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "compile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void compile_free(struct compiled *c)
+{
+	free(c->addrs);
+	free(c->rule_table);
+	free(c->port_groups);
+	free(c->active);
+	memset(c, 0, sizeof(*c));
+}
+
+static int contains(const struct site_prefix *outer, const struct site_prefix *inner)
+{
+	if (outer->family != inner->family || outer->len > inner->len)
+		return 0;
+	int full = outer->len / 8, rest = outer->len % 8;
+	if (memcmp(outer->addr, inner->addr, (size_t)full))
+		return 0;
+	if (!rest)
+		return 1;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (outer->addr[full] & mask) == (inner->addr[full] & mask);
+}
+
+static int group_for(struct compiled *c, uint64_t roles)
+{
+	for (int g = 1; g < c->ngroups; g++)
+		if (c->group_roles[g] == roles)
+			return g;
+	if (c->ngroups == LX_MAX_GROUPS)
+		return -1;
+	c->group_roles[c->ngroups] = roles;
+	return c->ngroups++;
+}
+
+/*
+ * An address holds the roles of every site prefix that contains it. The site's prefixes
+ * are sorted by address then length, so a prefix's enclosing prefixes come before it and
+ * the nearest one is on top of a stack: one pass, O(n), whatever the number of prefixes.
+ */
+static int assign_groups(const struct matrix *m, const struct site *s, struct compiled *c,
+			 struct text_error *err)
+{
+	int *stack = malloc(sizeof(int) * (size_t)(s->nprefixes + 1));
+	uint64_t *acc = malloc(sizeof(uint64_t) * (size_t)(s->nprefixes + 1));
+	c->addrs = calloc((size_t)s->nprefixes, sizeof(*c->addrs));
+	if (!stack || !acc || !c->addrs) {
+		free(stack);
+		free(acc);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	int depth = 0, rc = 0;
+	c->ngroups = 1;
+	for (int i = 0; i < s->nprefixes; i++) {
+		const struct site_prefix *p = &s->prefixes[i];
+		while (depth && !contains(&s->prefixes[stack[depth - 1]], p))
+			depth--;
+		acc[i] = p->roles | (depth ? acc[stack[depth - 1]] : 0);
+		stack[depth++] = i;
+
+		int g = group_for(c, matrix_role_closure(m, acc[i]));
+		if (g < 0) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s:%d: this prefix makes more than %d distinct combinations of roles",
+				 s->path, p->line, LX_MAX_GROUPS - 1);
+			rc = -1;
+			break;
+		}
+		struct compiled_addr *a = &c->addrs[c->naddrs++];
+		a->family = p->family;
+		memcpy(a->addr, p->addr, sizeof(a->addr));
+		a->len = p->len;
+		a->group = (uint32_t)g;
+		int host = p->len == (p->family == 4 ? 32 : 128);
+		if (p->family == 4)
+			host ? c->hosts4++ : c->nets4++;
+		else
+			host ? c->hosts6++ : c->nets6++;
+	}
+	free(stack);
+	free(acc);
+	c->config_flags = (c->hosts4 ? LX_CFG_HOST4 : 0) | (c->nets4 ? LX_CFG_NET4 : 0) |
+			  (c->hosts6 ? LX_CFG_HOST6 : 0) | (c->nets6 ? LX_CFG_NET6 : 0);
+	return rc;
+}
+
+/* Most specific rule wins: the smallest port range; on a tie, the earlier line. */
+static void resolve_group(const struct matrix *m, struct compiled *c, int g, uint32_t *width)
+{
+	for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
+		uint16_t *best = &c->rule_table[((size_t)g * LX_PROTO_MAX + (size_t)proto) * LX_PORTS];
+		for (int i = 0; i < m->nrules; i++) {
+			const struct matrix_rule *r = &m->rules[i];
+			if (r->proto != proto || !(c->group_roles[g] & (1ULL << r->role)))
+				continue;
+			uint32_t w = (uint32_t)(r->port_hi - r->port_lo);
+			for (uint32_t port = r->port_lo; port <= r->port_hi; port++) {
+				if (best[port] && width[port] <= w)
+					continue;
+				best[port] = (uint16_t)(i + 1);
+				width[port] = w;
+			}
+		}
+		for (uint32_t port = 0; port < LX_PORTS; port++)
+			if (best[port])
+				c->port_groups[lx_port_index((uint32_t)proto, port)] |= 1u << g;
+	}
+}
+
+int compile_tables(const struct matrix *m, const struct site *s, struct compiled *c,
+		   struct text_error *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->nrules = m->nrules;
+	c->rule_table = calloc((size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS, sizeof(uint16_t));
+	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(uint32_t));
+	c->active = calloc((size_t)m->nrules + 1, 1);
+	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
+	if (!c->rule_table || !c->port_groups || !c->active || !width) {
+		free(width);
+		compile_free(c);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	if (assign_groups(m, s, c, err) < 0) {
+		free(width);
+		compile_free(c);
+		return -1;
+	}
+	uint64_t present = 0;
+	for (int g = 1; g < c->ngroups; g++) {
+		present |= c->group_roles[g];
+		resolve_group(m, c, g, width);
+	}
+	for (int i = 0; i < m->nrules; i++)
+		if (present & (1ULL << m->rules[i].role)) {
+			c->active[i] = 1;
+			c->nactive++;
+		}
+	free(width);
+	return 0;
+}

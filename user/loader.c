@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "loader.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lyncxdp.skel.h"
+
+uint32_t loader_rule_cap(int nrules)
+{
+	uint32_t cap = 1024;
+	while (cap < (uint32_t)nrules + 1)
+		cap *= 2;
+	return cap;
+}
+
+static int set_pin_paths(struct bpf_object *obj, struct text_error *err)
+{
+	struct bpf_map *map;
+	char path[256];
+
+	bpf_object__for_each_map(map, obj)
+	{
+		if (bpf_map__is_internal(map)) /* .rodata stays per instance */
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		int r = bpf_map__set_pin_path(map, path);
+		if (r) {
+			snprintf(err->msg, sizeof(err->msg), "pin path %s: %s", path, strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err)
+{
+	struct lyncxdp_bpf *skel = lyncxdp_bpf__open();
+	if (!skel) {
+		snprintf(err->msg, sizeof(err->msg), "cannot open the BPF object: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	skel->rodata->iface_slot = opts->iface_slot;
+	skel->rodata->rule_cap = opts->rule_cap;
+	skel->rodata->record_last = opts->record_last ? 1 : 0;
+	bpf_map__set_max_entries(skel->maps.lx_counters,
+				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
+	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
+
+	if (opts->pinned && set_pin_paths(skel->obj, err) < 0) {
+		lyncxdp_bpf__destroy(skel);
+		return NULL;
+	}
+	int r = lyncxdp_bpf__load(skel);
+	if (r) {
+		snprintf(err->msg, sizeof(err->msg), "loading the XDP program failed: %s%s",
+			 strerror(-r),
+			 opts->pinned ? " (pinned maps of another layout? see `lyncxdp status`)" : "");
+		lyncxdp_bpf__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
+void loader_destroy(struct lyncxdp_bpf *skel)
+{
+	lyncxdp_bpf__destroy(skel);
+}
+
+int loader_prog_fd(struct lyncxdp_bpf *skel)
+{
+	return bpf_program__fd(skel->progs.lyncxdp);
+}
+
+void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
+{
+	fds->counters = bpf_map__fd(skel->maps.lx_counters);
+	fds->special = bpf_map__fd(skel->maps.lx_special);
+	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);
+	fds->state = bpf_map__fd(skel->maps.lx_state);
+	fds->last = bpf_map__fd(skel->maps.lx_last);
+}
+
+/* Array maps are written in batches: a full table is a million slots. */
+static int write_array(int fd, const void *values, size_t value_size, uint32_t first,
+		       uint32_t count, const char *what, struct text_error *err)
+{
+	enum { CHUNK = 8192 };
+	uint32_t keys[CHUNK];
+
+	for (uint32_t done = 0; done < count;) {
+		uint32_t n = count - done < CHUNK ? count - done : CHUNK;
+		for (uint32_t i = 0; i < n; i++)
+			keys[i] = first + done + i;
+		__u32 written = n;
+		const char *chunk = (const char *)values + (size_t)done * value_size;
+		if (bpf_map_update_batch(fd, keys, chunk, &written, NULL)) {
+			snprintf(err->msg, sizeof(err->msg), "writing %s: %s", what, strerror(errno));
+			return -1;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
+			   struct text_error *err)
+{
+	for (int i = 0; i < c->naddrs; i++) {
+		const struct compiled_addr *a = &c->addrs[i];
+		int r;
+		if (a->family == 4 && a->len == 32) {
+			__u32 key;
+			memcpy(&key, a->addr, 4);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host4), &key, &a->group, 0);
+		} else if (a->family == 4) {
+			struct lx_lpm4_key key = { .prefixlen = (__u32)a->len };
+			memcpy(&key.addr, a->addr, 4);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm4), &key, &a->group, 0);
+		} else if (a->len == 128) {
+			struct lx_addr6 key;
+			memcpy(key.addr, a->addr, 16);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host6), &key, &a->group, 0);
+		} else {
+			struct lx_lpm6_key key = { .prefixlen = (__u32)a->len };
+			memcpy(key.addr, a->addr, 16);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm6), &key, &a->group, 0);
+		}
+		if (r) {
+			snprintf(err->msg, sizeof(err->msg), "writing address %d of %d: %s", i + 1,
+				 c->naddrs, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
+			    struct text_error *err)
+{
+	/* Only groups in use: the rest of the preallocated table is already zero. */
+	uint32_t slots = (uint32_t)c->ngroups * LX_PROTO_MAX * LX_SLOTS_PER_PROTO;
+	struct lx_rule_slot *table = calloc(slots, sizeof(*table));
+	if (!table) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	for (uint32_t g = 0; g < (uint32_t)c->ngroups; g++)
+		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
+			for (uint32_t port = 0; port < LX_PORTS; port++) {
+				uint32_t idx = lx_rule_slot_index(g, (uint32_t)proto, port);
+				table[idx].rule[port % LX_RULES_PER_SLOT] =
+					compiled_rule_at(c, g, proto, port);
+			}
+	int r = write_array(bpf_map__fd(skel->maps.lx_rule_table), table, sizeof(*table), 0, slots,
+			    "the rule table", err);
+	free(table);
+	return r;
+}
+
+static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
+			   const struct compiled *c, struct text_error *err)
+{
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *r = &m->rules[i];
+		const struct matrix_service *svc = &m->services[r->service];
+		struct lx_rule_info info = {
+			.port_lo = r->port_lo,
+			.port_hi = r->port_hi,
+			.proto = (__u8)r->proto,
+			.active = c->active[i],
+			.dscp = svc->dscp < 0 ? LX_DSCP_KEEP : (__u8)svc->dscp,
+		};
+		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
+		text_copy(info.service, sizeof(info.service), svc->slug);
+		text_copy(info.name, sizeof(info.name), svc->name);
+		__u32 id = (__u32)i + 1;
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &info, 0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing rule %u: %s", id,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct compiled *c,
+			struct text_error *err)
+{
+	struct lx_config cfg = { .flags = c->config_flags };
+	__u32 zero = 0;
+
+	if (write_addresses(skel, c, err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.lx_port_groups), c->port_groups, sizeof(__u32), 0,
+			LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_rule_table(skel, c, err) < 0 || write_rule_info(skel, m, c, err) < 0)
+		return -1;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_config), &zero, &cfg, 0)) {
+		snprintf(err->msg, sizeof(err->msg), "writing the config: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Every file under the maps directory is ours: remove them all, then the directories. */
+void loader_unpin_all(void)
+{
+	char path[512];
+	DIR *dir = opendir(LX_PIN_MAPS);
+	if (dir) {
+		struct dirent *e;
+		while ((e = readdir(dir)))
+			if (e->d_name[0] != '.') {
+				snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, e->d_name);
+				unlink(path);
+			}
+		closedir(dir);
+	}
+	rmdir(LX_PIN_MAPS);
+	rmdir(LX_PIN_LINKS);
+	rmdir(LX_PIN_DIR);
+}

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Parses a port matrix file. The format is documented in maps/README.md:
+ *   product SLUG "Name"
+ *   role SLUG "Name" [includes=ROLE,...]
+ *   service SLUG DSCP|- "Name"
+ *   rule ROLE SERVICE tcp|udp PORT[-PORT] seed:NNN|derived:NNN|local:WORD
+ */
+#include "matrix.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *matrix_proto_name(int proto)
+{
+	return proto == LX_PROTO_TCP ? "tcp" : proto == LX_PROTO_UDP ? "udp" : "?";
+}
+
+int matrix_proto_parse(const char *s)
+{
+	if (!strcmp(s, "tcp"))
+		return LX_PROTO_TCP;
+	if (!strcmp(s, "udp"))
+		return LX_PROTO_UDP;
+	return -1;
+}
+
+int matrix_find_role(const struct matrix *m, const char *slug)
+{
+	for (int i = 0; i < m->nroles; i++)
+		if (!strcmp(m->roles[i].slug, slug))
+			return i;
+	return -1;
+}
+
+int matrix_find_service(const struct matrix *m, const char *slug)
+{
+	for (int i = 0; i < m->nservices; i++)
+		if (!strcmp(m->services[i].slug, slug))
+			return i;
+	return -1;
+}
+
+uint64_t matrix_role_closure(const struct matrix *m, uint64_t roles)
+{
+	/* includes= names only earlier roles, so one pass in declaration order is enough. */
+	for (int i = 0; i < m->nroles; i++)
+		if (m->roles[i].includes & roles)
+			roles |= 1ULL << i;
+	return roles;
+}
+
+void matrix_free(struct matrix *m)
+{
+	free(m->services);
+	free(m->rules);
+	m->services = NULL;
+	m->rules = NULL;
+}
+
+static int need_fields(struct text_file *tf, struct text_error *err, const struct text_tokens *t,
+		       int min, int max, const char *usage)
+{
+	if (t->n < min || t->n > max)
+		return text_fail(tf, err, "expected '%s'", usage);
+	return 0;
+}
+
+static int check_name(struct text_file *tf, struct text_error *err, const struct text_tokens *t,
+		      int i)
+{
+	if (!t->quoted[i])
+		return text_fail(tf, err, "name '%s' must be in double quotes", t->tok[i]);
+	if (strlen(t->tok[i]) >= LX_NAME_LEN)
+		return text_fail(tf, err, "name longer than %d characters", LX_NAME_LEN - 1);
+	return 0;
+}
+
+static int check_new_slug(struct text_file *tf, struct text_error *err, const char *what,
+			  const char *slug, int existing_line)
+{
+	if (!text_is_slug(slug, LX_SLUG_LEN))
+		return text_fail(tf, err,
+				 "%s '%s': use lowercase letters, digits and '-', at most %d characters",
+				 what, slug, LX_SLUG_LEN - 1);
+	if (existing_line)
+		return text_fail(tf, err, "%s '%s' already declared at line %d", what, slug,
+				 existing_line);
+	return 0;
+}
+
+static int parse_product(struct text_file *tf, struct text_error *err, struct matrix *m,
+			 const struct text_tokens *t)
+{
+	if (need_fields(tf, err, t, 3, 3, "product SLUG \"Name\"") < 0)
+		return -1;
+	if (m->product[0])
+		return text_fail(tf, err, "second 'product' line");
+	if (check_new_slug(tf, err, "product", t->tok[1], 0) < 0 || check_name(tf, err, t, 2) < 0)
+		return -1;
+	text_copy(m->product, sizeof(m->product), t->tok[1]);
+	text_copy(m->product_name, sizeof(m->product_name), t->tok[2]);
+	return 0;
+}
+
+static int parse_includes(struct text_file *tf, struct text_error *err, struct matrix *m,
+			  const char *list, uint64_t *includes)
+{
+	char buf[TEXT_MAX_LINE];
+	text_copy(buf, sizeof(buf), list);
+	for (char *save = NULL, *name = strtok_r(buf, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		int r = matrix_find_role(m, name);
+		if (r < 0)
+			return text_fail(tf, err,
+					 "includes=: role '%s' is not declared above this line", name);
+		*includes |= 1ULL << r;
+	}
+	if (!*includes)
+		return text_fail(tf, err, "includes= names no role");
+	return 0;
+}
+
+static int parse_role(struct text_file *tf, struct text_error *err, struct matrix *m,
+		      const struct text_tokens *t)
+{
+	if (need_fields(tf, err, t, 3, 4, "role SLUG \"Name\" [includes=ROLE,...]") < 0)
+		return -1;
+	int existing = matrix_find_role(m, t->tok[1]);
+	if (check_new_slug(tf, err, "role", t->tok[1], existing >= 0 ? m->roles[existing].line : 0) <
+		    0 ||
+	    check_name(tf, err, t, 2) < 0)
+		return -1;
+	if (m->nroles == MATRIX_MAX_ROLES)
+		return text_fail(tf, err, "more than %d roles", MATRIX_MAX_ROLES);
+
+	struct matrix_role *role = &m->roles[m->nroles];
+	memset(role, 0, sizeof(*role));
+	if (t->n == 4) {
+		if (strncmp(t->tok[3], "includes=", 9) != 0)
+			return text_fail(tf, err, "unknown role option '%s' (expected includes=)",
+					 t->tok[3]);
+		if (parse_includes(tf, err, m, t->tok[3] + 9, &role->includes) < 0)
+			return -1;
+	}
+	text_copy(role->slug, sizeof(role->slug), t->tok[1]);
+	text_copy(role->name, sizeof(role->name), t->tok[2]);
+	role->line = tf->line;
+	m->nroles++;
+	return 0;
+}
+
+static int parse_dscp(struct text_file *tf, struct text_error *err, const char *s, int *dscp)
+{
+	unsigned long v;
+	if (!strcmp(s, "-")) {
+		*dscp = MATRIX_DSCP_KEEP;
+		return 0;
+	}
+	if (text_parse_uint(s, 0, 63, &v) < 0)
+		return text_fail(tf, err, "DSCP '%s' is not 0..63 or '-'", s);
+	*dscp = (int)v;
+	return 0;
+}
+
+static void *grow(void *array, int count, size_t elem)
+{
+	/* Double at powers of two; returns NULL (array untouched) when out of memory. */
+	if (count == 0 || (count & (count - 1)) == 0)
+		return realloc(array, (size_t)(count ? count * 2 : 16) * elem);
+	return array;
+}
+
+static int parse_service(struct text_file *tf, struct text_error *err, struct matrix *m,
+			 const struct text_tokens *t)
+{
+	if (need_fields(tf, err, t, 4, 4, "service SLUG DSCP|- \"Name\"") < 0)
+		return -1;
+	int existing = matrix_find_service(m, t->tok[1]);
+	if (check_new_slug(tf, err, "service", t->tok[1],
+			   existing >= 0 ? m->services[existing].line : 0) < 0)
+		return -1;
+	struct matrix_service svc = { .line = tf->line };
+	if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0 || check_name(tf, err, t, 3) < 0)
+		return -1;
+	text_copy(svc.slug, sizeof(svc.slug), t->tok[1]);
+	text_copy(svc.name, sizeof(svc.name), t->tok[3]);
+
+	struct matrix_service *grown = grow(m->services, m->nservices, sizeof(svc));
+	if (!grown)
+		return text_fail(tf, err, "out of memory");
+	m->services = grown;
+	m->services[m->nservices++] = svc;
+	return 0;
+}
+
+/* "N" or "N-M", 1 <= N <= M <= 65535. */
+static int parse_ports(struct text_file *tf, struct text_error *err, const char *s,
+		       uint16_t *lo, uint16_t *hi)
+{
+	char buf[32];
+	unsigned long a, b;
+	text_copy(buf, sizeof(buf), s);
+	char *dash = strchr(buf, '-');
+	if (dash)
+		*dash = '\0';
+	if (text_parse_uint(buf, 1, 65535, &a) < 0)
+		return text_fail(tf, err, "port '%s' is not 1..65535", buf);
+	b = a;
+	if (dash && text_parse_uint(dash + 1, 1, 65535, &b) < 0)
+		return text_fail(tf, err, "port '%s' is not 1..65535", dash + 1);
+	if (b < a)
+		return text_fail(tf, err, "port range %s runs backwards", s);
+	*lo = (uint16_t)a;
+	*hi = (uint16_t)b;
+	return 0;
+}
+
+/* seed:NNN[,NNN], derived:NNN[,NNN] or local:WORD */
+static int check_source(struct text_file *tf, struct text_error *err, const char *s)
+{
+	const char *colon = strchr(s, ':');
+	if (strlen(s) >= MATRIX_SOURCE_LEN || !colon || !colon[1])
+		return text_fail(tf, err,
+				 "source '%s': expected seed:NNN, derived:NNN[,NNN] or local:NAME", s);
+	size_t kind = (size_t)(colon - s);
+	if (!(kind == 4 && !strncmp(s, "seed", 4)) && !(kind == 7 && !strncmp(s, "derived", 7)) &&
+	    !(kind == 5 && !strncmp(s, "local", 5)))
+		return text_fail(tf, err, "source '%s': kind must be seed, derived or local", s);
+	return 0;
+}
+
+static int parse_rule(struct text_file *tf, struct text_error *err, struct matrix *m,
+		      const struct text_tokens *t)
+{
+	if (need_fields(tf, err, t, 6, 6, "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE") < 0)
+		return -1;
+	struct matrix_rule r = { .line = tf->line };
+	r.role = matrix_find_role(m, t->tok[1]);
+	if (r.role < 0)
+		return text_fail(tf, err, "unknown role '%s' (declare it with a 'role' line first)",
+				 t->tok[1]);
+	r.service = matrix_find_service(m, t->tok[2]);
+	if (r.service < 0)
+		return text_fail(tf, err,
+				 "unknown service '%s' (declare it with a 'service' line first)",
+				 t->tok[2]);
+	r.proto = matrix_proto_parse(t->tok[3]);
+	if (r.proto < 0)
+		return text_fail(tf, err, "transport '%s' is not tcp or udp", t->tok[3]);
+	if (parse_ports(tf, err, t->tok[4], &r.port_lo, &r.port_hi) < 0 ||
+	    check_source(tf, err, t->tok[5]) < 0)
+		return -1;
+	text_copy(r.source, sizeof(r.source), t->tok[5]);
+
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *o = &m->rules[i];
+		if (o->role == r.role && o->proto == r.proto && o->port_lo == r.port_lo &&
+		    o->port_hi == r.port_hi)
+			return text_fail(tf, err,
+					 "duplicate rule: %s %s %s was already given at line %d",
+					 t->tok[1], t->tok[3], t->tok[4], o->line);
+	}
+	if (m->nrules >= LX_MAX_RULES - 1)
+		return text_fail(tf, err, "more than %d rules", LX_MAX_RULES - 1);
+	struct matrix_rule *grown = grow(m->rules, m->nrules, sizeof(r));
+	if (!grown)
+		return text_fail(tf, err, "out of memory");
+	m->rules = grown;
+	m->rules[m->nrules++] = r;
+	return 0;
+}
+
+static int parse_line(struct text_file *tf, struct text_error *err, struct matrix *m,
+		      const struct text_tokens *t)
+{
+	const char *kw = t->tok[0];
+	if (t->quoted[0])
+		return text_fail(tf, err, "a line starts with a keyword, not a quoted name");
+	if (!strcmp(kw, "product"))
+		return parse_product(tf, err, m, t);
+	if (!m->product[0])
+		return text_fail(tf, err, "the first line must be 'product SLUG \"Name\"'");
+	if (!strcmp(kw, "role"))
+		return parse_role(tf, err, m, t);
+	if (!strcmp(kw, "service"))
+		return parse_service(tf, err, m, t);
+	if (!strcmp(kw, "rule"))
+		return parse_rule(tf, err, m, t);
+	return text_fail(tf, err, "unknown keyword '%s' (expected product, role, service or rule)",
+			 kw);
+}
+
+int matrix_load(const char *path, struct matrix *m, struct text_error *err)
+{
+	struct text_file tf;
+	struct text_tokens t;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	text_copy(m->path, sizeof(m->path), path);
+	if (text_open(&tf, path, err) < 0)
+		return -1;
+	while ((r = text_next(&tf, &t, err)) > 0) {
+		if (t.n == 0)
+			continue;
+		if (parse_line(&tf, err, m, &t) < 0) {
+			r = -1;
+			break;
+		}
+	}
+	m->hash = tf.hash;
+	if (r == 0 && !m->product[0]) {
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: no 'product' line: not a port matrix",
+			 path, tf.line);
+		r = -1;
+	} else if (r == 0 && m->nrules == 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path, tf.line);
+		r = -1;
+	}
+	text_close(&tf);
+	if (r < 0)
+		matrix_free(m);
+	return r;
+}

@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Parses a site file (maps/README.md): one line per role, `ROLE PREFIX [PREFIX ...]`.
+ * A bare address is a host (/32 or /128). A prefix named on several lines, or under
+ * several roles, is one prefix holding all of those roles.
+ */
+#include "site.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void site_free(struct site *s)
+{
+	free(s->prefixes);
+	s->prefixes = NULL;
+	s->nprefixes = 0;
+}
+
+static int host_bits_set(const struct site_prefix *p)
+{
+	int bytes = p->family == 4 ? 4 : 16;
+	for (int bit = p->len; bit < bytes * 8; bit++)
+		if (p->addr[bit / 8] & (0x80 >> (bit % 8)))
+			return 1;
+	return 0;
+}
+
+int site_parse_prefix(const char *text, struct site_prefix *p, char *why, size_t whylen)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	unsigned long len;
+
+	memset(p, 0, sizeof(*p));
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(why, whylen, "'%.60s...' is not an IP address or prefix", text);
+		return -1;
+	}
+	text_copy(buf, sizeof(buf), text);
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (strchr(buf, '%')) {
+		snprintf(why, whylen, "'%s': scope ids (%%IFACE) have no meaning in a site file",
+			 text);
+		return -1;
+	}
+	if (inet_pton(AF_INET, buf, p->addr) == 1)
+		p->family = 4;
+	else if (inet_pton(AF_INET6, buf, p->addr) == 1)
+		p->family = 6;
+	else {
+		snprintf(why, whylen, "'%s' is not an IPv4 or IPv6 address", buf);
+		return -1;
+	}
+	int max = p->family == 4 ? 32 : 128;
+	p->len = max;
+	if (slash) {
+		if (text_parse_uint(slash + 1, 0, (unsigned long)max, &len) < 0) {
+			snprintf(why, whylen, "prefix length '/%s' is not 0..%d", slash + 1, max);
+			return -1;
+		}
+		p->len = (int)len;
+	}
+	if (host_bits_set(p)) {
+		struct site_prefix net = *p;
+		for (int bit = p->len; bit < max; bit++)
+			net.addr[bit / 8] &= (uint8_t) ~(0x80 >> (bit % 8));
+		char fixed[64];
+		site_format_prefix(&net, fixed, sizeof(fixed));
+		snprintf(why, whylen, "'%s' has host bits set beyond /%d (did you mean %s?)", text,
+			 p->len, fixed);
+		return -1;
+	}
+	return 0;
+}
+
+void site_format_prefix(const struct site_prefix *p, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+	inet_ntop(p->family == 4 ? AF_INET : AF_INET6, p->addr, addr, sizeof(addr));
+	snprintf(buf, len, "%s/%d", addr, p->len);
+}
+
+static int add_prefix(struct text_file *tf, struct text_error *err, struct site *s,
+		      const struct site_prefix *p, int role)
+{
+	if (s->nprefixes == 0 || (s->nprefixes & (s->nprefixes - 1)) == 0) {
+		size_t cap = s->nprefixes ? (size_t)s->nprefixes * 2 : 64;
+		struct site_prefix *grown = realloc(s->prefixes, cap * sizeof(*grown));
+		if (!grown)
+			return text_fail(tf, err, "out of memory");
+		s->prefixes = grown;
+	}
+	struct site_prefix *q = &s->prefixes[s->nprefixes++];
+	*q = *p;
+	q->roles = 1ULL << role;
+	q->line = tf->line;
+	return 0;
+}
+
+static int prefix_cmp(const void *a, const void *b)
+{
+	const struct site_prefix *x = a, *y = b;
+	if (x->family != y->family)
+		return x->family - y->family;
+	int c = memcmp(x->addr, y->addr, 16);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len - y->len;
+	return x->line - y->line;
+}
+
+/* One entry per prefix: the same prefix on several lines holds all their roles. */
+static void merge_duplicates(struct site *s, const struct matrix *m)
+{
+	int out = 0;
+	qsort(s->prefixes, (size_t)s->nprefixes, sizeof(*s->prefixes), prefix_cmp);
+	for (int i = 0; i < s->nprefixes; i++) {
+		struct site_prefix *p = &s->prefixes[i];
+		struct site_prefix *last = out ? &s->prefixes[out - 1] : NULL;
+		if (last && last->family == p->family && last->len == p->len &&
+		    !memcmp(last->addr, p->addr, 16)) {
+			uint64_t again = last->roles & p->roles;
+			for (int r = 0; again && r < m->nroles; r++)
+				if (again & (1ULL << r)) {
+					char text[64];
+					site_format_prefix(p, text, sizeof(text));
+					fprintf(stderr, "%s:%d: warning: %s is already %s (line %d)\n",
+						s->path, p->line, text, m->roles[r].slug, last->line);
+					s->nwarnings++;
+				}
+			last->roles |= p->roles;
+			continue;
+		}
+		s->prefixes[out++] = *p;
+	}
+	s->nprefixes = out;
+}
+
+static int parse_line(struct text_file *tf, struct text_error *err, const struct matrix *m,
+		      struct site *s, const struct text_tokens *t)
+{
+	const char *slug = t->tok[0];
+	int role = matrix_find_role(m, slug);
+	if (role < 0) {
+		if (!strcmp(slug, "protect") || !strcmp(slug, "dscp"))
+			return text_fail(tf, err, "'%s' is not supported by this version of lyncxdp",
+					 slug);
+		return text_fail(tf, err, "unknown role '%s' (roles of %s: see `lyncxdp roles`)",
+				 slug, m->product);
+	}
+	if (t->n < 2)
+		return text_fail(tf, err, "role '%s' without a prefix: expected 'ROLE PREFIX ...'",
+				 slug);
+	for (int i = 1; i < t->n; i++) {
+		struct site_prefix p;
+		char why[256];
+		if (t->quoted[i] || site_parse_prefix(t->tok[i], &p, why, sizeof(why)) < 0)
+			return text_fail(tf, err, "%s", t->quoted[i] ? "a prefix is not quoted" : why);
+		if (add_prefix(tf, err, s, &p, role) < 0)
+			return -1;
+		if (s->nprefixes > LX_MAX_PREFIXES * 2)
+			return text_fail(tf, err, "more than %d prefixes", LX_MAX_PREFIXES * 2);
+	}
+	s->roles_present |= 1ULL << role;
+	return 0;
+}
+
+int site_load(const char *path, const struct matrix *m, struct site *s, struct text_error *err)
+{
+	struct text_file tf;
+	struct text_tokens t;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	text_copy(s->path, sizeof(s->path), path);
+	if (text_open(&tf, path, err) < 0)
+		return -1;
+	while ((r = text_next(&tf, &t, err)) > 0) {
+		if (t.n == 0)
+			continue;
+		if (parse_line(&tf, err, m, s, &t) < 0) {
+			r = -1;
+			break;
+		}
+	}
+	s->hash = tf.hash;
+	if (r == 0)
+		merge_duplicates(s, m);
+	if (r == 0 && s->nprefixes == 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix", path,
+			 tf.line ? tf.line : 1);
+		r = -1;
+	}
+	text_close(&tf);
+	if (r < 0)
+		site_free(s);
+	return r;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The site file: which address prefixes hold which role. */
+#ifndef LYNCXDP_SITE_H
+#define LYNCXDP_SITE_H
+
+#include <stdint.h>
+
+#include "matrix.h"
+
+struct site_prefix {
+	int family; /* 4 or 6 */
+	uint8_t addr[16]; /* IPv4 in the first four bytes, network order */
+	int len;
+	uint64_t roles; /* roles given for exactly this prefix, before closure */
+	int line;       /* first line that named it */
+};
+
+struct site {
+	char path[LX_PATH_LEN];
+	uint64_t hash;
+	uint64_t roles_present; /* roles named in the file, before closure */
+	int nprefixes;
+	struct site_prefix *prefixes;
+	int nwarnings;
+};
+
+/* Reads a site file against a matrix's roles. Warnings go to stderr as file:line. */
+int site_load(const char *path, const struct matrix *m, struct site *s, struct text_error *err);
+void site_free(struct site *s);
+
+/* Parses "ADDR[/LEN]" (IPv4 or IPv6). Returns 0, or -1 with a reason in why. */
+int site_parse_prefix(const char *text, struct site_prefix *p, char *why, size_t whylen);
+
+/* Formats a prefix as text ("192.0.2.0/24", "2001:db8::1/128"). */
+void site_format_prefix(const struct site_prefix *p, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "json.h"
+#include "matrix.h"
+
+/* Counter names as shown to users (table and JSON keys); indexed by enum lx_counter. */
+static const char *const counter_names[LX_CNT_MAX] = {
+	[LX_CNT_UNCLASSIFIED] = "unclassified", [LX_CNT_NON_IP] = "non_ip",
+	[LX_CNT_FRAGMENT] = "fragments",	[LX_CNT_ICMP] = "icmp",
+	[LX_CNT_OTHER_L4] = "other_l4",		[LX_CNT_MALFORMED] = "malformed",
+};
+
+const char *stats_counter_name(int counter)
+{
+	return counter >= 0 && counter < LX_CNT_MAX ? counter_names[counter] : "?";
+}
+
+const char *stats_dir_name(uint32_t dir)
+{
+	return dir == LX_DIR_IN ? "in" : "out";
+}
+
+void stats_free(struct stats_report *r)
+{
+	free(r->rows);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Sum of one per-CPU counter. */
+static int read_count(int fd, uint32_t key, struct lx_count *percpu, int ncpu, struct lx_count *sum)
+{
+	if (bpf_map_lookup_elem(fd, &key, percpu))
+		return -1;
+	for (int i = 0; i < ncpu; i++) {
+		sum->packets += percpu[i].packets;
+		sum->bytes += percpu[i].bytes;
+	}
+	return 0;
+}
+
+int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrules,
+		  uint32_t slot_mask, struct stats_report *r, struct text_error *err)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	memset(r, 0, sizeof(*r));
+	struct lx_count *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
+	r->rows = calloc((size_t)nrules * LX_DIR_MAX + 1, sizeof(*r->rows));
+	if (ncpu <= 0 || !percpu || !r->rows) {
+		free(percpu);
+		stats_free(r);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	for (uint32_t rule = 1; rc == 0 && rule <= nrules && rule < rule_cap; rule++) {
+		struct lx_rule_info info;
+		if (bpf_map_lookup_elem(fds->rule_info, &rule, &info)) {
+			rc = -1;
+			break;
+		}
+		if (!info.active)
+			continue;
+		for (uint32_t dir = 0; dir < LX_DIR_MAX; dir++) {
+			struct stats_row *row = &r->rows[r->nrows++];
+			row->rule = rule;
+			row->dir = dir;
+			row->info = info;
+			for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
+				if (slot_mask & (1u << slot))
+					rc = read_count(fds->counters,
+							lx_rule_counter_index(slot, rule_cap, rule, dir),
+							percpu, ncpu, &row->count);
+			r->total.packets += row->count.packets;
+			r->total.bytes += row->count.bytes;
+		}
+	}
+	for (uint32_t cnt = 0; rc == 0 && cnt < LX_CNT_MAX; cnt++) {
+		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
+			if (slot_mask & (1u << slot))
+				rc = read_count(fds->special, lx_special_counter_index(slot, cnt), percpu,
+						ncpu, &r->special[cnt]);
+		r->total.packets += r->special[cnt].packets;
+		r->total.bytes += r->special[cnt].bytes;
+	}
+	free(percpu);
+	if (rc) {
+		snprintf(err->msg, sizeof(err->msg), "reading counters: %s", strerror(errno));
+		stats_free(r);
+	}
+	return rc;
+}
+
+static void format_ports(const struct lx_rule_info *info, char *buf, size_t len)
+{
+	if (info->port_lo == info->port_hi)
+		snprintf(buf, len, "%u", info->port_lo);
+	else
+		snprintf(buf, len, "%u-%u", info->port_lo, info->port_hi);
+}
+
+static double rate(uint64_t now, uint64_t before, double interval)
+{
+	return now >= before ? (double)(now - before) / interval : 0.0;
+}
+
+static void print_count_json(FILE *out, const struct lx_count *c, const struct lx_count *before,
+			     double interval)
+{
+	fprintf(out, "{\"packets\": %llu, \"bytes\": %llu", (unsigned long long)c->packets,
+		(unsigned long long)c->bytes);
+	if (before)
+		fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
+			rate(c->packets, before->packets, interval),
+			rate(c->bytes, before->bytes, interval));
+	fputc('}', out);
+}
+
+static void print_json(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
+{
+	const struct stats_report *prev = o->interval > 0 ? o->prev : NULL;
+	fprintf(out, "{%s\"services\": [", o->json_extra ? o->json_extra : "");
+	for (int i = 0; i < r->nrows; i++) {
+		const struct stats_row *row = &r->rows[i];
+		char ports[16];
+		format_ports(&row->info, ports, sizeof(ports));
+		fprintf(out, "%s\n  {\"rule\": %u, \"role\": ", i ? "," : "", row->rule);
+		json_string(out, row->info.role);
+		fprintf(out, ", \"service\": ");
+		json_string(out, row->info.service);
+		fprintf(out, ", \"name\": ");
+		json_string(out, row->info.name);
+		fprintf(out, ", \"proto\": \"%s\", \"ports\": \"%s\", \"direction\": \"%s\", ",
+			matrix_proto_name(row->info.proto), ports, stats_dir_name(row->dir));
+		fprintf(out, "\"packets\": %llu, \"bytes\": %llu",
+			(unsigned long long)row->count.packets, (unsigned long long)row->count.bytes);
+		if (prev && prev->nrows == r->nrows)
+			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
+				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
+				rate(row->count.bytes, prev->rows[i].count.bytes, o->interval));
+		fputc('}', out);
+	}
+	fprintf(out, "\n]");
+	for (int c = 0; c < LX_CNT_MAX; c++) {
+		fprintf(out, ",\n\"%s\": ", counter_names[c]);
+		print_count_json(out, &r->special[c], prev ? &prev->special[c] : NULL, o->interval);
+	}
+	fprintf(out, ",\n\"total\": ");
+	print_count_json(out, &r->total, prev ? &prev->total : NULL, o->interval);
+	fprintf(out, "}\n");
+}
+
+static void print_table(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
+{
+	const struct stats_report *prev =
+		o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
+	fprintf(out, "%-18s %-22s %-5s %-11s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
+		"DIR", "PACKETS", "BYTES");
+	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
+	int shown = 0;
+	for (int i = 0; i < r->nrows; i++) {
+		const struct stats_row *row = &r->rows[i];
+		if (!o->all && row->count.packets == 0)
+			continue;
+		char ports[16];
+		format_ports(&row->info, ports, sizeof(ports));
+		fprintf(out, "%-18s %-22s %-5s %-11s %-4s %12llu %14llu", row->info.role,
+			row->info.service, matrix_proto_name(row->info.proto), ports,
+			stats_dir_name(row->dir), (unsigned long long)row->count.packets,
+			(unsigned long long)row->count.bytes);
+		if (prev)
+			fprintf(out, " %10.1f %12.0f",
+				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
+				8 * rate(row->count.bytes, prev->rows[i].count.bytes, o->interval));
+		fputc('\n', out);
+		shown++;
+	}
+	if (!shown)
+		fprintf(out, "(no classified packets%s)\n", o->all ? "" : "; --all lists every rule");
+	fputc('\n', out);
+	for (int c = 0; c < LX_CNT_MAX; c++)
+		fprintf(out, "%-63s %12llu %14llu\n", counter_names[c],
+			(unsigned long long)r->special[c].packets,
+			(unsigned long long)r->special[c].bytes);
+	fprintf(out, "%-63s %12llu %14llu\n", "total", (unsigned long long)r->total.packets,
+		(unsigned long long)r->total.bytes);
+}
+
+void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
+{
+	if (o->json)
+		print_json(out, r, o);
+	else
+		print_table(out, r, o);
+	fflush(out);
+}

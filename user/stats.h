@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Per-service counters: read from the maps (pinned, or a private replay instance), printed. */
+#ifndef LYNCXDP_STATS_H
+#define LYNCXDP_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "loader.h"
+
+struct stats_row {
+	uint32_t rule;
+	uint32_t dir;
+	struct lx_rule_info info;
+	struct lx_count count;
+};
+
+struct stats_report {
+	int nrows;
+	struct stats_row *rows; /* every active rule, both directions, in rule order */
+	struct lx_count special[LX_CNT_MAX];
+	struct lx_count total;
+};
+
+/* Sums every CPU and every interface slot set in slot_mask. */
+int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrules,
+		  uint32_t slot_mask, struct stats_report *r, struct text_error *err);
+void stats_free(struct stats_report *r);
+
+struct stats_print_opts {
+	int json;
+	int all;                          /* table: also rows that counted nothing */
+	double interval;                  /* > 0: print rates against prev */
+	const struct stats_report *prev;  /* the report interval seconds earlier */
+	const char *json_extra;           /* pre-formatted `"key": value,` members, or NULL */
+};
+
+void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o);
+
+const char *stats_counter_name(int counter);
+const char *stats_dir_name(uint32_t dir);
+
+#endif

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "testrun.h"
+
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+int testrun_open(struct testrun *t, const struct matrix *m, const struct compiled *c,
+		 struct text_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->rule_cap = loader_rule_cap(m->nrules);
+	t->nrules = (uint32_t)m->nrules;
+	struct loader_opts lo = { .iface_slot = 0, .rule_cap = t->rule_cap, .record_last = 1 };
+	t->skel = loader_load(&lo, err);
+	if (!t->skel)
+		return -1;
+	if (loader_write_tables(t->skel, m, c, err) < 0) {
+		testrun_close(t);
+		return -1;
+	}
+	loader_map_fds(t->skel, &t->fds);
+	t->prog_fd = loader_prog_fd(t->skel);
+	return 0;
+}
+
+void testrun_close(struct testrun *t)
+{
+	loader_destroy(t->skel);
+	t->skel = NULL;
+}
+
+int testrun_frame(struct testrun *t, const uint8_t *frame, size_t len, struct testrun_result *res,
+		  struct text_error *err)
+{
+	/* The kernel takes at least an Ethernet header, and one page less head/tail room. */
+	if (len < 14) {
+		t->too_short++;
+		return 1;
+	}
+	memset(&res->last, 0, sizeof(res->last));
+	__u32 zero = 0;
+
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (__u32)len,
+		    .data_out = res->out, .data_size_out = sizeof(res->out), .repeat = 1);
+	if (bpf_prog_test_run_opts(t->prog_fd, &opts)) {
+		if (errno == EINVAL || errno == ENOSPC) {
+			t->too_long++;
+			return 1;
+		}
+		snprintf(err->msg, sizeof(err->msg), "BPF_PROG_TEST_RUN: %s", strerror(errno));
+		return -1;
+	}
+	res->retval = opts.retval;
+	res->out_len = opts.data_size_out;
+	/* lx_last is per CPU: the run happened on one of them, and only that one is set. */
+	struct lx_last percpu[512];
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu > 512 || bpf_map_lookup_elem(t->fds.last, &zero, percpu)) {
+		snprintf(err->msg, sizeof(err->msg), "reading the decision: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < ncpu; i++)
+		if (percpu[i].verdict || percpu[i].rule || percpu[i].counter)
+			res->last = percpu[i];
+	/* Clear for the next frame, which may run on another CPU. */
+	memset(percpu, 0, sizeof(percpu[0]) * (size_t)ncpu);
+	bpf_map_update_elem(t->fds.last, &zero, percpu, 0);
+	return 0;
+}
+
+int testrun_report(struct testrun *t, struct stats_report *r, struct text_error *err)
+{
+	return stats_collect(&t->fds, t->rule_cap, t->nrules, 1u, r, err);
+}

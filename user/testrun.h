@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A private instance of the real XDP program (nothing attached, nothing pinned) that runs
+ * frames with BPF_PROG_TEST_RUN: what explain, replay and the tests use.
+ */
+#ifndef LYNCXDP_TESTRUN_H
+#define LYNCXDP_TESTRUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compile.h"
+#include "loader.h"
+#include "stats.h"
+
+struct testrun {
+	struct lyncxdp_bpf *skel;
+	struct lx_map_fds fds;
+	int prog_fd;
+	uint32_t rule_cap;
+	uint32_t nrules;
+	uint64_t too_short; /* frames shorter than an Ethernet header: the kernel refuses them */
+	uint64_t too_long;  /* frames larger than a test run takes */
+};
+
+int testrun_open(struct testrun *t, const struct matrix *m, const struct compiled *c,
+		 struct text_error *err);
+void testrun_close(struct testrun *t);
+
+/* What the program decided for one frame. */
+struct testrun_result {
+	struct lx_last last;
+	uint32_t retval;    /* XDP action */
+	size_t out_len;
+	uint8_t out[4096]; /* the frame as it leaves the program */
+};
+
+/* Returns 0, 1 when the kernel refused the frame for its size (counted), -1 on error. */
+int testrun_frame(struct testrun *t, const uint8_t *frame, size_t len, struct testrun_result *res,
+		  struct text_error *err);
+
+/* Counters accumulated by every frame run so far. */
+int testrun_report(struct testrun *t, struct stats_report *r, struct text_error *err);
+
+#endif
