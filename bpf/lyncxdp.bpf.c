@@ -2,9 +2,11 @@
 /*
  * lyncxdp: classify every packet by Lync / Skype for Business service and direction.
  *
- * Reads top to bottom: parse (Ethernet, VLANs, IPv4/IPv6, TCP/UDP), classify (role of the
- * destination and source address, then the rule for (role set, transport, port)), act
- * (count, pass). The loader fills every map; the program only reads them and counts.
+ * Reads top to bottom: parse (Ethernet, VLANs, IPv4/IPv6, TCP/UDP/ICMP), classify (role of
+ * the destination and source address, then the rule for (role set, transport, port)), act
+ * (count; track flows opened by protected hosts; drop or count what the policy forbids;
+ * rewrite DSCP). The loader fills every table; the program reads them and writes counters,
+ * the flow and fragment tables and the drop log.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -19,10 +21,15 @@
 
 #include "lyncxdp_kern_user.h"
 
+#define IPV4_MF 0x2000
 #define IPV4_FRAG_OFFSET 0x1fff
 #define IPV6_FRAG_OFFSET 0xfff8
+#define IPV6_MF 0x0001
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXT_HDRS 6
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
+#define NSEC_PER_SEC 1000000000ULL
 
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
@@ -65,16 +72,16 @@ struct {
 	__type(value, __u32);
 } lx_host6 SEC(".maps");
 
-// (proto, port) -> bitmask of groups with a rule there; lets most packets skip address
-// lookups. Written by the loader.
+// (proto, port) -> groups with a rule on their own port there, and groups with an
+// outbound-to rule to that peer port; lets most packets skip address lookups. Loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LX_PORT_GROUPS_SIZE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct lx_port_groups);
 } lx_port_groups SEC(".maps");
 
-// (group, proto, port) -> winning rule id, precedence resolved by the loader.
+// (group, proto, the role's own port) -> winning rule id, precedence resolved by the loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LX_RULE_TABLE_SIZE);
@@ -82,13 +89,61 @@ struct {
 	__type(value, struct lx_rule_slot);
 } lx_rule_table SEC(".maps");
 
-// Which address maps are in use. Written by the loader.
+// (group, proto, the peer's port) -> outbound-to rule id. Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LX_MAX_REMOTE);
+	__type(key, struct lx_remote_key);
+	__type(value, __u32);
+} lx_remote_table SEC(".maps");
+
+// Rule id -> kind and DSCP. Written by the loader; sized rule_cap.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct lx_rule_action);
+} lx_rule_action SEC(".maps");
+
+// Address maps in use, protected groups, flow timeouts, drop-log rate. Written by the loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lx_config);
 } lx_config SEC(".maps");
+
+// Per interface slot: policy and tag mode. Written by the loader (attach, set).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct lx_iface_config);
+} lx_iface_config SEC(".maps");
+
+// ICMP types (and codes) that protected hosts accept. Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} lx_icmp_allow SEC(".maps");
+
+// Connections opened by protected hosts, keyed from the host's side. Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LX_MAX_FLOWS);
+	__type(key, struct lx_flow_key);
+	__type(value, struct lx_flow);
+} lx_flows SEC(".maps");
+
+// First-fragment verdicts for the fragments that follow. Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LX_MAX_FRAGS);
+	__type(key, struct lx_frag_key);
+	__type(value, struct lx_frag_verdict);
+} lx_frags SEC(".maps");
 
 // Per-CPU packets/bytes per (interface slot, rule, direction). Written by the program;
 // sized by the loader (LX_MAX_IFACES * rule_cap * 2).
@@ -99,6 +154,14 @@ struct {
 	__type(value, struct lx_count);
 } lx_counters SEC(".maps");
 
+// Per-CPU packets/bytes re-marked by the tag mode, indexed like lx_counters. Program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX);
+	__type(key, __u32);
+	__type(value, struct lx_count);
+} lx_remarked SEC(".maps");
+
 // Per-CPU packets/bytes per (interface slot, enum lx_counter). Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -106,6 +169,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_special SEC(".maps");
+
+// Per-CPU drops and would-drops per (interface slot, reason). Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LX_MAX_IFACES * LX_DROP_MAX * 2);
+	__type(key, __u32);
+	__type(value, struct lx_count);
+} lx_drops SEC(".maps");
+
+// Drop log records for `lyncxdp drops`. Written by the program, rate-limited.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} lx_droplog SEC(".maps");
+
+// Per-CPU one-second window of the drop-log rate limit. Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_droplog_window);
+} lx_droplog_rl SEC(".maps");
 
 // Rule descriptions for `lyncxdp stats`; the program never reads it. Written by the loader.
 struct {
@@ -148,16 +233,28 @@ struct cursor {
 	void *end;
 };
 
-/* What parsing found: addresses and ports of a TCP/UDP packet. */
+enum fragment_kind {
+	FRAG_NONE = 0,
+	FRAG_FIRST = 1, /* offset 0, more fragments follow: has the L4 header */
+	FRAG_LATER = 2, /* no L4 header */
+};
+
+/* What parsing found. Addresses are valid once have_addrs is set, even for fragments. */
 struct packet {
-	__u32 family; /* 4 or 6 */
-	__u32 proto;  /* enum lx_proto */
-	__be32 saddr4;
-	__be32 daddr4;
-	struct lx_addr6 saddr6;
-	struct lx_addr6 daddr6;
+	__u8 family; /* 4 or 6 */
+	__u8 have_addrs;
+	__u8 ipproto;
+	__u8 fragment; /* enum fragment_kind */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 proto; /* enum lx_proto, for TCP and UDP */
+	__u32 frag_id;
 	__u16 sport;
 	__u16 dport;
+	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
+	struct lx_addr6 daddr;
+	void *ip; /* the IP header, for the DSCP rewrite */
 };
 
 /* Parse results other than "ports found" are the lx_counter that counts them. */
@@ -189,18 +286,19 @@ static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 	return PARSED_L4;
 }
 
-static __always_inline int parse_ports(struct cursor *c, __u8 ipproto, struct packet *p)
+static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 {
-	if (ipproto == IPPROTO_TCP) {
+	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
 		if ((void *)(tcp + 1) > c->end || tcp->doff < 5)
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
 		p->dport = bpf_ntohs(tcp->dest);
+		p->tcp_flags = ((__u8 *)tcp)[13];
 		return PARSED_L4;
 	}
-	if (ipproto == IPPROTO_UDP) {
+	if (p->ipproto == IPPROTO_UDP) {
 		struct udphdr *udp = c->pos;
 		if ((void *)(udp + 1) > c->end)
 			return LX_CNT_MALFORMED;
@@ -209,8 +307,14 @@ static __always_inline int parse_ports(struct cursor *c, __u8 ipproto, struct pa
 		p->dport = bpf_ntohs(udp->dest);
 		return PARSED_L4;
 	}
-	if (ipproto == IPPROTO_ICMP || ipproto == IPPROTO_ICMPV6)
+	if (p->ipproto == IPPROTO_ICMP || p->ipproto == IPPROTO_ICMPV6) {
+		__u8 *icmp = c->pos;
+		if ((void *)(icmp + 2) > c->end)
+			return LX_CNT_MALFORMED;
+		p->icmp_type = icmp[0];
+		p->icmp_code = icmp[1];
 		return LX_CNT_ICMP;
+	}
 	return LX_CNT_OTHER_L4;
 }
 
@@ -219,6 +323,11 @@ static __always_inline int parse_ipv4(struct cursor *c, struct packet *p)
 	struct iphdr *ip = c->pos;
 	if ((void *)(ip + 1) > c->end)
 		return LX_CNT_MALFORMED;
+	p->family = 4;
+	p->ip = ip;
+	__builtin_memcpy(p->saddr.addr, &ip->saddr, 4);
+	__builtin_memcpy(p->daddr.addr, &ip->daddr, 4);
+	p->have_addrs = 1;
 	if (ip->version != 4 || ip->ihl < 5)
 		return LX_CNT_MALFORMED;
 	__u32 hdr_len = ip->ihl * 4;
@@ -227,14 +336,18 @@ static __always_inline int parse_ipv4(struct cursor *c, struct packet *p)
 		return LX_CNT_MALFORMED;
 	if ((void *)ip + hdr_len > c->end)
 		return LX_CNT_MALFORMED;
-	if (bpf_ntohs(ip->frag_off) & IPV4_FRAG_OFFSET)
-		return LX_CNT_FRAGMENT;
 
-	p->family = 4;
-	p->saddr4 = ip->saddr;
-	p->daddr4 = ip->daddr;
+	p->ipproto = ip->protocol;
+	__u16 frag = bpf_ntohs(ip->frag_off);
+	p->frag_id = bpf_ntohs(ip->id);
+	if (frag & IPV4_FRAG_OFFSET) {
+		p->fragment = FRAG_LATER;
+		return LX_CNT_FRAGMENT;
+	}
+	if (frag & IPV4_MF)
+		p->fragment = FRAG_FIRST;
 	c->pos = (void *)ip + hdr_len;
-	return parse_ports(c, ip->protocol, p);
+	return parse_l4(c, p);
 }
 
 static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
@@ -242,14 +355,16 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 	struct ipv6hdr *ip6 = c->pos;
 	if ((void *)(ip6 + 1) > c->end)
 		return LX_CNT_MALFORMED;
+	p->family = 6;
+	p->ip = ip6;
+	__builtin_memcpy(&p->saddr, &ip6->saddr, sizeof(p->saddr));
+	__builtin_memcpy(&p->daddr, &ip6->daddr, sizeof(p->daddr));
+	p->have_addrs = 1;
 	if (ip6->version != 6)
 		return LX_CNT_MALFORMED;
 	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > c->end)
 		return LX_CNT_MALFORMED;
 
-	p->family = 6;
-	__builtin_memcpy(&p->saddr6, &ip6->saddr, sizeof(p->saddr6));
-	__builtin_memcpy(&p->daddr6, &ip6->daddr, sizeof(p->daddr6));
 	__u8 nexthdr = ip6->nexthdr;
 	c->pos = ip6 + 1;
 
@@ -268,13 +383,21 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 			struct ipv6_frag *frag = c->pos;
 			if ((void *)(frag + 1) > c->end)
 				return LX_CNT_MALFORMED;
-			if (bpf_ntohs(frag->frag_off) & IPV6_FRAG_OFFSET)
+			__u16 off = bpf_ntohs(frag->frag_off);
+			p->frag_id = bpf_ntohl(frag->id);
+			p->ipproto = frag->nexthdr;
+			if (off & IPV6_FRAG_OFFSET) {
+				p->fragment = FRAG_LATER;
 				return LX_CNT_FRAGMENT;
+			}
+			if (off & IPV6_MF)
+				p->fragment = FRAG_FIRST;
 			nexthdr = frag->nexthdr;
 			c->pos = frag + 1;
 			continue;
 		}
-		return parse_ports(c, nexthdr, p);
+		p->ipproto = nexthdr;
+		return parse_l4(c, p);
 	}
 	/* Longer extension chains than any real sender uses. */
 	return LX_CNT_MALFORMED;
@@ -282,28 +405,27 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 
 /* ---- classify ---- */
 
-static __always_inline __u32 group_of_v4(__be32 addr, __u32 flags)
+static __always_inline __u32 group_of(const struct packet *p, const struct lx_addr6 *addr,
+				      __u32 flags)
 {
 	__u32 *group;
 
-	if (flags & LX_CFG_HOST4) {
-		group = bpf_map_lookup_elem(&lx_host4, &addr);
-		if (group)
-			return *group;
+	if (p->family == 4) {
+		__u32 a4;
+		__builtin_memcpy(&a4, addr->addr, 4);
+		if (flags & LX_CFG_HOST4) {
+			group = bpf_map_lookup_elem(&lx_host4, &a4);
+			if (group)
+				return *group;
+		}
+		if (flags & LX_CFG_NET4) {
+			struct lx_lpm4_key key = { .prefixlen = 32, .addr = a4 };
+			group = bpf_map_lookup_elem(&lx_lpm4, &key);
+			if (group)
+				return *group;
+		}
+		return 0;
 	}
-	if (flags & LX_CFG_NET4) {
-		struct lx_lpm4_key key = { .prefixlen = 32, .addr = addr };
-		group = bpf_map_lookup_elem(&lx_lpm4, &key);
-		if (group)
-			return *group;
-	}
-	return 0;
-}
-
-static __always_inline __u32 group_of_v6(const struct lx_addr6 *addr, __u32 flags)
-{
-	__u32 *group;
-
 	if (flags & LX_CFG_HOST6) {
 		group = bpf_map_lookup_elem(&lx_host6, addr);
 		if (group)
@@ -319,39 +441,257 @@ static __always_inline __u32 group_of_v6(const struct lx_addr6 *addr, __u32 flag
 	return 0;
 }
 
-static __always_inline __u32 groups_at_port(__u32 proto, __u16 port)
+static __always_inline struct lx_port_groups groups_at_port(__u32 proto, __u16 port)
 {
 	__u32 idx = lx_port_index(proto, port);
-	__u32 *mask = bpf_map_lookup_elem(&lx_port_groups, &idx);
-	return mask ? *mask : 0;
+	struct lx_port_groups *g = bpf_map_lookup_elem(&lx_port_groups, &idx);
+	struct lx_port_groups none = {};
+	return g ? *g : none;
 }
 
-static __always_inline __u32 rule_at(__u32 group, __u32 proto, __u16 port)
+static __always_inline __u32 group_bit(__u32 group)
+{
+	return group && group < LX_MAX_GROUPS ? 1u << group : 0;
+}
+
+/* The rule of a group on its own port (listen or outbound-from). */
+static __always_inline __u32 local_rule(__u32 group, __u32 proto, __u16 port)
 {
 	__u32 idx = lx_rule_slot_index(group, proto, port);
 	struct lx_rule_slot *slot = bpf_map_lookup_elem(&lx_rule_table, &idx);
 	return slot ? slot->rule[port % LX_RULES_PER_SLOT] : 0;
 }
 
-/* The rule for one side of the packet: the address's role set listening on that port. */
-static __always_inline __u32 match_side(const struct packet *p, int dst, __u32 flags)
+/* The outbound-to rule of a group toward a peer's port. */
+static __always_inline __u32 remote_rule(__u32 group, __u32 proto, __u16 port)
 {
-	__u16 port = dst ? p->dport : p->sport;
-	__u32 candidates = groups_at_port(p->proto, port);
-	if (!candidates)
-		return 0; /* no role listens on this port: skip the address lookup */
-
-	__u32 group;
-	if (p->family == 4)
-		group = group_of_v4(dst ? p->daddr4 : p->saddr4, flags);
-	else
-		group = group_of_v6(dst ? &p->daddr6 : &p->saddr6, flags);
-	if (!group || group >= LX_MAX_GROUPS || !(candidates & (1u << group)))
-		return 0;
-	return rule_at(group, p->proto, port);
+	struct lx_remote_key key = { .group = group, .proto = (__u16)proto, .port = port };
+	__u32 *rule = bpf_map_lookup_elem(&lx_remote_table, &key);
+	return rule ? *rule : 0;
 }
 
-/* ---- act ---- */
+static __always_inline __u32 rule_kind(__u32 rule)
+{
+	struct lx_rule_action *a = bpf_map_lookup_elem(&lx_rule_action, &rule);
+	return a ? a->kind : LX_KIND_LISTEN;
+}
+
+struct decision {
+	__u32 rule;
+	__u32 dir;
+	__u32 dst_group; /* 0 when unknown or no role */
+	__u32 src_group;
+	__u32 reason; /* enum lx_drop_reason */
+};
+
+/*
+ * Destination side first: a packet toward a role's port (listen: in) or a reply toward a
+ * role's outbound flow (in). Then the source side: the role answering from its port or
+ * opening a connection (out). `in` wins when both sides match.
+ */
+static __always_inline void classify(const struct packet *p, const struct lx_config *cfg,
+				     struct decision *d)
+{
+	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
+	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
+
+	if (at_dport.local || at_sport.remote || cfg->protected_groups)
+		d->dst_group = group_of(p, &p->daddr, cfg->flags);
+	__u32 bit = group_bit(d->dst_group);
+	d->dir = LX_DIR_IN;
+	if (at_dport.local & bit) {
+		d->rule = local_rule(d->dst_group, p->proto, p->dport);
+		return;
+	}
+	if (at_sport.remote & bit) {
+		d->rule = remote_rule(d->dst_group, p->proto, p->sport);
+		return;
+	}
+
+	if (at_sport.local || at_dport.remote || cfg->protected_groups)
+		d->src_group = group_of(p, &p->saddr, cfg->flags);
+	bit = group_bit(d->src_group);
+	d->dir = LX_DIR_OUT;
+	if (at_sport.local & bit)
+		d->rule = local_rule(d->src_group, p->proto, p->sport);
+	else if (at_dport.remote & bit)
+		d->rule = remote_rule(d->src_group, p->proto, p->dport);
+}
+
+/* ---- act: flows opened by protected hosts ---- */
+
+static __always_inline void flow_key(const struct packet *p, int local_is_src,
+				     struct lx_flow_key *k)
+{
+	k->family = p->family;
+	k->proto = p->proto;
+	k->local_port = local_is_src ? p->sport : p->dport;
+	k->remote_port = local_is_src ? p->dport : p->sport;
+	__builtin_memcpy(k->local_addr, local_is_src ? p->saddr.addr : p->daddr.addr, 16);
+	__builtin_memcpy(k->remote_addr, local_is_src ? p->daddr.addr : p->saddr.addr, 16);
+}
+
+static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
+					const struct lx_config *cfg, __u64 now)
+{
+	__u64 timeout = f->closing		   ? cfg->tcp_closing_ns
+			: proto == LX_PROTO_TCP ? cfg->tcp_timeout_ns
+						: cfg->udp_timeout_ns;
+	return now - f->last_seen_ns > timeout;
+}
+
+/* A protected host sends: when one of its outbound rules covers it, open or refresh the flow. */
+static __always_inline void track_outbound(const struct packet *p, const struct lx_config *cfg,
+					   __u32 src_group, __u64 now)
+{
+	if (!(cfg->protected_groups & group_bit(src_group)))
+		return;
+	__u32 rule = local_rule(src_group, p->proto, p->sport);
+	if (!rule || rule_kind(rule) != LX_KIND_OUTBOUND_FROM) {
+		rule = remote_rule(src_group, p->proto, p->dport);
+		if (!rule)
+			return;
+	}
+	struct lx_flow_key key = {};
+	flow_key(p, 1, &key);
+	struct lx_flow flow = { .last_seen_ns = now };
+	struct lx_flow *old = bpf_map_lookup_elem(&lx_flows, &key);
+	if (old && !flow_expired(old, p->proto, cfg, now))
+		flow.closing = old->closing;
+	if (p->tcp_flags & (TCP_FIN | TCP_RST))
+		flow.closing = 1;
+	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
+}
+
+/* A reply toward a protected host passes only on a live flow the host opened. */
+static __always_inline int reply_allowed(const struct packet *p, const struct lx_config *cfg,
+					 __u64 now)
+{
+	struct lx_flow_key key = {};
+	flow_key(p, 0, &key);
+	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
+	if (!flow || flow_expired(flow, p->proto, cfg, now))
+		return 0;
+	flow->last_seen_ns = now;
+	if (p->tcp_flags & (TCP_FIN | TCP_RST))
+		flow->closing = 1;
+	return 1;
+}
+
+/* ---- act: the policy for protected destinations ---- */
+
+static __always_inline void frag_key(const struct packet *p, struct lx_frag_key *k)
+{
+	k->family = p->family;
+	k->ipproto = p->ipproto;
+	k->id = p->frag_id;
+	__builtin_memcpy(k->saddr, p->saddr.addr, 16);
+	__builtin_memcpy(k->daddr, p->daddr.addr, 16);
+}
+
+static __always_inline __u32 icmp_reason(const struct packet *p)
+{
+	__u32 key = lx_icmp_key(p->family, p->icmp_type, p->icmp_code);
+	if (bpf_map_lookup_elem(&lx_icmp_allow, &key))
+		return LX_DROP_NONE;
+	key = lx_icmp_key(p->family, p->icmp_type, LX_ICMP_ANY);
+	return bpf_map_lookup_elem(&lx_icmp_allow, &key) ? LX_DROP_NONE : LX_DROP_TRANSPORT;
+}
+
+static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
+					 const struct lx_config *cfg, __u64 now)
+{
+	if (d->rule && d->dir == LX_DIR_IN) {
+		if (rule_kind(d->rule) == LX_KIND_LISTEN)
+			return LX_DROP_NONE;
+		return reply_allowed(p, cfg, now) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
+	}
+	/* Not a port of this role: is it one on the other transport? */
+	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
+	if (groups_at_port(other, p->dport).local & group_bit(d->dst_group))
+		return LX_DROP_TRANSPORT;
+	return LX_DROP_PORT;
+}
+
+/* Why the policy refuses a packet to a protected address, LX_DROP_NONE when it may pass. */
+static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
+					   const struct decision *d, const struct lx_config *cfg,
+					   __u64 now)
+{
+	__u32 reason;
+
+	if (parsed == LX_CNT_MALFORMED)
+		return LX_DROP_MALFORMED;
+	if (parsed == LX_CNT_FRAGMENT) {
+		struct lx_frag_key key = {};
+		frag_key(p, &key);
+		struct lx_frag_verdict *first = bpf_map_lookup_elem(&lx_frags, &key);
+		return first ? first->reason : LX_DROP_FRAGMENT;
+	}
+	if (parsed == LX_CNT_ICMP)
+		reason = icmp_reason(p);
+	else if (parsed == LX_CNT_OTHER_L4)
+		reason = LX_DROP_TRANSPORT;
+	else
+		reason = port_reason(p, d, cfg, now);
+
+	if (p->fragment == FRAG_FIRST) {
+		struct lx_frag_key key = {};
+		struct lx_frag_verdict v = { .reason = reason };
+		frag_key(p, &key);
+		bpf_map_update_elem(&lx_frags, &key, &v, BPF_ANY);
+	}
+	return reason;
+}
+
+/* ---- act: DSCP ---- */
+
+static __always_inline __u8 current_dscp(const struct packet *p, void *end)
+{
+	if (p->family == 4) {
+		struct iphdr *ip = p->ip;
+		if (!ip || (void *)(ip + 1) > end)
+			return LX_DSCP_KEEP;
+		return ip->tos >> 2;
+	}
+	__u8 *b = p->ip;
+	if (!b || (void *)(b + 2) > end)
+		return LX_DSCP_KEEP;
+	return (__u8)(((b[0] & 0x0f) << 4 | b[1] >> 4) >> 2);
+}
+
+/* Rewrites DSCP, keeping ECN; IPv4 checksum updated incrementally (RFC 1624, eqn. 3). */
+static __always_inline int set_dscp(const struct packet *p, void *end, __u8 dscp)
+{
+	if (p->family == 4) {
+		struct iphdr *ip = p->ip;
+		if (!ip || (void *)(ip + 1) > end)
+			return 0;
+		__u8 tos = (__u8)(dscp << 2 | (ip->tos & 0x03));
+		if (tos == ip->tos)
+			return 0;
+		__u16 old_word = bpf_ntohs(*(__be16 *)ip);
+		ip->tos = tos;
+		__u16 new_word = bpf_ntohs(*(__be16 *)ip);
+		__u32 sum = (__u16)~bpf_ntohs(ip->check) + (__u16)~old_word + new_word;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		ip->check = bpf_htons((__u16)~sum);
+		return 1;
+	}
+	__u8 *b = p->ip;
+	if (!b || (void *)(b + 2) > end)
+		return 0;
+	__u8 tc = (__u8)((b[0] & 0x0f) << 4 | b[1] >> 4);
+	__u8 new_tc = (__u8)(dscp << 2 | (tc & 0x03));
+	if (new_tc == tc)
+		return 0;
+	b[0] = (__u8)((b[0] & 0xf0) | new_tc >> 4);
+	b[1] = (__u8)((new_tc & 0x0f) << 4 | (b[1] & 0x0f)); /* flow label bits untouched */
+	return 1;
+}
+
+/* ---- act: counters and the drop log ---- */
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 {
@@ -362,15 +702,53 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 	}
 }
 
-static __always_inline void remember(__u32 rule, __u32 dir, __u32 counter, __u32 verdict)
+static __always_inline void log_drop(const struct packet *p, const struct decision *d,
+				     __u32 ifindex, int enforced, __u64 now, __u32 per_sec)
+{
+	__u32 zero = 0;
+	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
+	if (!w)
+		return;
+	if (now - w->start_ns >= NSEC_PER_SEC) {
+		w->start_ns = now;
+		w->sent = 0;
+	}
+	if (w->sent >= per_sec) {
+		w->suppressed++;
+		return;
+	}
+	struct lx_drop_event *e = bpf_ringbuf_reserve(&lx_droplog, sizeof(*e), 0);
+	if (!e) {
+		w->suppressed++;
+		return;
+	}
+	w->sent++;
+	e->time_ns = now;
+	e->ifindex = ifindex;
+	e->group = d->dst_group;
+	e->family = p->family;
+	e->ipproto = p->ipproto;
+	e->reason = (__u8)d->reason;
+	e->enforced = (__u8)enforced;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	__builtin_memcpy(e->saddr, p->saddr.addr, 16);
+	__builtin_memcpy(e->daddr, p->daddr.addr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void remember(const struct decision *d, __u32 counter, __u32 verdict,
+				     __u8 dscp)
 {
 	__u32 zero = 0;
 	struct lx_last *last = bpf_map_lookup_elem(&lx_last, &zero);
 	if (last) {
-		last->rule = rule;
-		last->dir = dir;
+		last->rule = d->rule;
+		last->dir = d->dir;
 		last->counter = counter;
 		last->verdict = verdict;
+		last->reason = d->reason;
+		last->dscp = dscp;
 	}
 }
 
@@ -383,40 +761,70 @@ int lyncxdp(struct xdp_md *ctx)
 	};
 	__u64 bytes = c.end - c.pos;
 	struct packet p = {};
+	struct decision d = {};
 	__u16 eth_proto = 0;
+	__u32 zero = 0, slot = iface_slot;
 
-	int result = parse_ethernet(&c, &eth_proto);
-	if (result == PARSED_L4) {
+	/* parse */
+	int parsed = parse_ethernet(&c, &eth_proto);
+	if (parsed == PARSED_L4) {
 		if (eth_proto == bpf_htons(ETH_P_IP))
-			result = parse_ipv4(&c, &p);
+			parsed = parse_ipv4(&c, &p);
 		else if (eth_proto == bpf_htons(ETH_P_IPV6))
-			result = parse_ipv6(&c, &p);
+			parsed = parse_ipv6(&c, &p);
 		else
-			result = LX_CNT_NON_IP;
+			parsed = LX_CNT_NON_IP;
 	}
 
-	__u32 rule = 0, dir = LX_DIR_IN;
-	if (result == PARSED_L4) {
-		__u32 zero = 0;
-		struct lx_config *cfg = bpf_map_lookup_elem(&lx_config, &zero);
-		__u32 flags = cfg ? cfg->flags : 0;
+	struct lx_config *cfg = bpf_map_lookup_elem(&lx_config, &zero);
+	struct lx_iface_config *ifc = bpf_map_lookup_elem(&lx_iface_config, &slot);
+	if (!cfg || !ifc)
+		return XDP_PASS;
 
-		rule = match_side(&p, 1, flags); /* in wins when both sides match */
-		if (!rule) {
-			rule = match_side(&p, 0, flags);
-			dir = LX_DIR_OUT;
+	/* classify */
+	__u64 now = 0;
+	if (parsed == PARSED_L4) {
+		classify(&p, cfg, &d);
+		parsed = LX_CNT_UNCLASSIFIED;
+		if (cfg->protected_groups) {
+			now = bpf_ktime_get_ns();
+			track_outbound(&p, cfg, d.src_group, now);
 		}
-		result = LX_CNT_UNCLASSIFIED;
+	} else if (cfg->protected_groups && p.have_addrs) {
+		d.dst_group = group_of(&p, &p.daddr, cfg->flags);
 	}
 
-	if (rule && rule < rule_cap)
-		count(&lx_counters, lx_rule_counter_index(iface_slot, rule_cap, rule, dir), bytes);
+	/* act: policy, for protected destinations only; non-IP never gets here */
+	if (cfg->protected_groups & group_bit(d.dst_group)) {
+		if (!now)
+			now = bpf_ktime_get_ns();
+		d.reason = policy_reason(&p, parsed, &d, cfg, now);
+	}
+	int enforce = ifc->policy == LX_POLICY_ENFORCE;
+	__u32 verdict = d.reason && enforce ? XDP_DROP : XDP_PASS;
+
+	/* act: count */
+	int matched = d.rule && d.rule < rule_cap;
+	__u32 idx = lx_rule_counter_index(slot, rule_cap, d.rule, d.dir);
+	if (matched)
+		count(&lx_counters, idx, bytes);
 	else
-		count(&lx_special, lx_special_counter_index(iface_slot, result), bytes);
+		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
+	if (d.reason) {
+		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
+		log_drop(&p, &d, ctx->ingress_ifindex, enforce, now, cfg->droplog_per_sec);
+	}
+
+	/* act: DSCP, for classified packets that pass */
+	if (ifc->tag && matched && verdict == XDP_PASS) {
+		struct lx_rule_action *a = bpf_map_lookup_elem(&lx_rule_action, &d.rule);
+		if (a && a->dscp != LX_DSCP_KEEP && set_dscp(&p, c.end, a->dscp))
+			count(&lx_remarked, idx, bytes);
+	}
 
 	if (record_last)
-		remember(rule, dir, result, XDP_PASS);
-	return XDP_PASS;
+		remember(&d, parsed, verdict, p.have_addrs ? current_dscp(&p, c.end) : 0xff);
+	return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 1
+#define LX_LAYOUT_VERSION 2
 
 #define LX_MAX_IFACES 8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES 16384   /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -19,6 +19,10 @@
 #define LX_SLUG_LEN 32
 #define LX_NAME_LEN 64
 #define LX_PATH_LEN 192
+#define LX_MAX_FLOWS 65536 /* connections opened by protected hosts, LRU */
+#define LX_MAX_FRAGS 8192  /* first-fragment verdicts, LRU */
+#define LX_MAX_REMOTE 65536 /* (group, proto, remote port) entries of outbound rules */
+#define LX_MAX_ROLES 64
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -32,6 +36,33 @@ enum lx_dir {
 	LX_DIR_IN = 0,
 	LX_DIR_OUT = 1,
 	LX_DIR_MAX = 2,
+};
+
+/*
+ * What a rule describes. listen: the role's addresses accept PORTS (inbound allowed).
+ * outbound-to: the role opens connections to PORTS of any peer; outbound-from: the role
+ * opens connections from its own PORTS. Replies to outbound flows pass only when tracked.
+ */
+enum lx_rule_kind {
+	LX_KIND_LISTEN = 0,
+	LX_KIND_OUTBOUND_TO = 1,
+	LX_KIND_OUTBOUND_FROM = 2,
+};
+
+enum lx_policy {
+	LX_POLICY_MONITOR = 0, /* count what enforce would drop, pass everything */
+	LX_POLICY_ENFORCE = 1, /* drop it */
+};
+
+/* Why a packet to a protected address is (or would be) dropped. */
+enum lx_drop_reason {
+	LX_DROP_NONE = 0,
+	LX_DROP_PORT = 1,        /* no rule of the role accepts that port */
+	LX_DROP_TRANSPORT = 2,   /* port allowed on the other transport, or a protocol that is not */
+	LX_DROP_UNSOLICITED = 3, /* looks like a reply to an outbound flow that was never opened */
+	LX_DROP_FRAGMENT = 4,    /* non-first fragment whose first fragment did not pass */
+	LX_DROP_MALFORMED = 5,   /* truncated or inconsistent headers */
+	LX_DROP_MAX = 6,
 };
 
 /* Counters for packets that match no rule, one per reason. */
@@ -83,8 +114,30 @@ static inline __u32 lx_rule_slot_index(__u32 group, __u32 proto, __u32 port)
 	return (group * LX_PROTO_MAX + proto) * LX_SLOTS_PER_PROTO + port / LX_RULES_PER_SLOT;
 }
 
-/* port groups: for each (proto, port) the bitmask of groups that have a rule there. */
+/*
+ * port groups: for each (proto, port) the bitmask of groups that have a rule there, keyed
+ * by the role's own port (listen, outbound-from) or by the peer's port (outbound-to).
+ */
 #define LX_PORT_GROUPS_SIZE (LX_PROTO_MAX * LX_PORTS)
+
+struct lx_port_groups {
+	__u32 local;
+	__u32 remote;
+};
+
+/* Outbound-to rules: (group, proto, the peer's port) -> rule id. */
+struct lx_remote_key {
+	__u32 group;
+	__u16 proto;
+	__u16 port;
+};
+
+/* Per rule: what the act stage does with its packets. */
+struct lx_rule_action {
+	__u8 dscp; /* LX_DSCP_KEEP: leave the packet's DSCP alone */
+	__u8 kind; /* enum lx_rule_kind */
+	__u16 pad;
+};
 
 static inline __u32 lx_port_index(__u32 proto, __u32 port)
 {
@@ -102,6 +155,12 @@ static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)
 	return slot * LX_CNT_MAX + counter;
 }
 
+/* Drop counters: per interface slot, per reason; enforced drops and monitor's would-drops. */
+static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced)
+{
+	return (slot * LX_DROP_MAX + reason) * 2 + enforced;
+}
+
 /* lx_config flags: which address maps hold entries, so empty ones cost nothing. */
 enum lx_config_flags {
 	LX_CFG_HOST4 = 1u << 0,
@@ -112,7 +171,79 @@ enum lx_config_flags {
 
 struct lx_config {
 	__u32 flags;
-	__u32 reserved;
+	__u32 protected_groups; /* bitmask of groups holding a protected role */
+	__u64 tcp_timeout_ns;   /* idle TCP flow opened by a protected host */
+	__u64 tcp_closing_ns;   /* after FIN or RST */
+	__u64 udp_timeout_ns;
+	__u32 droplog_per_sec; /* drop-log events per CPU per second; the rest are counted */
+	__u32 pad;
+};
+
+/* Per interface slot: what the program does besides counting. Changed live by `lyncxdp set`. */
+struct lx_iface_config {
+	__u32 policy; /* enum lx_policy */
+	__u32 tag;    /* 1: rewrite DSCP of classified packets */
+};
+
+/* A connection opened by a protected host, from that host's side. */
+struct lx_flow_key {
+	__u8 family;
+	__u8 proto; /* enum lx_proto */
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+struct lx_flow {
+	__u64 last_seen_ns;
+	__u32 closing; /* FIN or RST seen */
+	__u32 pad;
+};
+
+/* The verdict of a first fragment, for the fragments that follow it. */
+struct lx_frag_key {
+	__u8 family;
+	__u8 ipproto;
+	__u16 pad;
+	__u32 id;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct lx_frag_verdict {
+	__u32 reason; /* LX_DROP_NONE: the first fragment passed */
+	__u32 pad;
+};
+
+/* ICMP allowed to protected hosts: key lx_icmp_key(family, type, code or LX_ICMP_ANY). */
+#define LX_ICMP_ANY 0x100
+static inline __u32 lx_icmp_key(__u32 family, __u32 type, __u32 code)
+{
+	return family << 24 | type << 12 | code;
+}
+
+/* One drop-log record, sent through the ring buffer. */
+struct lx_drop_event {
+	__u64 time_ns; /* CLOCK_MONOTONIC */
+	__u32 ifindex;
+	__u32 group; /* of the destination */
+	__u8 family;
+	__u8 ipproto;
+	__u8 reason;   /* enum lx_drop_reason */
+	__u8 enforced; /* 0: monitor mode, would have dropped */
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Rate limit of the drop log, per CPU. */
+struct lx_droplog_window {
+	__u64 start_ns;
+	__u64 sent;
+	__u64 suppressed;
 };
 
 /* What the program decided for the last packet (filled only by explain/replay instances). */
@@ -121,6 +252,8 @@ struct lx_last {
 	__u32 dir;     /* enum lx_dir, valid when rule != 0 */
 	__u32 counter; /* enum lx_counter when rule == 0 */
 	__u32 verdict; /* XDP action returned */
+	__u32 reason;  /* enum lx_drop_reason: why it was (or would be) dropped */
+	__u32 dscp;    /* DSCP the packet leaves with; 0xff when not IP */
 };
 
 /* Describes one rule for `lyncxdp stats` after the loader has exited. */
@@ -132,8 +265,8 @@ struct lx_rule_info {
 	__u16 port_hi;
 	__u8 proto;  /* enum lx_proto */
 	__u8 active; /* 1 when the rule's role is present in the site */
-	__u8 dscp;   /* default DSCP, LX_DSCP_KEEP when the rule leaves DSCP alone */
-	__u8 pad;
+	__u8 dscp;   /* DSCP for the tag mode, LX_DSCP_KEEP when the rule leaves it alone */
+	__u8 kind;   /* enum lx_rule_kind */
 };
 
 #define LX_DSCP_KEEP 0xff
@@ -146,6 +279,8 @@ struct lx_iface_state {
 	__u32 link_id;
 	__u64 attached_at; /* seconds since the epoch */
 	char name[16];
+	__u32 policy; /* enum lx_policy, as last set */
+	__u32 tag;
 };
 
 enum lx_xdp_mode {
@@ -170,6 +305,8 @@ struct lx_state {
 	char matrix[LX_PATH_LEN];
 	char site[LX_PATH_LEN];
 	struct lx_iface_state ifaces[LX_MAX_IFACES];
+	__u64 group_roles[LX_MAX_GROUPS]; /* role bitmask of each group, for the drop log */
+	char roles[LX_MAX_ROLES][LX_SLUG_LEN];
 };
 
 #endif /* LYNCXDP_KERN_USER_H */

@@ -31,6 +31,11 @@ const char *attach_mode_name(uint32_t mode)
 	return mode == LX_MODE_NATIVE ? "native" : mode == LX_MODE_GENERIC ? "generic" : "?";
 }
 
+const char *attach_policy_name(uint32_t policy)
+{
+	return policy == LX_POLICY_ENFORCE ? "enforce" : "monitor";
+}
+
 int attach_check_privileges(struct text_error *err)
 {
 	if (geteuid() != 0) {
@@ -191,6 +196,10 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->matrix_hash = m->hash;
 	st->site_hash = s->hash;
 	text_copy(st->product, sizeof(st->product), m->product);
+	for (int i = 0; i < m->nroles && i < LX_MAX_ROLES; i++)
+		text_copy(st->roles[i], sizeof(st->roles[i]), m->roles[i].slug);
+	for (int g = 0; g < c->ngroups; g++)
+		st->group_roles[g] = c->group_roles[g];
 	char *abs = realpath(m->path, NULL);
 	text_copy(st->matrix, sizeof(st->matrix), abs ? abs : m->path);
 	free(abs);
@@ -237,7 +246,7 @@ static uint32_t link_mode(int link_fd, uint32_t *prog_id, uint32_t *link_id)
 	return 0;
 }
 
-int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix *m,
+int attach_iface(const char *ifname, const struct attach_opts *o, const struct matrix *m,
 		 const struct site *s, const struct compiled *c, struct text_error *err)
 {
 	struct lx_state st;
@@ -282,9 +291,12 @@ int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix 
 	if (!skel)
 		goto out;
 	/* Tables are complete before the first packet reaches the program. */
-	if (fresh && loader_write_tables(skel, m, c, err) < 0)
+	if (fresh && loader_write_tables(skel, m, s, c, err) < 0)
 		goto out;
-	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, mode, err);
+	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, o->policy, o->tag, err) <
+	    0)
+		goto out;
+	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, o->mode, err);
 	if (link_fd < 0)
 		goto out;
 
@@ -299,6 +311,8 @@ int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix 
 	ifs->ifindex = ifindex;
 	ifs->attached_at = (uint64_t)time(NULL);
 	text_copy(ifs->name, sizeof(ifs->name), ifname);
+	ifs->policy = o->policy;
+	ifs->tag = o->tag;
 	ifs->mode = link_mode(link_fd, &ifs->prog_id, &ifs->link_id);
 	if (state_write(&st, err) < 0) {
 		unlink(pin);
@@ -315,26 +329,32 @@ out:
 	return rc;
 }
 
+/* Zeroes `count` per-CPU entries of a pinned map from `first`. */
+static void zero_entries(const char *map, uint32_t first, uint32_t count, const void *zeros)
+{
+	struct text_error ignored;
+	int fd = pinned_map_fd(map, &ignored);
+	if (fd < 0)
+		return;
+	for (uint32_t i = 0; i < count; i++) {
+		__u32 key = first + i;
+		bpf_map_update_elem(fd, &key, zeros, 0);
+	}
+	close(fd);
+}
+
 /* New attaches to a slot start from zero. */
 static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 {
-	struct text_error ignored;
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_count *zeros = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*zeros));
-	int fd = pinned_map_fd("lx_counters", &ignored);
-	int sfd = pinned_map_fd("lx_special", &ignored);
-	for (uint32_t i = 0; zeros && fd >= 0 && i < rule_cap * LX_DIR_MAX; i++) {
-		__u32 key = slot * rule_cap * LX_DIR_MAX + i;
-		bpf_map_update_elem(fd, &key, zeros, 0);
-	}
-	for (uint32_t i = 0; zeros && sfd >= 0 && i < LX_CNT_MAX; i++) {
-		__u32 key = lx_special_counter_index(slot, i);
-		bpf_map_update_elem(sfd, &key, zeros, 0);
-	}
-	if (fd >= 0)
-		close(fd);
-	if (sfd >= 0)
-		close(sfd);
+	if (!zeros)
+		return;
+	uint32_t per_slot = rule_cap * LX_DIR_MAX;
+	zero_entries("lx_counters", slot * per_slot, per_slot, zeros);
+	zero_entries("lx_remarked", slot * per_slot, per_slot, zeros);
+	zero_entries("lx_special", lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
+	zero_entries("lx_drops", lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
 	free(zeros);
 }
 
@@ -402,6 +422,38 @@ int detach_all(struct text_error *err)
 			rc = detach_slot(&st, i, err);
 	if (attached == 0)
 		loader_unpin_all(); /* leftovers of an interrupted attach */
+	close(lock);
+	return rc;
+}
+
+int attach_set(const char *ifname, int policy, int tag, struct text_error *err)
+{
+	struct lx_state st;
+	int lock = take_lock(err);
+	if (lock < 0)
+		return -1;
+	int rc = -1;
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		goto out;
+	int slot = attached ? find_slot(&st, ifname, if_nametoindex(ifname)) : -1;
+	if (slot < 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s: lyncxdp is not attached there", ifname);
+		goto out;
+	}
+	struct lx_iface_state *ifs = &st.ifaces[slot];
+	if (policy >= 0)
+		ifs->policy = (uint32_t)policy;
+	if (tag >= 0)
+		ifs->tag = (uint32_t)tag;
+	int fd = pinned_map_fd("lx_iface_config", err);
+	if (fd < 0)
+		goto out;
+	rc = loader_set_iface(fd, (uint32_t)slot, ifs->policy, ifs->tag, err);
+	close(fd);
+	if (rc == 0)
+		rc = state_write(&st, err);
+out:
 	close(lock);
 	return rc;
 }

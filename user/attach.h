@@ -18,8 +18,17 @@ enum attach_mode {
 int attach_check_privileges(struct text_error *err);
 int attach_check_bpffs(struct text_error *err);
 
-int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix *m,
+struct attach_opts {
+	enum attach_mode mode;
+	uint32_t policy; /* enum lx_policy */
+	uint32_t tag;
+};
+
+int attach_iface(const char *ifname, const struct attach_opts *o, const struct matrix *m,
 		 const struct site *s, const struct compiled *c, struct text_error *err);
+
+/* Changes an attached interface's policy and tag live; -1 keeps a setting as it is. */
+int attach_set(const char *ifname, int policy, int tag, struct text_error *err);
 int detach_iface(const char *ifname, struct text_error *err);
 int detach_all(struct text_error *err);
 
@@ -33,5 +42,6 @@ int pinned_map_fd(const char *name, struct text_error *err);
 int attach_link_alive(const struct lx_iface_state *ifs);
 
 const char *attach_mode_name(uint32_t mode);
+const char *attach_policy_name(uint32_t policy);
 
 #endif

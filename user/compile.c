@@ -9,8 +9,10 @@ void compile_free(struct compiled *c)
 {
 	free(c->addrs);
 	free(c->rule_table);
+	free(c->remote_table);
 	free(c->port_groups);
 	free(c->active);
+	free(c->dscp);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -90,39 +92,68 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 	return rc;
 }
 
-/* Most specific rule wins: the smallest port range; on a tie, the earlier line. */
-static void resolve_group(const struct matrix *m, struct compiled *c, int g, uint32_t *width)
+/* Rules of the local table are keyed by the role's own port, the remote table's by the peer's. */
+static int in_remote_table(const struct matrix_rule *r)
 {
-	for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
-		uint16_t *best = &c->rule_table[((size_t)g * LX_PROTO_MAX + (size_t)proto) * LX_PORTS];
-		for (int i = 0; i < m->nrules; i++) {
-			const struct matrix_rule *r = &m->rules[i];
-			if (r->proto != proto || !(c->group_roles[g] & (1ULL << r->role)))
+	return r->kind == LX_KIND_OUTBOUND_TO;
+}
+
+/* Most specific rule wins: the smallest port range; on a tie, the earlier line. */
+static void resolve(const struct matrix *m, struct compiled *c, int g, int proto, int remote,
+		    uint32_t *width)
+{
+	uint16_t *best = (remote ? c->remote_table : c->rule_table) + compiled_index((uint32_t)g, proto, 0);
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *r = &m->rules[i];
+		if (r->proto != proto || in_remote_table(r) != remote ||
+		    !(c->group_roles[g] & (1ULL << r->role)))
+			continue;
+		uint32_t w = (uint32_t)(r->port_hi - r->port_lo);
+		for (uint32_t port = r->port_lo; port <= r->port_hi; port++) {
+			if (best[port] && width[port] <= w)
 				continue;
-			uint32_t w = (uint32_t)(r->port_hi - r->port_lo);
-			for (uint32_t port = r->port_lo; port <= r->port_hi; port++) {
-				if (best[port] && width[port] <= w)
-					continue;
-				best[port] = (uint16_t)(i + 1);
-				width[port] = w;
-			}
+			best[port] = (uint16_t)(i + 1);
+			width[port] = w;
 		}
-		for (uint32_t port = 0; port < LX_PORTS; port++)
-			if (best[port])
-				c->port_groups[lx_port_index((uint32_t)proto, port)] |= 1u << g;
+	}
+	for (uint32_t port = 0; port < LX_PORTS; port++) {
+		if (!best[port])
+			continue;
+		struct lx_port_groups *pg = &c->port_groups[lx_port_index((uint32_t)proto, port)];
+		if (remote) {
+			pg->remote |= 1u << g;
+			c->nremote++;
+		} else {
+			pg->local |= 1u << g;
+		}
+	}
+}
+
+static void resolve_dscp(const struct matrix *m, const struct site *s, struct compiled *c)
+{
+	for (int i = 0; i < m->nrules; i++) {
+		int dscp = m->services[m->rules[i].service].dscp;
+		for (int k = 0; k < s->ndscp; k++)
+			if (s->dscp[k].service == m->rules[i].service)
+				dscp = s->dscp[k].dscp;
+		c->dscp[i] = dscp < 0 ? LX_DSCP_KEEP : (uint8_t)dscp;
 	}
 }
 
 int compile_tables(const struct matrix *m, const struct site *s, struct compiled *c,
 		   struct text_error *err)
 {
+	size_t table = (size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS;
 	memset(c, 0, sizeof(*c));
 	c->nrules = m->nrules;
-	c->rule_table = calloc((size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS, sizeof(uint16_t));
-	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(uint32_t));
+	c->rule_table = calloc(table, sizeof(uint16_t));
+	c->remote_table = calloc(table, sizeof(uint16_t));
+	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(*c->port_groups));
 	c->active = calloc((size_t)m->nrules + 1, 1);
+	c->dscp = calloc((size_t)m->nrules + 1, 1);
 	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
-	if (!c->rule_table || !c->port_groups || !c->active || !width) {
+	if (!c->rule_table || !c->remote_table || !c->port_groups || !c->active || !c->dscp ||
+	    !width) {
 		free(width);
 		compile_free(c);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
@@ -136,13 +167,19 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	uint64_t present = 0;
 	for (int g = 1; g < c->ngroups; g++) {
 		present |= c->group_roles[g];
-		resolve_group(m, c, g, width);
+		if (c->group_roles[g] & s->protected_roles)
+			c->protected_groups |= 1u << g;
+		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
+			resolve(m, c, g, proto, 0, width);
+			resolve(m, c, g, proto, 1, width);
+		}
 	}
 	for (int i = 0; i < m->nrules; i++)
 		if (present & (1ULL << m->rules[i].role)) {
 			c->active[i] = 1;
 			c->nactive++;
 		}
+	resolve_dscp(m, s, c);
 	free(width);
 	return 0;
 }

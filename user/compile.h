@@ -26,10 +26,16 @@ struct compiled {
 	struct compiled_addr *addrs;
 	uint32_t hosts4, nets4, hosts6, nets6;
 	uint32_t config_flags; /* enum lx_config_flags */
-	uint16_t *rule_table;  /* [group][proto][port] -> rule id, LX_MAX_GROUPS groups */
-	uint32_t *port_groups; /* [proto][port] -> bitmask of groups */
-	int nrules;            /* = matrix nrules; rule id = index + 1 */
-	uint8_t *active;       /* [rule index] 1 when the rule's role is present */
+	uint32_t protected_groups;
+	/* [group][proto][port] -> rule id: on the role's own port (listen, outbound-from) */
+	uint16_t *rule_table;
+	/* [group][proto][port] -> rule id: on the peer's port (outbound-to) */
+	uint16_t *remote_table;
+	uint32_t nremote;                  /* nonzero entries of remote_table */
+	struct lx_port_groups *port_groups; /* [proto][port] -> bitmasks of groups */
+	int nrules;                        /* = matrix nrules; rule id = index + 1 */
+	uint8_t *active;                   /* [rule index] 1 when the rule's role is present */
+	uint8_t *dscp;                     /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
 	int nactive;
 };
 
@@ -37,10 +43,21 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 		   struct text_error *err);
 void compile_free(struct compiled *c);
 
+static inline size_t compiled_index(uint32_t group, int proto, uint32_t port)
+{
+	return ((size_t)group * LX_PROTO_MAX + (size_t)proto) * LX_PORTS + port;
+}
+
 static inline uint16_t compiled_rule_at(const struct compiled *c, uint32_t group, int proto,
 					uint32_t port)
 {
-	return c->rule_table[((size_t)group * LX_PROTO_MAX + (size_t)proto) * LX_PORTS + port];
+	return c->rule_table[compiled_index(group, proto, port)];
+}
+
+static inline uint16_t compiled_remote_at(const struct compiled *c, uint32_t group, int proto,
+					  uint32_t port)
+{
+	return c->remote_table[compiled_index(group, proto, port)];
 }
 
 #endif

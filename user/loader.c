@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "lyncxdp.skel.h"
+#include "site.h"
 
 uint32_t loader_rule_cap(int nrules)
 {
@@ -53,7 +54,10 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	skel->rodata->record_last = opts->record_last ? 1 : 0;
 	bpf_map__set_max_entries(skel->maps.lx_counters,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
+	bpf_map__set_max_entries(skel->maps.lx_remarked,
+				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
+	bpf_map__set_max_entries(skel->maps.lx_rule_action, opts->rule_cap);
 
 	if (opts->pinned && set_pin_paths(skel->obj, err) < 0) {
 		lyncxdp_bpf__destroy(skel);
@@ -84,6 +88,9 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 {
 	fds->counters = bpf_map__fd(skel->maps.lx_counters);
 	fds->special = bpf_map__fd(skel->maps.lx_special);
+	fds->remarked = bpf_map__fd(skel->maps.lx_remarked);
+	fds->drops = bpf_map__fd(skel->maps.lx_drops);
+	fds->droplog_rl = bpf_map__fd(skel->maps.lx_droplog_rl);
 	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);
 	fds->state = bpf_map__fd(skel->maps.lx_state);
 	fds->last = bpf_map__fd(skel->maps.lx_last);
@@ -166,6 +173,75 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 	return r;
 }
 
+static int write_remote_table(struct lyncxdp_bpf *skel, const struct compiled *c,
+			      struct text_error *err)
+{
+	int fd = bpf_map__fd(skel->maps.lx_remote_table);
+	for (uint32_t g = 1; g < (uint32_t)c->ngroups; g++)
+		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
+			for (uint32_t port = 0; port < LX_PORTS; port++) {
+				__u32 rule = compiled_remote_at(c, g, proto, port);
+				if (!rule)
+					continue;
+				struct lx_remote_key key = { .group = g, .proto = (__u16)proto,
+							     .port = (__u16)port };
+				if (bpf_map_update_elem(fd, &key, &rule, 0)) {
+					snprintf(err->msg, sizeof(err->msg),
+						 "writing outbound rules (%u entries, at most %d): %s",
+						 c->nremote, LX_MAX_REMOTE, strerror(errno));
+					return -1;
+				}
+			}
+	return 0;
+}
+
+static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
+			      const struct compiled *c, struct text_error *err)
+{
+	for (int i = 0; i < m->nrules; i++) {
+		struct lx_rule_action a = { .dscp = c->dscp[i], .kind = (__u8)m->rules[i].kind };
+		__u32 id = (__u32)i + 1;
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_action), &id, &a, 0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_icmp(int fd, const struct matrix_icmp *list, int n, struct text_error *err)
+{
+	for (int i = 0; i < n; i++) {
+		__u32 key = lx_icmp_key((__u32)list[i].family, (__u32)list[i].type,
+					list[i].code < 0 ? LX_ICMP_ANY : (__u32)list[i].code);
+		__u32 one = 1;
+		if (bpf_map_update_elem(fd, &key, &one, 0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing allowed ICMP: %s",
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int loader_iface_config_fd(struct lyncxdp_bpf *skel)
+{
+	return bpf_map__fd(skel->maps.lx_iface_config);
+}
+
+int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
+		     struct text_error *err)
+{
+	struct lx_iface_config ic = { .policy = policy, .tag = tag };
+	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
+		snprintf(err->msg, sizeof(err->msg), "setting the interface policy: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 			   const struct compiled *c, struct text_error *err)
 {
@@ -177,7 +253,8 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 			.port_hi = r->port_hi,
 			.proto = (__u8)r->proto,
 			.active = c->active[i],
-			.dscp = svc->dscp < 0 ? LX_DSCP_KEEP : (__u8)svc->dscp,
+			.dscp = c->dscp[i],
+			.kind = (__u8)r->kind,
 		};
 		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
 		text_copy(info.service, sizeof(info.service), svc->slug);
@@ -192,16 +269,27 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 	return 0;
 }
 
-int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct compiled *c,
-			struct text_error *err)
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
+			const struct compiled *c, struct text_error *err)
 {
-	struct lx_config cfg = { .flags = c->config_flags };
+	struct lx_config cfg = {
+		.flags = c->config_flags,
+		.protected_groups = c->protected_groups,
+		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
+		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
+		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
+		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
+	};
 	__u32 zero = 0;
+	int icmp_fd = bpf_map__fd(skel->maps.lx_icmp_allow);
 
 	if (write_addresses(skel, c, err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.lx_port_groups), c->port_groups, sizeof(__u32), 0,
-			LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
-	    write_rule_table(skel, c, err) < 0 || write_rule_info(skel, m, c, err) < 0)
+	    write_array(bpf_map__fd(skel->maps.lx_port_groups), c->port_groups,
+			sizeof(*c->port_groups), 0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_rule_table(skel, c, err) < 0 || write_remote_table(skel, c, err) < 0 ||
+	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
+	    write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
+	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
 		return -1;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_config), &zero, &cfg, 0)) {
 		snprintf(err->msg, sizeof(err->msg), "writing the config: %s", strerror(errno));

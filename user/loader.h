@@ -14,6 +14,12 @@
 
 struct lyncxdp_bpf;
 
+/* Flow timeouts and the drop-log rate: policy knobs with the defaults below. */
+#define LOADER_TCP_TIMEOUT_S 3600
+#define LOADER_TCP_CLOSING_S 10
+#define LOADER_UDP_TIMEOUT_S 120
+#define LOADER_DROPLOG_PER_SEC 100
+
 struct loader_opts {
 	uint32_t iface_slot;
 	uint32_t rule_cap;
@@ -29,8 +35,13 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 void loader_destroy(struct lyncxdp_bpf *skel);
 
 /* Fills every table map from a compiled matrix and site. */
-int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct compiled *c,
-			struct text_error *err);
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
+			const struct compiled *c, struct text_error *err);
+
+/* Sets one interface slot's policy and tag mode (live: the program reads it per packet). */
+int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
+		     struct text_error *err);
+int loader_iface_config_fd(struct lyncxdp_bpf *skel);
 
 int loader_prog_fd(struct lyncxdp_bpf *skel);
 
@@ -38,6 +49,9 @@ int loader_prog_fd(struct lyncxdp_bpf *skel);
 struct lx_map_fds {
 	int counters;
 	int special;
+	int remarked;
+	int drops;
+	int droplog_rl;
 	int rule_info;
 	int state;
 	int last;

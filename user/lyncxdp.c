@@ -20,6 +20,7 @@
 #include "attach.h"
 #include "capture.h"
 #include "compile.h"
+#include "droplog.h"
 #include "json.h"
 #include "matrix.h"
 #include "packet.h"
@@ -39,14 +40,21 @@ static const char usage_main[] =
 	"\n"
 	"Commands:\n"
 	"  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
+	"               [--policy monitor|enforce] [--tag]\n"
 	"                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
+	"  set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
+	"                     change policy or tagging live, without detaching\n"
 	"  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
 	"  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
 	"  stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
-	"                     per-service packet and byte counters\n"
-	"  explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT [--json]\n"
+	"                     per-service packet and byte counters, drops by reason\n"
+	"  drops [--json] [--seconds S] [--count N]\n"
+	"                     stream the log of dropped (or would-drop) packets\n"
+	"  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
+	"          PROTO SRC:PORT DST:PORT\n"
 	"                     run one packet through the real program and say what it decides\n"
-	"  replay --site FILE [--product P | --matrix FILE] FILE.pcap [--json] [--all]\n"
+	"  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
+	"         [--json] [--all]\n"
 	"                     run every frame of a capture through the real program\n"
 	"  check --site FILE [--product P | --matrix FILE]\n"
 	"                     validate a matrix and site without loading anything\n"
@@ -176,6 +184,15 @@ static int usage_error(const char *cmd, const char *what)
 	return 2;
 }
 
+static int parse_policy(const char *s)
+{
+	if (!strcmp(s, "monitor"))
+		return LX_POLICY_MONITOR;
+	if (!strcmp(s, "enforce"))
+		return LX_POLICY_ENFORCE;
+	return -1;
+}
+
 static int fail(struct text_error *err)
 {
 	fprintf(stderr, "lyncxdp: %s\n", err->msg);
@@ -196,31 +213,44 @@ static const char help_attach[] =
 	"Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
 	"                      [--mode native|generic]\n"
 	"\n"
-	"Loads the classifier on IFACE in monitor mode (every packet passes and is counted),\n"
-	"pins its link and maps under /sys/fs/bpf/lyncxdp so it keeps running after this\n"
-	"command exits. Further interfaces share the same tables and must name the same files.\n"
-	"The matrix and site are fully checked first: on any error nothing is attached.\n"
+	"                      [--policy monitor|enforce] [--tag]\n"
+	"\n"
+	"Loads the classifier on IFACE, pins its link and maps under /sys/fs/bpf/lyncxdp so it\n"
+	"keeps running after this command exits. Further interfaces share the same tables and\n"
+	"must name the same files. The matrix and site are fully checked first: on any error\n"
+	"nothing is attached.\n"
 	"  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
 	"  --matrix F    a matrix file of your own instead of a product\n"
 	"  --site F      which prefixes hold which role (see maps/site.example)\n"
-	"  --mode M      native (driver) or generic (skb); default: native where supported\n";
+	"  --mode M      native (driver) or generic (skb); default: native where supported\n"
+	"  --policy P    monitor (default): count what enforce would drop, pass everything;\n"
+	"                enforce: drop what the site's `protect` roles do not allow\n"
+	"  --tag         rewrite DSCP of classified packets (matrix defaults, site overrides)\n";
 
 static int cmd_attach(int argc, char **argv)
 {
 	static const struct option opts[] = { INPUT_OPTIONS,
 					      { "mode", required_argument, NULL, 'M' },
+					      { "policy", required_argument, NULL, 'P' },
+					      { "tag", no_argument, NULL, 'T' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
-	enum attach_mode mode = ATTACH_MODE_AUTO;
+	struct attach_opts ao = { .mode = ATTACH_MODE_AUTO, .policy = LX_POLICY_MONITOR };
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == 'M' && !strcmp(optarg, "native"))
-			mode = ATTACH_MODE_NATIVE;
+			ao.mode = ATTACH_MODE_NATIVE;
 		else if (opt == 'M' && !strcmp(optarg, "generic"))
-			mode = ATTACH_MODE_GENERIC;
+			ao.mode = ATTACH_MODE_GENERIC;
+		else if (opt == 'P' && parse_policy(optarg) >= 0)
+			ao.policy = (uint32_t)parse_policy(optarg);
+		else if (opt == 'P')
+			return usage_error("attach", "--policy is monitor or enforce");
+		else if (opt == 'T')
+			ao.tag = 1;
 		else if (opt == 'M')
 			return usage_error("attach", "--mode is native or generic");
 		else if (opt == OPT_HELP)
@@ -235,13 +265,14 @@ static int cmd_attach(int argc, char **argv)
 		return 1;
 	int rc = kernel_ready();
 	struct text_error err;
-	if (rc == 0 && attach_iface(ifname, mode, &in.m, &in.s, &in.c, &err) < 0)
+	if (rc == 0 && attach_iface(ifname, &ao, &in.m, &in.s, &in.c, &err) < 0)
 		rc = fail(&err);
 	if (rc == 0)
 		printf("lyncxdp: attached to %s: %s, %d of %d rules active, %u IPv4 and %u IPv6 "
-		       "prefixes\n",
+		       "prefixes, policy %s%s\n",
 		       ifname, in.m.product, in.c.nactive, in.m.nrules, in.c.hosts4 + in.c.nets4,
-		       in.c.hosts6 + in.c.nets6);
+		       in.c.hosts6 + in.c.nets6, attach_policy_name(ao.policy),
+		       ao.tag ? ", DSCP tagging" : "");
 	free_inputs(&in);
 	return rc;
 }
@@ -275,6 +306,50 @@ static int cmd_detach(int argc, char **argv)
 	if ((all ? detach_all(&err) : detach_iface(argv[optind], &err)) < 0)
 		return fail(&err);
 	printf("lyncxdp: detached from %s\n", all ? "every interface" : argv[optind]);
+	return 0;
+}
+
+/* ---- set ---- */
+
+static const char help_set[] =
+	"Usage: lyncxdp set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
+	"\n"
+	"Changes an attached interface's policy or DSCP tagging at once, without detaching:\n"
+	"counters and tracked flows are kept, so established flows of protected hosts go on.\n";
+
+static int cmd_set(int argc, char **argv)
+{
+	static const struct option opts[] = { { "policy", required_argument, NULL, 'P' },
+					      { "tag", no_argument, NULL, 'T' },
+					      { "no-tag", no_argument, NULL, 'N' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	int policy = -1, tag = -1, opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
+			return usage_error("set", "--policy is monitor or enforce");
+		else if (opt == 'T')
+			tag = 1;
+		else if (opt == 'N')
+			tag = 0;
+		else if (opt == OPT_HELP)
+			return fputs(help_set, stdout), 0;
+		else if (opt != 'P')
+			return usage_error("set", "unknown option");
+	}
+	if (argc - optind != 1)
+		return usage_error("set", "expected one interface");
+	if (policy < 0 && tag < 0)
+		return usage_error("set", "nothing to set: give --policy, --tag or --no-tag");
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	struct text_error err;
+	if (attach_set(argv[optind], policy, tag, &err) < 0)
+		return fail(&err);
+	printf("lyncxdp: %s:%s%s%s\n", argv[optind],
+	       policy >= 0 ? " policy " : "", policy >= 0 ? attach_policy_name((uint32_t)policy) : "",
+	       tag < 0 ? "" : tag ? " tagging on" : " tagging off");
 	return 0;
 }
 
@@ -319,9 +394,10 @@ static void print_status_json(const struct lx_state *st, int attached)
 		format_time(ifs->attached_at, when, sizeof(when));
 		printf("%s{\"name\": ", first ? "" : ", ");
 		json_string(stdout, ifs->name);
-		printf(", \"ifindex\": %u, \"mode\": \"%s\", \"prog_id\": %u, \"link_id\": %u, "
-		       "\"attached_at\": \"%s\", \"alive\": %s}",
-		       ifs->ifindex, attach_mode_name(ifs->mode), ifs->prog_id, ifs->link_id, when,
+		printf(", \"ifindex\": %u, \"mode\": \"%s\", \"policy\": \"%s\", \"tag\": %s, "
+		       "\"prog_id\": %u, \"link_id\": %u, \"attached_at\": \"%s\", \"alive\": %s}",
+		       ifs->ifindex, attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
+		       ifs->tag ? "true" : "false", ifs->prog_id, ifs->link_id, when,
 		       attach_link_alive(ifs) ? "true" : "false");
 		first = 0;
 	}
@@ -340,15 +416,16 @@ static void print_status_text(const struct lx_state *st, int attached)
 	printf("rules     %u (%u active)\nprefixes  %u IPv4, %u IPv6 (%u role groups)\n"
 	       "loaded    %s\n\n",
 	       st->rules_total, st->rules_active, st->prefixes4, st->prefixes6, st->groups, when);
-	printf("%-16s %7s %-8s %7s %7s %-21s %s\n", "IFACE", "IFINDEX", "MODE", "PROG", "LINK",
-	       "ATTACHED", "STATE");
+	printf("%-16s %7s %-8s %-8s %-4s %7s %7s %-21s %s\n", "IFACE", "IFINDEX", "MODE", "POLICY",
+	       "TAG", "PROG", "LINK", "ATTACHED", "STATE");
 	for (int i = 0; i < LX_MAX_IFACES; i++) {
 		const struct lx_iface_state *ifs = &st->ifaces[i];
 		if (!ifs->ifindex)
 			continue;
 		format_time(ifs->attached_at, when, sizeof(when));
-		printf("%-16s %7u %-8s %7u %7u %-21s %s\n", ifs->name, ifs->ifindex,
-		       attach_mode_name(ifs->mode), ifs->prog_id, ifs->link_id, when,
+		printf("%-16s %7u %-8s %-8s %-4s %7u %7u %-21s %s\n", ifs->name, ifs->ifindex,
+		       attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
+		       ifs->tag ? "on" : "off", ifs->prog_id, ifs->link_id, when,
 		       attach_link_alive(ifs) ? "running" : "gone (interface removed?)");
 	}
 }
@@ -392,7 +469,7 @@ static const char help_stats[] =
 	"  --interval S  print again every S seconds, with rates; --count N stops after N\n"
 	"  --all         table: list rules that counted nothing too (JSON always does)\n";
 
-static volatile sig_atomic_t stop_requested;
+static volatile int stop_requested;
 
 static void on_signal(int sig)
 {
@@ -404,16 +481,17 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 {
 	fds->counters = pinned_map_fd("lx_counters", err);
 	fds->special = fds->counters < 0 ? -1 : pinned_map_fd("lx_special", err);
-	fds->rule_info = fds->special < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
-	fds->state = -1;
-	fds->last = -1;
+	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
+	fds->drops = fds->remarked < 0 ? -1 : pinned_map_fd("lx_drops", err);
+	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
+	fds->droplog_rl = fds->state = fds->last = -1;
 	return fds->rule_info < 0 ? -1 : 0;
 }
 
 static void close_pinned(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special, fds->rule_info };
-	for (size_t i = 0; i < 3; i++)
+	int all[] = { fds->counters, fds->special, fds->remarked, fds->drops, fds->rule_info };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
 }
@@ -511,16 +589,20 @@ static int cmd_stats(int argc, char **argv)
 /* ---- explain ---- */
 
 static const char help_explain[] =
-	"Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT\n"
-	"                       [--json]\n"
+	"Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
+	"                       [--json] PROTO SRC:PORT DST:PORT\n"
 	"\n"
 	"Builds that packet (PROTO tcp or udp; IPv6 as [ADDR]:PORT) and runs it through the\n"
 	"real XDP program with BPF_PROG_TEST_RUN (nothing is attached): prints the role,\n"
-	"service, rule, direction and verdict.\n";
+	"service, rule, direction, verdict, the policy's reason and the DSCP it leaves with.\n"
+	"  --policy P  monitor (default) or enforce, as attach\n"
+	"  --tag       DSCP tagging on, as attach --tag\n"
+	"  --tos N     the packet's TOS / traffic class byte before the program (default 0)\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
 {
+	const char *reason = res->last.reason ? stats_reason_name(res->last.reason) : NULL;
 	const struct matrix_rule *r = res->last.rule ? &in->m.rules[res->last.rule - 1] : NULL;
 	const char *role = r ? in->m.roles[r->role].slug : NULL;
 	const struct matrix_service *svc = r ? &in->m.services[r->service] : NULL;
@@ -547,8 +629,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 		else
 			printf(", \"rule\": null, \"counter\": \"%s\"",
 			       stats_counter_name((int)res->last.counter));
-		printf(", \"direction\": %s%s%s, \"verdict\": \"%s\"}\n", dir ? "\"" : "",
+		printf(", \"direction\": %s%s%s, \"verdict\": \"%s\"", dir ? "\"" : "",
 		       dir ? dir : "null", dir ? "\"" : "", verdict);
+		printf(", \"reason\": %s%s%s, \"dscp\": %u}\n", reason ? "\"" : "",
+		       reason ? reason : "null", reason ? "\"" : "", res->last.dscp);
 		return;
 	}
 	printf("packet     %s %s -> %s\n", proto, src, dst);
@@ -561,22 +645,36 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 		printf("role       -\nservice    -\ncounter    %s\n",
 		       stats_counter_name((int)res->last.counter));
 	}
-	printf("verdict    %s\n", verdict);
+	printf("verdict    %s%s%s%s\n", verdict, reason ? " (" : "", reason ? reason : "",
+	       reason ? (res->retval == XDP_DROP ? ")" : ": enforce would drop it)") : "");
+	printf("dscp       %u\n", res->last.dscp);
 }
 
 static int cmd_explain(int argc, char **argv)
 {
 	static const struct option opts[] = { INPUT_OPTIONS,
 					      { "json", no_argument, NULL, OPT_JSON },
+					      { "policy", required_argument, NULL, 'P' },
+					      { "tag", no_argument, NULL, 'T' },
+					      { "tos", required_argument, NULL, 'S' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
-	int json = 0, opt;
+	int json = 0, opt, policy = LX_POLICY_MONITOR, tag = 0;
+	unsigned long tos = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_JSON)
 			json = 1;
+		else if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
+			return usage_error("explain", "--policy is monitor or enforce");
+		else if (opt == 'T')
+			tag = 1;
+		else if (opt == 'S' && text_parse_uint(optarg, 0, 255, &tos) < 0)
+			return usage_error("explain", "--tos is 0..255");
+		else if (opt == 'P' || opt == 'S')
+			continue;
 		else if (opt == OPT_HELP)
 			return fputs(help_explain, stdout), 0;
 		else
@@ -585,7 +683,7 @@ static int cmd_explain(int argc, char **argv)
 	if (argc - optind != 3)
 		return usage_error("explain", "expected PROTO SRC:PORT DST:PORT");
 	const char *proto = argv[optind], *src = argv[optind + 1], *dst = argv[optind + 2];
-	struct packet_spec spec = { 0 };
+	struct packet_spec spec = { .tos = (uint8_t)tos };
 	char why[256];
 	if (!strcmp(proto, "tcp"))
 		spec.ipproto = IPPROTO_TCP;
@@ -607,7 +705,8 @@ static int cmd_explain(int argc, char **argv)
 	struct text_error err;
 	uint8_t frame[256];
 	size_t len = packet_build(&spec, frame, sizeof(frame));
-	if (rc == 0 && (testrun_open(&t, &in.m, &in.c, &err) < 0 ||
+	if (rc == 0 && (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag,
+				     &err) < 0 ||
 			testrun_frame(&t, frame, len, &res, &err) != 0))
 		rc = fail(&err);
 	if (rc == 0)
@@ -620,10 +719,12 @@ static int cmd_explain(int argc, char **argv)
 /* ---- replay ---- */
 
 static const char help_replay[] =
-	"Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] FILE [--json] [--all]\n"
+	"Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
+	"                      FILE [--json] [--all]\n"
 	"\n"
 	"Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
-	"BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`.\n";
+	"BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
+	"including what the policy dropped (enforce) or would drop (monitor).\n";
 
 struct replay_ctx {
 	struct testrun *t;
@@ -647,15 +748,23 @@ static int cmd_replay(int argc, char **argv)
 	static const struct option opts[] = { INPUT_OPTIONS,
 					      { "json", no_argument, NULL, OPT_JSON },
 					      { "all", no_argument, NULL, 'a' },
+					      { "policy", required_argument, NULL, 'P' },
+					      { "tag", no_argument, NULL, 'T' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
-	int opt;
+	int opt, policy = LX_POLICY_MONITOR, tag = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
-		if (opt == OPT_JSON)
+		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
+			return usage_error("replay", "--policy is monitor or enforce");
+		else if (opt == 'P')
+			continue;
+		else if (opt == 'T')
+			tag = 1;
+		else if (opt == OPT_JSON)
 			po.json = 1;
 		else if (opt == 'a')
 			po.all = 1;
@@ -675,7 +784,8 @@ static int cmd_replay(int argc, char **argv)
 	struct capture_counts counts;
 	struct replay_ctx ctx = { .t = &t, .err = &err };
 	struct stats_report report = { 0 };
-	if (rc == 0 && testrun_open(&t, &in.m, &in.c, &err) < 0)
+	if (rc == 0 &&
+	    testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0)
 		rc = fail(&err);
 	if (rc == 0 && (capture_foreach(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))
 		rc = fail(&err);
@@ -699,6 +809,54 @@ static int cmd_replay(int argc, char **argv)
 	testrun_close(&t);
 	free_inputs(&in);
 	return rc;
+}
+
+/* ---- drops ---- */
+
+static const char help_drops[] =
+	"Usage: lyncxdp drops [--json] [--seconds S] [--count N]\n"
+	"\n"
+	"Streams the drop log: each packet the policy dropped (enforce) or would drop (monitor),\n"
+	"with time, interface, 5-tuple, reason and the destination's roles. The program sends\n"
+	"at most 100 records per CPU per second; the rest are counted and reported here as\n"
+	"suppressed. Runs until interrupted, S seconds, or N records.\n";
+
+static int cmd_drops(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
+					      { "seconds", required_argument, NULL, 's' },
+					      { "count", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	struct droplog_opts o = { .stop = (const volatile int *)&stop_requested };
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end;
+		if (opt == OPT_JSON)
+			o.json = 1;
+		else if (opt == 's') {
+			o.seconds = strtod(optarg, &end);
+			if (*end || !(o.seconds > 0))
+				return usage_error("drops", "--seconds is a positive number");
+		} else if (opt == 'c') {
+			if (text_parse_uint(optarg, 1, 1000000000UL, &o.count) < 0)
+				return usage_error("drops", "--count is a positive number");
+		} else if (opt == OPT_HELP)
+			return fputs(help_drops, stdout), 0;
+		else
+			return usage_error("drops", "unknown option");
+	}
+	if (argc != optind)
+		return usage_error("drops", "takes no arguments");
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	struct text_error err;
+	if (droplog_stream(&o, &err) < 0)
+		return fail(&err);
+	return 0;
 }
 
 /* ---- check ---- */
@@ -740,7 +898,8 @@ static const struct cmd commands[] = {
 	{ "attach", cmd_attach, help_attach },	  { "detach", cmd_detach, help_detach },
 	{ "status", cmd_status, help_status },	  { "stats", cmd_stats, help_stats },
 	{ "explain", cmd_explain, help_explain }, { "replay", cmd_replay, help_replay },
-	{ "check", cmd_check, help_check },
+	{ "check", cmd_check, help_check },	  { "set", cmd_set, help_set },
+	{ "drops", cmd_drops, help_drops },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)

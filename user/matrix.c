@@ -4,16 +4,28 @@
  *   product SLUG "Name"
  *   role SLUG "Name" [includes=ROLE,...]
  *   service SLUG DSCP|- "Name"
- *   rule ROLE SERVICE tcp|udp PORT[-PORT] seed:NNN|derived:NNN|local:WORD
+ *   rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE          the role listens on PORT
+ *   outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE
+ *                                         the role opens connections to / from PORT
+ *   icmp ipv4|ipv6 TYPE[:CODE] "Name"    ICMP protected hosts accept
+ * SOURCE: seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD
  */
 #include "matrix.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *matrix_proto_name(int proto)
 {
 	return proto == LX_PROTO_TCP ? "tcp" : proto == LX_PROTO_UDP ? "udp" : "?";
+}
+
+const char *matrix_kind_name(int kind)
+{
+	return kind == LX_KIND_OUTBOUND_TO	   ? "outbound-to"
+	       : kind == LX_KIND_OUTBOUND_FROM ? "outbound-from"
+					       : "listen";
 }
 
 int matrix_proto_parse(const char *s)
@@ -216,17 +228,65 @@ static int parse_ports(struct text_file *tf, struct text_error *err, const char 
 	return 0;
 }
 
-/* seed:NNN[,NNN], derived:NNN[,NNN] or local:WORD */
+/* seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD */
 static int check_source(struct text_file *tf, struct text_error *err, const char *s)
 {
+	static const char *const kinds[] = { "seed", "derived", "ref", "local" };
 	const char *colon = strchr(s, ':');
 	if (strlen(s) >= MATRIX_SOURCE_LEN || !colon || !colon[1])
 		return text_fail(tf, err,
-				 "source '%s': expected seed:NNN, derived:NNN[,NNN] or local:NAME", s);
-	size_t kind = (size_t)(colon - s);
-	if (!(kind == 4 && !strncmp(s, "seed", 4)) && !(kind == 7 && !strncmp(s, "derived", 7)) &&
-	    !(kind == 5 && !strncmp(s, "local", 5)))
-		return text_fail(tf, err, "source '%s': kind must be seed, derived or local", s);
+				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
+				 "local:NAME",
+				 s);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strlen(kinds[i]) == (size_t)(colon - s) && !strncmp(s, kinds[i], strlen(kinds[i])))
+			return 0;
+	return text_fail(tf, err, "source '%s': kind must be seed, derived, ref or local", s);
+}
+
+/* Fields shared by rule and outbound lines, starting at token `at`: PROTO PORTS SOURCE. */
+static int parse_rule_fields(struct text_file *tf, struct text_error *err, struct matrix *m,
+			     const struct text_tokens *t, int at, struct matrix_rule *r)
+{
+	r->role = matrix_find_role(m, t->tok[1]);
+	if (r->role < 0)
+		return text_fail(tf, err, "unknown role '%s' (declare it with a 'role' line first)",
+				 t->tok[1]);
+	r->service = matrix_find_service(m, t->tok[2]);
+	if (r->service < 0)
+		return text_fail(tf, err,
+				 "unknown service '%s' (declare it with a 'service' line first)",
+				 t->tok[2]);
+	r->proto = matrix_proto_parse(t->tok[3]);
+	if (r->proto < 0)
+		return text_fail(tf, err, "transport '%s' is not tcp or udp", t->tok[3]);
+	if (parse_ports(tf, err, t->tok[at], &r->port_lo, &r->port_hi) < 0 ||
+	    check_source(tf, err, t->tok[at + 1]) < 0)
+		return -1;
+	text_copy(r->source, sizeof(r->source), t->tok[at + 1]);
+	return 0;
+}
+
+static int add_rule(struct text_file *tf, struct text_error *err, struct matrix *m,
+		    const struct matrix_rule *r, const char *ports)
+{
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *o = &m->rules[i];
+		if (o->kind == r->kind && o->role == r->role && o->proto == r->proto &&
+		    o->port_lo == r->port_lo && o->port_hi == r->port_hi)
+			return text_fail(tf, err,
+					 "duplicate %s: %s %s %s was already given at line %d",
+					 r->kind == LX_KIND_LISTEN ? "rule" : "outbound rule",
+					 m->roles[r->role].slug, matrix_proto_name(r->proto), ports,
+					 o->line);
+	}
+	if (m->nrules >= LX_MAX_RULES - 1)
+		return text_fail(tf, err, "more than %d rules", LX_MAX_RULES - 1);
+	struct matrix_rule *grown = grow(m->rules, m->nrules, sizeof(*r));
+	if (!grown)
+		return text_fail(tf, err, "out of memory");
+	m->rules = grown;
+	m->rules[m->nrules++] = *r;
 	return 0;
 }
 
@@ -235,39 +295,79 @@ static int parse_rule(struct text_file *tf, struct text_error *err, struct matri
 {
 	if (need_fields(tf, err, t, 6, 6, "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE") < 0)
 		return -1;
-	struct matrix_rule r = { .line = tf->line };
-	r.role = matrix_find_role(m, t->tok[1]);
-	if (r.role < 0)
-		return text_fail(tf, err, "unknown role '%s' (declare it with a 'role' line first)",
-				 t->tok[1]);
-	r.service = matrix_find_service(m, t->tok[2]);
-	if (r.service < 0)
-		return text_fail(tf, err,
-				 "unknown service '%s' (declare it with a 'service' line first)",
-				 t->tok[2]);
-	r.proto = matrix_proto_parse(t->tok[3]);
-	if (r.proto < 0)
-		return text_fail(tf, err, "transport '%s' is not tcp or udp", t->tok[3]);
-	if (parse_ports(tf, err, t->tok[4], &r.port_lo, &r.port_hi) < 0 ||
-	    check_source(tf, err, t->tok[5]) < 0)
+	struct matrix_rule r = { .line = tf->line, .kind = LX_KIND_LISTEN };
+	if (parse_rule_fields(tf, err, m, t, 4, &r) < 0)
 		return -1;
-	text_copy(r.source, sizeof(r.source), t->tok[5]);
+	return add_rule(tf, err, m, &r, t->tok[4]);
+}
 
-	for (int i = 0; i < m->nrules; i++) {
-		const struct matrix_rule *o = &m->rules[i];
-		if (o->role == r.role && o->proto == r.proto && o->port_lo == r.port_lo &&
-		    o->port_hi == r.port_hi)
-			return text_fail(tf, err,
-					 "duplicate rule: %s %s %s was already given at line %d",
-					 t->tok[1], t->tok[3], t->tok[4], o->line);
+static int parse_outbound(struct text_file *tf, struct text_error *err, struct matrix *m,
+			  const struct text_tokens *t)
+{
+	if (need_fields(tf, err, t, 7, 7,
+			"outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE") < 0)
+		return -1;
+	struct matrix_rule r = { .line = tf->line };
+	if (!strcmp(t->tok[4], "to"))
+		r.kind = LX_KIND_OUTBOUND_TO;
+	else if (!strcmp(t->tok[4], "from"))
+		r.kind = LX_KIND_OUTBOUND_FROM;
+	else
+		return text_fail(tf, err,
+				 "'%s': outbound rules say 'to PORTS' (the peer's port) or "
+				 "'from PORTS' (the role's own)",
+				 t->tok[4]);
+	if (parse_rule_fields(tf, err, m, t, 5, &r) < 0)
+		return -1;
+	return add_rule(tf, err, m, &r, t->tok[5]);
+}
+
+int matrix_parse_icmp(const char *family, const char *spec, struct matrix_icmp *out, char *why,
+		      size_t whylen)
+{
+	char buf[32];
+	unsigned long type, code;
+	memset(out, 0, sizeof(*out));
+	if (!strcmp(family, "ipv4"))
+		out->family = 4;
+	else if (!strcmp(family, "ipv6"))
+		out->family = 6;
+	else {
+		snprintf(why, whylen, "ICMP family '%s' is not ipv4 or ipv6", family);
+		return -1;
 	}
-	if (m->nrules >= LX_MAX_RULES - 1)
-		return text_fail(tf, err, "more than %d rules", LX_MAX_RULES - 1);
-	struct matrix_rule *grown = grow(m->rules, m->nrules, sizeof(r));
-	if (!grown)
-		return text_fail(tf, err, "out of memory");
-	m->rules = grown;
-	m->rules[m->nrules++] = r;
+	text_copy(buf, sizeof(buf), spec);
+	char *colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	out->code = MATRIX_ICMP_ANY;
+	if (text_parse_uint(buf, 0, 255, &type) < 0 ||
+	    (colon && text_parse_uint(colon + 1, 0, 255, &code) < 0)) {
+		snprintf(why, whylen, "ICMP '%s': expected TYPE or TYPE:CODE, each 0..255", spec);
+		return -1;
+	}
+	out->type = (int)type;
+	if (colon)
+		out->code = (int)code;
+	return 0;
+}
+
+static int parse_icmp(struct text_file *tf, struct text_error *err, struct matrix *m,
+		      const struct text_tokens *t)
+{
+	char why[128];
+	if (need_fields(tf, err, t, 4, 4, "icmp ipv4|ipv6 TYPE[:CODE] \"Name\"") < 0)
+		return -1;
+	if (m->nicmp == MATRIX_MAX_ICMP)
+		return text_fail(tf, err, "more than %d icmp lines", MATRIX_MAX_ICMP);
+	struct matrix_icmp *ic = &m->icmp[m->nicmp];
+	if (matrix_parse_icmp(t->tok[1], t->tok[2], ic, why, sizeof(why)) < 0)
+		return text_fail(tf, err, "%s", why);
+	if (check_name(tf, err, t, 3) < 0)
+		return -1;
+	text_copy(ic->name, sizeof(ic->name), t->tok[3]);
+	ic->line = tf->line;
+	m->nicmp++;
 	return 0;
 }
 
@@ -287,7 +387,13 @@ static int parse_line(struct text_file *tf, struct text_error *err, struct matri
 		return parse_service(tf, err, m, t);
 	if (!strcmp(kw, "rule"))
 		return parse_rule(tf, err, m, t);
-	return text_fail(tf, err, "unknown keyword '%s' (expected product, role, service or rule)",
+	if (!strcmp(kw, "outbound"))
+		return parse_outbound(tf, err, m, t);
+	if (!strcmp(kw, "icmp"))
+		return parse_icmp(tf, err, m, t);
+	return text_fail(tf, err,
+			 "unknown keyword '%s' (expected product, role, service, rule, outbound or "
+			 "icmp)",
 			 kw);
 }
 

@@ -27,6 +27,7 @@ struct matrix_service {
 };
 
 struct matrix_rule {
+	int kind;    /* enum lx_rule_kind */
 	int role;    /* index into roles */
 	int service; /* index into services */
 	int proto;   /* enum lx_proto */
@@ -35,6 +36,18 @@ struct matrix_rule {
 	char source[MATRIX_SOURCE_LEN];
 	int line;
 };
+
+/* An ICMP type (and code) protected hosts accept by default; sites can add more. */
+struct matrix_icmp {
+	int family; /* 4 or 6 */
+	int type;
+	int code; /* MATRIX_ICMP_ANY for every code */
+	char name[LX_NAME_LEN];
+	int line;
+};
+
+#define MATRIX_ICMP_ANY (-1)
+#define MATRIX_MAX_ICMP 256
 
 struct matrix {
 	char path[LX_PATH_LEN];
@@ -47,6 +60,8 @@ struct matrix {
 	struct matrix_service *services;
 	int nrules; /* rule id = index + 1 */
 	struct matrix_rule *rules;
+	int nicmp;
+	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
 };
 
 int matrix_load(const char *path, struct matrix *m, struct text_error *err);
@@ -59,6 +74,11 @@ int matrix_find_service(const struct matrix *m, const char *slug);
 uint64_t matrix_role_closure(const struct matrix *m, uint64_t roles);
 
 const char *matrix_proto_name(int proto);
+const char *matrix_kind_name(int kind);
+
+/* "TYPE" or "TYPE:CODE" of ICMP (family 4) or ICMPv6 (family 6). */
+int matrix_parse_icmp(const char *family, const char *spec, struct matrix_icmp *out, char *why,
+		      size_t whylen);
 int matrix_proto_parse(const char *s);
 
 #endif

@@ -2,7 +2,11 @@
 /*
  * Parses a site file (maps/README.md): one line per role, `ROLE PREFIX [PREFIX ...]`.
  * A bare address is a host (/32 or /128). A prefix named on several lines, or under
- * several roles, is one prefix holding all of those roles.
+ * several roles, is one prefix holding all of those roles. Keywords:
+ *   protect ROLE [ROLE ...]             enforce the matrix in front of these roles
+ *   dscp SERVICE VALUE|-                the tag mode's DSCP for a service
+ *   allow-icmp ipv4|ipv6 TYPE[:CODE] ...  ICMP protected hosts accept beyond the matrix's
+ * Keywords are not role slugs, so a matrix cannot declare a role of that name.
  */
 #include "site.h"
 
@@ -140,18 +144,82 @@ static void merge_duplicates(struct site *s, const struct matrix *m)
 	s->nprefixes = out;
 }
 
+static int parse_protect(struct text_file *tf, struct text_error *err, const struct matrix *m,
+			 struct site *s, const struct text_tokens *t)
+{
+	if (t->n < 2)
+		return text_fail(tf, err, "expected 'protect ROLE [ROLE ...]'");
+	for (int i = 1; i < t->n; i++) {
+		int role = matrix_find_role(m, t->tok[i]);
+		if (role < 0)
+			return text_fail(tf, err, "protect: unknown role '%s'", t->tok[i]);
+		s->protected_roles |= 1ULL << role;
+	}
+	return 0;
+}
+
+static int parse_dscp(struct text_file *tf, struct text_error *err, const struct matrix *m,
+		      struct site *s, const struct text_tokens *t)
+{
+	unsigned long v = 0;
+	if (t->n != 3)
+		return text_fail(tf, err, "expected 'dscp SERVICE VALUE' (VALUE 0..63 or -)");
+	int svc = matrix_find_service(m, t->tok[1]);
+	if (svc < 0)
+		return text_fail(tf, err, "dscp: unknown service '%s' of the %s matrix", t->tok[1],
+				 m->product);
+	if (strcmp(t->tok[2], "-") && text_parse_uint(t->tok[2], 0, 63, &v) < 0)
+		return text_fail(tf, err, "dscp: '%s' is not 0..63 or '-'", t->tok[2]);
+	for (int i = 0; i < s->ndscp; i++)
+		if (s->dscp[i].service == svc)
+			return text_fail(tf, err, "dscp: service '%s' already set at line %d",
+					 t->tok[1], s->dscp[i].line);
+	if (s->ndscp == SITE_MAX_DSCP)
+		return text_fail(tf, err, "more than %d dscp lines", SITE_MAX_DSCP);
+	struct site_dscp *d = &s->dscp[s->ndscp++];
+	d->service = svc;
+	d->dscp = strcmp(t->tok[2], "-") ? (int)v : MATRIX_DSCP_KEEP;
+	d->line = tf->line;
+	return 0;
+}
+
+static int parse_allow_icmp(struct text_file *tf, struct text_error *err, struct site *s,
+			    const struct text_tokens *t)
+{
+	char why[128];
+	if (t->n < 3)
+		return text_fail(tf, err, "expected 'allow-icmp ipv4|ipv6 TYPE[:CODE] ...'");
+	for (int i = 2; i < t->n; i++) {
+		if (s->nicmp == MATRIX_MAX_ICMP)
+			return text_fail(tf, err, "more than %d allowed ICMP types", MATRIX_MAX_ICMP);
+		struct matrix_icmp *ic = &s->icmp[s->nicmp];
+		if (matrix_parse_icmp(t->tok[1], t->tok[i], ic, why, sizeof(why)) < 0)
+			return text_fail(tf, err, "allow-icmp: %s", why);
+		ic->line = tf->line;
+		text_copy(ic->name, sizeof(ic->name), "site");
+		s->nicmp++;
+	}
+	return 0;
+}
+
 static int parse_line(struct text_file *tf, struct text_error *err, const struct matrix *m,
 		      struct site *s, const struct text_tokens *t)
 {
 	const char *slug = t->tok[0];
+	if (t->quoted[0])
+		return text_fail(tf, err, "a line starts with a role or keyword, not a quoted name");
+	if (!strcmp(slug, "protect"))
+		return parse_protect(tf, err, m, s, t);
+	if (!strcmp(slug, "dscp"))
+		return parse_dscp(tf, err, m, s, t);
+	if (!strcmp(slug, "allow-icmp"))
+		return parse_allow_icmp(tf, err, s, t);
 	int role = matrix_find_role(m, slug);
-	if (role < 0) {
-		if (!strcmp(slug, "protect") || !strcmp(slug, "dscp"))
-			return text_fail(tf, err, "'%s' is not supported by this version of lyncxdp",
-					 slug);
-		return text_fail(tf, err, "unknown role '%s' (roles of %s: see `lyncxdp roles`)",
+	if (role < 0)
+		return text_fail(tf, err,
+				 "unknown role '%s': not a role of the %s matrix, nor protect, dscp "
+				 "or allow-icmp",
 				 slug, m->product);
-	}
 	if (t->n < 2)
 		return text_fail(tf, err, "role '%s' without a prefix: expected 'ROLE PREFIX ...'",
 				 slug);
@@ -190,6 +258,13 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	s->hash = tf.hash;
 	if (r == 0)
 		merge_duplicates(s, m);
+	if (r == 0 && (s->protected_roles & ~matrix_role_closure(m, s->roles_present))) {
+		for (int i = 0; i < m->nroles; i++)
+			if (s->protected_roles & ~matrix_role_closure(m, s->roles_present) & (1ULL << i))
+				fprintf(stderr, "%s: warning: protected role %s has no address in the site\n",
+					path, m->roles[i].slug);
+		s->nwarnings++;
+	}
 	if (r == 0 && s->nprefixes == 0) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix", path,
 			 tf.line ? tf.line : 1);

@@ -15,10 +15,24 @@ struct site_prefix {
 	int line;       /* first line that named it */
 };
 
+/* `dscp SERVICE VALUE`: the tag mode's DSCP for a service, instead of the matrix default. */
+struct site_dscp {
+	int service; /* index into the matrix's services */
+	int dscp;    /* 0..63, or MATRIX_DSCP_KEEP */
+	int line;
+};
+
+#define SITE_MAX_DSCP 256
+
 struct site {
 	char path[LX_PATH_LEN];
 	uint64_t hash;
 	uint64_t roles_present; /* roles named in the file, before closure */
+	uint64_t protected_roles; /* `protect ROLE ...` */
+	int ndscp;
+	struct site_dscp dscp[SITE_MAX_DSCP];
+	int nicmp; /* `allow-icmp ipv4|ipv6 TYPE[:CODE] ...`, beyond the matrix's */
+	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
 	int nprefixes;
 	struct site_prefix *prefixes;
 	int nwarnings;

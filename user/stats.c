@@ -18,6 +18,18 @@ static const char *const counter_names[LX_CNT_MAX] = {
 	[LX_CNT_OTHER_L4] = "other_l4",		[LX_CNT_MALFORMED] = "malformed",
 };
 
+/* Drop reasons as shown to users; indexed by enum lx_drop_reason. */
+static const char *const reason_names[LX_DROP_MAX] = {
+	[LX_DROP_NONE] = "none",	       [LX_DROP_PORT] = "port",
+	[LX_DROP_TRANSPORT] = "transport",     [LX_DROP_UNSOLICITED] = "unsolicited",
+	[LX_DROP_FRAGMENT] = "fragment",       [LX_DROP_MALFORMED] = "malformed",
+};
+
+const char *stats_reason_name(uint32_t reason)
+{
+	return reason < LX_DROP_MAX ? reason_names[reason] : "?";
+}
+
 const char *stats_counter_name(int counter)
 {
 	return counter >= 0 && counter < LX_CNT_MAX ? counter_names[counter] : "?";
@@ -73,11 +85,14 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 			row->rule = rule;
 			row->dir = dir;
 			row->info = info;
-			for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
-				if (slot_mask & (1u << slot))
-					rc = read_count(fds->counters,
-							lx_rule_counter_index(slot, rule_cap, rule, dir),
-							percpu, ncpu, &row->count);
+			for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++) {
+				if (!(slot_mask & (1u << slot)))
+					continue;
+				uint32_t idx = lx_rule_counter_index(slot, rule_cap, rule, dir);
+				rc = read_count(fds->counters, idx, percpu, ncpu, &row->count);
+				if (rc == 0)
+					rc = read_count(fds->remarked, idx, percpu, ncpu, &row->remarked);
+			}
 			r->total.packets += row->count.packets;
 			r->total.bytes += row->count.bytes;
 		}
@@ -90,6 +105,16 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 		r->total.packets += r->special[cnt].packets;
 		r->total.bytes += r->special[cnt].bytes;
 	}
+	for (uint32_t reason = 1; rc == 0 && reason < LX_DROP_MAX; reason++)
+		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++) {
+			if (!(slot_mask & (1u << slot)))
+				continue;
+			rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 1), percpu, ncpu,
+					&r->drops[reason]);
+			if (rc == 0)
+				rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 0),
+						percpu, ncpu, &r->would_drop[reason]);
+		}
 	free(percpu);
 	if (rc) {
 		snprintf(err->msg, sizeof(err->msg), "reading counters: %s", strerror(errno));
@@ -139,8 +164,12 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 		json_string(out, row->info.name);
 		fprintf(out, ", \"proto\": \"%s\", \"ports\": \"%s\", \"direction\": \"%s\", ",
 			matrix_proto_name(row->info.proto), ports, stats_dir_name(row->dir));
-		fprintf(out, "\"packets\": %llu, \"bytes\": %llu",
-			(unsigned long long)row->count.packets, (unsigned long long)row->count.bytes);
+		fprintf(out, "\"kind\": \"%s\", \"packets\": %llu, \"bytes\": %llu, ",
+			matrix_kind_name(row->info.kind), (unsigned long long)row->count.packets,
+			(unsigned long long)row->count.bytes);
+		fprintf(out, "\"remarked_packets\": %llu, \"remarked_bytes\": %llu",
+			(unsigned long long)row->remarked.packets,
+			(unsigned long long)row->remarked.bytes);
 		if (prev && prev->nrows == r->nrows)
 			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
@@ -154,14 +183,52 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 	}
 	fprintf(out, ",\n\"total\": ");
 	print_count_json(out, &r->total, prev ? &prev->total : NULL, o->interval);
+	const struct lx_count *drops[2] = { r->drops, r->would_drop };
+	const char *names[2] = { "drops", "would_drop" };
+	for (int k = 0; k < 2; k++) {
+		fprintf(out, ",\n\"%s\": {", names[k]);
+		for (uint32_t reason = 1; reason < LX_DROP_MAX; reason++) {
+			fprintf(out, "%s\"%s\": ", reason > 1 ? ", " : "", reason_names[reason]);
+			print_count_json(out, &drops[k][reason], NULL, 0);
+		}
+		fputc('}', out);
+	}
 	fprintf(out, "}\n");
+}
+
+/* "5061", "50000-59999", "to 53" for outbound-to, "from 50000-59999" for outbound-from. */
+static void format_rule_ports(const struct lx_rule_info *info, char *buf, size_t len)
+{
+	char ports[16];
+	format_ports(info, ports, sizeof(ports));
+	snprintf(buf, len, "%s%s", info->kind == LX_KIND_OUTBOUND_TO	 ? "to "
+				   : info->kind == LX_KIND_OUTBOUND_FROM ? "from "
+									  : "",
+		 ports);
+}
+
+static void print_drops_table(FILE *out, const struct stats_report *r)
+{
+	uint64_t any = 0;
+	for (int k = 1; k < LX_DROP_MAX; k++)
+		any |= r->drops[k].packets | r->would_drop[k].packets;
+	if (!any)
+		return;
+	fprintf(out, "\n%-20s %12s %14s %12s %14s\n", "POLICY REASON", "DROPPED", "BYTES",
+		"WOULD DROP", "BYTES");
+	for (int k = 1; k < LX_DROP_MAX; k++)
+		fprintf(out, "%-20s %12llu %14llu %12llu %14llu\n", reason_names[k],
+			(unsigned long long)r->drops[k].packets,
+			(unsigned long long)r->drops[k].bytes,
+			(unsigned long long)r->would_drop[k].packets,
+			(unsigned long long)r->would_drop[k].bytes);
 }
 
 static void print_table(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
 	const struct stats_report *prev =
 		o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
-	fprintf(out, "%-18s %-22s %-5s %-11s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
+	fprintf(out, "%-18s %-22s %-5s %-16s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
 		"DIR", "PACKETS", "BYTES");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
 	int shown = 0;
@@ -169,9 +236,9 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 		const struct stats_row *row = &r->rows[i];
 		if (!o->all && row->count.packets == 0)
 			continue;
-		char ports[16];
-		format_ports(&row->info, ports, sizeof(ports));
-		fprintf(out, "%-18s %-22s %-5s %-11s %-4s %12llu %14llu", row->info.role,
+		char ports[24];
+		format_rule_ports(&row->info, ports, sizeof(ports));
+		fprintf(out, "%-18s %-22s %-5s %-16s %-4s %12llu %14llu", row->info.role,
 			row->info.service, matrix_proto_name(row->info.proto), ports,
 			stats_dir_name(row->dir), (unsigned long long)row->count.packets,
 			(unsigned long long)row->count.bytes);
@@ -186,11 +253,12 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 		fprintf(out, "(no classified packets%s)\n", o->all ? "" : "; --all lists every rule");
 	fputc('\n', out);
 	for (int c = 0; c < LX_CNT_MAX; c++)
-		fprintf(out, "%-63s %12llu %14llu\n", counter_names[c],
+		fprintf(out, "%-68s %12llu %14llu\n", counter_names[c],
 			(unsigned long long)r->special[c].packets,
 			(unsigned long long)r->special[c].bytes);
-	fprintf(out, "%-63s %12llu %14llu\n", "total", (unsigned long long)r->total.packets,
+	fprintf(out, "%-68s %12llu %14llu\n", "total", (unsigned long long)r->total.packets,
 		(unsigned long long)r->total.bytes);
+	print_drops_table(out, r);
 }
 
 void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)

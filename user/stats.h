@@ -13,6 +13,7 @@ struct stats_row {
 	uint32_t dir;
 	struct lx_rule_info info;
 	struct lx_count count;
+	struct lx_count remarked; /* DSCP rewritten by the tag mode */
 };
 
 struct stats_report {
@@ -20,6 +21,8 @@ struct stats_report {
 	struct stats_row *rows; /* every active rule, both directions, in rule order */
 	struct lx_count special[LX_CNT_MAX];
 	struct lx_count total;
+	struct lx_count drops[LX_DROP_MAX];      /* enforce: dropped, per reason */
+	struct lx_count would_drop[LX_DROP_MAX]; /* monitor: would have been dropped */
 };
 
 /* Sums every CPU and every interface slot set in slot_mask. */
@@ -39,5 +42,6 @@ void stats_print(FILE *out, const struct stats_report *r, const struct stats_pri
 
 const char *stats_counter_name(int counter);
 const char *stats_dir_name(uint32_t dir);
+const char *stats_reason_name(uint32_t reason);
 
 #endif

@@ -9,8 +9,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-int testrun_open(struct testrun *t, const struct matrix *m, const struct compiled *c,
-		 struct text_error *err)
+int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s,
+		 const struct compiled *c, uint32_t policy, uint32_t tag, struct text_error *err)
 {
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
@@ -19,13 +19,19 @@ int testrun_open(struct testrun *t, const struct matrix *m, const struct compile
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
-	if (loader_write_tables(t->skel, m, c, err) < 0) {
+	if (loader_write_tables(t->skel, m, s, c, err) < 0 ||
+	    loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err) < 0) {
 		testrun_close(t);
 		return -1;
 	}
 	loader_map_fds(t->skel, &t->fds);
 	t->prog_fd = loader_prog_fd(t->skel);
 	return 0;
+}
+
+int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err)
+{
+	return loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err);
 }
 
 void testrun_close(struct testrun *t)

@@ -23,8 +23,12 @@ struct testrun {
 	uint64_t too_long;  /* frames larger than a test run takes */
 };
 
-int testrun_open(struct testrun *t, const struct matrix *m, const struct compiled *c,
-		 struct text_error *err);
+/* policy: enum lx_policy; tag: 1 to rewrite DSCP. */
+int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s,
+		 const struct compiled *c, uint32_t policy, uint32_t tag, struct text_error *err);
+
+/* Changes the policy and tag mode of the instance, as `lyncxdp set` does live. */
+int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err);
 void testrun_close(struct testrun *t);
 
 /* What the program decided for one frame. */
