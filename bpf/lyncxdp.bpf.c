@@ -487,28 +487,32 @@ struct decision {
 /*
  * Destination side first: a packet toward a role's port (listen: in) or a reply toward a
  * role's outbound flow (in). Then the source side: the role answering from its port or
- * opening a connection (out). `in` wins when both sides match.
+ * opening a connection (out). `in` wins when both sides match. The source group is also
+ * looked up when a protected host may be opening a flow, which must be tracked whatever
+ * the classification.
  */
 static __always_inline void classify(const struct packet *p, const struct lx_config *cfg,
 				     struct decision *d)
 {
 	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
 	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
+	__u32 src_candidates = at_sport.local | at_dport.remote;
 
 	if (at_dport.local || at_sport.remote || cfg->protected_groups)
 		d->dst_group = group_of(p, &p->daddr, cfg->flags);
 	__u32 bit = group_bit(d->dst_group);
 	d->dir = LX_DIR_IN;
-	if (at_dport.local & bit) {
+	if (at_dport.local & bit)
 		d->rule = local_rule(d->dst_group, p->proto, p->dport);
-		return;
-	}
-	if (at_sport.remote & bit) {
+	else if (at_sport.remote & bit)
 		d->rule = remote_rule(d->dst_group, p->proto, p->sport);
+	if (d->rule) {
+		if (src_candidates & cfg->protected_groups)
+			d->src_group = group_of(p, &p->saddr, cfg->flags);
 		return;
 	}
 
-	if (at_sport.local || at_dport.remote || cfg->protected_groups)
+	if (src_candidates)
 		d->src_group = group_of(p, &p->saddr, cfg->flags);
 	bit = group_bit(d->src_group);
 	d->dir = LX_DIR_OUT;
@@ -782,22 +786,23 @@ int lyncxdp(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	/* classify */
-	__u64 now = 0;
 	if (parsed == PARSED_L4) {
 		classify(&p, cfg, &d);
 		parsed = LX_CNT_UNCLASSIFIED;
-		if (cfg->protected_groups) {
-			now = bpf_ktime_get_ns();
-			track_outbound(&p, cfg, d.src_group, now);
-		}
 	} else if (cfg->protected_groups && p.have_addrs) {
 		d.dst_group = group_of(&p, &p.daddr, cfg->flags);
 	}
 
-	/* act: policy, for protected destinations only; non-IP never gets here */
+	/* act: flows of protected hosts, and the policy for protected destinations. A coarse
+	 * clock (jiffies) is plenty for timeouts of seconds, and costs far less per packet. */
+	__u64 now = 0;
+	if (cfg->protected_groups & group_bit(d.src_group)) {
+		now = bpf_ktime_get_coarse_ns();
+		track_outbound(&p, cfg, d.src_group, now);
+	}
 	if (cfg->protected_groups & group_bit(d.dst_group)) {
 		if (!now)
-			now = bpf_ktime_get_ns();
+			now = bpf_ktime_get_coarse_ns();
 		d.reason = policy_reason(&p, parsed, &d, cfg, now);
 	}
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;
