@@ -11,7 +11,7 @@ VERSION   := 0.1.0
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I$(BUILD) -Ibpf \
                  -DLYNCXDP_VERSION='"$(VERSION)"'
 CFLAGS  ?= -O2
-LDLIBS  := -lbpf -lelf -lz -lpcap
+LDLIBS  := -lbpf -lelf -lz -lpcap -lmicrohttpd
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH) -Ibpf \
               -Wall -Wextra -Werror
@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH)
 LIB_SRCS := $(filter-out user/lyncxdp.c,$(wildcard user/*.c))
 LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
-TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath
+TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
 .PHONY: all deps demo test test-unit format format-check install clean help
@@ -88,3 +88,17 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- `make bench`: per-packet cost, throughput, scaling, control plane (scripts/bench.sh).
+# Not part of `make test` or CI. BENCH_SECONDS shortens the throughput runs (default 10).
+BENCH_BPF := $(BUILD)/bench_pass.bpf.o $(BUILD)/bench_drop.bpf.o $(BUILD)/bench_txgen.bpf.o
+
+$(BUILD)/bench_%.bpf.o: bpf/bench_%.bpf.c | $(BUILD)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench: tests/bench/bench.c $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+.PHONY: bench
+bench: deps all $(BUILD)/bench $(BENCH_BPF)
+	@BUILD=$(BUILD) bash scripts/bench.sh

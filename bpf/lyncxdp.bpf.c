@@ -43,7 +43,7 @@ struct {
 	__uint(max_entries, LX_MAX_PREFIXES);
 	__type(key, struct lx_lpm4_key);
 	__type(value, __u32);
-} lx_lpm4 SEC(".maps");
+} tbl_lpm4 SEC(".maps");
 
 // IPv6 prefixes (not /128) -> role-set group id. Written by the loader.
 struct {
@@ -52,7 +52,7 @@ struct {
 	__uint(max_entries, LX_MAX_PREFIXES);
 	__type(key, struct lx_lpm6_key);
 	__type(value, __u32);
-} lx_lpm6 SEC(".maps");
+} tbl_lpm6 SEC(".maps");
 
 // IPv4 hosts (/32) -> group id, roles of covering prefixes included. Written by the loader.
 struct {
@@ -61,7 +61,7 @@ struct {
 	__uint(max_entries, LX_MAX_PREFIXES);
 	__type(key, __u32);
 	__type(value, __u32);
-} lx_host4 SEC(".maps");
+} tbl_host4 SEC(".maps");
 
 // IPv6 hosts (/128) -> group id. Written by the loader.
 struct {
@@ -70,7 +70,7 @@ struct {
 	__uint(max_entries, LX_MAX_PREFIXES);
 	__type(key, struct lx_addr6);
 	__type(value, __u32);
-} lx_host6 SEC(".maps");
+} tbl_host6 SEC(".maps");
 
 // (proto, port) -> groups with a rule on their own port there, and groups with an
 // outbound-to rule to that peer port; lets most packets skip address lookups. Loader.
@@ -79,7 +79,7 @@ struct {
 	__uint(max_entries, LX_PORT_GROUPS_SIZE);
 	__type(key, __u32);
 	__type(value, struct lx_port_groups);
-} lx_port_groups SEC(".maps");
+} tbl_ports SEC(".maps");
 
 // (group, proto, the role's own port) -> winning rule id, precedence resolved by the loader.
 struct {
@@ -87,7 +87,7 @@ struct {
 	__uint(max_entries, LX_RULE_TABLE_SIZE);
 	__type(key, __u32);
 	__type(value, struct lx_rule_slot);
-} lx_rule_table SEC(".maps");
+} tbl_rules SEC(".maps");
 
 // (group, proto, the peer's port) -> outbound-to rule id. Written by the loader.
 struct {
@@ -95,7 +95,7 @@ struct {
 	__uint(max_entries, LX_MAX_REMOTE);
 	__type(key, struct lx_remote_key);
 	__type(value, __u32);
-} lx_remote_table SEC(".maps");
+} tbl_remote SEC(".maps");
 
 // Rule id -> kind and DSCP. Written by the loader; sized rule_cap.
 struct {
@@ -103,7 +103,7 @@ struct {
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct lx_rule_action);
-} lx_rule_action SEC(".maps");
+} tbl_actions SEC(".maps");
 
 // Address maps in use, protected groups, flow timeouts, drop-log rate. Written by the loader.
 struct {
@@ -111,7 +111,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lx_config);
-} lx_config SEC(".maps");
+} tbl_config SEC(".maps");
 
 // Per interface slot: policy and tag mode. Written by the loader (attach, set).
 struct {
@@ -127,7 +127,7 @@ struct {
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, __u32);
-} lx_icmp_allow SEC(".maps");
+} tbl_icmp SEC(".maps");
 
 // Connections opened by protected hosts, keyed from the host's side. Written by the program.
 struct {
@@ -414,27 +414,27 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 		__u32 a4;
 		__builtin_memcpy(&a4, addr->addr, 4);
 		if (flags & LX_CFG_HOST4) {
-			group = bpf_map_lookup_elem(&lx_host4, &a4);
+			group = bpf_map_lookup_elem(&tbl_host4, &a4);
 			if (group)
 				return *group;
 		}
 		if (flags & LX_CFG_NET4) {
 			struct lx_lpm4_key key = { .prefixlen = 32, .addr = a4 };
-			group = bpf_map_lookup_elem(&lx_lpm4, &key);
+			group = bpf_map_lookup_elem(&tbl_lpm4, &key);
 			if (group)
 				return *group;
 		}
 		return 0;
 	}
 	if (flags & LX_CFG_HOST6) {
-		group = bpf_map_lookup_elem(&lx_host6, addr);
+		group = bpf_map_lookup_elem(&tbl_host6, addr);
 		if (group)
 			return *group;
 	}
 	if (flags & LX_CFG_NET6) {
 		struct lx_lpm6_key key = { .prefixlen = 128 };
 		__builtin_memcpy(key.addr, addr->addr, sizeof(key.addr));
-		group = bpf_map_lookup_elem(&lx_lpm6, &key);
+		group = bpf_map_lookup_elem(&tbl_lpm6, &key);
 		if (group)
 			return *group;
 	}
@@ -444,7 +444,7 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 static __always_inline struct lx_port_groups groups_at_port(__u32 proto, __u16 port)
 {
 	__u32 idx = lx_port_index(proto, port);
-	struct lx_port_groups *g = bpf_map_lookup_elem(&lx_port_groups, &idx);
+	struct lx_port_groups *g = bpf_map_lookup_elem(&tbl_ports, &idx);
 	struct lx_port_groups none = {};
 	return g ? *g : none;
 }
@@ -458,7 +458,7 @@ static __always_inline __u32 group_bit(__u32 group)
 static __always_inline __u32 local_rule(__u32 group, __u32 proto, __u16 port)
 {
 	__u32 idx = lx_rule_slot_index(group, proto, port);
-	struct lx_rule_slot *slot = bpf_map_lookup_elem(&lx_rule_table, &idx);
+	struct lx_rule_slot *slot = bpf_map_lookup_elem(&tbl_rules, &idx);
 	return slot ? slot->rule[port % LX_RULES_PER_SLOT] : 0;
 }
 
@@ -466,13 +466,13 @@ static __always_inline __u32 local_rule(__u32 group, __u32 proto, __u16 port)
 static __always_inline __u32 remote_rule(__u32 group, __u32 proto, __u16 port)
 {
 	struct lx_remote_key key = { .group = group, .proto = (__u16)proto, .port = port };
-	__u32 *rule = bpf_map_lookup_elem(&lx_remote_table, &key);
+	__u32 *rule = bpf_map_lookup_elem(&tbl_remote, &key);
 	return rule ? *rule : 0;
 }
 
 static __always_inline __u32 rule_kind(__u32 rule)
 {
-	struct lx_rule_action *a = bpf_map_lookup_elem(&lx_rule_action, &rule);
+	struct lx_rule_action *a = bpf_map_lookup_elem(&tbl_actions, &rule);
 	return a ? a->kind : LX_KIND_LISTEN;
 }
 
@@ -596,10 +596,10 @@ static __always_inline void frag_key(const struct packet *p, struct lx_frag_key 
 static __always_inline __u32 icmp_reason(const struct packet *p)
 {
 	__u32 key = lx_icmp_key(p->family, p->icmp_type, p->icmp_code);
-	if (bpf_map_lookup_elem(&lx_icmp_allow, &key))
+	if (bpf_map_lookup_elem(&tbl_icmp, &key))
 		return LX_DROP_NONE;
 	key = lx_icmp_key(p->family, p->icmp_type, LX_ICMP_ANY);
-	return bpf_map_lookup_elem(&lx_icmp_allow, &key) ? LX_DROP_NONE : LX_DROP_TRANSPORT;
+	return bpf_map_lookup_elem(&tbl_icmp, &key) ? LX_DROP_NONE : LX_DROP_TRANSPORT;
 }
 
 static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
@@ -780,7 +780,7 @@ int lyncxdp(struct xdp_md *ctx)
 			parsed = LX_CNT_NON_IP;
 	}
 
-	struct lx_config *cfg = bpf_map_lookup_elem(&lx_config, &zero);
+	struct lx_config *cfg = bpf_map_lookup_elem(&tbl_config, &zero);
 	struct lx_iface_config *ifc = bpf_map_lookup_elem(&lx_iface_config, &slot);
 	if (!cfg || !ifc)
 		return XDP_PASS;
@@ -822,7 +822,7 @@ int lyncxdp(struct xdp_md *ctx)
 
 	/* act: DSCP, for classified packets that pass */
 	if (ifc->tag && matched && verdict == XDP_PASS) {
-		struct lx_rule_action *a = bpf_map_lookup_elem(&lx_rule_action, &d.rule);
+		struct lx_rule_action *a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
 		if (a && a->dscp != LX_DSCP_KEEP && set_dscp(&p, c.end, a->dscp))
 			count(&lx_remarked, idx, bytes);
 	}

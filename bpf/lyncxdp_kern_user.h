@@ -299,6 +299,9 @@ struct lx_state {
 	__u32 groups;
 	__u32 pad;
 	__u64 loaded_at;
+	__u64 reloaded_at; /* 0 until the first reload */
+	__u32 reloads;
+	__u32 max_rule_id; /* rule ids in use are 1..max_rule_id */
 	__u64 matrix_hash; /* FNV-1a of the matrix file's bytes */
 	__u64 site_hash;   /* FNV-1a of the site file's bytes */
 	char product[LX_SLUG_LEN];

@@ -7,11 +7,11 @@ set -euo pipefail
 packages=(
 	# build
 	clang llvm gcc make pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev libpcap-dev
-	clang-format libclang-rt-14-dev
+	clang-format libclang-rt-14-dev libmicrohttpd-dev
 	# run
 	iproute2
 	# tests and benchmark
-	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux
+	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl
 )
 
 missing=()

@@ -10,6 +10,8 @@ suites=(
 	"parsers (ASan/UBSan):$BUILD/san/test_parsers"
 	"datapath:$BUILD/test_datapath"
 	"datapath (ASan/UBSan):$BUILD/san/test_datapath"
+	"policy:$BUILD/test_policy"
+	"policy (ASan/UBSan):$BUILD/san/test_policy"
 )
 for s in tests/suite_*.sh; do
 	[ -e "$s" ] && suites+=("$(basename "$s" .sh | sed 's/^suite_//'):bash $s")

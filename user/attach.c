@@ -193,6 +193,7 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->prefixes6 = c->hosts6 + c->nets6;
 	st->groups = (uint32_t)c->ngroups - 1;
 	st->loaded_at = (uint64_t)time(NULL);
+	st->max_rule_id = c->max_id;
 	st->matrix_hash = m->hash;
 	st->site_hash = s->hash;
 	text_copy(st->product, sizeof(st->product), m->product);
@@ -454,6 +455,182 @@ int attach_set(const char *ifname, int policy, int tag, struct text_error *err)
 	if (rc == 0)
 		rc = state_write(&st, err);
 out:
+	close(lock);
+	return rc;
+}
+
+/* Rule ids the attached maps describe, for compile_assign_ids. */
+static int read_old_rules(const struct lx_state *st, struct compile_old_rule **out, int *n,
+			  struct text_error *err)
+{
+	int fd = pinned_map_fd("lx_rule_info", err);
+	if (fd < 0)
+		return -1;
+	*out = calloc(st->rule_cap, sizeof(**out));
+	*n = 0;
+	for (uint32_t id = 1; *out && id < st->rule_cap; id++) {
+		struct compile_old_rule *o = &(*out)[*n];
+		if (bpf_map_lookup_elem(fd, &id, &o->info) == 0 && o->info.role[0]) {
+			o->id = id;
+			(*n)++;
+		}
+	}
+	close(fd);
+	if (!*out)
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+	return *out ? 0 : -1;
+}
+
+/* Counters of ids a reload gives to new rules start from zero, on every slot. */
+static void zero_rule_ids(const struct lx_state *st, const uint8_t *ids)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct lx_count *zeros = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*zeros));
+	for (uint32_t id = 1; zeros && id < st->rule_cap; id++) {
+		if (!ids[id])
+			continue;
+		for (uint32_t slot = 0; slot < LX_MAX_IFACES; slot++) {
+			uint32_t first = lx_rule_counter_index(slot, st->rule_cap, id, 0);
+			zero_entries("lx_counters", first, LX_DIR_MAX, zeros);
+			zero_entries("lx_remarked", first, LX_DIR_MAX, zeros);
+		}
+	}
+	free(zeros);
+}
+
+/* Forgets the descriptions of rules the new matrix no longer has, freeing their ids. */
+static void clear_removed_rules(const struct compile_old_rule *old, int nold,
+				const struct compiled *c)
+{
+	struct text_error ignored;
+	int fd = pinned_map_fd("lx_rule_info", &ignored);
+	struct lx_rule_info none = { 0 };
+	for (int k = 0; fd >= 0 && k < nold; k++) {
+		int kept = 0;
+		for (int i = 0; i < c->nrules && !kept; i++)
+			kept = c->ids[i] == old[k].id;
+		if (!kept)
+			bpf_map_update_elem(fd, &old[k].id, &none, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Swaps every attached link to its new program; on a failure, swaps back those done. */
+static int swap_programs(const struct lx_state *st, struct lyncxdp_bpf **inst,
+			 struct text_error *err)
+{
+	int done[LX_MAX_IFACES] = { 0 }, old_prog[LX_MAX_IFACES], rc = 0;
+	for (int slot = 0; slot < LX_MAX_IFACES && rc == 0; slot++) {
+		if (!inst[slot])
+			continue;
+		char pin[256];
+		link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+		int link = bpf_obj_get(pin);
+		old_prog[slot] = bpf_prog_get_fd_by_id(st->ifaces[slot].prog_id);
+		if (link < 0 || bpf_link_update(link, loader_prog_fd(inst[slot]), NULL)) {
+			snprintf(err->msg, sizeof(err->msg), "swapping the program of %s: %s",
+				 st->ifaces[slot].name, strerror(errno));
+			rc = -1;
+		} else {
+			done[slot] = 1;
+		}
+		if (link >= 0)
+			close(link);
+	}
+	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
+		if (rc && done[slot] && old_prog[slot] >= 0) {
+			char pin[256];
+			link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+			int link = bpf_obj_get(pin);
+			if (link >= 0) {
+				bpf_link_update(link, old_prog[slot], NULL);
+				close(link);
+			}
+		}
+		if (inst[slot] && old_prog[slot] >= 0)
+			close(old_prog[slot]);
+	}
+	return rc;
+}
+
+static void update_state_after_reload(struct lx_state *st, const struct matrix *m,
+				      const struct site *s, const struct compiled *c,
+				      struct lyncxdp_bpf **inst)
+{
+	struct lx_state fresh;
+	fill_state(&fresh, m, s, c, st->rule_cap);
+	fresh.loaded_at = st->loaded_at;
+	fresh.reloaded_at = (uint64_t)time(NULL);
+	fresh.reloads = st->reloads + 1;
+	memcpy(fresh.ifaces, st->ifaces, sizeof(fresh.ifaces));
+	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
+		if (!inst[slot])
+			continue;
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(loader_prog_fd(inst[slot]), &info, &len) == 0)
+			fresh.ifaces[slot].prog_id = info.id;
+	}
+	*st = fresh;
+}
+
+int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+		  struct text_error *err)
+{
+	struct lx_state st;
+	struct lyncxdp_bpf *inst[LX_MAX_IFACES] = { 0 };
+	struct compile_old_rule *old = NULL;
+	uint8_t *new_ids = NULL;
+	int nold = 0, rc = -1, first = -1;
+	int lock = take_lock(err);
+	if (lock < 0)
+		return -1;
+	int attached = state_read(&st, err);
+	if (attached <= 0) {
+		if (attached == 0)
+			snprintf(err->msg, sizeof(err->msg), "lyncxdp is not attached: nothing to reload");
+		goto out;
+	}
+	new_ids = calloc(st.rule_cap, 1);
+	if (!new_ids || read_old_rules(&st, &old, &nold, err) < 0 ||
+	    compile_assign_ids(c, m, old, nold, st.rule_cap, new_ids, err) < 0)
+		goto out;
+
+	/* Every new program is loaded and its tables written before any interface switches. */
+	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
+		if (!st.ifaces[slot].ifindex)
+			continue;
+		struct loader_opts lo = { .iface_slot = (uint32_t)slot, .rule_cap = st.rule_cap,
+					  .pinned = 1, .fresh_tables = first < 0,
+					  .tables_from = first < 0 ? NULL : inst[first] };
+		inst[slot] = loader_load(&lo, err);
+		if (!inst[slot])
+			goto out;
+		if (first < 0) {
+			first = slot;
+			zero_rule_ids(&st, new_ids);
+			if (loader_write_tables(inst[slot], m, s, c, err) < 0)
+				goto out;
+		}
+	}
+	if (first < 0) {
+		snprintf(err->msg, sizeof(err->msg), "no interface is attached");
+		goto out;
+	}
+	if (swap_programs(&st, inst, err) < 0)
+		goto out;
+	/* From here on every interface runs the new tables. */
+	clear_removed_rules(old, nold, c);
+	update_state_after_reload(&st, m, s, c, inst);
+	rc = loader_repin_tables(inst[first], err);
+	if (state_write(&st, err) < 0)
+		rc = -1;
+out:
+	for (int slot = 0; slot < LX_MAX_IFACES; slot++)
+		loader_destroy(inst[slot]);
+	free(old);
+	free(new_ids);
 	close(lock);
 	return rc;
 }

@@ -27,6 +27,14 @@ struct attach_opts {
 int attach_iface(const char *ifname, const struct attach_opts *o, const struct matrix *m,
 		 const struct site *s, const struct compiled *c, struct text_error *err);
 
+/*
+ * Replaces the tables of every attached interface with a new matrix and site at once: each
+ * interface's program is swapped atomically (bpf_link_update) for one reading the new
+ * tables. Counters of rules that exist in both keep their values; flows are kept.
+ */
+int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+		  struct text_error *err);
+
 /* Changes an attached interface's policy and tag live; -1 keeps a setting as it is. */
 int attach_set(const char *ifname, int policy, int tag, struct text_error *err);
 int detach_iface(const char *ifname, struct text_error *err);

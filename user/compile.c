@@ -13,6 +13,7 @@ void compile_free(struct compiled *c)
 	free(c->port_groups);
 	free(c->active);
 	free(c->dscp);
+	free(c->ids);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -151,9 +152,10 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(*c->port_groups));
 	c->active = calloc((size_t)m->nrules + 1, 1);
 	c->dscp = calloc((size_t)m->nrules + 1, 1);
+	c->ids = calloc((size_t)m->nrules + 1, sizeof(*c->ids));
 	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
 	if (!c->rule_table || !c->remote_table || !c->port_groups || !c->active || !c->dscp ||
-	    !width) {
+	    !c->ids || !width) {
 		free(width);
 		compile_free(c);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
@@ -180,6 +182,70 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 			c->nactive++;
 		}
 	resolve_dscp(m, s, c);
+	for (int i = 0; i < m->nrules; i++)
+		c->ids[i] = (uint16_t)(i + 1);
+	c->max_id = (uint32_t)m->nrules;
 	free(width);
+	return 0;
+}
+
+static int same_rule(const struct matrix *m, const struct matrix_rule *r,
+		     const struct lx_rule_info *info)
+{
+	return info->kind == r->kind && info->proto == r->proto && info->port_lo == r->port_lo &&
+	       info->port_hi == r->port_hi && !strcmp(info->role, m->roles[r->role].slug) &&
+	       !strcmp(info->service, m->services[r->service].slug);
+}
+
+static void renumber(uint16_t *table, size_t n, const uint16_t *ids)
+{
+	for (size_t i = 0; i < n; i++)
+		if (table[i])
+			table[i] = ids[table[i] - 1];
+}
+
+int compile_assign_ids(struct compiled *c, const struct matrix *m,
+		       const struct compile_old_rule *old, int nold, uint32_t rule_cap,
+		       uint8_t *new_ids, struct text_error *err)
+{
+	uint8_t *taken = calloc(rule_cap, 1);
+	if (!taken) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	for (int k = 0; k < nold; k++)
+		if (old[k].id < rule_cap)
+			taken[old[k].id] = 1;
+	uint32_t next = 1;
+	c->max_id = 0;
+	for (int i = 0; i < m->nrules; i++) {
+		uint32_t id = 0;
+		for (int k = 0; k < nold && !id; k++)
+			if (same_rule(m, &m->rules[i], &old[k].info))
+				id = old[k].id;
+		if (!id) {
+			while (next < rule_cap && taken[next])
+				next++;
+			if (next >= rule_cap) {
+				free(taken);
+				snprintf(err->msg, sizeof(err->msg),
+					 "the new matrix needs more than the %u rule ids the attached "
+					 "maps hold: detach every interface and attach again",
+					 rule_cap - 1);
+				return -1;
+			}
+			id = next;
+			taken[id] = 1;
+			if (new_ids)
+				new_ids[id] = 1;
+		}
+		c->ids[i] = (uint16_t)id;
+		if (id > c->max_id)
+			c->max_id = id;
+	}
+	free(taken);
+	size_t table = (size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS;
+	renumber(c->rule_table, table, c->ids);
+	renumber(c->remote_table, table, c->ids);
 	return 0;
 }

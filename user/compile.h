@@ -36,8 +36,25 @@ struct compiled {
 	int nrules;                        /* = matrix nrules; rule id = index + 1 */
 	uint8_t *active;                   /* [rule index] 1 when the rule's role is present */
 	uint8_t *dscp;                     /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
+	uint16_t *ids;                     /* [rule index] id in the tables and counters */
+	uint32_t max_id;                   /* highest id in use */
 	int nactive;
 };
+
+/* An id the attached maps already give a rule, so a reload can keep its counters. */
+struct compile_old_rule {
+	uint32_t id;
+	struct lx_rule_info info;
+};
+
+/*
+ * Reload: a rule identical to an attached one (role, service, transport, ports, kind) keeps
+ * that one's id, hence its counters; other rules take ids no attached rule holds. Rewrites
+ * the tables to the new ids. new_ids (may be NULL) lists which ids start from zero.
+ */
+int compile_assign_ids(struct compiled *c, const struct matrix *m,
+		       const struct compile_old_rule *old, int nold, uint32_t rule_cap,
+		       uint8_t *new_ids, struct text_error *err);
 
 int compile_tables(const struct matrix *m, const struct site *s, struct compiled *c,
 		   struct text_error *err);

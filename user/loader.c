@@ -22,7 +22,32 @@ uint32_t loader_rule_cap(int nrules)
 	return cap;
 }
 
-static int set_pin_paths(struct bpf_object *obj, struct text_error *err)
+static int is_table(const struct bpf_map *map)
+{
+	return !strncmp(bpf_map__name(map), LOADER_TABLE_PREFIX, strlen(LOADER_TABLE_PREFIX));
+}
+
+/* Reload: this instance uses the (new, unpinned) table maps of another one. */
+static int reuse_tables(struct bpf_object *obj, struct lyncxdp_bpf *from, struct text_error *err)
+{
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, obj)
+	{
+		if (!is_table(map))
+			continue;
+		struct bpf_map *src = bpf_object__find_map_by_name(from->obj, bpf_map__name(map));
+		int r = src ? bpf_map__reuse_fd(map, bpf_map__fd(src)) : -ENOENT;
+		if (r) {
+			snprintf(err->msg, sizeof(err->msg), "sharing table %s: %s",
+				 bpf_map__name(map), strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
+			 struct text_error *err)
 {
 	struct bpf_map *map;
 	char path[256];
@@ -30,6 +55,8 @@ static int set_pin_paths(struct bpf_object *obj, struct text_error *err)
 	bpf_object__for_each_map(map, obj)
 	{
 		if (bpf_map__is_internal(map)) /* .rodata stays per instance */
+			continue;
+		if (is_table(map) && (opts->fresh_tables || opts->tables_from))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
 		int r = bpf_map__set_pin_path(map, path);
@@ -57,9 +84,10 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	bpf_map__set_max_entries(skel->maps.lx_remarked,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
-	bpf_map__set_max_entries(skel->maps.lx_rule_action, opts->rule_cap);
+	bpf_map__set_max_entries(skel->maps.tbl_actions, opts->rule_cap);
 
-	if (opts->pinned && set_pin_paths(skel->obj, err) < 0) {
+	if ((opts->pinned && set_pin_paths(skel->obj, opts, err) < 0) ||
+	    (opts->tables_from && reuse_tables(skel->obj, opts->tables_from, err) < 0)) {
 		lyncxdp_bpf__destroy(skel);
 		return NULL;
 	}
@@ -127,19 +155,19 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		if (a->family == 4 && a->len == 32) {
 			__u32 key;
 			memcpy(&key, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host4), &key, &a->group, 0);
 		} else if (a->family == 4) {
 			struct lx_lpm4_key key = { .prefixlen = (__u32)a->len };
 			memcpy(&key.addr, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm4), &key, &a->group, 0);
 		} else if (a->len == 128) {
 			struct lx_addr6 key;
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host6), &key, &a->group, 0);
 		} else {
 			struct lx_lpm6_key key = { .prefixlen = (__u32)a->len };
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm6), &key, &a->group, 0);
 		}
 		if (r) {
 			snprintf(err->msg, sizeof(err->msg), "writing address %d of %d: %s", i + 1,
@@ -167,7 +195,7 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 				table[idx].rule[port % LX_RULES_PER_SLOT] =
 					compiled_rule_at(c, g, proto, port);
 			}
-	int r = write_array(bpf_map__fd(skel->maps.lx_rule_table), table, sizeof(*table), 0, slots,
+	int r = write_array(bpf_map__fd(skel->maps.tbl_rules), table, sizeof(*table), 0, slots,
 			    "the rule table", err);
 	free(table);
 	return r;
@@ -176,7 +204,7 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 static int write_remote_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 			      struct text_error *err)
 {
-	int fd = bpf_map__fd(skel->maps.lx_remote_table);
+	int fd = bpf_map__fd(skel->maps.tbl_remote);
 	for (uint32_t g = 1; g < (uint32_t)c->ngroups; g++)
 		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
 			for (uint32_t port = 0; port < LX_PORTS; port++) {
@@ -200,8 +228,8 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 {
 	for (int i = 0; i < m->nrules; i++) {
 		struct lx_rule_action a = { .dscp = c->dscp[i], .kind = (__u8)m->rules[i].kind };
-		__u32 id = (__u32)i + 1;
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_action), &id, &a, 0)) {
+		__u32 id = c->ids[i];
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
 				 strerror(errno));
 			return -1;
@@ -259,7 +287,7 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
 		text_copy(info.service, sizeof(info.service), svc->slug);
 		text_copy(info.name, sizeof(info.name), svc->name);
-		__u32 id = (__u32)i + 1;
+		__u32 id = c->ids[i];
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &info, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule %u: %s", id,
 				 strerror(errno));
@@ -281,19 +309,37 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
 	};
 	__u32 zero = 0;
-	int icmp_fd = bpf_map__fd(skel->maps.lx_icmp_allow);
+	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
 
 	if (write_addresses(skel, c, err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.lx_port_groups), c->port_groups,
+	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups,
 			sizeof(*c->port_groups), 0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
 	    write_rule_table(skel, c, err) < 0 || write_remote_table(skel, c, err) < 0 ||
 	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
 	    write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
 	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
 		return -1;
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_config), &zero, &cfg, 0)) {
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_config), &zero, &cfg, 0)) {
 		snprintf(err->msg, sizeof(err->msg), "writing the config: %s", strerror(errno));
 		return -1;
+	}
+	return 0;
+}
+
+int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
+{
+	struct bpf_map *map;
+	char path[256];
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		if (!is_table(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		unlink(path);
+		if (bpf_obj_pin(bpf_map__fd(map), path)) {
+			snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", path, strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }

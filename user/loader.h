@@ -25,7 +25,15 @@ struct loader_opts {
 	uint32_t rule_cap;
 	int record_last; /* explain/replay: remember each decision */
 	int pinned;      /* share the maps pinned under LX_PIN_MAPS (created when absent) */
+	/* Reload: the tables (maps named tbl_*) are new, not the pinned ones: created empty,
+	 * or shared with this instance's. */
+	int fresh_tables;
+	struct lyncxdp_bpf *tables_from;
 };
+
+/* Table maps (tbl_*) hold what the matrix and site compile to; a reload replaces them
+ * whole. Every other map is state that outlives reloads: counters, flows, drop log. */
+#define LOADER_TABLE_PREFIX "tbl_"
 
 /* Rule ids a counter map must hold for this many rules (at least 1024, a power of two). */
 uint32_t loader_rule_cap(int nrules);
@@ -57,6 +65,9 @@ struct lx_map_fds {
 	int last;
 };
 void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds);
+
+/* After a reload: the pins of the table maps now name this instance's tables. */
+int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err);
 
 /* Removes every map pin and the pin directories (after the last detach or a failed attach). */
 void loader_unpin_all(void);

@@ -21,6 +21,8 @@
 #include "capture.h"
 #include "compile.h"
 #include "droplog.h"
+#include "exporter.h"
+#include "metrics.h"
 #include "json.h"
 #include "matrix.h"
 #include "packet.h"
@@ -42,12 +44,16 @@ static const char usage_main[] =
 	"  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
 	"               [--policy monitor|enforce] [--tag]\n"
 	"                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
+	"  reload [--product P | --matrix FILE] [--site FILE]\n"
+	"                     apply a changed matrix or site to every attached interface at once\n"
 	"  set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
 	"                     change policy or tagging live, without detaching\n"
 	"  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
 	"  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
-	"  stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
+	"  stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]] [--all]\n"
 	"                     per-service packet and byte counters, drops by reason\n"
+	"  exporter --listen ADDR:PORT\n"
+	"                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
 	"  drops [--json] [--seconds S] [--count N]\n"
 	"                     stream the log of dropped (or would-drop) packets\n"
 	"  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
@@ -309,6 +315,61 @@ static int cmd_detach(int argc, char **argv)
 	return 0;
 }
 
+/* ---- reload ---- */
+
+static const char help_reload[] =
+	"Usage: lyncxdp reload [--product P | --matrix FILE] [--site FILE]\n"
+	"\n"
+	"Applies a changed matrix or site while attached, without detaching. The new files are\n"
+	"checked and compiled first (an error changes nothing); then each interface's program\n"
+	"is swapped atomically for one reading the new tables, so every packet sees either the\n"
+	"old tables or the new ones, never a mix. Counters of rules present in both keep their\n"
+	"values; flows and drop counters are kept. Without options, the attached files are read\n"
+	"again.\n";
+
+static int cmd_reload(int argc, char **argv)
+{
+	static const struct option opts[] = { INPUT_OPTIONS,
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	struct inputs in = { 0 };
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (take_input_option(&in, opt))
+			continue;
+		if (opt == OPT_HELP)
+			return fputs(help_reload, stdout), 0;
+		return usage_error("reload", "unknown option");
+	}
+	if (argc != optind)
+		return usage_error("reload", "takes no arguments");
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	struct lx_state st;
+	struct text_error err;
+	int attached = state_read(&st, &err);
+	if (attached < 0)
+		return fail(&err);
+	if (!attached) {
+		fprintf(stderr, "lyncxdp: not attached: nothing to reload (use attach)\n");
+		return 1;
+	}
+	if (!in.product && !in.matrix_path)
+		in.matrix_path = st.matrix;
+	if (!in.site_path)
+		in.site_path = st.site;
+	if (load_inputs(&in) < 0)
+		return 1;
+	if (attach_reload(&in.m, &in.s, &in.c, &err) < 0)
+		rc = fail(&err);
+	else
+		printf("lyncxdp: reloaded %s and %s: %d of %d rules active\n", in.m.path, in.s.path,
+		       in.c.nactive, in.m.nrules);
+	free_inputs(&in);
+	return rc;
+}
+
 /* ---- set ---- */
 
 static const char help_set[] =
@@ -380,10 +441,15 @@ static void print_status_json(const struct lx_state *st, int attached)
 		json_string(stdout, st->matrix);
 		printf(", \"site\": ");
 		json_string(stdout, st->site);
+		printf(", \"matrix_hash\": \"%016llx\", \"site_hash\": \"%016llx\"",
+		       (unsigned long long)st->matrix_hash, (unsigned long long)st->site_hash);
 		printf(", \"rules\": %u, \"rules_active\": %u, \"prefixes_ipv4\": %u, "
 		       "\"prefixes_ipv6\": %u, \"role_groups\": %u, \"loaded_at\": \"%s\"",
 		       st->rules_total, st->rules_active, st->prefixes4, st->prefixes6, st->groups,
 		       when);
+		format_time(st->reloaded_at, when, sizeof(when));
+		printf(", \"reloads\": %u, \"reloaded_at\": ", st->reloads);
+		st->reloads ? printf("\"%s\"", when) : printf("null");
 	}
 	printf(", \"interfaces\": [");
 	int first = 1;
@@ -412,10 +478,14 @@ static void print_status_text(const struct lx_state *st, int attached)
 		return;
 	}
 	format_time(st->loaded_at, when, sizeof(when));
-	printf("product   %s\nmatrix    %s\nsite      %s\n", st->product, st->matrix, st->site);
+	printf("product   %s\nmatrix    %s (%016llx)\nsite      %s (%016llx)\n", st->product,
+	       st->matrix, (unsigned long long)st->matrix_hash, st->site,
+	       (unsigned long long)st->site_hash);
 	printf("rules     %u (%u active)\nprefixes  %u IPv4, %u IPv6 (%u role groups)\n"
-	       "loaded    %s\n\n",
+	       "loaded    %s\n",
 	       st->rules_total, st->rules_active, st->prefixes4, st->prefixes6, st->groups, when);
+	format_time(st->reloaded_at, when, sizeof(when));
+	printf("reloaded  %s\n\n", st->reloads ? when : "never");
 	printf("%-16s %7s %-8s %-8s %-4s %7s %7s %-21s %s\n", "IFACE", "IFINDEX", "MODE", "POLICY",
 	       "TAG", "PROG", "LINK", "ATTACHED", "STATE");
 	for (int i = 0; i < LX_MAX_IFACES; i++) {
@@ -466,6 +536,7 @@ static const char help_stats[] =
 	"Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
 	"over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"
 	"ICMP, other-L4 and malformed counters.\n"
+	"  --prometheus  Prometheus text format, every interface (node_exporter textfile)\n"
 	"  --interval S  print again every S seconds, with rates; --count N stops after N\n"
 	"  --all         table: list rules that counted nothing too (JSON always does)\n";
 
@@ -508,6 +579,7 @@ static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 static int cmd_stats(int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
+					      { "prometheus", no_argument, NULL, 'R' },
 					      { "interval", required_argument, NULL, 'i' },
 					      { "count", required_argument, NULL, 'c' },
 					      { "all", no_argument, NULL, 'a' },
@@ -515,11 +587,13 @@ static int cmd_stats(int argc, char **argv)
 					      { 0 } };
 	struct stats_print_opts po = { 0 };
 	unsigned long count = 0;
-	int opt;
+	int opt, prometheus = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		char *end;
 		if (opt == OPT_JSON)
 			po.json = 1;
+		else if (opt == 'R')
+			prometheus = 1;
 		else if (opt == 'a')
 			po.all = 1;
 		else if (opt == 'i') {
@@ -537,12 +611,16 @@ static int cmd_stats(int argc, char **argv)
 	if (argc - optind > 1)
 		return usage_error("stats", "at most one interface");
 	const char *ifname = argc > optind ? argv[optind] : NULL;
+	if (prometheus && (po.json || po.interval || ifname))
+		return usage_error("stats", "--prometheus takes no IFACE, --json or --interval");
 	int rc = kernel_ready();
 	if (rc)
 		return rc;
 
 	struct lx_state st;
 	struct text_error err;
+	if (prometheus)
+		return metrics_write(stdout, &err) < 0 ? fail(&err) : 0;
 	int attached = state_read(&st, &err);
 	if (attached < 0)
 		return fail(&err);
@@ -564,7 +642,7 @@ static int cmd_stats(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	struct stats_report now = { 0 }, prev = { 0 };
 	for (unsigned long n = 0; !stop_requested; n++) {
-		if (stats_collect(&fds, st.rule_cap, st.rules_total, mask, &now, &err) < 0) {
+		if (stats_collect(&fds, st.rule_cap, st.max_rule_id, mask, &now, &err) < 0) {
 			rc = fail(&err);
 			break;
 		}
@@ -859,6 +937,42 @@ static int cmd_drops(int argc, char **argv)
 	return 0;
 }
 
+/* ---- exporter ---- */
+
+static const char help_exporter[] =
+	"Usage: lyncxdp exporter --listen ADDR:PORT\n"
+	"\n"
+	"Serves the counters of every attached interface at http://ADDR:PORT/metrics in the\n"
+	"Prometheus text format (as `stats --prometheus`), read fresh at every scrape. Runs in\n"
+	"the foreground until interrupted; IPv6 as [ADDR]:PORT.\n";
+
+static int cmd_exporter(int argc, char **argv)
+{
+	static const struct option opts[] = { { "listen", required_argument, NULL, 'l' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	const char *listen = NULL;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'l')
+			listen = optarg;
+		else if (opt == OPT_HELP)
+			return fputs(help_exporter, stdout), 0;
+		else
+			return usage_error("exporter", "unknown option");
+	}
+	if (!listen || argc != optind)
+		return usage_error("exporter", "expected --listen ADDR:PORT");
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	struct text_error err;
+	return exporter_run(listen, &stop_requested, &err) < 0 ? fail(&err) : 0;
+}
+
 /* ---- check ---- */
 
 static const char help_check[] =
@@ -899,7 +1013,8 @@ static const struct cmd commands[] = {
 	{ "status", cmd_status, help_status },	  { "stats", cmd_stats, help_stats },
 	{ "explain", cmd_explain, help_explain }, { "replay", cmd_replay, help_replay },
 	{ "check", cmd_check, help_check },	  { "set", cmd_set, help_set },
-	{ "drops", cmd_drops, help_drops },
+	{ "reload", cmd_reload, help_reload },
+	{ "drops", cmd_drops, help_drops },	  { "exporter", cmd_exporter, help_exporter },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# `make bench`: per-packet cost, throughput, scaling and control-plane figures of lyncxdp,
+# against a bare XDP program, xdp-filter (xdp-tools) and nftables. Prints one table and
+# writes the same figures to tests/bench/results.md and tests/bench/results.json.
+#
+# Everything runs in namespaces made here (lxbench-*), with documentation addresses only,
+# and is removed on exit, also on failure or Ctrl-C. Never touches the host's interfaces,
+# never uses `lyncxdp attach` or /sys/fs/bpf/lyncxdp (the driver loads private instances).
+#
+# Knobs (environment): BENCH_SECONDS (throughput window, default 10), BENCH_TPUT_RUNS (3),
+# BENCH_COST_RUNS (5), BENCH_REPEAT (10000000), BENCH_CPU (cost and receiver CPU, 1),
+# BENCH_GEN_CPU (generator CPU, 0), BENCH_SECTIONS ("cost tput ctl").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+BENCH=$BUILD/bench
+TPUT_SECONDS=${BENCH_SECONDS:-10}
+TPUT_RUNS=${BENCH_TPUT_RUNS:-3}
+COST_RUNS=${BENCH_COST_RUNS:-5}
+REPEAT=${BENCH_REPEAT:-10000000}
+CPU=${BENCH_CPU:-1}
+GEN_CPU=${BENCH_GEN_CPU:-0}
+SECTIONS=${BENCH_SECTIONS:-cost tput ctl}
+MATRIX=maps/sfb2015.matrix
+SITE=maps/site.example
+OUT=tests/bench
+
+NS_COST=lxbench-cost
+NS_XF=lxbench-xf
+NS_TX=lxbench-tx
+NS_RX=lxbench-rx
+IF_XF=lxbench-xf0
+IF_TX=lxbench-tx
+IF_RX=lxbench-rx
+IF_CTL=lxbench-c0
+PARK=lxbench-p # lxbench-p0, -p1, ...: one per program of the cost section
+
+log() { echo "bench: $*" >&2; }
+
+for f in "$BENCH" "$BUILD/bench_pass.bpf.o" "$BUILD/bench_drop.bpf.o" "$BUILD/bench_txgen.bpf.o"; do
+	[ -e "$f" ] || { log "missing $f: run 'make bench'"; exit 1; }
+done
+if [ "$(id -u)" -ne 0 ]; then
+	log "needs root (namespaces, XDP)"
+	exit 1
+fi
+if [ "$(nproc)" -lt 2 ]; then
+	CPU=0
+	GEN_CPU=0
+	log "one CPU only: generator and receiver share it"
+fi
+
+# One benchmark at a time; namespaces left by a run that was killed outright are stale.
+exec 9>/run/lxbench.lock
+if ! flock -n 9; then
+	log "another 'make bench' is running"
+	exit 1
+fi
+
+WORK=$(mktemp -d /tmp/lxbench.XXXXXX)
+RES=$WORK/records.tsv
+BPFFS=$WORK/bpffs
+: >"$RES"
+NS_MADE=()
+T_START=$(date +%s)
+
+cleanup() {
+	set +e
+	if mountpoint -q "$BPFFS" 2>/dev/null; then
+		ip netns exec "$NS_XF" env LIBXDP_BPFFS="$BPFFS" xdp-filter unload "$IF_XF" >/dev/null 2>&1
+		umount "$BPFFS"
+	fi
+	# Deleting a namespace deletes its veths, and with them whatever XDP program or netdev
+	# table was attached to them.
+	for ns in "${NS_MADE[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM HUP
+
+ns_add() {
+	if ip netns list | grep -qw "^$1"; then
+		log "removing stale namespace $1"
+		ip netns del "$1"
+	fi
+	ip netns add "$1" && NS_MADE+=("$1") && ip -n "$1" link set lo up
+}
+
+# veth NS A B: a veth pair inside one namespace, both ends up.
+veth_in() {
+	ip -n "$1" link add "$2" type veth peer name "$3" && ip -n "$1" link set "$2" up &&
+		ip -n "$1" link set "$3" up
+}
+
+record() { printf 'R\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"; }
+
+# Site files: the example, and the example with the Edge protected (enforce).
+PSITE=$WORK/site.protect
+{
+	cat "$SITE"
+	echo "protect edge-external edge-internal"
+} >"$PSITE"
+
+# ---------------------------------------------------------------------------------------
+# xdp-filter, our nearest peer: loaded natively on a veth of its own namespace, with its
+# pins in a private bpffs (LIBXDP_BPFFS) and without libxdp's dispatcher, so its program is
+# the one attached and the one we run. Policy deny (allow-list): a packet passes when its
+# destination port is listed for its transport, the nearest xdp-filter gets to "enforce the
+# matrix". Ports: every port of every range any sfb2015 rule names (xdp-filter has no
+# ranges and no per-address ports): `xdp-filter port` for each range's first port, then
+# `bench xf-ports` copies that value over the rest of the range.
+# ---------------------------------------------------------------------------------------
+XF_ID=""
+XF_WHY=""
+xdpfilter_setup() {
+	command -v xdp-filter >/dev/null || { XF_WHY="xdp-filter not installed"; return 1; }
+	ns_add "$NS_XF" && veth_in "$NS_XF" "$IF_XF" lxbench-xf1 || { XF_WHY="namespace setup failed"; return 1; }
+	mkdir -p "$BPFFS" && mount -t bpf bpf "$BPFFS" || { XF_WHY="cannot mount a private bpffs"; return 1; }
+	local xf=(ip netns exec "$NS_XF" env LIBXDP_BPFFS="$BPFFS" LIBXDP_SKIP_DISPATCHER=1 xdp-filter)
+	"${xf[@]}" load -m native -p deny "$IF_XF" >"$WORK/xf.log" 2>&1 || {
+		XF_WHY="xdp-filter load: $(tail -n1 "$WORK/xf.log")"
+		return 1
+	}
+	local n=0 proto lo
+	while read -r proto lo; do
+		"${xf[@]}" port -p "$proto" "$lo" >>"$WORK/xf.log" 2>&1 || {
+			XF_WHY="xdp-filter port -p $proto $lo failed"
+			return 1
+		}
+		n=$((n + 1))
+	done < <(awk '$1 == "rule" { print $4, $5 } $1 == "outbound" { print $4, $6 }' "$MATRIX" |
+		sed 's/-[0-9]*$//' | sort -u)
+	"$BENCH" xf-ports "$MATRIX" "$BPFFS/xdp-filter/filter_ports" 2>>"$WORK/xf.log" || {
+		XF_WHY="filling the port ranges failed"
+		return 1
+	}
+	XF_ID=$(ip netns exec "$NS_XF" bpftool -j net show dev "$IF_XF" | jq -r '.[0].xdp[0].id // empty')
+	[ -n "$XF_ID" ] || { XF_WHY="no program id from bpftool net show"; return 1; }
+	local name
+	name=$(bpftool -j prog show id "$XF_ID" | jq -r .name)
+	record info xdp-filter program "$name (id $XF_ID), policy deny, $n xdp-filter port calls, ranges filled"
+	log "xdp-filter: $name id $XF_ID"
+}
+
+# ---------------------------------------------------------------------------------------
+# 1 and 3: per-packet cost (BPF_PROG_TEST_RUN), lyncxdp rows, peers and scaling rows in one
+# run, interleaved. Every program is parked (attached natively to an idle veth) so that it
+# stays in the kernel's XDP dispatcher: otherwise each test run would add and remove it
+# there (two synchronize_rcu, several ms), and only the kernel's whole-ns figure would be
+# usable.
+# ---------------------------------------------------------------------------------------
+section_cost() {
+	local rows=() i
+	rows+=("bare XDP_PASS=obj:$BUILD/bench_pass.bpf.o")
+	rows+=("lyncxdp monitor=lx:monitor:0:$MATRIX:$SITE")
+	rows+=("lyncxdp monitor+tag=lx:monitor:1:$MATRIX:$SITE")
+	rows+=("lyncxdp enforce=lx:enforce:0:$MATRIX:$PSITE")
+	if [ -n "$XF_ID" ]; then
+		rows+=("xdp-filter=id:$XF_ID")
+	else
+		rows+=("xdp-filter=na:$XF_WHY")
+	fi
+	# Scaling: generated matrices (10 rules the mix needs + padding) with the example site,
+	# generated sites (10 base prefixes the mix needs + padding) with sfb2015. Monitor mode.
+	for n in 10 1000 10000; do
+		if "$BENCH" gen-matrix "$MATRIX" "$n" >"$WORK/rules$n.matrix"; then
+			rows+=("rules $n=lx:monitor:0:$WORK/rules$n.matrix:$SITE")
+		else
+			rows+=("rules $n=na:gen-matrix failed")
+		fi
+	done
+	for n in 10 1000 100000; do
+		if "$BENCH" gen-site "$n" >"$WORK/prefixes$n.site"; then
+			rows+=("prefixes $n=lx:monitor:0:$MATRIX:$WORK/prefixes$n.site")
+		else
+			rows+=("prefixes $n=na:gen-site failed")
+		fi
+	done
+	ns_add "$NS_COST" || return 1
+	for ((i = 0; i < ${#rows[@]}; i++)); do
+		veth_in "$NS_COST" "$PARK$i" "lxbench-q$i" || return 1
+	done
+	local args=()
+	for r in "${rows[@]}"; do args+=(--row "$r"); done
+	log "per-packet cost: ${#rows[@]} rows x 16 frames x $REPEAT repeats x $COST_RUNS runs on CPU $CPU"
+	ip netns exec "$NS_COST" taskset -c "$CPU" "$BENCH" cost --park "$PARK" --repeat "$REPEAT" \
+		--runs "$COST_RUNS" "${args[@]}" >>"$RES"
+}
+
+# ---------------------------------------------------------------------------------------
+# 2: throughput on a veth pair between two namespaces. The generator runs in lxbench-tx on
+# GEN_CPU (BPF_PROG_TEST_RUN, live frames, XDP_TX); the receiver's veth uses threaded NAPI,
+# its thread pinned to CPU. Receiver rows take turns within every round.
+# ---------------------------------------------------------------------------------------
+section_tput() {
+	ns_add "$NS_TX" && ns_add "$NS_RX" || return 1
+	ip link add "$IF_TX" netns "$NS_TX" type veth peer name "$IF_RX" netns "$NS_RX" || return 1
+	# The MACs packet_build writes, so that frames are addressed to the receiver.
+	ip -n "$NS_TX" link set "$IF_TX" address 02:00:00:00:00:01 up || return 1
+	ip -n "$NS_RX" link set "$IF_RX" address 02:00:00:00:00:02 up || return 1
+	"$BENCH" nft --matrix "$MATRIX" --site "$PSITE" --style list --ifname "$IF_RX" \
+		>"$WORK/list.nft" 2>"$WORK/list.log"
+	"$BENCH" nft --matrix "$MATRIX" --site "$PSITE" --style set --ifname "$IF_RX" \
+		>"$WORK/set.nft" 2>"$WORK/set.log"
+	record info "nftables list" ruleset "$(sed 's/^bench nft: //' "$WORK/list.log")"
+	record info "nftables set" ruleset "$(sed 's/^bench nft: //' "$WORK/set.log")"
+	local rows=(--row "bare XDP_DROP=drop" --row "lyncxdp enforce=lyncxdp:$MATRIX:$PSITE")
+	if [ -n "$XF_ID" ]; then
+		rows+=(--row "xdp-filter=xdpfilter:$XF_ID")
+	else
+		rows+=(--row "xdp-filter=na:$XF_WHY")
+	fi
+	if command -v nft >/dev/null; then
+		rows+=(--row "nftables list=nft:$WORK/list.nft" --row "nftables set=nft:$WORK/set.nft")
+	else
+		rows+=(--row "nftables list=na:nft not installed" --row "nftables set=na:nft not installed")
+	fi
+	log "throughput: 5 rows x $TPUT_RUNS rounds x ${TPUT_SECONDS}s, generator CPU $GEN_CPU, receiver CPU $CPU"
+	ip netns exec "$NS_RX" "$BENCH" tput --rx-if "$IF_RX" --tx-ns "$NS_TX" --tx-if "$IF_TX" \
+		--objdir "$BUILD" --seconds "$TPUT_SECONDS" --runs "$TPUT_RUNS" --gen-cpu "$GEN_CPU" \
+		--rx-cpu "$CPU" "${rows[@]}" >>"$RES"
+}
+
+# ---------------------------------------------------------------------------------------
+# 4: control plane: load + fill + attach of the full sfb2015 matrix with the example site
+# (protected Edge), a reload (second load + fill, swapped in atomically), memlock of the
+# instance's maps.
+# ---------------------------------------------------------------------------------------
+section_ctl() {
+	ns_add lxbench-ctl && veth_in lxbench-ctl "$IF_CTL" lxbench-c1 || return 1
+	log "control plane: attach and reload, 5 times"
+	ip netns exec lxbench-ctl "$BENCH" ctl --matrix "$MATRIX" --site "$PSITE" --ifname "$IF_CTL" \
+		--runs 5 --label sfb2015 >>"$RES"
+}
+
+# Each section on its own: a failure is reported as n/a with its reason, and the rest runs.
+run_section() {
+	local name=$1
+	shift
+	if ! "$@"; then
+		grep -q "^R	$name	" "$RES" || record "$name" "(section)" na "setup failed, see the messages above"
+		log "section $name did not complete"
+	fi
+}
+
+case " $SECTIONS " in *" cost "* | *" tput "*) xdpfilter_setup || log "xdp-filter: $XF_WHY" ;; esac
+case " $SECTIONS " in *" cost "*) run_section cost section_cost ;; esac
+case " $SECTIONS " in *" tput "*) run_section tput section_tput ;; esac
+case " $SECTIONS " in *" ctl "*) run_section ctl section_ctl ;; esac
+T_END=$(date +%s)
+
+# ---------------------------------------------------------------------------------------
+# Report: records -> JSON (targets computed there) -> table on stdout and Markdown.
+# ---------------------------------------------------------------------------------------
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mkdir -p "$OUT"
+jq -R -s \
+	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
+	--arg cpu "$CPU_MODEL" --argjson ncpu "$(nproc)" --argjson runtime $((T_END - T_START)) \
+	--argjson repeat "$REPEAT" --argjson cost_runs "$COST_RUNS" \
+	--argjson tput_seconds "$TPUT_SECONDS" --argjson tput_runs "$TPUT_RUNS" \
+	--argjson bench_cpu "$CPU" --argjson gen_cpu "$GEN_CPU" -f tests/bench/report.jq \
+	"$RES" >"$OUT/results.json" || {
+	log "could not build the report; raw records:"
+	cat "$RES"
+	exit 1
+}
+jq -r -f tests/bench/table.jq --arg fmt text "$OUT/results.json"
+jq -r -f tests/bench/table.jq --arg fmt md "$OUT/results.json" >"$OUT/results.md"
+log "wrote $OUT/results.json and $OUT/results.md ($((T_END - T_START)) s)"

@@ -1,0 +1,55 @@
+# Turns the records of scripts/bench.sh ("R<TAB>section<TAB>row<TAB>metric<TAB>value") into
+# tests/bench/results.json: figures, targets (measured, not asserted) and the method.
+def num: if test("^-?[0-9]+(\\.[0-9]+)?$") then tonumber else . end;
+def ratio(a; b): if (a | type) == "number" and (b | type) == "number" and b > 0 then a / b else null end;
+def target(name; value; limit; op; unit):
+  { target: name, value: value, limit: limit, unit: unit,
+    met: (if value == null then null elif op == "<=" then value <= limit else value >= limit end) };
+
+(split("\n") | map(select(startswith("R\t")) | split("\t")
+  | { s: .[1], r: .[2], m: .[3], v: (.[4] // "") })) as $recs
+| (reduce $recs[] as $x ({};
+    if ($x.m | startswith("pkt:")) then
+      .[$x.s][$x.r].packets[$x.m[4:]] = { ns: ($x.v | split(" ")[0] | num), verdict: ($x.v | split(" ")[1]) }
+    else .[$x.s][$x.r][$x.m] = ($x.v | num) end)) as $d
+| ($d.cost // {}) as $cost
+| ($cost | with_entries(select(.key | test("^(rules|prefixes) ") | not))) as $pp
+| ($cost | with_entries(select(.key | test("^(rules|prefixes) ")))) as $sc
+| ($d.tput // {}) as $tp
+| ($d.ctl.sfb2015 // {}) as $ctl
+| {
+  date: $date, kernel: $kernel, cpu: { model: $cpu, count: $ncpu }, runtime_s: $runtime,
+  settings: { repeat: $repeat, cost_runs: $cost_runs, tput_seconds: $tput_seconds,
+              tput_runs: $tput_runs, cost_and_receiver_cpu: $bench_cpu, generator_cpu: $gen_cpu },
+  per_packet: $pp,
+  throughput: ($tp | del(.receiver)),
+  receiver: ($tp.receiver // {}),
+  scaling: $sc,
+  control: ($ctl | with_entries(select(.key | startswith("map:") | not))),
+  control_maps: ($ctl | with_entries(select(.key | startswith("map:"))) | with_entries(.key |= .[4:])),
+  info: ($d.info // {}),
+  na: ([$recs[] | select(.m == "na") | { section: .s, row: .r, reason: .v }]),
+  targets: [
+    target("lyncxdp monitor per packet <= 0.5x xdp-filter";
+           ratio($pp["lyncxdp monitor"].ns; $pp["xdp-filter"].ns); 0.5; "<="; "x"),
+    target("lyncxdp monitor per packet <= 67 ns"; $pp["lyncxdp monitor"].ns; 67; "<="; "ns"),
+    target("lyncxdp enforce throughput >= 85% of bare XDP_DROP";
+           ratio($tp["lyncxdp enforce"].pps; $tp["bare XDP_DROP"].pps); 0.85; ">="; "x"),
+    target("lyncxdp enforce throughput >= 1.5x xdp-filter";
+           ratio($tp["lyncxdp enforce"].pps; $tp["xdp-filter"].pps); 1.5; ">="; "x"),
+    target("lyncxdp enforce throughput >= 5x nftables (set)";
+           ratio($tp["lyncxdp enforce"].pps; $tp["nftables set"].pps); 5; ">="; "x"),
+    ($sc | to_entries[] | select(.key | test(" (10)$") | not)
+     | (.key | split(" ")[0]) as $kind
+     | target("\(.key) within 25% of \($kind) 10"; ratio(.value.ns; $sc["\($kind) 10"].ns); 1.25; "<="; "x"))
+  ],
+  method: [
+    "Per-packet cost: BPF_PROG_TEST_RUN, \($repeat) repeats of each of 16 frames (SIP/TLS to and from a Front End and the Edge, STUN both ways, media 49152-65535 and 50000-59999 with a relay reply on a tracked flow, IPv6, 802.1Q and QinQ, unclassified web and DNS), row cost = mean over the frames, median of \($cost_runs) runs, rows interleaved inside each run, pinned to CPU \($bench_cpu) with taskset. Time = wall clock of each call / repeats; every program is attached to an idle veth while measured so it stays in the XDP dispatcher (otherwise each call adds ms of dispatcher updates); the kernel's own whole-ns figure is in kernel_ns.",
+    "Rows: bare = XDP_PASS without parsing (the hook's floor); lyncxdp instances are private (loaded, filled, never pinned), sfb2015 matrix and maps/site.example, enforce with `protect edge-external edge-internal`; monitor+tag rewrites DSCP.",
+    "xdp-filter (xdp-tools): `xdp-filter load -p deny` (allow-list: a frame passes when its destination port is listed for its transport) in native mode on a veth, pins in a private bpffs, libxdp dispatcher skipped (LIBXDP_SKIP_DISPATCHER=1) so the attached program is xdp-filter's own; ports: every port of every range an sfb2015 rule names (`xdp-filter port -p PROTO FIRST`, the rest of each range copied from that value into its filter_ports map: key = port in network byte order, per-CPU u64 of flags src=1 dst=2 tcp=4 udp=8 plus a hit counter). Ports on both transports need its 'all' program (ethernet and IP address lookups run too, on empty maps). Run with BPF_PROG_TEST_RUN on the same frames by program id.",
+    "Throughput: veth pair between namespaces lxbench-tx and lxbench-rx. Generator: bench_txgen (XDP_TX) run with BPF_PROG_TEST_RUN and BPF_F_TEST_XDP_LIVE_FRAMES on the sending veth (ctx data_end = frame length, ingress_ifindex = sending veth), pinned to CPU \($gen_cpu); one frame, TCP to a protected Edge address on a port it does not accept (dropped by every row). veth has no IRQ and RPS does not apply to XDP: by default the receiver's NAPI runs in the softirq of the CPU that scheduled it, the generator's. So the receiving veth is switched to threaded NAPI and its kthread pinned to CPU \($bench_cpu); receiver.napi and cpuN_busy show where the work ran.",
+    "Receiver rows take turns in each of \($tput_runs) rounds (\($tput_seconds) s windows after 1 s settling, generator running throughout); pps = the row's own drop counter (bench_drop's per-CPU counter, lyncxdp's enforced-drop counters, xdp-filter's XDP_DROP stats, the nftables named counter) / window, median over rounds; if_rx_pps is the veth's rx_packets for comparison. xdp-filter here is the program loaded above, attached to the receiving veth too. nftables rows: bare XDP_PASS on the receiver so that veth delivers frames through NAPI/GRO, and a netdev ingress table on it generated from the matrix for the protected roles (listen rules accepted per protected address, then drop; no conntrack in netdev, so replies to outbound flows are not admitted), as a plain rule list or with concatenated interval sets.",
+    "Scaling: monitor instances, same frames; rules: generated matrices = the 10 rules the frames need + padding rules on ports 6000-39999; prefixes: generated sites = the 10 prefixes the frames need + padding (IPv4 hosts and /28s in 10/8, IPv6 hosts and /64s in 2001:db8:1000::/36 and 2001:db8:2000::/36).",
+    "Control plane: parse + compile, load (verifier), fill maps, native attach of the sfb2015 matrix with the example site; reload = a second instance parsed, loaded and filled, then swapped in with XDP_FLAGS_REPLACE; median of 5. Memory = sum of memlock of the instance's maps (what bpftool map show reports as bytes_memlock, read from /proc/self/fdinfo)."
+  ]
+}

@@ -1,0 +1,1669 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * BPF_PROG_TEST_RUN tests of the enforce policy and the DSCP tag mode, on private instances
+ * of the real XDP program (nothing attached, nothing pinned): the Edge's listening rules,
+ * forbidden ports and transports, flows opened by protected hosts, ICMP, fragments,
+ * malformed packets, monitor versus enforce, the DSCP rewrite and a randomised checksum run.
+ *
+ * Matrix maps/sfb2015.matrix; sites tests/data/policy/ (edge-external and edge-internal
+ * protected, a Front End and a clients prefix not). Run from the repository top, as
+ * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N.
+ */
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "compile.h"
+#include "matrix.h"
+#include "packet.h"
+#include "site.h"
+#include "stats.h"
+#include "testrun.h"
+
+#define MATRIX_PATH "maps/sfb2015.matrix"
+#define SITE_BASE   "tests/data/policy/base.site"
+#define SITE_ICMP   "tests/data/policy/icmp.site"
+#define SITE_DSCP   "tests/data/policy/dscp.site"
+
+#define V_DROP XDP_DROP /* 1 */
+#define V_PASS XDP_PASS /* 2 */
+
+#define RANDOM_PACKETS 20000
+
+/* ---- addresses of the site (tests/data/policy/base.site) ---- */
+
+struct host {
+	const char *name;
+	const char *v4;
+	const char *v6;
+};
+
+static const struct host EXT = { "edge-external", "203.0.113.10", "2001:db8:ff::10" };
+static const struct host INT = { "edge-internal", "198.51.100.10", "2001:db8:100::10" };
+static const struct host FE = { "frontend", "192.0.2.11", "2001:db8:10::11" };
+static const struct host CLIENT = { "client", "192.0.2.130", "2001:db8:20::30" };
+/* No role: peers on the Internet, a DNS server, a federation partner, a perimeter server. */
+static const struct host PEER = { "peer", "203.0.113.200", "2001:db8:ffff::200" };
+static const struct host PEER2 = { "peer2", "203.0.113.201", "2001:db8:ffff::201" };
+static const struct host DNS = { "dns-server", "203.0.113.53", "2001:db8:ffff::53" };
+static const struct host DNS2 = { "other-dns-server", "203.0.113.54", "2001:db8:ffff::54" };
+static const struct host PARTNER = { "federation-partner", "203.0.113.61", "2001:db8:ffff::61" };
+static const struct host PARTNER2 = { "other-partner", "203.0.113.62", "2001:db8:ffff::62" };
+static const struct host PERIM = { "perimeter-server", "198.51.100.60", "2001:db8:100::60" };
+
+static const char *addr_of(const struct host *h, int fam)
+{
+	return fam == 4 ? h->v4 : h->v6;
+}
+
+/* ---- shared state ---- */
+
+static struct matrix M;
+static struct site S_base, S_icmp, S_dscp;
+static struct compiled C_base, C_icmp, C_dscp;
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("test_policy: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static const char *verdict_name(uint32_t v)
+{
+	return v == XDP_PASS ? "XDP_PASS" : v == XDP_DROP ? "XDP_DROP" : "XDP_?";
+}
+
+/* ---- frames ---- */
+
+struct frame {
+	uint8_t b[1600];
+	size_t len;
+};
+
+static struct endpoint ep(const char *addr, uint16_t port)
+{
+	struct endpoint e;
+	memset(&e, 0, sizeof(e));
+	e.family = strchr(addr, ':') ? 6 : 4;
+	if (inet_pton(e.family == 4 ? AF_INET : AF_INET6, addr, e.addr) != 1)
+		die("bad address %s", addr);
+	e.port = port;
+	return e;
+}
+
+static struct packet_spec spec(uint8_t ipproto, const struct host *src, uint16_t sport,
+			       const struct host *dst, uint16_t dport, int fam)
+{
+	struct packet_spec s;
+	memset(&s, 0, sizeof(s));
+	s.ipproto = ipproto;
+	s.src = ep(addr_of(src, fam), sport);
+	s.dst = ep(addr_of(dst, fam), dport);
+	s.tcp_flags = 0x02;
+	return s;
+}
+
+static struct frame build(const struct packet_spec *s)
+{
+	struct frame f;
+	f.len = packet_build(s, f.b, sizeof(f.b));
+	if (!f.len)
+		die("packet_build refused a spec");
+	return f;
+}
+
+static struct frame pkt(uint8_t ipproto, const struct host *src, uint16_t sport,
+			const struct host *dst, uint16_t dport, int fam, uint8_t tcp_flags,
+			size_t payload)
+{
+	struct packet_spec s = spec(ipproto, src, sport, dst, dport, fam);
+	if (tcp_flags)
+		s.tcp_flags = tcp_flags;
+	s.payload_len = payload;
+	return build(&s);
+}
+
+/* Offset of the IP header (after Ethernet and any VLAN tags). */
+static size_t ip_off(const struct frame *f)
+{
+	size_t off = 12;
+	while (f->b[off] == 0x81 || f->b[off] == 0x88)
+		off += 4;
+	return off + 2;
+}
+
+static int frame_family(const struct frame *f)
+{
+	return f->b[ip_off(f)] >> 4;
+}
+
+/* Offset of the L4 header: after the IPv4 options or IPv6 extension headers. */
+static size_t l4_off(const struct frame *f)
+{
+	size_t ip = ip_off(f);
+	if (frame_family(f) == 4)
+		return ip + (size_t)(f->b[ip] & 0x0f) * 4;
+	uint8_t next = f->b[ip + 6];
+	size_t off = ip + 40;
+	while (next == 0 || next == 43 || next == 60 || next == 44) {
+		uint8_t n = f->b[off];
+		off += next == 44 ? 8 : ((size_t)f->b[off + 1] + 1) * 8;
+		next = n;
+	}
+	return off;
+}
+
+static uint32_t sum16(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* Recomputes the IPv4 header checksum of a frame after the test patched its header. */
+static void ipv4_fix_checksum(uint8_t *ip)
+{
+	size_t hl = (size_t)(ip[0] & 0x0f) * 4;
+	ip[10] = ip[11] = 0;
+	uint16_t c = (uint16_t)~fold(sum16(ip, hl));
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+}
+
+/* The one's complement sum over the whole header, checksum included, is 0xffff. */
+static int ipv4_checksum_ok(const uint8_t *ip)
+{
+	size_t hl = (size_t)(ip[0] & 0x0f) * 4;
+	return fold(sum16(ip, hl)) == 0xffff;
+}
+
+/* An ICMP or ICMPv6 message of another type than echo: patch type and code. */
+static struct frame icmp_pkt(const struct host *src, const struct host *dst, int fam, uint8_t type,
+			     uint8_t code)
+{
+	struct frame f = pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, src, 0, dst, 0, fam, 0, 16);
+	size_t l4 = l4_off(&f);
+	f.b[l4] = type;
+	f.b[l4 + 1] = code;
+	return f;
+}
+
+/* A fragment: first (offset 0, MF) or later (offset 8 bytes x off); id patched in. */
+static struct frame frag_pkt(uint8_t ipproto, const struct host *src, const struct host *dst,
+			     uint16_t dport, int fam, int first, uint32_t id)
+{
+	struct packet_spec s = spec(ipproto, src, 40000, dst, dport, fam);
+	s.payload_len = 64;
+	s.more_fragments = first;
+	s.frag_offset = first ? 0 : 9;
+	s.ipv6_fragment = fam == 6;
+	struct frame f = build(&s);
+	size_t ip = ip_off(&f);
+	if (fam == 4) {
+		f.b[ip + 4] = (uint8_t)(id >> 8);
+		f.b[ip + 5] = (uint8_t)id;
+		ipv4_fix_checksum(f.b + ip);
+	} else {
+		uint8_t *fh = f.b + ip + 40; /* packet_build: no other extension header */
+		fh[4] = (uint8_t)(id >> 24);
+		fh[5] = (uint8_t)(id >> 16);
+		fh[6] = (uint8_t)(id >> 8);
+		fh[7] = (uint8_t)id;
+	}
+	return f;
+}
+
+static struct frame arp_frame(int nvlans)
+{
+	struct frame f;
+	memset(&f, 0, sizeof(f));
+	memset(f.b, 0xff, 6);
+	const uint8_t src_mac[6] = { 0x02, 0, 0, 0, 0, 9 };
+	memcpy(f.b + 6, src_mac, 6);
+	size_t off = 12;
+	for (int i = 0; i < nvlans; i++, off += 4) {
+		f.b[off] = i == 0 && nvlans == 2 ? 0x88 : 0x81;
+		f.b[off + 1] = i == 0 && nvlans == 2 ? 0xa8 : 0x00;
+		f.b[off + 3] = 7;
+	}
+	f.b[off] = 0x08;
+	f.b[off + 1] = 0x06;
+	uint8_t *a = f.b + off + 2;
+	const uint8_t arp[28] = {
+		0,   1, 8,   0,	  6, 4, 0, 1, 2, 0, 0,	 0, 0,	 9,
+		203, 0, 113, 200, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10
+	}; /* who has the Edge? */
+	memcpy(a, arp, sizeof(arp));
+	f.len = off + 2 + sizeof(arp) + 18; /* padded to the Ethernet minimum */
+	return f;
+}
+
+/* ---- instances ---- */
+
+struct inst {
+	struct testrun t;
+	const char *name;
+	uint32_t policy;
+};
+
+static struct testrun_result R; /* the last frame's result */
+
+static void inst_open(struct inst *in, const char *name, const struct site *s,
+		      const struct compiled *c, uint32_t policy, uint32_t tag)
+{
+	struct text_error err = { { 0 } };
+	in->name = name;
+	in->policy = policy;
+	if (testrun_open(&in->t, &M, s, c, policy, tag, &err) < 0)
+		die("%s: %s", name, err.msg);
+}
+
+static void inst_set(struct inst *in, uint32_t policy, uint32_t tag)
+{
+	struct text_error err = { { 0 } };
+	if (testrun_set(&in->t, policy, tag, &err) < 0)
+		die("%s: %s", in->name, err.msg);
+	in->policy = policy;
+}
+
+static void run(struct inst *in, const struct frame *f)
+{
+	struct text_error err = { { 0 } };
+	int r = testrun_frame(&in->t, f->b, f->len, &R, &err);
+	if (r < 0)
+		die("%s: %s", in->name, err.msg);
+	if (r > 0)
+		die("%s: the kernel refused a frame of %zu bytes", in->name, f->len);
+}
+
+/* Drop and would-drop counters of an instance, per reason. */
+struct drops {
+	struct lx_count drops[LX_DROP_MAX];
+	struct lx_count would[LX_DROP_MAX];
+};
+
+static void drops_read(struct inst *in, struct drops *d)
+{
+	struct text_error err = { { 0 } };
+	struct stats_report r;
+	if (testrun_report(&in->t, &r, &err) < 0)
+		die("%s: %s", in->name, err.msg);
+	memcpy(d->drops, r.drops, sizeof(d->drops));
+	memcpy(d->would, r.would_drop, sizeof(d->would));
+	stats_free(&r);
+}
+
+/* What a section expects the drop counters to grow by. */
+struct expect_drops {
+	struct lx_count add[2][LX_DROP_MAX]; /* [enforced][reason] */
+};
+
+/*
+ * Runs one frame and checks verdict and reason. The name is printf-like; the check line
+ * says what was expected and, on failure, what came instead.
+ */
+__attribute__((format(printf, 6, 7))) static int expect(struct inst *in, const struct frame *f,
+							uint32_t verdict, uint32_t reason,
+							struct expect_drops *ed, const char *fmt,
+							...)
+{
+	char name[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	run(in, f);
+	if (ed && reason) {
+		int enforced = in->policy == LX_POLICY_ENFORCE;
+		ed->add[enforced][reason].packets++;
+		ed->add[enforced][reason].bytes += f->len;
+	}
+	int ok = R.retval == verdict && R.last.reason == reason;
+	return CHECK(ok, "%s [%s]: %s, reason %s%s%s%s%s", in->name, name, verdict_name(verdict),
+		     stats_reason_name(reason), ok ? "" : " -- got ",
+		     ok ? "" : verdict_name(R.retval), ok ? "" : ", reason ",
+		     ok ? "" : stats_reason_name(R.last.reason));
+}
+
+/* The counters grew by exactly what the section expected, reason by reason. */
+static void check_drops_delta(struct inst *in, const struct drops *before,
+			      const struct expect_drops *ed, const char *section)
+{
+	struct drops after;
+	drops_read(in, &after);
+	for (int reason = 1; reason < LX_DROP_MAX; reason++)
+		for (int enforced = 0; enforced < 2; enforced++) {
+			const struct lx_count *a =
+			    enforced ? &after.drops[reason] : &after.would[reason];
+			const struct lx_count *b =
+			    enforced ? &before->drops[reason] : &before->would[reason];
+			const struct lx_count *e = &ed->add[enforced][reason];
+			uint64_t dp = a->packets - b->packets, db = a->bytes - b->bytes;
+			CHECK(dp == e->packets && db == e->bytes,
+			      "%s [%s]: %s[%s] grew by %llu packets, %llu bytes (got %llu, %llu)",
+			      in->name, section, enforced ? "drops" : "would_drop",
+			      stats_reason_name((uint32_t)reason), (unsigned long long)e->packets,
+			      (unsigned long long)e->bytes, (unsigned long long)dp,
+			      (unsigned long long)db);
+		}
+}
+
+/* ---- the matrix ---- */
+
+static int find_rule(int kind, const char *role, const char *service, int proto)
+{
+	int r = matrix_find_role(&M, role), s = matrix_find_service(&M, service);
+	for (int i = 0; i < M.nrules; i++)
+		if (M.rules[i].kind == kind && M.rules[i].role == r && M.rules[i].service == s &&
+		    M.rules[i].proto == proto)
+			return i + 1;
+	die("no rule %s %s %s in %s", role, service, matrix_proto_name(proto), MATRIX_PATH);
+	return 0;
+}
+
+/* The group of an address in a compiled site: the longest prefix that holds it. */
+static uint32_t group_of(const struct compiled *c, const char *addr)
+{
+	struct endpoint e = ep(addr, 0);
+	int best = -1;
+	uint32_t group = 0;
+	for (int i = 0; i < c->naddrs; i++) {
+		const struct compiled_addr *a = &c->addrs[i];
+		if (a->family != e.family || a->len <= best)
+			continue;
+		int full = a->len / 8, rest = a->len % 8;
+		if (memcmp(a->addr, e.addr, (size_t)full))
+			continue;
+		if (rest && ((a->addr[full] ^ e.addr[full]) & (uint8_t)(0xff << (8 - rest))))
+			continue;
+		best = a->len;
+		group = a->group;
+	}
+	return group;
+}
+
+/* ---- 1. every Edge listening rule passes ---- */
+
+static void test_edge_listen(void)
+{
+	struct inst in;
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	int nrules[2] = { 0, 0 };
+	const char *roles[2] = { "edge-external", "edge-internal" };
+	const struct host *hosts[2] = { &EXT, &INT };
+	for (int k = 0; k < 2; k++) {
+		int role = matrix_find_role(&M, roles[k]);
+		for (int i = 0; i < M.nrules; i++) {
+			const struct matrix_rule *r = &M.rules[i];
+			if (r->kind != LX_KIND_LISTEN || r->role != role)
+				continue;
+			nrules[k]++;
+			uint16_t ports[3] = { r->port_lo, (uint16_t)((r->port_lo + r->port_hi) / 2),
+					      r->port_hi };
+			for (int p = 0; p < 3; p++) {
+				if (p && ports[p] == ports[p - 1])
+					continue;
+				for (int fam = 4; fam <= 6; fam += 2) {
+					uint8_t ipproto =
+					    r->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+					struct frame f = pkt(ipproto, &PEER, 40000, hosts[k],
+							     ports[p], fam, 0, 10);
+					expect(&in, &f, V_PASS, LX_DROP_NONE, NULL,
+					       "listen %s %s %s %u (rule line %d) IPv%d", roles[k],
+					       M.services[r->service].slug,
+					       matrix_proto_name(r->proto), ports[p], r->line, fam);
+					CHECK(
+					    R.last.rule == (uint32_t)i + 1 &&
+						R.last.dir == LX_DIR_IN,
+					    "%s [listen %s %s %u IPv%d]: classified as rule %d, in "
+					    "(got rule %u, dir %u)",
+					    in.name, roles[k], matrix_proto_name(r->proto),
+					    ports[p], fam, i + 1, R.last.rule, R.last.dir);
+				}
+			}
+		}
+	}
+	CHECK(nrules[0] == 4, "matrix: edge-external has 4 listening rules (got %d)", nrules[0]);
+	CHECK(nrules[1] == 8, "matrix: edge-internal has 8 listening rules (got %d)", nrules[1]);
+	testrun_close(&in.t);
+}
+
+/* ---- 2. forbidden ports and wrong transports ---- */
+
+static void test_forbidden(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+
+	struct {
+		const struct host *h;
+		uint8_t ipproto;
+		uint16_t port;
+		uint32_t reason;
+	} cases[] = {
+		{ &EXT, IPPROTO_TCP, 22, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 1, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 80, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 3389, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 5062, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 8080, LX_DROP_PORT },
+		{ &EXT, IPPROTO_TCP, 65535, LX_DROP_PORT },
+		{ &EXT, IPPROTO_UDP, 53, LX_DROP_PORT },
+		{ &EXT, IPPROTO_UDP, 161, LX_DROP_PORT },
+		{ &EXT, IPPROTO_UDP, 5060, LX_DROP_PORT },
+		{ &INT, IPPROTO_TCP, 22, LX_DROP_PORT },
+		{ &INT, IPPROTO_TCP, 445, LX_DROP_PORT },
+		{ &INT, IPPROTO_TCP, 5063, LX_DROP_PORT },
+		{ &INT, IPPROTO_TCP, 50000, LX_DROP_PORT },
+		{ &INT, IPPROTO_TCP, 50004, LX_DROP_PORT },
+		{ &INT, IPPROTO_UDP, 161, LX_DROP_PORT },
+		{ &EXT, IPPROTO_UDP, 443, LX_DROP_TRANSPORT },
+		{ &EXT, IPPROTO_TCP, 3478, LX_DROP_TRANSPORT },
+		{ &EXT, IPPROTO_UDP, 5061, LX_DROP_TRANSPORT },
+		{ &INT, IPPROTO_UDP, 443, LX_DROP_TRANSPORT },
+		{ &INT, IPPROTO_TCP, 3478, LX_DROP_TRANSPORT },
+		{ &INT, IPPROTO_UDP, 8057, LX_DROP_TRANSPORT },
+	};
+	size_t payload = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		for (int fam = 4; fam <= 6; fam += 2) {
+			struct frame f = pkt(cases[i].ipproto, &PEER, 40000, cases[i].h,
+					     cases[i].port, fam, 0, payload);
+			payload = (payload + 37) % 300; /* different sizes: bytes are checked */
+			expect(&in, &f, V_DROP, cases[i].reason, &ed, "%s to %s %s %u IPv%d",
+			       cases[i].reason == LX_DROP_PORT ? "forbidden port"
+							       : "wrong transport",
+			       cases[i].h->name, cases[i].ipproto == IPPROTO_TCP ? "tcp" : "udp",
+			       cases[i].port, fam);
+		}
+	check_drops_delta(&in, &before, &ed, "forbidden ports and transports");
+	testrun_close(&in.t);
+}
+
+/* ---- 3. flows opened by protected hosts ---- */
+
+static void test_flows(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+	int dns_udp = find_rule(LX_KIND_OUTBOUND_TO, "edge-external", "dns", LX_PROTO_UDP);
+	int fed_tcp = find_rule(LX_KIND_OUTBOUND_TO, "edge-external", "sip-tls", LX_PROTO_TCP);
+	int relay_udp =
+	    find_rule(LX_KIND_OUTBOUND_FROM, "edge-external", "edge-media-relay", LX_PROTO_UDP);
+
+	for (int fam = 4; fam <= 6; fam += 2) {
+		/* DNS over UDP: the Edge asks first. */
+		struct frame f = pkt(IPPROTO_UDP, &EXT, 33000, &DNS, 53, fam, 0, 30);
+		expect(&in, &f, V_PASS, 0, &ed, "udp dns query edge-external:33000 -> dns:53 IPv%d",
+		       fam);
+		CHECK(R.last.rule == (uint32_t)dns_udp && R.last.dir == LX_DIR_OUT,
+		      "%s [udp dns query IPv%d]: rule %d (outbound to 53), out (got %u, %u)",
+		      in.name, fam, dns_udp, R.last.rule, R.last.dir);
+		f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33000, fam, 0, 90);
+		expect(&in, &f, V_PASS, 0, &ed, "udp dns reply dns:53 -> edge-external:33000 IPv%d",
+		       fam);
+		CHECK(R.last.rule == (uint32_t)dns_udp && R.last.dir == LX_DIR_IN,
+		      "%s [udp dns reply IPv%d]: rule %d (outbound to 53), in (got %u, %u)",
+		      in.name, fam, dns_udp, R.last.rule, R.last.dir);
+		f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33000, fam, 0, 10);
+		expect(&in, &f, V_PASS, 0, &ed, "udp dns second reply on the same flow IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33001, fam, 0, 90);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "udp dns reply to another Edge port (33001) IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &DNS2, 53, &EXT, 33000, fam, 0, 90);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "udp dns reply from another server IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &DNS, 54, &EXT, 33000, fam, 0, 90);
+		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
+		       "udp from dns server port 54 to the query's port IPv%d", fam);
+
+		/* TCP federation to 5061. */
+		f = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp SYN edge-external:40100 -> partner:5061 IPv%d",
+		       fam);
+		CHECK(R.last.rule == (uint32_t)fed_tcp && R.last.dir == LX_DIR_OUT,
+		      "%s [tcp 5061 SYN IPv%d]: rule %d (outbound to 5061), out (got %u, %u)",
+		      in.name, fam, fed_tcp, R.last.rule, R.last.dir);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x12, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp SYN-ACK partner:5061 -> edge-external:40100 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x18, 200);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp data partner:5061 -> edge-external:40100 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40101, fam, 0x12, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "tcp forged partner:5061 -> edge-external ephemeral 40101 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER2, 5061, &EXT, 40100, fam, 0x12, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "tcp from another partner's 5061 to the flow's Edge port IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PEER, 5061, &EXT, 45000, fam, 0x10, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "tcp forged ACK from source port 5061 to Edge port 45000 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x11, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp FIN from the Edge IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x10, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp ACK from partner right after the Edge's FIN IPv%d", fam);
+		/* Some milliseconds later: still within the closing timeout (10 s). A clock
+		 * tick passes, so a closing timeout of 0 would show. */
+		struct timespec pause = { 0, 30 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x11, 0);
+		expect(
+		    &in, &f, V_PASS, 0, &ed,
+		    "tcp FIN from partner 30 ms after the Edge's FIN (closing timeout 10 s) IPv%d",
+		    fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x10, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp last ACK from partner (closing flow) IPv%d",
+		       fam);
+		/* RST from the partner ends another flow: what follows right away still passes. */
+		f = pkt(IPPROTO_TCP, &EXT, 40200, &PARTNER, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp SYN edge-external:40200 -> partner:5061 IPv%d",
+		       fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40200, fam, 0x14, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp RST-ACK from partner on the flow IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40200, fam, 0x10, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp ACK from partner right after RST IPv%d", fam);
+		/* The Edge's own RST. */
+		f = pkt(IPPROTO_TCP, &EXT, 40300, &PARTNER, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp SYN edge-external:40300 -> partner:5061 IPv%d",
+		       fam);
+		f = pkt(IPPROTO_TCP, &EXT, 40300, &PARTNER, 5061, fam, 0x04, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp RST from the Edge IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40300, fam, 0x10, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp ACK from partner right after the Edge's RST IPv%d", fam);
+
+		/* Media relay: the Edge sends from its 50000-59999. */
+		struct {
+			uint8_t ipproto;
+			uint16_t edge, next, peer;
+		} media[] = {
+			{ IPPROTO_UDP, 50010, 50011, 61000 }, { IPPROTO_UDP, 50000, 50001, 61001 },
+			{ IPPROTO_UDP, 59999, 59998, 61002 }, { IPPROTO_TCP, 50020, 50021, 61003 },
+			{ IPPROTO_TCP, 59990, 59991, 61004 },
+		};
+		for (size_t i = 0; i < sizeof(media) / sizeof(media[0]); i++) {
+			const char *t = media[i].ipproto == IPPROTO_TCP ? "tcp" : "udp";
+			f = pkt(media[i].ipproto, &EXT, media[i].edge, &PEER, media[i].peer, fam,
+				0x02, 160);
+			expect(&in, &f, V_PASS, 0, &ed,
+			       "%s media edge-external:%u -> peer:%u IPv%d", t, media[i].edge,
+			       media[i].peer, fam);
+			if (media[i].ipproto == IPPROTO_UDP && media[i].edge == 50010)
+				CHECK(R.last.rule == (uint32_t)relay_udp &&
+					  R.last.dir == LX_DIR_OUT,
+				      "%s [udp media out IPv%d]: rule %d (outbound from "
+				      "50000-59999), "
+				      "out (got %u, %u)",
+				      in.name, fam, relay_udp, R.last.rule, R.last.dir);
+			f = pkt(media[i].ipproto, &PEER, media[i].peer, &EXT, media[i].edge, fam,
+				0x12, 160);
+			expect(&in, &f, V_PASS, 0, &ed,
+			       "%s media reply peer:%u -> edge-external:%u IPv%d", t, media[i].peer,
+			       media[i].edge, fam);
+			f = pkt(media[i].ipproto, &PEER, media[i].peer, &EXT, media[i].next, fam,
+				0x12, 160);
+			expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+			       "%s media unsolicited peer:%u -> edge-external:%u IPv%d", t,
+			       media[i].peer, media[i].next, fam);
+			f = pkt(media[i].ipproto, &PEER2, media[i].peer, &EXT, media[i].edge, fam,
+				0x12, 160);
+			expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+			       "%s media from another peer to edge-external:%u IPv%d", t,
+			       media[i].edge, fam);
+			f = pkt(media[i].ipproto, &PEER, 62000, &EXT, media[i].edge, fam, 0x12,
+				160);
+			expect(
+			    &in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+			    "%s media from the peer's other port 62000 to edge-external:%u IPv%d",
+			    t, media[i].edge, fam);
+		}
+
+		/* Edge internal -> a perimeter server's 5061 (no role there): tracked. */
+		f = pkt(IPPROTO_TCP, &INT, 41000, &PERIM, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp SYN edge-internal:41000 -> perimeter server:5061 (no role) IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PERIM, 5061, &INT, 41000, fam, 0x12, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp SYN-ACK perimeter server:5061 -> edge-internal:41000 IPv%d", fam);
+
+		/* Edge internal -> the Front End's 5061: the Front End's rule wins (in), yet the
+		 * Edge opened the connection: its reply must pass. */
+		f = pkt(IPPROTO_TCP, &INT, 41100, &FE, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "tcp SYN edge-internal:41100 -> frontend:5061 IPv%d", fam);
+		CHECK(R.last.rule == (uint32_t)find_rule(LX_KIND_LISTEN, "frontend", "sip-tls",
+							 LX_PROTO_TCP) &&
+			  R.last.dir == LX_DIR_IN,
+		      "%s [tcp SYN edge-internal -> frontend:5061 IPv%d]: classified as the "
+		      "frontend's sip-tls rule, in (got rule %u, dir %u)",
+		      in.name, fam, R.last.rule, R.last.dir);
+		f = pkt(IPPROTO_TCP, &FE, 5061, &INT, 41100, fam, 0x12, 0);
+		expect(
+		    &in, &f, V_PASS, 0, &ed,
+		    "tcp SYN-ACK frontend:5061 -> edge-internal:41100 (flow the Edge opened) IPv%d",
+		    fam);
+		f = pkt(IPPROTO_TCP, &FE, 5061, &INT, 41101, fam, 0x12, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "tcp frontend:5061 -> edge-internal:41101 (no flow) IPv%d", fam);
+	}
+	check_drops_delta(&in, &before, &ed, "flows");
+	testrun_close(&in.t);
+}
+
+/* ---- 4. ICMP and other transports ---- */
+
+static void test_icmp(void)
+{
+	struct inst in, ping;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	inst_open(&ping, "enforce+allow-icmp-8", &S_icmp, &C_icmp, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+	const struct host *edges[2] = { &EXT, &INT };
+	for (int k = 0; k < 2; k++) {
+		const struct host *h = edges[k];
+		struct frame f = icmp_pkt(&PEER, h, 4, 3, 4);
+		expect(&in, &f, V_PASS, 0, &ed, "icmp 3:4 (fragmentation needed) to %s", h->name);
+		CHECK(R.last.counter == LX_CNT_ICMP && R.last.rule == 0,
+		      "%s [icmp 3:4 to %s]: counted as icmp, no rule (got counter %u, rule %u)",
+		      in.name, h->name, R.last.counter, R.last.rule);
+		f = icmp_pkt(&PEER, h, 4, 3, 3);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 3:3 (port unreachable) to %s",
+		       h->name);
+		f = icmp_pkt(&PEER, h, 4, 3, 1);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 3:1 (host unreachable) to %s",
+		       h->name);
+		f = pkt(IPPROTO_ICMP, &PEER, 0, h, 0, 4, 0, 56);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 8 (echo request) to %s",
+		       h->name);
+		f = icmp_pkt(&PEER, h, 4, 0, 0);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 0 (echo reply) to %s",
+		       h->name);
+		f = icmp_pkt(&PEER, h, 6, 2, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "icmpv6 2 (packet too big) to %s", h->name);
+		f = icmp_pkt(&PEER, h, 6, 135, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "icmpv6 135 (neighbour solicitation) to %s",
+		       h->name);
+		f = icmp_pkt(&PEER, h, 6, 136, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "icmpv6 136 (neighbour advertisement) to %s",
+		       h->name);
+		f = pkt(IPPROTO_ICMPV6, &PEER, 0, h, 0, 6, 0, 56);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmpv6 128 (echo request) to %s",
+		       h->name);
+		f = icmp_pkt(&PEER, h, 6, 1, 4);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed,
+		       "icmpv6 1:4 (port unreachable) to %s", h->name);
+		for (int fam = 4; fam <= 6; fam += 2) {
+			f = pkt(47, &PEER, 0, h, 0, fam, 0, 40);
+			expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "gre (47) to %s IPv%d",
+			       h->name, fam);
+			CHECK(R.last.counter == LX_CNT_OTHER_L4,
+			      "%s [gre to %s IPv%d]: counted as other_l4 (got counter %u)", in.name,
+			      h->name, fam, R.last.counter);
+			f = pkt(132, &PEER, 0, h, 0, fam, 0, 40);
+			expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "sctp (132) to %s IPv%d",
+			       h->name, fam);
+		}
+
+		/* `allow-icmp ipv4 8` in the site. */
+		f = pkt(IPPROTO_ICMP, &PEER, 0, h, 0, 4, 0, 56);
+		expect(&ping, &f, V_PASS, 0, NULL,
+		       "icmp 8 (echo request) to %s, site allows ipv4 8", h->name);
+		f = icmp_pkt(&PEER, h, 4, 8, 1);
+		expect(&ping, &f, V_PASS, 0, NULL,
+		       "icmp 8 code 1 to %s, site allows ipv4 8 (every code)", h->name);
+		f = icmp_pkt(&PEER, h, 4, 3, 4);
+		expect(&ping, &f, V_PASS, 0, NULL,
+		       "icmp 3:4 to %s still passes with a site allowance", h->name);
+		f = icmp_pkt(&PEER, h, 4, 3, 3);
+		expect(&ping, &f, V_DROP, LX_DROP_TRANSPORT, NULL,
+		       "icmp 3:3 to %s still drops with allow-icmp ipv4 8", h->name);
+		f = pkt(IPPROTO_ICMPV6, &PEER, 0, h, 0, 6, 0, 56);
+		expect(&ping, &f, V_DROP, LX_DROP_TRANSPORT, NULL,
+		       "icmpv6 128 to %s still drops with allow-icmp ipv4 8 (ipv4 only)", h->name);
+	}
+	check_drops_delta(&in, &before, &ed, "icmp and other transports");
+	testrun_close(&in.t);
+	testrun_close(&ping.t);
+}
+
+/* ---- 5. fragments ---- */
+
+static void test_fragments(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+	for (int fam = 4; fam <= 6; fam += 2) {
+		struct frame f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x1001);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment to edge-external udp 3478 IPv%d",
+		       fam);
+		CHECK(R.last.rule != 0 && R.last.dir == LX_DIR_IN,
+		      "%s [first fragment udp 3478 IPv%d]: classified by its ports (got rule %u)",
+		      in.name, fam, R.last.rule);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x1001);
+		expect(&in, &f, V_PASS, 0, &ed, "later fragment after an allowed first IPv%d", fam);
+		CHECK(R.last.counter == LX_CNT_FRAGMENT && R.last.rule == 0,
+		      "%s [later fragment IPv%d]: counted as fragments (got counter %u, rule %u)",
+		      in.name, fam, R.last.counter, R.last.rule);
+		f = frag_pkt(IPPROTO_TCP, &PEER, &INT, 5061, fam, 1, 0x1002);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment to edge-internal tcp 5061 IPv%d",
+		       fam);
+		f = frag_pkt(IPPROTO_TCP, &PEER, &INT, 5061, fam, 0, 0x1002);
+		expect(&in, &f, V_PASS, 0, &ed, "later fragment after an allowed tcp first IPv%d",
+		       fam);
+
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 1, 0x2001);
+		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
+		       "first fragment to forbidden udp 161 IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 0, 0x2001);
+		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
+		       "later fragment after a forbidden first drops with reason port IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 1, 0x2002);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "first fragment to udp 443 IPv%d",
+		       fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 0, 0x2002);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed,
+		       "later fragment after a wrong-transport first drops with reason transport "
+		       "IPv%d",
+		       fam);
+
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x3001);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment with no first fragment seen IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER2, &EXT, 3478, fam, 0, 0x1001);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment, allowed first's id but another source IPv%d", fam);
+		f = frag_pkt(IPPROTO_TCP, &PEER, &EXT, 3478, fam, 0, 0x1001);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment, allowed first's id but another protocol IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &INT, 3478, fam, 0, 0x1001);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment, allowed first's id but another destination IPv%d", fam);
+	}
+	check_drops_delta(&in, &before, &ed, "fragments");
+	testrun_close(&in.t);
+}
+
+/* ---- 6. malformed, ARP, the unprotected Front End ---- */
+
+static struct frame malformed(int kind, const struct host *dst, int fam)
+{
+	struct frame f = pkt(kind == 2 ? IPPROTO_UDP : IPPROTO_TCP, &PEER, 40000, dst,
+			     kind == 2 ? 3478 : 443, fam, 0, 40);
+	size_t ip = ip_off(&f), l4 = l4_off(&f);
+	switch (kind) {
+	case 0: /* TCP data offset 4 (< 5) */
+		f.b[l4 + 12] = 4 << 4;
+		break;
+	case 1: /* IP length beyond the frame */
+		if (fam == 4) {
+			uint16_t tot = (uint16_t)((f.b[ip + 2] << 8 | f.b[ip + 3]) + 100);
+			f.b[ip + 2] = (uint8_t)(tot >> 8);
+			f.b[ip + 3] = (uint8_t)tot;
+			ipv4_fix_checksum(f.b + ip);
+		} else {
+			uint16_t pl = (uint16_t)((f.b[ip + 4] << 8 | f.b[ip + 5]) + 100);
+			f.b[ip + 4] = (uint8_t)(pl >> 8);
+			f.b[ip + 5] = (uint8_t)pl;
+		}
+		break;
+	case 2: /* UDP header cut after 4 bytes, IP length saying so */
+		f.len = l4 + 4;
+		if (fam == 4) {
+			f.b[ip + 2] = 0;
+			f.b[ip + 3] = (uint8_t)(l4 + 4 - ip);
+			ipv4_fix_checksum(f.b + ip);
+		} else {
+			f.b[ip + 4] = 0;
+			f.b[ip + 5] = 4;
+		}
+		break;
+	case 3: /* IPv4 header length 4 words; IPv6: version 4 in an IPv6 ethertype */
+		if (fam == 4) {
+			f.b[ip] = 0x44;
+			ipv4_fix_checksum(f.b + ip);
+		} else {
+			f.b[ip] = (uint8_t)(0x40 | (f.b[ip] & 0x0f));
+		}
+		break;
+	}
+	return f;
+}
+
+static const char *const malformed_names[4] = {
+	"tcp data offset 4",
+	"ip length beyond the frame",
+	"udp header cut short",
+	"bad ip header length or version",
+};
+
+static void test_malformed_arp_frontend(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+	const struct host *edges[2] = { &EXT, &INT };
+	for (int fam = 4; fam <= 6; fam += 2)
+		for (int k = 0; k < 2; k++)
+			for (int kind = 0; kind < 4; kind++) {
+				struct frame f = malformed(kind, edges[k], fam);
+				expect(&in, &f, V_DROP, LX_DROP_MALFORMED, &ed, "%s to %s IPv%d",
+				       malformed_names[kind], edges[k]->name, fam);
+				CHECK(R.last.counter == LX_CNT_MALFORMED,
+				      "%s [%s to %s IPv%d]: counted as malformed (got counter %u)",
+				      in.name, malformed_names[kind], edges[k]->name, fam,
+				      R.last.counter);
+			}
+	for (int v = 0; v <= 2; v++) {
+		struct frame f = arp_frame(v);
+		expect(&in, &f, V_PASS, 0, &ed, "arp request for the Edge, %d VLAN tag(s)", v);
+		CHECK(R.last.counter == LX_CNT_NON_IP && R.last.dscp == 0xff,
+		      "%s [arp, %d VLAN tag(s)]: counted as non_ip, dscp 0xff (got counter %u, "
+		      "dscp %u)",
+		      in.name, v, R.last.counter, R.last.dscp);
+	}
+
+	/* The Front End is not protected: nothing toward it drops, whatever the port. */
+	int fe_fail = 0, fe_runs = 0;
+	char first_fail[160] = "";
+	static const uint16_t ports[] = { 1,	 22,	53,    80,    135,  161,   443,
+					  445,	 3389,	5060,  5061,  8080, 23456, 40000,
+					  49152, 50001, 57501, 60000, 65535 };
+	for (int fam = 4; fam <= 6; fam += 2)
+		for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+			for (int t = 0; t < 2; t++)
+				for (int sport_kind = 0; sport_kind < 2; sport_kind++) {
+					/* also from port 5061/53: would look like a reply */
+					uint16_t sport = sport_kind ? (t ? 53 : 5061) : 40000;
+					struct frame f = pkt(t ? IPPROTO_UDP : IPPROTO_TCP, &PEER,
+							     sport, &FE, ports[i], fam, 0, 20);
+					run(&in, &f);
+					fe_runs++;
+					if (R.retval != V_PASS || R.last.reason != 0) {
+						if (!fe_fail++)
+							snprintf(
+							    first_fail, sizeof(first_fail),
+							    "; first: %s %u->%u IPv%d gave %s, "
+							    "reason %s",
+							    t ? "udp" : "tcp", sport, ports[i], fam,
+							    verdict_name(R.retval),
+							    stats_reason_name(R.last.reason));
+					}
+				}
+	CHECK(fe_fail == 0,
+	      "%s [frontend not protected]: %d tcp/udp packets to every kind of port all "
+	      "XDP_PASS, reason none (%d did not)%s",
+	      in.name, fe_runs, fe_fail, first_fail);
+	for (int fam = 4; fam <= 6; fam += 2) {
+		struct frame f =
+		    pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, &PEER, 0, &FE, 0, fam, 0, 56);
+		expect(&in, &f, V_PASS, 0, &ed, "echo request to the frontend IPv%d", fam);
+		f = pkt(47, &PEER, 0, &FE, 0, fam, 0, 40);
+		expect(&in, &f, V_PASS, 0, &ed, "gre to the frontend IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &FE, 161, fam, 0, 0x4001);
+		expect(&in, &f, V_PASS, 0, &ed, "orphan later fragment to the frontend IPv%d", fam);
+		for (int kind = 0; kind < 4; kind++) {
+			f = malformed(kind, &FE, fam);
+			expect(&in, &f, V_PASS, 0, &ed, "%s to the frontend IPv%d",
+			       malformed_names[kind], fam);
+		}
+		f = pkt(IPPROTO_TCP, &PEER, 40000, &CLIENT, 22, fam, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "tcp 22 to a client (not protected) IPv%d", fam);
+	}
+	check_drops_delta(&in, &before, &ed, "malformed, arp, frontend");
+	testrun_close(&in.t);
+}
+
+/* ---- 7. monitor versus enforce ---- */
+
+#define SEQ_MAX 256
+
+static int build_sequence(struct frame *seq)
+{
+	int n = 0;
+	for (int fam = 4; fam <= 6; fam += 2) {
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 443, fam, 0, 100);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 40000, &EXT, 3478, fam, 0, 60);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &INT, 50002, fam, 0, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, fam, 0, 10);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 40000, &INT, 161, fam, 0, 77);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 3389, fam, 0, 0);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 40000, &EXT, 443, fam, 0, 33);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &INT, 3478, fam, 0, 0);
+		seq[n++] = pkt(IPPROTO_UDP, &EXT, 33000, &DNS, 53, fam, 0, 30);
+		seq[n++] = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33000, fam, 0, 90);
+		seq[n++] = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33001, fam, 0, 90);
+		seq[n++] = pkt(IPPROTO_UDP, &DNS2, 53, &EXT, 33000, fam, 0, 91);
+		seq[n++] = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x02, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x12, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40101, fam, 0x12, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x11, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x10, 0);
+		seq[n++] = pkt(IPPROTO_UDP, &EXT, 50010, &PEER, 61000, fam, 0, 160);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 61000, &EXT, 50010, fam, 0, 160);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 61000, &EXT, 50011, fam, 0, 161);
+		seq[n++] = pkt(IPPROTO_TCP, &INT, 41000, &PERIM, 5061, fam, 0x02, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PERIM, 5061, &INT, 41000, fam, 0x12, 0);
+		seq[n++] = icmp_pkt(&PEER, &EXT, fam, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0);
+		seq[n++] = icmp_pkt(&PEER, &EXT, fam, fam == 4 ? 3 : 1, fam == 4 ? 3 : 4);
+		seq[n++] =
+		    pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, &PEER, 0, &INT, 0, fam, 0, 56);
+		seq[n++] = pkt(47, &PEER, 0, &EXT, 0, fam, 0, 40);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x5001);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x5001);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 1, 0x5002);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 0, 0x5002);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 1, 0x5003);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 0, 0x5003);
+		seq[n++] = frag_pkt(IPPROTO_UDP, &PEER, &INT, 3478, fam, 0, 0x5004);
+		for (int kind = 0; kind < 4; kind++)
+			seq[n++] = malformed(kind, fam == 4 ? &EXT : &INT, fam);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &FE, 22, fam, 0, 0);
+		seq[n++] = malformed(0, &FE, fam);
+	}
+	seq[n++] = arp_frame(0);
+	seq[n++] = arp_frame(2);
+	if (n > SEQ_MAX)
+		die("sequence too long");
+	return n;
+}
+
+static void test_monitor_vs_enforce(void)
+{
+	static struct frame seq[SEQ_MAX];
+	int n = build_sequence(seq);
+	struct inst mon, enf;
+	inst_open(&mon, "monitor", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	inst_open(&enf, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	int mon_not_pass = 0, reason_diff = 0, enf_wrong = 0, drops_seen = 0;
+	char first[3][160] = { "", "", "" };
+	for (int i = 0; i < n; i++) {
+		run(&mon, &seq[i]);
+		struct lx_last ml = R.last;
+		uint32_t mv = R.retval;
+		run(&enf, &seq[i]);
+		struct lx_last el = R.last;
+		uint32_t ev = R.retval;
+		if (mv != V_PASS && !mon_not_pass++)
+			snprintf(first[0], sizeof(first[0]), "; first: packet %d gave %s", i,
+				 verdict_name(mv));
+		if (ml.reason != el.reason && !reason_diff++)
+			snprintf(first[1], sizeof(first[1]),
+				 "; first: packet %d monitor %s, enforce %s", i,
+				 stats_reason_name(ml.reason), stats_reason_name(el.reason));
+		if (ev != (el.reason ? V_DROP : V_PASS) && !enf_wrong++)
+			snprintf(first[2], sizeof(first[2]), "; first: packet %d %s with reason %s",
+				 i, verdict_name(ev), stats_reason_name(el.reason));
+		drops_seen += el.reason != 0;
+	}
+	CHECK(mon_not_pass == 0, "monitor vs enforce: all %d monitor verdicts are XDP_PASS%s", n,
+	      first[0]);
+	CHECK(reason_diff == 0,
+	      "monitor vs enforce: lx_last.reason is the same in both, packet by packet%s",
+	      first[1]);
+	CHECK(enf_wrong == 0,
+	      "monitor vs enforce: enforce drops exactly the packets with a reason%s", first[2]);
+	CHECK(drops_seen >= 20, "monitor vs enforce: the sequence has packets to drop (%d)",
+	      drops_seen);
+	struct drops dm, de;
+	drops_read(&mon, &dm);
+	drops_read(&enf, &de);
+	for (int r = 1; r < LX_DROP_MAX; r++) {
+		CHECK(dm.would[r].packets == de.drops[r].packets &&
+			  dm.would[r].bytes == de.drops[r].bytes,
+		      "monitor vs enforce: monitor would_drop[%s] = enforce drops[%s] (%llu/%llu "
+		      "packets, %llu/%llu bytes)",
+		      stats_reason_name((uint32_t)r), stats_reason_name((uint32_t)r),
+		      (unsigned long long)dm.would[r].packets,
+		      (unsigned long long)de.drops[r].packets,
+		      (unsigned long long)dm.would[r].bytes, (unsigned long long)de.drops[r].bytes);
+		CHECK(dm.drops[r].packets == 0 && de.would[r].packets == 0,
+		      "monitor vs enforce: monitor drops[%s] and enforce would_drop[%s] are 0",
+		      stats_reason_name((uint32_t)r), stats_reason_name((uint32_t)r));
+	}
+	for (int r = 1; r < LX_DROP_MAX; r++)
+		CHECK(dm.would[r].packets > 0,
+		      "monitor vs enforce: the sequence exercises reason %s",
+		      stats_reason_name((uint32_t)r));
+	testrun_close(&mon.t);
+	testrun_close(&enf.t);
+
+	/* testrun_set on one instance: counters and flows survive the switch. */
+	struct inst sw;
+	struct drops d0, d1, d2;
+	inst_open(&sw, "monitor->enforce", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	struct frame bad = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0, 12);
+	struct frame query = pkt(IPPROTO_UDP, &EXT, 33500, &DNS, 53, 4, 0, 30);
+	struct frame reply = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33500, 4, 0, 90);
+	struct frame query6 = pkt(IPPROTO_TCP, &EXT, 40500, &PARTNER, 5061, 6, 0x02, 0);
+	struct frame reply6 = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40500, 6, 0x12, 0);
+	struct frame listen = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 443, 4, 0, 0);
+	expect(&sw, &bad, V_PASS, LX_DROP_PORT, NULL, "monitor: tcp 22 to edge-external");
+	expect(&sw, &bad, V_PASS, LX_DROP_PORT, NULL, "monitor: tcp 22 to edge-external again");
+	expect(&sw, &listen, V_PASS, 0, NULL, "monitor: tcp 443 to edge-external");
+	expect(&sw, &query, V_PASS, 0, NULL, "monitor: the Edge opens udp to dns:53");
+	expect(&sw, &query6, V_PASS, 0, NULL, "monitor: the Edge opens tcp to partner:5061 IPv6");
+	drops_read(&sw, &d0);
+	struct stats_report r0, r1;
+	struct text_error err = { { 0 } };
+	if (testrun_report(&sw.t, &r0, &err) < 0)
+		die("%s", err.msg);
+	inst_set(&sw, LX_POLICY_ENFORCE, 0);
+	drops_read(&sw, &d1);
+	if (testrun_report(&sw.t, &r1, &err) < 0)
+		die("%s", err.msg);
+	CHECK(!memcmp(&d0, &d1, sizeof(d0)),
+	      "testrun_set monitor->enforce keeps the drop counters (would_drop[port] %llu)",
+	      (unsigned long long)d1.would[LX_DROP_PORT].packets);
+	int rows_same =
+	    r0.nrows == r1.nrows && r0.total.packets == r1.total.packets && r0.total.packets == 5;
+	for (int i = 0; rows_same && i < r0.nrows; i++)
+		rows_same = !memcmp(&r0.rows[i].count, &r1.rows[i].count, sizeof(r0.rows[i].count));
+	CHECK(rows_same, "testrun_set monitor->enforce keeps the rule counters (total %llu, 5 run)",
+	      (unsigned long long)r1.total.packets);
+	stats_free(&r0);
+	stats_free(&r1);
+	expect(&sw, &reply, V_PASS, 0, NULL,
+	       "enforce after switch: dns reply on the flow opened in monitor mode passes");
+	expect(&sw, &reply6, V_PASS, 0, NULL,
+	       "enforce after switch: partner's SYN-ACK on the flow opened in monitor mode passes "
+	       "IPv6");
+	expect(&sw, &bad, V_DROP, LX_DROP_PORT, NULL, "enforce after switch: tcp 22 drops");
+	drops_read(&sw, &d2);
+	CHECK(d2.drops[LX_DROP_PORT].packets == 1 && d2.drops[LX_DROP_PORT].bytes == bad.len &&
+		  d2.would[LX_DROP_PORT].packets == 2 &&
+		  d2.would[LX_DROP_PORT].bytes == 2 * bad.len,
+	      "after switch: drops[port] = 1 packet, would_drop[port] still 2 (got %llu, %llu)",
+	      (unsigned long long)d2.drops[LX_DROP_PORT].packets,
+	      (unsigned long long)d2.would[LX_DROP_PORT].packets);
+	inst_set(&sw, LX_POLICY_MONITOR, 0);
+	expect(&sw, &bad, V_PASS, LX_DROP_PORT, NULL, "monitor again: tcp 22 passes");
+	drops_read(&sw, &d2);
+	CHECK(d2.drops[LX_DROP_PORT].packets == 1 && d2.would[LX_DROP_PORT].packets == 3,
+	      "back to monitor: drops[port] 1, would_drop[port] 3 (got %llu, %llu)",
+	      (unsigned long long)d2.drops[LX_DROP_PORT].packets,
+	      (unsigned long long)d2.would[LX_DROP_PORT].packets);
+	testrun_close(&sw.t);
+}
+
+/* ---- 8. the DSCP tag mode ---- */
+
+struct tag_class {
+	int dscp;
+	int rule; /* id */
+	int proto;
+	uint16_t port;
+	const struct host *dst;
+};
+
+/*
+ * A listening rule of a service with this DSCP (preferably of that service and transport), on
+ * the Front End or the clients, that wins its lowest port on both address families.
+ */
+static int find_tag_class(int dscp, const char *service, int proto, struct tag_class *tc)
+{
+	const struct host *hosts[2] = { &FE, &CLIENT };
+	int svc = matrix_find_service(&M, service);
+	for (int i = 0; i < 2 * M.nrules; i++) {
+		const struct matrix_rule *r = &M.rules[i % M.nrules];
+		int preferred = r->service == svc && r->proto == proto;
+		if (r->kind != LX_KIND_LISTEN || C_base.dscp[i % M.nrules] != dscp ||
+		    (i < M.nrules && !preferred))
+			continue;
+		for (int h = 0; h < 2; h++) {
+			for (int fam = 4; fam <= 6; fam += 2) {
+				uint32_t g = group_of(&C_base, addr_of(hosts[h], fam));
+				if (!g || compiled_rule_at(&C_base, g, r->proto, r->port_lo) !=
+					      i % M.nrules + 1)
+					goto next_host;
+			}
+			tc->dscp = dscp;
+			tc->rule = i % M.nrules + 1;
+			tc->proto = r->proto;
+			tc->port = r->port_lo;
+			tc->dst = hosts[h];
+			return 0;
+		next_host:;
+		}
+	}
+	return -1;
+}
+
+/* Expected remarked packets and bytes per rule id and direction. */
+static struct lx_count *exp_remarked;
+
+static void check_remarked(struct inst *in, const struct lx_count *expected, const char *when)
+{
+	struct stats_report r;
+	struct text_error err = { { 0 } };
+	if (testrun_report(&in->t, &r, &err) < 0)
+		die("%s", err.msg);
+	int bad = 0, nonzero = 0;
+	char first[200] = "";
+	for (int i = 0; i < r.nrows; i++) {
+		const struct stats_row *row = &r.rows[i];
+		const struct lx_count *e = &expected[row->rule * LX_DIR_MAX + row->dir];
+		nonzero += row->remarked.packets != 0;
+		if (row->remarked.packets != e->packets || row->remarked.bytes != e->bytes) {
+			if (!bad++)
+				snprintf(first, sizeof(first),
+					 "; first: rule %u %s %s %s: %llu packets %llu bytes, "
+					 "expected %llu, %llu",
+					 row->rule, row->info.role, row->info.service,
+					 stats_dir_name(row->dir),
+					 (unsigned long long)row->remarked.packets,
+					 (unsigned long long)row->remarked.bytes,
+					 (unsigned long long)e->packets,
+					 (unsigned long long)e->bytes);
+		}
+	}
+	CHECK(bad == 0, "%s [%s]: remarked counters of all %d rows exact (%d rows nonzero)%s",
+	      in->name, when, r.nrows, nonzero, first);
+	stats_free(&r);
+}
+
+/*
+ * Runs a frame through a tag instance; checks the output against the input: DSCP as
+ * expected (want < 0: unchanged), ECN kept, IPv4 checksum, flow label, every other byte.
+ * Returns 1 when every property holds; why says which did not.
+ */
+static int tag_run(struct inst *in, const struct frame *f, int want, uint32_t rule, char *why,
+		   size_t whylen)
+{
+	run(in, f);
+	why[0] = '\0';
+	size_t ip = ip_off(f);
+	int fam = frame_family(f);
+	uint8_t in_tc, out_tc;
+	if (fam == 4) {
+		in_tc = f->b[ip + 1];
+		out_tc = R.out[ip + 1];
+	} else {
+		in_tc = (uint8_t)((f->b[ip] & 0x0f) << 4 | f->b[ip + 1] >> 4);
+		out_tc = (uint8_t)((R.out[ip] & 0x0f) << 4 | R.out[ip + 1] >> 4);
+	}
+	int expect_dscp = want < 0 ? in_tc >> 2 : want;
+	size_t n = 0;
+#define WHY(...)                                                                                   \
+	do {                                                                                       \
+		if (n < whylen)                                                                    \
+			n += (size_t)snprintf(why + n, whylen - n, __VA_ARGS__);                   \
+	} while (0)
+	if (R.retval != V_PASS)
+		WHY(" verdict %s;", verdict_name(R.retval));
+	if (rule && R.last.rule != rule)
+		WHY(" rule %u, expected %u;", R.last.rule, rule);
+	if (R.out_len != f->len)
+		WHY(" output %zu bytes, input %zu;", R.out_len, f->len);
+	if (out_tc >> 2 != expect_dscp)
+		WHY(" dscp %d, expected %d;", out_tc >> 2, expect_dscp);
+	if (R.last.dscp != (uint32_t)expect_dscp)
+		WHY(" lx_last.dscp %u;", R.last.dscp);
+	if ((out_tc & 3) != (in_tc & 3))
+		WHY(" ecn %d, was %d;", out_tc & 3, in_tc & 3);
+	if (fam == 4 && !ipv4_checksum_ok(R.out + ip))
+		WHY(" ipv4 header checksum wrong (%02x%02x);", R.out[ip + 10], R.out[ip + 11]);
+	if (fam == 6 && ((R.out[ip + 1] & 0x0f) != (f->b[ip + 1] & 0x0f) ||
+			 memcmp(R.out + ip + 2, f->b + ip + 2, 2)))
+		WHY(" flow label changed;");
+	for (size_t i = 0; i < f->len && i < R.out_len; i++) {
+		uint8_t mask = 0xff;
+		if (fam == 4 && (i == ip + 1 || i == ip + 10 || i == ip + 11))
+			continue;
+		if (fam == 6 && i == ip)
+			mask = 0xf0;
+		if (fam == 6 && i == ip + 1)
+			mask = 0x0f;
+		if ((R.out[i] ^ f->b[i]) & mask) {
+			WHY(" byte %zu changed (%02x -> %02x);", i, f->b[i], R.out[i]);
+			break;
+		}
+	}
+	if (want < 0 || (in_tc >> 2) == want) {
+		if (R.out_len != f->len || memcmp(R.out, f->b, f->len))
+			WHY(" frame not byte-identical;");
+	}
+#undef WHY
+	return why[0] == '\0';
+}
+
+static struct frame tag_frame(const struct tag_class *tc, int fam, int nvlans, uint8_t tos,
+			      size_t payload)
+{
+	struct packet_spec s = spec(tc->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, &PEER,
+				    40000, tc->dst, tc->port, fam);
+	s.tos = tos;
+	s.nvlans = nvlans;
+	if (nvlans == 2)
+		s.vlan_tpid[0] = 0x88a8;
+	s.vlan_id[0] = 100;
+	s.vlan_id[1] = 200;
+	s.payload_len = payload;
+	struct frame f = build(&s);
+	if (fam == 6) { /* a flow label the rewrite must keep */
+		size_t ip = ip_off(&f);
+		f.b[ip + 1] |= 0x0a;
+		f.b[ip + 2] = 0xbc;
+		f.b[ip + 3] = 0xde;
+	}
+	return f;
+}
+
+static void account_remark(const struct frame *f, int remarked)
+{
+	if (!remarked)
+		return;
+	struct lx_count *e = &exp_remarked[R.last.rule * LX_DIR_MAX + R.last.dir];
+	e->packets++;
+	e->bytes += f->len;
+}
+
+static struct tag_class classes[4];
+
+static void test_tag(struct inst *tag)
+{
+	static const int dscps[4] = { 46, 34, 24, 14 };
+	static const char *const prefer[4] = { "media-audio", "media-video", "sip-tls",
+					       "file-transfer" };
+	static const int prefer_proto[4] = { LX_PROTO_UDP, LX_PROTO_UDP, LX_PROTO_TCP,
+					     LX_PROTO_TCP };
+	struct inst tag0, ovr;
+	inst_open(&tag0, "monitor tag 0", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	inst_open(&ovr, "monitor tag 1 dscp-override", &S_dscp, &C_dscp, LX_POLICY_MONITOR, 1);
+	exp_remarked = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(*exp_remarked));
+	struct lx_count *none = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(*none));
+	if (!exp_remarked || !none)
+		die("out of memory");
+
+	for (int k = 0; k < 4; k++) {
+		int found = find_tag_class(dscps[k], prefer[k], prefer_proto[k], &classes[k]) == 0;
+		CHECK(
+		    found,
+		    "tag: sfb2015 has a rule of DSCP %d on a role of the site (rule %d, %s %s %u)",
+		    dscps[k], found ? classes[k].rule : 0,
+		    found ? M.services[M.rules[classes[k].rule - 1].service].slug : "-",
+		    found ? matrix_proto_name(classes[k].proto) : "-", found ? classes[k].port : 0);
+		if (!found)
+			die("no rule of DSCP %d", dscps[k]);
+	}
+
+	char why[512];
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		const char *svc = M.services[M.rules[tc->rule - 1].service].slug;
+		for (int fam = 4; fam <= 6; fam += 2)
+			for (int v = 0; v <= 2; v++)
+				for (int start = 0; start < 2; start++)
+					for (int ecn = 0; ecn < 4; ecn++) {
+						int from = start ? 10 : 0;
+						uint8_t tos = (uint8_t)(from << 2 | ecn);
+						struct frame f = tag_frame(tc, fam, v, tos,
+									   (size_t)(k * 7 + ecn));
+						int ok =
+						    tag_run(tag, &f, tc->dscp, (uint32_t)tc->rule,
+							    why, sizeof(why));
+						account_remark(&f, 1);
+						CHECK(ok,
+						      "%s [%s %s %u IPv%d, %d VLAN(s), ecn %d, "
+						      "dscp %d]: "
+						      "re-marked to %d, ECN, checksum, flow label "
+						      "and other "
+						      "bytes kept%s",
+						      tag->name, svc, matrix_proto_name(tc->proto),
+						      tc->port, fam, v, ecn, from, tc->dscp, why);
+						/* tag 0 never changes a byte */
+						ok = tag_run(&tag0, &f, -1, (uint32_t)tc->rule, why,
+							     sizeof(why));
+						CHECK(ok,
+						      "%s [%s IPv%d, %d VLAN(s), ecn %d, dscp %d]: "
+						      "frame "
+						      "byte-identical%s",
+						      tag0.name, svc, fam, v, ecn, from, why);
+					}
+		/* Already carrying the target: untouched, not counted. */
+		for (int fam = 4; fam <= 6; fam += 2)
+			for (int ecn = 0; ecn < 4; ecn++) {
+				struct frame f =
+				    tag_frame(tc, fam, ecn % 3, (uint8_t)(tc->dscp << 2 | ecn), 5);
+				int ok = tag_run(tag, &f, tc->dscp, (uint32_t)tc->rule, why,
+						 sizeof(why));
+				CHECK(ok,
+				      "%s [%s IPv%d ecn %d, already dscp %d]: byte-identical, not "
+				      "re-marked%s",
+				      tag->name, svc, fam, ecn, tc->dscp, why);
+			}
+	}
+	check_remarked(tag, exp_remarked, "after the class sweep");
+	check_remarked(&tag0, none, "tag 0: nothing re-marked");
+
+	/* Site overrides: media-audio 40, sip-tls left alone, the rest as the matrix says. */
+	struct lx_count *saved = exp_remarked;
+	exp_remarked = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(*exp_remarked));
+	if (!exp_remarked)
+		die("out of memory");
+	int audio = matrix_find_service(&M, "media-audio"),
+	    siptls = matrix_find_service(&M, "sip-tls");
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		int svc = M.rules[tc->rule - 1].service;
+		int want = svc == audio ? 40 : svc == siptls ? -1 : tc->dscp;
+		for (int fam = 4; fam <= 6; fam += 2)
+			for (int ecn = 0; ecn < 4; ecn += 3) {
+				struct frame f =
+				    tag_frame(tc, fam, 1, (uint8_t)(10 << 2 | ecn), 20);
+				int ok =
+				    tag_run(&ovr, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+				account_remark(&f, want >= 0);
+				CHECK(ok, "%s [%s IPv%d ecn %d from dscp 10]: %s %d%s", ovr.name,
+				      M.services[svc].slug, fam, ecn,
+				      want < 0 ? "left alone at" : "re-marked to",
+				      want < 0 ? 10 : want, why);
+			}
+	}
+	/* sip-tls by the Front End, whatever the direction, is left alone. */
+	struct frame f = pkt(IPPROTO_TCP, &FE, 5061, &PEER, 40000, 4, 0x12, 0);
+	f.b[15] = 10 << 2;
+	ipv4_fix_checksum(f.b + 14);
+	int ok = tag_run(&ovr, &f, -1, 0, why, sizeof(why));
+	CHECK(ok, "%s [sip-tls from frontend:5061 (out), dscp 10]: left alone%s", ovr.name, why);
+	check_remarked(&ovr, exp_remarked, "after the override sweep");
+
+	/* Enforce and tag together: what is dropped is not re-marked (nor counted). */
+	struct inst enf;
+	inst_open(&enf, "enforce tag 1", &S_base, &C_base, LX_POLICY_ENFORCE, 1);
+	memset(exp_remarked, 0, ((size_t)M.nrules + 1) * LX_DIR_MAX * sizeof(*exp_remarked));
+	int edge_sip = find_rule(LX_KIND_LISTEN, "edge-external", "sip-tls", LX_PROTO_TCP);
+	for (int fam = 4; fam <= 6; fam += 2) {
+		struct packet_spec ps = spec(IPPROTO_TCP, &PEER, 40000, &EXT, 5061, fam);
+		ps.tos = 10 << 2 | 1;
+		f = build(&ps);
+		ok = tag_run(&enf, &f, 24, (uint32_t)edge_sip, why, sizeof(why));
+		account_remark(&f, 1);
+		CHECK(ok,
+		      "%s [tcp to edge-external 5061 IPv%d, dscp 10]: passes, re-marked to 24%s",
+		      enf.name, fam, why);
+		ps = spec(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40999, fam);
+		ps.tos = 10 << 2 | 1;
+		ps.tcp_flags = 0x12;
+		f = build(&ps);
+		run(&enf, &f);
+		CHECK(
+		    R.retval == V_DROP && R.last.reason == LX_DROP_UNSOLICITED &&
+			R.out_len == f.len && !memcmp(R.out, f.b, f.len),
+		    "%s [unsolicited tcp from partner:5061 IPv%d, dscp 10]: dropped, not re-marked "
+		    "(got %s, reason %s)",
+		    enf.name, fam, verdict_name(R.retval), stats_reason_name(R.last.reason));
+	}
+	check_remarked(&enf, exp_remarked, "enforce: only what passes is re-marked");
+	testrun_close(&enf.t);
+
+	free(exp_remarked);
+	free(none);
+	exp_remarked = saved;
+	testrun_close(&tag0.t);
+	testrun_close(&ovr.t);
+}
+
+/* ---- 9. randomised IPv4 checksums ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	/* xorshift64* */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static uint32_t rnd(uint32_t n)
+{
+	return (uint32_t)(rng() % n);
+}
+
+static void test_random(struct inst *tag, uint64_t seed)
+{
+	/* Every listening rule with a DSCP on the Front End or the clients. */
+	int cand[256], ncand = 0;
+	const struct host *cand_host[256];
+	int fe = matrix_find_role(&M, "frontend"), all = matrix_find_role(&M, "all-servers"),
+	    cl = matrix_find_role(&M, "clients");
+	for (int i = 0; i < M.nrules && ncand < 256; i++) {
+		const struct matrix_rule *r = &M.rules[i];
+		if (r->kind != LX_KIND_LISTEN || C_base.dscp[i] == LX_DSCP_KEEP)
+			continue;
+		if (r->role == fe || r->role == all || r->role == cl) {
+			cand_host[ncand] = r->role == cl ? &CLIENT : &FE;
+			cand[ncand++] = i;
+		}
+	}
+	CHECK(ncand >= 4, "random: %d tagged rules on the frontend and clients to aim at", ncand);
+	rng_state = seed ? seed : 1;
+	uint32_t g4[2] = { group_of(&C_base, FE.v4), group_of(&C_base, CLIENT.v4) };
+	int bad_sum = 0, bad_dscp = 0, bad_other = 0, remarked = 0;
+	char first_sum[600] = "", first_dscp[600] = "", first_other[600] = "";
+	char why[512];
+	for (int n = 0; n < RANDOM_PACKETS; n++) {
+		uint32_t pick = rnd((uint32_t)ncand);
+		const struct matrix_rule *r = &M.rules[cand[pick]];
+		const struct host *dst = cand_host[pick];
+		uint16_t port =
+		    (uint16_t)(r->port_lo + rnd((uint32_t)(r->port_hi - r->port_lo) + 1));
+		struct packet_spec s = spec(r->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP,
+					    &PEER, (uint16_t)(1024 + rnd(64000)), dst, port, 4);
+		char src[32];
+		snprintf(src, sizeof(src), "203.0.113.%u", 100 + rnd(150));
+		s.src = ep(src, s.src.port);
+		s.tos = (uint8_t)rnd(256);
+		s.ipv4_options = (uint8_t)(4 * rnd(11));
+		s.nvlans = (int)rnd(3);
+		if (s.nvlans == 2 && rnd(2))
+			s.vlan_tpid[0] = 0x88a8;
+		s.vlan_id[0] = (uint16_t)rnd(4096);
+		s.vlan_id[1] = (uint16_t)rnd(4096);
+		s.payload_len = rnd(400);
+		s.tcp_flags = (uint8_t)(rnd(2) ? 0x18 : 0x10);
+		struct frame f = build(&s);
+		size_t ip = ip_off(&f);
+		/* random id, ttl and DF: other checksums than packet_build's */
+		f.b[ip + 4] = (uint8_t)rnd(256);
+		f.b[ip + 5] = (uint8_t)rnd(256);
+		f.b[ip + 6] = rnd(2) ? 0x40 : 0;
+		f.b[ip + 8] = (uint8_t)(1 + rnd(255));
+		for (size_t o = 20; o < 20u + s.ipv4_options; o++)
+			f.b[ip + o] = (uint8_t)rnd(256); /* the program never reads options */
+		ipv4_fix_checksum(f.b + ip);
+
+		uint32_t g = g4[dst == &CLIENT];
+		uint16_t rule = compiled_rule_at(&C_base, g, r->proto, port);
+		int want =
+		    rule ? (C_base.dscp[rule - 1] == LX_DSCP_KEEP ? -1 : C_base.dscp[rule - 1])
+			 : -1;
+		int ok = tag_run(tag, &f, want, rule, why, sizeof(why));
+		int sum_ok = ipv4_checksum_ok(R.out + ip);
+		int dscp_ok = (R.out[ip + 1] >> 2) == (want < 0 ? s.tos >> 2 : want);
+		int changed = R.out_len == f.len && memcmp(R.out, f.b, f.len) != 0;
+		account_remark(&f, changed);
+		remarked += changed;
+		char desc[160];
+		snprintf(desc, sizeof(desc), "#%d %s %u tos 0x%02x options %u vlans %d len %zu", n,
+			 matrix_proto_name(r->proto), port, s.tos, s.ipv4_options, s.nvlans, f.len);
+		if (!sum_ok && !bad_sum++)
+			snprintf(first_sum, sizeof(first_sum), "; first: %s", desc);
+		if (!dscp_ok && !bad_dscp++)
+			snprintf(first_dscp, sizeof(first_dscp), "; first: %s:%s", desc, why);
+		if (!ok && sum_ok && dscp_ok && !bad_other++)
+			snprintf(first_other, sizeof(first_other), "; first: %s:%s", desc, why);
+	}
+	CHECK(bad_sum == 0,
+	      "random (seed %llu): all %d IPv4 output header checksums verify (%d did not)%s",
+	      (unsigned long long)seed, RANDOM_PACKETS, bad_sum, first_sum);
+	CHECK(bad_dscp == 0,
+	      "random (seed %llu): every output DSCP is the winning rule's (%d wrong)%s",
+	      (unsigned long long)seed, bad_dscp, first_dscp);
+	CHECK(bad_other == 0,
+	      "random (seed %llu): ECN and every other byte kept, verdict XDP_PASS (%d not)%s",
+	      (unsigned long long)seed, bad_other, first_other);
+	CHECK(remarked > RANDOM_PACKETS / 2, "random (seed %llu): %d of %d packets re-marked",
+	      (unsigned long long)seed, remarked, RANDOM_PACKETS);
+
+	/*
+	 * The incremental checksum update (RFC 1624, eqn. 3) at its carry edges: headers whose
+	 * sum ~HC + ~m + m' needs a second fold, and rewrites whose new checksum is 0x0000 (the
+	 * one's complement sum folds to 0xffff; a new checksum of 0xffff cannot arise). Searched
+	 * over the IP id, for every class and ECN value.
+	 */
+	int edges = 0, edge_bad = 0, by_kind[2] = { 0, 0 };
+	char first_edge[600] = "";
+	for (int k = 0; k < 4; k++)
+		for (int ecn = 0; ecn < 4; ecn++) {
+			int found[2] = { 0, 0 };
+			struct frame base =
+			    tag_frame(&classes[k], 4, 0, (uint8_t)(5 << 2 | ecn), 3);
+			size_t ip = ip_off(&base);
+			for (uint32_t id = 0; id < 65536; id++) {
+				struct frame f = base;
+				f.b[ip + 4] = (uint8_t)(id >> 8);
+				f.b[ip + 5] = (uint8_t)id;
+				ipv4_fix_checksum(f.b + ip);
+				uint16_t hc = (uint16_t)(f.b[ip + 10] << 8 | f.b[ip + 11]);
+				uint16_t m = (uint16_t)(f.b[ip] << 8 | f.b[ip + 1]);
+				uint16_t m2 = (uint16_t)(f.b[ip] << 8 | classes[k].dscp << 2 | ecn);
+				uint32_t sum = (uint32_t)(uint16_t)~hc + (uint16_t)~m + m2;
+				uint32_t once = (sum & 0xffff) + (sum >> 16);
+				uint16_t new_hc = (uint16_t)~fold(sum);
+				int kind = once > 0xffff      ? 0
+					   : new_hc == 0      ? 1
+					   : new_hc == 0xffff ? 2
+							      : -1;
+				if (kind < 0 || found[kind] >= 4)
+					continue;
+				found[kind]++;
+				by_kind[kind]++;
+				edges++;
+				if (!tag_run(tag, &f, classes[k].dscp, (uint32_t)classes[k].rule,
+					     why, sizeof(why)) &&
+				    !edge_bad++)
+					snprintf(first_edge, sizeof(first_edge),
+						 "; first: dscp %d ecn %d id 0x%04x (checksum "
+						 "0x%04x):%s",
+						 classes[k].dscp, ecn, id, hc, why);
+				account_remark(&f, 1);
+			}
+		}
+	CHECK(by_kind[0] >= 8 && by_kind[1] >= 8 && edge_bad == 0,
+	      "%s [checksum carry edges]: %d headers needing a second fold, %d giving checksum "
+	      "0x0000: all re-marked with a valid checksum (%d not)%s",
+	      tag->name, by_kind[0], by_kind[1], edge_bad, first_edge);
+	check_remarked(tag, exp_remarked, "after the random run and the checksum edges");
+}
+
+/* ---- main ---- */
+
+static void load(const char *site_path, struct site *s, struct compiled *c)
+{
+	struct text_error err = { { 0 } };
+	if (site_load(site_path, &M, s, &err) < 0 || compile_tables(&M, s, c, &err) < 0)
+		die("%s", err.msg);
+}
+
+int main(void)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct text_error err = { { 0 } };
+	if (matrix_load(MATRIX_PATH, &M, &err) < 0)
+		die("%s (run from the repository top)", err.msg);
+	load(SITE_BASE, &S_base, &C_base);
+	load(SITE_ICMP, &S_icmp, &C_icmp);
+	load(SITE_DSCP, &S_dscp, &C_dscp);
+
+	uint64_t seed;
+	const char *env = getenv("LYNCXDP_SEED");
+	if (env && *env) {
+		char *end;
+		seed = strtoull(env, &end, 0);
+		if (*end)
+			die("LYNCXDP_SEED='%s' is not a number", env);
+	} else {
+		seed = (uint64_t)time(NULL) ^ ((uint64_t)t0.tv_nsec << 20);
+	}
+	printf("seed: %llu (LYNCXDP_SEED=%llu replays the random part)\n", (unsigned long long)seed,
+	       (unsigned long long)seed);
+
+	puts("== 1. every Edge listening rule passes");
+	test_edge_listen();
+	puts("== 2. forbidden ports and wrong transports");
+	test_forbidden();
+	puts("== 3. flows opened by protected hosts");
+	test_flows();
+	puts("== 4. ICMP and other transports");
+	test_icmp();
+	puts("== 5. fragments");
+	test_fragments();
+	puts("== 6. malformed, ARP, the unprotected Front End");
+	test_malformed_arp_frontend();
+	puts("== 7. monitor versus enforce, testrun_set");
+	test_monitor_vs_enforce();
+
+	struct inst tag;
+	inst_open(&tag, "monitor tag 1", &S_base, &C_base, LX_POLICY_MONITOR, 1);
+	puts("== 8. DSCP tag mode");
+	test_tag(&tag);
+	puts("== 9. randomised IPv4 checksums");
+	test_random(&tag, seed);
+	testrun_close(&tag.t);
+	free(exp_remarked);
+
+	compile_free(&C_base);
+	compile_free(&C_icmp);
+	compile_free(&C_dscp);
+	site_free(&S_base);
+	site_free(&S_icmp);
+	site_free(&S_dscp);
+	matrix_free(&M);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("runtime %.2f s\n",
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return check_done();
+}

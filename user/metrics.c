@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Counters are labelled by interface, role, service, proto, ports, kind and direction; the
+ * kind label keeps a role's listen rule and its outbound rule on the same port apart.
+ * Values are the kernel's own monotonic counters: they never go backwards across reloads.
+ */
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "attach.h"
+#include "matrix.h"
+#include "stats.h"
+
+#ifndef LYNCXDP_VERSION
+#define LYNCXDP_VERSION "0"
+#endif
+
+/* Label values are slugs and interface names, but escape per the format all the same. */
+static void label(FILE *out, const char *name, const char *value, int first)
+{
+	fprintf(out, "%s%s=\"", first ? "" : ",", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fputc('\\', out);
+		if (*p == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void header(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+struct iface_report {
+	const struct lx_iface_state *ifs;
+	struct stats_report r;
+};
+
+static void rule_labels(FILE *out, const char *ifname, const struct stats_row *row)
+{
+	char ports[16];
+	if (row->info.port_lo == row->info.port_hi)
+		snprintf(ports, sizeof(ports), "%u", row->info.port_lo);
+	else
+		snprintf(ports, sizeof(ports), "%u-%u", row->info.port_lo, row->info.port_hi);
+	label(out, "interface", ifname, 1);
+	label(out, "role", row->info.role, 0);
+	label(out, "service", row->info.service, 0);
+	label(out, "proto", matrix_proto_name(row->info.proto), 0);
+	label(out, "ports", ports, 0);
+	label(out, "kind", matrix_kind_name(row->info.kind), 0);
+	label(out, "direction", stats_dir_name(row->dir), 0);
+}
+
+/* One family of per-rule metrics; `field` picks packets/bytes of count or remarked. */
+static void rule_metric(FILE *out, const struct iface_report *ir, int n, const char *name,
+			const char *help, int remarked, int bytes)
+{
+	header(out, name, "counter", help);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < ir[i].r.nrows; k++) {
+			const struct stats_row *row = &ir[i].r.rows[k];
+			const struct lx_count *c = remarked ? &row->remarked : &row->count;
+			fprintf(out, "%s{", name);
+			rule_labels(out, ir[i].ifs->name, row);
+			fprintf(out, "} %llu\n", (unsigned long long)(bytes ? c->bytes : c->packets));
+		}
+}
+
+static void special_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
+{
+	const char *name = bytes ? "lyncxdp_unmatched_bytes_total" : "lyncxdp_unmatched_packets_total";
+	header(out, name, "counter",
+	       bytes ? "Bytes of packets no rule matched, by reason."
+		     : "Packets no rule matched, by reason (unclassified, non_ip, fragments, icmp, "
+		       "other_l4, malformed).");
+	for (int i = 0; i < n; i++)
+		for (int c = 0; c < LX_CNT_MAX; c++) {
+			fprintf(out, "%s{", name);
+			label(out, "interface", ir[i].ifs->name, 1);
+			label(out, "reason", stats_counter_name(c), 0);
+			const struct lx_count *v = &ir[i].r.special[c];
+			fprintf(out, "} %llu\n", (unsigned long long)(bytes ? v->bytes : v->packets));
+		}
+}
+
+static void drop_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
+{
+	const char *name = bytes ? "lyncxdp_policy_bytes_total" : "lyncxdp_policy_packets_total";
+	header(out, name, "counter",
+	       "Packets to protected addresses the policy dropped (action=dropped, enforce) or "
+	       "would drop (action=would_drop, monitor), by reason.");
+	for (int i = 0; i < n; i++)
+		for (uint32_t reason = 1; reason < LX_DROP_MAX; reason++)
+			for (int enforced = 1; enforced >= 0; enforced--) {
+				const struct lx_count *v = enforced ? &ir[i].r.drops[reason]
+								    : &ir[i].r.would_drop[reason];
+				fprintf(out, "%s{", name);
+				label(out, "interface", ir[i].ifs->name, 1);
+				label(out, "reason", stats_reason_name(reason), 0);
+				label(out, "action", enforced ? "dropped" : "would_drop", 0);
+				fprintf(out, "} %llu\n",
+					(unsigned long long)(bytes ? v->bytes : v->packets));
+			}
+}
+
+static void info_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir,
+			 int n)
+{
+	char hash[32];
+	header(out, "lyncxdp_info", "gauge", "What lyncxdp runs: product and checksums of the files.");
+	fprintf(out, "lyncxdp_info{");
+	label(out, "version", LYNCXDP_VERSION, 1);
+	label(out, "product", st->product, 0);
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)st->matrix_hash);
+	label(out, "matrix_hash", hash, 0);
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)st->site_hash);
+	label(out, "site_hash", hash, 0);
+	fprintf(out, "} 1\n");
+	header(out, "lyncxdp_attached", "gauge", "One per attached interface, with its settings.");
+	for (int i = 0; i < n; i++) {
+		fprintf(out, "lyncxdp_attached{");
+		label(out, "interface", ir[i].ifs->name, 1);
+		label(out, "mode", attach_mode_name(ir[i].ifs->mode), 0);
+		label(out, "policy", attach_policy_name(ir[i].ifs->policy), 0);
+		label(out, "tag", ir[i].ifs->tag ? "on" : "off", 0);
+		fprintf(out, "} 1\n");
+	}
+	header(out, "lyncxdp_rules", "gauge", "Rules of the matrix whose role the site holds.");
+	fprintf(out, "lyncxdp_rules %u\n", st->rules_active);
+}
+
+static int open_fds(struct lx_map_fds *fds, struct text_error *err)
+{
+	const char *names[] = { "lx_counters", "lx_special", "lx_remarked", "lx_drops",
+				"lx_rule_info" };
+	int *slots[] = { &fds->counters, &fds->special, &fds->remarked, &fds->drops,
+			 &fds->rule_info };
+	memset(fds, -1, sizeof(*fds));
+	for (size_t i = 0; i < 5; i++)
+		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
+			return -1;
+	return 0;
+}
+
+static void close_fds(struct lx_map_fds *fds)
+{
+	int all[] = { fds->counters, fds->special, fds->remarked, fds->drops, fds->rule_info };
+	for (size_t i = 0; i < 5; i++)
+		if (all[i] >= 0)
+			close(all[i]);
+}
+
+int metrics_write(FILE *out, struct text_error *err)
+{
+	struct lx_state st;
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		return -1;
+	if (!attached) {
+		header(out, "lyncxdp_rules", "gauge", "Rules of the matrix whose role the site holds.");
+		fprintf(out, "lyncxdp_rules 0\n");
+		return 0;
+	}
+	struct lx_map_fds fds;
+	struct iface_report ir[LX_MAX_IFACES];
+	int n = 0, rc = 0;
+	if (open_fds(&fds, err) < 0) {
+		close_fds(&fds);
+		return -1;
+	}
+	for (int slot = 0; slot < LX_MAX_IFACES && rc == 0; slot++) {
+		if (!st.ifaces[slot].ifindex)
+			continue;
+		ir[n].ifs = &st.ifaces[slot];
+		rc = stats_collect(&fds, st.rule_cap, st.rules_total, 1u << slot, &ir[n].r, err);
+		if (rc == 0)
+			n++;
+	}
+	if (rc == 0) {
+		info_metrics(out, &st, ir, n);
+		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.", 0,
+			    0);
+		rule_metric(out, ir, n, "lyncxdp_bytes_total",
+			    "Bytes (whole frames) per rule and direction.", 0, 1);
+		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",
+			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
+		special_metric(out, ir, n, 0);
+		special_metric(out, ir, n, 1);
+		drop_metric(out, ir, n, 0);
+		drop_metric(out, ir, n, 1);
+	}
+	for (int i = 0; i < n; i++)
+		stats_free(&ir[i].r);
+	close_fds(&fds);
+	return rc;
+}
