@@ -19,9 +19,9 @@
 
 #include "lyncxdp_kern_user.h"
 
-#define IPV4_FRAG_OFFSET 0x1fff
-#define IPV6_FRAG_OFFSET 0xfff8
-#define MAX_VLAN_TAGS 2
+#define IPV4_FRAG_OFFSET  0x1fff
+#define IPV6_FRAG_OFFSET  0xfff8
+#define MAX_VLAN_TAGS	  2
 #define MAX_IPV6_EXT_HDRS 6
 
 /* Set by the loader before load; constant for the verifier. */
@@ -102,7 +102,7 @@ struct {
 // Per-CPU packets/bytes per (interface slot, enum lx_counter). Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * LX_CNT_MAX);
+	__uint(max_entries, LX_MAX_IFACES *LX_CNT_MAX);
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_special SEC(".maps");
@@ -254,10 +254,11 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 	c->pos = ip6 + 1;
 
 #pragma unroll
-	for (int i = 0; i < MAX_IPV6_EXT_HDRS; i++) {
+	for (int i = 0; i <= MAX_IPV6_EXT_HDRS; i++) { /* up to MAX headers, then L4 */
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
 		    nexthdr == IPPROTO_DSTOPTS) {
-			__u8 *opt = c->pos; /* next header, length in 8-octet units beyond the first */
+			__u8 *opt =
+			    c->pos; /* next header, length in 8-octet units beyond the first */
 			if ((void *)(opt + 8) > c->end)
 				return LX_CNT_MALFORMED;
 			nexthdr = opt[0];

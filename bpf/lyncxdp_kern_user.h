@@ -11,14 +11,14 @@
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
 #define LX_LAYOUT_VERSION 1
 
-#define LX_MAX_IFACES 8      /* interfaces sharing one set of pinned maps */
-#define LX_MAX_RULES 16384   /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
-#define LX_MAX_GROUPS 32     /* role-set groups 1..31; 0 means "address holds no role" */
+#define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
+#define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
+#define LX_MAX_GROUPS	32     /* role-set groups 1..31; 0 means "address holds no role" */
 #define LX_MAX_PREFIXES 262144 /* per address family, hosts and prefixes together */
-#define LX_PORTS 65536
-#define LX_SLUG_LEN 32
-#define LX_NAME_LEN 64
-#define LX_PATH_LEN 192
+#define LX_PORTS	65536
+#define LX_SLUG_LEN	32
+#define LX_NAME_LEN	64
+#define LX_PATH_LEN	192
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -37,11 +37,11 @@ enum lx_dir {
 /* Counters for packets that match no rule, one per reason. */
 enum lx_counter {
 	LX_CNT_UNCLASSIFIED = 0, /* TCP/UDP, no rule matched either direction */
-	LX_CNT_NON_IP = 1,       /* ARP, LLDP, a third VLAN tag, ... */
-	LX_CNT_FRAGMENT = 2,     /* non-first IP fragment: no ports to classify */
-	LX_CNT_ICMP = 3,         /* ICMP and ICMPv6 */
-	LX_CNT_OTHER_L4 = 4,     /* IP but neither TCP, UDP nor ICMP */
-	LX_CNT_MALFORMED = 5,    /* truncated or inconsistent headers */
+	LX_CNT_NON_IP = 1,	 /* ARP, LLDP, a third VLAN tag, ... */
+	LX_CNT_FRAGMENT = 2,	 /* non-first IP fragment: no ports to classify */
+	LX_CNT_ICMP = 3,	 /* ICMP and ICMPv6 */
+	LX_CNT_OTHER_L4 = 4,	 /* IP but neither TCP, UDP nor ICMP */
+	LX_CNT_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_CNT_MAX = 6,
 };
 
@@ -70,7 +70,7 @@ struct lx_addr6 {
  * once by the loader. Four ports share one array element to keep the table at 256 KiB
  * per group.
  */
-#define LX_RULES_PER_SLOT 4
+#define LX_RULES_PER_SLOT  4
 #define LX_SLOTS_PER_PROTO (LX_PORTS / LX_RULES_PER_SLOT)
 #define LX_RULE_TABLE_SIZE (LX_MAX_GROUPS * LX_PROTO_MAX * LX_SLOTS_PER_PROTO)
 
@@ -145,6 +145,7 @@ struct lx_iface_state {
 	__u32 prog_id;
 	__u32 link_id;
 	__u64 attached_at; /* seconds since the epoch */
+	__u64 netns;	   /* inode of the interface's network namespace */
 	char name[16];
 };
 

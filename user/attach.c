@@ -24,7 +24,7 @@
 #include <bpf/libbpf.h>
 
 #define BPF_FS_MAGIC_NUMBER 0xcafe4a11
-#define LOCK_PATH "/run/lyncxdp.lock"
+#define LOCK_PATH	    "/run/lyncxdp.lock"
 
 const char *attach_mode_name(uint32_t mode)
 {
@@ -130,17 +130,29 @@ static int state_write(const struct lx_state *st, struct text_error *err)
 	return r ? -1 : 0;
 }
 
-static void link_pin_path(uint32_t ifindex, char *buf, size_t len)
+/* Interface indexes are per network namespace, and the pins are shared by all of them. */
+uint64_t attach_current_netns(void)
 {
-	snprintf(buf, len, "%s/ifindex_%u", LX_PIN_LINKS, ifindex);
+	struct stat st;
+	return stat("/proc/self/ns/net", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+static void link_pin_path(const struct lx_iface_state *ifs, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/ns%llu_if%u", LX_PIN_LINKS, (unsigned long long)ifs->netns,
+		 ifs->ifindex);
+}
+
+/* The slot of an interface of this namespace, by index or (when it is gone) by name. */
 static int find_slot(const struct lx_state *st, const char *ifname, uint32_t ifindex)
 {
-	for (int i = 0; i < LX_MAX_IFACES; i++)
-		if (st->ifaces[i].ifindex &&
-		    (st->ifaces[i].ifindex == ifindex || !strcmp(st->ifaces[i].name, ifname)))
+	uint64_t netns = attach_current_netns();
+	for (int i = 0; i < LX_MAX_IFACES; i++) {
+		const struct lx_iface_state *ifs = &st->ifaces[i];
+		if (ifs->ifindex && ifs->netns == netns &&
+		    ((ifindex && ifs->ifindex == ifindex) || !strcmp(ifs->name, ifname)))
 			return i;
+	}
 	return -1;
 }
 
@@ -259,7 +271,8 @@ int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix 
 		int slot = find_slot(&st, ifname, ifindex);
 		if (slot >= 0) {
 			snprintf(err->msg, sizeof(err->msg),
-				 "%s is already attached (lyncxdp detach %s first)", ifname, ifname);
+				 "%s is already attached (lyncxdp detach %s first)", ifname,
+				 ifname);
 			goto out;
 		}
 		if (check_same_tables(&st, m, s, err) < 0)
@@ -276,7 +289,8 @@ int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix 
 	}
 	if (make_pin_dirs(err) < 0)
 		goto out;
-	struct loader_opts lo = { .iface_slot = (uint32_t)slot, .rule_cap = st.rule_cap,
+	struct loader_opts lo = { .iface_slot = (uint32_t)slot,
+				  .rule_cap = st.rule_cap,
 				  .pinned = 1 };
 	skel = loader_load(&lo, err);
 	if (!skel)
@@ -288,15 +302,17 @@ int attach_iface(const char *ifname, enum attach_mode mode, const struct matrix 
 	if (link_fd < 0)
 		goto out;
 
-	char pin[256];
-	link_pin_path(ifindex, pin, sizeof(pin));
-	if (bpf_obj_pin(link_fd, pin)) {
-		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
-		goto out;
-	}
 	struct lx_iface_state *ifs = &st.ifaces[slot];
 	memset(ifs, 0, sizeof(*ifs));
 	ifs->ifindex = ifindex;
+	ifs->netns = attach_current_netns();
+	char pin[256];
+	link_pin_path(ifs, pin, sizeof(pin));
+	if (bpf_obj_pin(link_fd, pin)) {
+		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
+		memset(ifs, 0, sizeof(*ifs));
+		goto out;
+	}
 	ifs->attached_at = (uint64_t)time(NULL);
 	text_copy(ifs->name, sizeof(ifs->name), ifname);
 	ifs->mode = link_mode(link_fd, &ifs->prog_id, &ifs->link_id);
@@ -349,7 +365,7 @@ static int remaining(const struct lx_state *st)
 static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
 {
 	char pin[256];
-	link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+	link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
 	int fd = bpf_obj_get(pin);
 	if (fd >= 0) {
 		/* Fails only when the interface is already gone, which detached it anyway. */
@@ -409,7 +425,7 @@ int detach_all(struct text_error *err)
 int attach_link_alive(const struct lx_iface_state *ifs)
 {
 	char pin[256];
-	link_pin_path(ifs->ifindex, pin, sizeof(pin));
+	link_pin_path(ifs, pin, sizeof(pin));
 	int fd = bpf_obj_get(pin);
 	if (fd < 0)
 		return 0;

@@ -66,9 +66,10 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 
 		int g = group_for(c, matrix_role_closure(m, acc[i]));
 		if (g < 0) {
-			snprintf(err->msg, sizeof(err->msg),
-				 "%s:%d: this prefix makes more than %d distinct combinations of roles",
-				 s->path, p->line, LX_MAX_GROUPS - 1);
+			snprintf(
+			    err->msg, sizeof(err->msg),
+			    "%s:%d: this prefix makes more than %d distinct combinations of roles",
+			    s->path, p->line, LX_MAX_GROUPS - 1);
 			rc = -1;
 			break;
 		}
@@ -94,7 +95,8 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 static void resolve_group(const struct matrix *m, struct compiled *c, int g, uint32_t *width)
 {
 	for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
-		uint16_t *best = &c->rule_table[((size_t)g * LX_PROTO_MAX + (size_t)proto) * LX_PORTS];
+		uint16_t *best =
+		    &c->rule_table[((size_t)g * LX_PROTO_MAX + (size_t)proto) * LX_PORTS];
 		for (int i = 0; i < m->nrules; i++) {
 			const struct matrix_rule *r = &m->rules[i];
 			if (r->proto != proto || !(c->group_roles[g] & (1ULL << r->role)))

@@ -28,7 +28,7 @@ struct compiled {
 	uint32_t config_flags; /* enum lx_config_flags */
 	uint16_t *rule_table;  /* [group][proto][port] -> rule id, LX_MAX_GROUPS groups */
 	uint32_t *port_groups; /* [proto][port] -> bitmask of groups */
-	int nrules;            /* = matrix nrules; rule id = index + 1 */
+	int nrules;	       /* = matrix nrules; rule id = index + 1 */
 	uint8_t *active;       /* [rule index] 1 when the rule's role is present */
 	int nactive;
 };

@@ -26,8 +26,7 @@ static int set_pin_paths(struct bpf_object *obj, struct text_error *err)
 	struct bpf_map *map;
 	char path[256];
 
-	bpf_object__for_each_map(map, obj)
-	{
+	bpf_object__for_each_map (map, obj) {
 		if (bpf_map__is_internal(map)) /* .rodata stays per instance */
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
@@ -63,7 +62,8 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	if (r) {
 		snprintf(err->msg, sizeof(err->msg), "loading the XDP program failed: %s%s",
 			 strerror(-r),
-			 opts->pinned ? " (pinned maps of another layout? see `lyncxdp status`)" : "");
+			 opts->pinned ? " (pinned maps of another layout? see `lyncxdp status`)"
+				      : "");
 		lyncxdp_bpf__destroy(skel);
 		return NULL;
 	}
@@ -103,7 +103,8 @@ static int write_array(int fd, const void *values, size_t value_size, uint32_t f
 		__u32 written = n;
 		const char *chunk = (const char *)values + (size_t)done * value_size;
 		if (bpf_map_update_batch(fd, keys, chunk, &written, NULL)) {
-			snprintf(err->msg, sizeof(err->msg), "writing %s: %s", what, strerror(errno));
+			snprintf(err->msg, sizeof(err->msg), "writing %s: %s", what,
+				 strerror(errno));
 			return -1;
 		}
 		done += n;
@@ -120,19 +121,23 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		if (a->family == 4 && a->len == 32) {
 			__u32 key;
 			memcpy(&key, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host4), &key, &a->group,
+						0);
 		} else if (a->family == 4) {
 			struct lx_lpm4_key key = { .prefixlen = (__u32)a->len };
 			memcpy(&key.addr, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm4), &key, &a->group,
+						0);
 		} else if (a->len == 128) {
 			struct lx_addr6 key;
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_host6), &key, &a->group,
+						0);
 		} else {
 			struct lx_lpm6_key key = { .prefixlen = (__u32)a->len };
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.lx_lpm6), &key, &a->group,
+						0);
 		}
 		if (r) {
 			snprintf(err->msg, sizeof(err->msg), "writing address %d of %d: %s", i + 1,
@@ -158,7 +163,7 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 			for (uint32_t port = 0; port < LX_PORTS; port++) {
 				uint32_t idx = lx_rule_slot_index(g, (uint32_t)proto, port);
 				table[idx].rule[port % LX_RULES_PER_SLOT] =
-					compiled_rule_at(c, g, proto, port);
+				    compiled_rule_at(c, g, proto, port);
 			}
 	int r = write_array(bpf_map__fd(skel->maps.lx_rule_table), table, sizeof(*table), 0, slots,
 			    "the rule table", err);

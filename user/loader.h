@@ -8,8 +8,8 @@
 #include "compile.h"
 #include "matrix.h"
 
-#define LX_PIN_DIR "/sys/fs/bpf/lyncxdp"
-#define LX_PIN_MAPS LX_PIN_DIR "/maps"
+#define LX_PIN_DIR   "/sys/fs/bpf/lyncxdp"
+#define LX_PIN_MAPS  LX_PIN_DIR "/maps"
 #define LX_PIN_LINKS LX_PIN_DIR "/links"
 
 struct lyncxdp_bpf;
@@ -18,7 +18,7 @@ struct loader_opts {
 	uint32_t iface_slot;
 	uint32_t rule_cap;
 	int record_last; /* explain/replay: remember each decision */
-	int pinned;      /* share the maps pinned under LX_PIN_MAPS (created when absent) */
+	int pinned;	 /* share the maps pinned under LX_PIN_MAPS (created when absent) */
 };
 
 /* Rule ids a counter map must hold for this many rules (at least 1024, a power of two). */

@@ -33,26 +33,26 @@
 #define DEFAULT_PRODUCT "sfb2015"
 
 static const char usage_main[] =
-	"Usage: lyncxdp COMMAND [OPTIONS]\n"
-	"\n"
-	"Classify Lync / Skype for Business traffic by service and direction with XDP.\n"
-	"\n"
-	"Commands:\n"
-	"  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
-	"                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
-	"  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
-	"  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
-	"  stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
-	"                     per-service packet and byte counters\n"
-	"  explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT [--json]\n"
-	"                     run one packet through the real program and say what it decides\n"
-	"  replay --site FILE [--product P | --matrix FILE] FILE.pcap [--json] [--all]\n"
-	"                     run every frame of a capture through the real program\n"
-	"  check --site FILE [--product P | --matrix FILE]\n"
-	"                     validate a matrix and site without loading anything\n"
-	"\n"
-	"Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
-	"`lyncxdp COMMAND --help` describes one command.\n";
+    "Usage: lyncxdp COMMAND [OPTIONS]\n"
+    "\n"
+    "Classify Lync / Skype for Business traffic by service and direction with XDP.\n"
+    "\n"
+    "Commands:\n"
+    "  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
+    "                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
+    "  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
+    "  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
+    "  stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
+    "                     per-service packet and byte counters\n"
+    "  explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT [--json]\n"
+    "                     run one packet through the real program and say what it decides\n"
+    "  replay --site FILE [--product P | --matrix FILE] FILE.pcap [--json] [--all]\n"
+    "                     run every frame of a capture through the real program\n"
+    "  check --site FILE [--product P | --matrix FILE]\n"
+    "                     validate a matrix and site without loading anything\n"
+    "\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
+    "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
 	const char *name;
@@ -91,7 +91,8 @@ static int resolve_product(struct inputs *in)
 	const char *dirs[] = { env, exe, exe, "/usr/local/share/lyncxdp/maps",
 			       "/usr/share/lyncxdp/maps" };
 	const char *fmts[] = { "%s/%s.matrix", "%s/../maps/%s.matrix",
-			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix", "%s/%s.matrix" };
+			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix",
+			       "%s/%s.matrix" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!dirs[i] || !dirs[i][0])
 			continue;
@@ -151,8 +152,10 @@ enum { OPT_PRODUCT = 'p', OPT_MATRIX = 'm', OPT_SITE = 's', OPT_JSON = 'j', OPT_
 
 #define INPUT_OPTIONS                                                                              \
 	{ "product", required_argument, NULL, OPT_PRODUCT },                                       \
-		{ "matrix", required_argument, NULL, OPT_MATRIX },                                 \
-		{ "site", required_argument, NULL, OPT_SITE }
+	    { "matrix", required_argument, NULL, OPT_MATRIX },                                     \
+	{                                                                                          \
+		"site", required_argument, NULL, OPT_SITE                                          \
+	}
 
 static int take_input_option(struct inputs *in, int opt)
 {
@@ -168,6 +171,19 @@ static int take_input_option(struct inputs *in, int opt)
 		return 1;
 	}
 	return 0;
+}
+
+/* getopt's '?' (unknown option) and ':' (missing value), said once and precisely. */
+static int option_error(const char *cmd, int opt, char **argv)
+{
+	char what[160];
+	const char *arg = argv[optind - 1];
+	if (opt == ':')
+		snprintf(what, sizeof(what), "option '%s' needs a value", arg);
+	else
+		snprintf(what, sizeof(what), "unknown option '%s'", arg);
+	fprintf(stderr, "lyncxdp %s: %s (see `lyncxdp %s --help`)\n", cmd, what, cmd);
+	return 2;
 }
 
 static int usage_error(const char *cmd, const char *what)
@@ -193,17 +209,17 @@ static int kernel_ready(void)
 /* ---- attach / detach ---- */
 
 static const char help_attach[] =
-	"Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
-	"                      [--mode native|generic]\n"
-	"\n"
-	"Loads the classifier on IFACE in monitor mode (every packet passes and is counted),\n"
-	"pins its link and maps under /sys/fs/bpf/lyncxdp so it keeps running after this\n"
-	"command exits. Further interfaces share the same tables and must name the same files.\n"
-	"The matrix and site are fully checked first: on any error nothing is attached.\n"
-	"  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
-	"  --matrix F    a matrix file of your own instead of a product\n"
-	"  --site F      which prefixes hold which role (see maps/site.example)\n"
-	"  --mode M      native (driver) or generic (skb); default: native where supported\n";
+    "Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
+    "                      [--mode native|generic]\n"
+    "\n"
+    "Loads the classifier on IFACE in monitor mode (every packet passes and is counted),\n"
+    "pins its link and maps under /sys/fs/bpf/lyncxdp so it keeps running after this\n"
+    "command exits. Further interfaces share the same tables and must name the same files.\n"
+    "The matrix and site are fully checked first: on any error nothing is attached.\n"
+    "  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
+    "  --matrix F    a matrix file of your own instead of a product\n"
+    "  --site F      which prefixes hold which role (see maps/site.example)\n"
+    "  --mode M      native (driver) or generic (skb); default: native where supported\n";
 
 static int cmd_attach(int argc, char **argv)
 {
@@ -214,7 +230,7 @@ static int cmd_attach(int argc, char **argv)
 	struct inputs in = { 0 };
 	enum attach_mode mode = ATTACH_MODE_AUTO;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == 'M' && !strcmp(optarg, "native"))
@@ -226,7 +242,7 @@ static int cmd_attach(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_attach, stdout), 0;
 		else
-			return usage_error("attach", "unknown option");
+			return option_error("attach", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("attach", "expected one interface");
@@ -258,13 +274,13 @@ static int cmd_detach(int argc, char **argv)
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	int all = 0, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == 'a')
 			all = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_detach, stdout), 0;
 		else
-			return usage_error("detach", "unknown option");
+			return option_error("detach", opt, argv);
 	}
 	if (all ? argc != optind : argc - optind != 1)
 		return usage_error("detach", "expected one interface, or --all");
@@ -359,13 +375,13 @@ static int cmd_status(int argc, char **argv)
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	int json = 0, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == OPT_JSON)
 			json = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_status, stdout), 0;
 		else
-			return usage_error("status", "unknown option");
+			return option_error("status", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("status", "takes no arguments");
@@ -384,13 +400,13 @@ static int cmd_status(int argc, char **argv)
 /* ---- stats ---- */
 
 static const char help_stats[] =
-	"Usage: lyncxdp stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
-	"\n"
-	"Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
-	"over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"
-	"ICMP, other-L4 and malformed counters.\n"
-	"  --interval S  print again every S seconds, with rates; --count N stops after N\n"
-	"  --all         table: list rules that counted nothing too (JSON always does)\n";
+    "Usage: lyncxdp stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
+    "\n"
+    "Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
+    "over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"
+    "ICMP, other-L4 and malformed counters.\n"
+    "  --interval S  print again every S seconds, with rates; --count N stops after N\n"
+    "  --all         table: list rules that counted nothing too (JSON always does)\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -421,8 +437,10 @@ static void close_pinned(struct lx_map_fds *fds)
 static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 {
 	uint32_t mask = 0;
+	uint64_t netns = attach_current_netns();
 	for (int i = 0; i < LX_MAX_IFACES; i++)
-		if (st->ifaces[i].ifindex && (!ifname || !strcmp(st->ifaces[i].name, ifname)))
+		if (st->ifaces[i].ifindex && (!ifname || (!strcmp(st->ifaces[i].name, ifname) &&
+							  st->ifaces[i].netns == netns)))
 			mask |= 1u << i;
 	return mask;
 }
@@ -438,7 +456,7 @@ static int cmd_stats(int argc, char **argv)
 	struct stats_print_opts po = { 0 };
 	unsigned long count = 0;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		char *end;
 		if (opt == OPT_JSON)
 			po.json = 1;
@@ -454,7 +472,7 @@ static int cmd_stats(int argc, char **argv)
 		} else if (opt == OPT_HELP)
 			return fputs(help_stats, stdout), 0;
 		else
-			return usage_error("stats", "unknown option");
+			return option_error("stats", opt, argv);
 	}
 	if (argc - optind > 1)
 		return usage_error("stats", "at most one interface");
@@ -511,12 +529,12 @@ static int cmd_stats(int argc, char **argv)
 /* ---- explain ---- */
 
 static const char help_explain[] =
-	"Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT\n"
-	"                       [--json]\n"
-	"\n"
-	"Builds that packet (PROTO tcp or udp; IPv6 as [ADDR]:PORT) and runs it through the\n"
-	"real XDP program with BPF_PROG_TEST_RUN (nothing is attached): prints the role,\n"
-	"service, rule, direction and verdict.\n";
+    "Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] PROTO SRC:PORT DST:PORT\n"
+    "                       [--json]\n"
+    "\n"
+    "Builds that packet (PROTO tcp or udp; IPv6 as [ADDR]:PORT) and runs it through the\n"
+    "real XDP program with BPF_PROG_TEST_RUN (nothing is attached): prints the role,\n"
+    "service, rule, direction and verdict.\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
@@ -542,8 +560,8 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 		printf(", \"service_name\": ");
 		svc ? json_string(stdout, svc->name) : (void)printf("null");
 		if (r)
-			printf(", \"rule\": %u, \"ports\": \"%s\", \"line\": %d", res->last.rule, ports,
-			       r->line);
+			printf(", \"rule\": %u, \"ports\": \"%s\", \"line\": %d", res->last.rule,
+			       ports, r->line);
 		else
 			printf(", \"rule\": null, \"counter\": \"%s\"",
 			       stats_counter_name((int)res->last.counter));
@@ -572,7 +590,7 @@ static int cmd_explain(int argc, char **argv)
 					      { 0 } };
 	struct inputs in = { 0 };
 	int json = 0, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_JSON)
@@ -580,7 +598,7 @@ static int cmd_explain(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_explain, stdout), 0;
 		else
-			return usage_error("explain", "unknown option");
+			return option_error("explain", opt, argv);
 	}
 	if (argc - optind != 3)
 		return usage_error("explain", "expected PROTO SRC:PORT DST:PORT");
@@ -620,10 +638,10 @@ static int cmd_explain(int argc, char **argv)
 /* ---- replay ---- */
 
 static const char help_replay[] =
-	"Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] FILE [--json] [--all]\n"
-	"\n"
-	"Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
-	"BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`.\n";
+    "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] FILE [--json] [--all]\n"
+    "\n"
+    "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
+    "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`.\n";
 
 struct replay_ctx {
 	struct testrun *t;
@@ -652,7 +670,7 @@ static int cmd_replay(int argc, char **argv)
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_JSON)
@@ -662,7 +680,7 @@ static int cmd_replay(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_replay, stdout), 0;
 		else
-			return usage_error("replay", "unknown option");
+			return option_error("replay", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("replay", "expected one capture file");
@@ -684,13 +702,15 @@ static int cmd_replay(int argc, char **argv)
 	if (rc == 0) {
 		uint64_t not_run = counts.skipped + t.too_short + t.too_long;
 		char extra[256];
-		snprintf(extra, sizeof(extra),
-			 "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
-			 (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
-			 (unsigned long long)not_run);
+		snprintf(
+		    extra, sizeof(extra),
+		    "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
+		    (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
+		    (unsigned long long)not_run);
 		po.json_extra = extra;
 		if (!po.json)
-			printf("%s: %llu frames (%llu captured short of their length, %llu not run)\n\n",
+			printf("%s: %llu frames (%llu captured short of their length, %llu not "
+			       "run)\n\n",
 			       path, (unsigned long long)counts.frames,
 			       (unsigned long long)counts.truncated, (unsigned long long)not_run);
 		stats_print(stdout, &report, &po);
@@ -704,10 +724,10 @@ static int cmd_replay(int argc, char **argv)
 /* ---- check ---- */
 
 static const char help_check[] =
-	"Usage: lyncxdp check --site FILE [--product P | --matrix FILE]\n"
-	"\n"
-	"Reads and compiles the matrix and site exactly as attach would, without root and\n"
-	"without touching the kernel. Exits non-zero with file:line on the first error.\n";
+    "Usage: lyncxdp check --site FILE [--product P | --matrix FILE]\n"
+    "\n"
+    "Reads and compiles the matrix and site exactly as attach would, without root and\n"
+    "without touching the kernel. Exits non-zero with file:line on the first error.\n";
 
 static int cmd_check(int argc, char **argv)
 {
@@ -716,12 +736,12 @@ static int cmd_check(int argc, char **argv)
 					      { 0 } };
 	struct inputs in = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_HELP)
 			return fputs(help_check, stdout), 0;
-		return usage_error("check", "unknown option");
+		return option_error("check", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("check", "takes no arguments");
@@ -754,6 +774,7 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 int main(int argc, char **argv)
 {
 	libbpf_set_print(quiet_libbpf);
+	opterr = 0; /* each command reports bad options itself, in one line */
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		fputs(usage_main, argc < 2 ? stderr : stdout);

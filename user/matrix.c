@@ -80,9 +80,10 @@ static int check_new_slug(struct text_file *tf, struct text_error *err, const ch
 			  const char *slug, int existing_line)
 {
 	if (!text_is_slug(slug, LX_SLUG_LEN))
-		return text_fail(tf, err,
-				 "%s '%s': use lowercase letters, digits and '-', at most %d characters",
-				 what, slug, LX_SLUG_LEN - 1);
+		return text_fail(
+		    tf, err,
+		    "%s '%s': use lowercase letters, digits and '-', at most %d characters", what,
+		    slug, LX_SLUG_LEN - 1);
 	if (existing_line)
 		return text_fail(tf, err, "%s '%s' already declared at line %d", what, slug,
 				 existing_line);
@@ -112,8 +113,8 @@ static int parse_includes(struct text_file *tf, struct text_error *err, struct m
 	     name = strtok_r(NULL, ",", &save)) {
 		int r = matrix_find_role(m, name);
 		if (r < 0)
-			return text_fail(tf, err,
-					 "includes=: role '%s' is not declared above this line", name);
+			return text_fail(
+			    tf, err, "includes=: role '%s' is not declared above this line", name);
 		*includes |= 1ULL << r;
 	}
 	if (!*includes)
@@ -127,8 +128,8 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	if (need_fields(tf, err, t, 3, 4, "role SLUG \"Name\" [includes=ROLE,...]") < 0)
 		return -1;
 	int existing = matrix_find_role(m, t->tok[1]);
-	if (check_new_slug(tf, err, "role", t->tok[1], existing >= 0 ? m->roles[existing].line : 0) <
-		    0 ||
+	if (check_new_slug(tf, err, "role", t->tok[1],
+			   existing >= 0 ? m->roles[existing].line : 0) < 0 ||
 	    check_name(tf, err, t, 2) < 0)
 		return -1;
 	if (m->nroles == MATRIX_MAX_ROLES)
@@ -195,8 +196,8 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 }
 
 /* "N" or "N-M", 1 <= N <= M <= 65535. */
-static int parse_ports(struct text_file *tf, struct text_error *err, const char *s,
-		       uint16_t *lo, uint16_t *hi)
+static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
+		       uint16_t *hi)
 {
 	char buf[32];
 	unsigned long a, b;
@@ -221,12 +222,17 @@ static int check_source(struct text_file *tf, struct text_error *err, const char
 {
 	const char *colon = strchr(s, ':');
 	if (strlen(s) >= MATRIX_SOURCE_LEN || !colon || !colon[1])
-		return text_fail(tf, err,
-				 "source '%s': expected seed:NNN, derived:NNN[,NNN] or local:NAME", s);
+		return text_fail(
+		    tf, err, "source '%s': expected seed:NNN, derived:NNN[,NNN] or local:NAME", s);
 	size_t kind = (size_t)(colon - s);
-	if (!(kind == 4 && !strncmp(s, "seed", 4)) && !(kind == 7 && !strncmp(s, "derived", 7)) &&
-	    !(kind == 5 && !strncmp(s, "local", 5)))
+	int ids = (kind == 4 && !strncmp(s, "seed", 4)) || (kind == 7 && !strncmp(s, "derived", 7));
+	if (!ids && !(kind == 5 && !strncmp(s, "local", 5)))
 		return text_fail(tf, err, "source '%s': kind must be seed, derived or local", s);
+	/* Seed ids are the files' numeric prefixes: digits, separated by single commas. */
+	for (const char *p = colon + 1; ids && *p; p++)
+		if (!(*p >= '0' && *p <= '9') &&
+		    !(*p == ',' && p[-1] != ':' && p[-1] != ',' && p[1]))
+			return text_fail(tf, err, "source '%s': seed ids are numbers like 004", s);
 	return 0;
 }
 
@@ -312,10 +318,11 @@ int matrix_load(const char *path, struct matrix *m, struct text_error *err)
 	m->hash = tf.hash;
 	if (r == 0 && !m->product[0]) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: no 'product' line: not a port matrix",
-			 path, tf.line);
+			 path, tf.line ? tf.line : 1);
 		r = -1;
 	} else if (r == 0 && m->nrules == 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path, tf.line);
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path,
+			 tf.line);
 		r = -1;
 	}
 	text_close(&tf);

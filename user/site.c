@@ -117,6 +117,8 @@ static int prefix_cmp(const void *a, const void *b)
 static void merge_duplicates(struct site *s, const struct matrix *m)
 {
 	int out = 0;
+	if (s->nprefixes == 0)
+		return;
 	qsort(s->prefixes, (size_t)s->nprefixes, sizeof(*s->prefixes), prefix_cmp);
 	for (int i = 0; i < s->nprefixes; i++) {
 		struct site_prefix *p = &s->prefixes[i];
@@ -128,8 +130,9 @@ static void merge_duplicates(struct site *s, const struct matrix *m)
 				if (again & (1ULL << r)) {
 					char text[64];
 					site_format_prefix(p, text, sizeof(text));
-					fprintf(stderr, "%s:%d: warning: %s is already %s (line %d)\n",
-						s->path, p->line, text, m->roles[r].slug, last->line);
+					fprintf(
+					    stderr, "%s:%d: warning: %s is already %s (line %d)\n",
+					    s->path, p->line, text, m->roles[r].slug, last->line);
 					s->nwarnings++;
 				}
 			last->roles |= p->roles;
@@ -147,10 +150,17 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 	int role = matrix_find_role(m, slug);
 	if (role < 0) {
 		if (!strcmp(slug, "protect") || !strcmp(slug, "dscp"))
-			return text_fail(tf, err, "'%s' is not supported by this version of lyncxdp",
-					 slug);
-		return text_fail(tf, err, "unknown role '%s' (roles of %s: see `lyncxdp roles`)",
-				 slug, m->product);
+			return text_fail(tf, err,
+					 "'%s' is not supported by this version of lyncxdp", slug);
+		{
+			char roles[1024];
+			size_t used = 0;
+			for (int i = 0; i < m->nroles && used < sizeof(roles); i++)
+				used += (size_t)snprintf(roles + used, sizeof(roles) - used, "%s%s",
+							 i ? ", " : "", m->roles[i].slug);
+			return text_fail(tf, err, "unknown role '%s' (the %s matrix has: %s)", slug,
+					 m->product, roles);
+		}
 	}
 	if (t->n < 2)
 		return text_fail(tf, err, "role '%s' without a prefix: expected 'ROLE PREFIX ...'",
@@ -159,7 +169,8 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		struct site_prefix p;
 		char why[256];
 		if (t->quoted[i] || site_parse_prefix(t->tok[i], &p, why, sizeof(why)) < 0)
-			return text_fail(tf, err, "%s", t->quoted[i] ? "a prefix is not quoted" : why);
+			return text_fail(tf, err, "%s",
+					 t->quoted[i] ? "a prefix is not quoted" : why);
 		if (add_prefix(tf, err, s, &p, role) < 0)
 			return -1;
 		if (s->nprefixes > LX_MAX_PREFIXES * 2)
@@ -191,8 +202,8 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	if (r == 0)
 		merge_duplicates(s, m);
 	if (r == 0 && s->nprefixes == 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix", path,
-			 tf.line ? tf.line : 1);
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix",
+			 path, tf.line ? tf.line : 1);
 		r = -1;
 	}
 	text_close(&tf);

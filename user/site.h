@@ -8,11 +8,11 @@
 #include "matrix.h"
 
 struct site_prefix {
-	int family; /* 4 or 6 */
+	int family;	  /* 4 or 6 */
 	uint8_t addr[16]; /* IPv4 in the first four bytes, network order */
 	int len;
 	uint64_t roles; /* roles given for exactly this prefix, before closure */
-	int line;       /* first line that named it */
+	int line;	/* first line that named it */
 };
 
 struct site {

@@ -75,9 +75,10 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 			row->info = info;
 			for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
 				if (slot_mask & (1u << slot))
-					rc = read_count(fds->counters,
-							lx_rule_counter_index(slot, rule_cap, rule, dir),
-							percpu, ncpu, &row->count);
+					rc = read_count(
+					    fds->counters,
+					    lx_rule_counter_index(slot, rule_cap, rule, dir),
+					    percpu, ncpu, &row->count);
 			r->total.packets += row->count.packets;
 			r->total.bytes += row->count.bytes;
 		}
@@ -85,8 +86,8 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 	for (uint32_t cnt = 0; rc == 0 && cnt < LX_CNT_MAX; cnt++) {
 		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
 			if (slot_mask & (1u << slot))
-				rc = read_count(fds->special, lx_special_counter_index(slot, cnt), percpu,
-						ncpu, &r->special[cnt]);
+				rc = read_count(fds->special, lx_special_counter_index(slot, cnt),
+						percpu, ncpu, &r->special[cnt]);
 		r->total.packets += r->special[cnt].packets;
 		r->total.bytes += r->special[cnt].bytes;
 	}
@@ -140,7 +141,8 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 		fprintf(out, ", \"proto\": \"%s\", \"ports\": \"%s\", \"direction\": \"%s\", ",
 			matrix_proto_name(row->info.proto), ports, stats_dir_name(row->dir));
 		fprintf(out, "\"packets\": %llu, \"bytes\": %llu",
-			(unsigned long long)row->count.packets, (unsigned long long)row->count.bytes);
+			(unsigned long long)row->count.packets,
+			(unsigned long long)row->count.bytes);
 		if (prev && prev->nrows == r->nrows)
 			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
@@ -160,7 +162,7 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 static void print_table(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
 	const struct stats_report *prev =
-		o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
+	    o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
 	fprintf(out, "%-18s %-22s %-5s %-11s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
 		"DIR", "PACKETS", "BYTES");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
@@ -183,7 +185,8 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 		shown++;
 	}
 	if (!shown)
-		fprintf(out, "(no classified packets%s)\n", o->all ? "" : "; --all lists every rule");
+		fprintf(out, "(no classified packets%s)\n",
+			o->all ? "" : "; --all lists every rule");
 	fputc('\n', out);
 	for (int c = 0; c < LX_CNT_MAX; c++)
 		fprintf(out, "%-63s %12llu %14llu\n", counter_names[c],

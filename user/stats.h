@@ -29,10 +29,10 @@ void stats_free(struct stats_report *r);
 
 struct stats_print_opts {
 	int json;
-	int all;                          /* table: also rows that counted nothing */
-	double interval;                  /* > 0: print rates against prev */
-	const struct stats_report *prev;  /* the report interval seconds earlier */
-	const char *json_extra;           /* pre-formatted `"key": value,` members, or NULL */
+	int all;			 /* table: also rows that counted nothing */
+	double interval;		 /* > 0: print rates against prev */
+	const struct stats_report *prev; /* the report interval seconds earlier */
+	const char *json_extra;		 /* pre-formatted `"key": value,` members, or NULL */
 };
 
 void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o);
