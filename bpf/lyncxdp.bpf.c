@@ -21,15 +21,15 @@
 
 #include "lyncxdp_kern_user.h"
 
-#define IPV4_MF 0x2000
-#define IPV4_FRAG_OFFSET 0x1fff
-#define IPV6_FRAG_OFFSET 0xfff8
-#define IPV6_MF 0x0001
-#define MAX_VLAN_TAGS 2
+#define IPV4_MF		  0x2000
+#define IPV4_FRAG_OFFSET  0x1fff
+#define IPV6_FRAG_OFFSET  0xfff8
+#define IPV6_MF		  0x0001
+#define MAX_VLAN_TAGS	  2
 #define MAX_IPV6_EXT_HDRS 6
-#define TCP_FIN 0x01
-#define TCP_RST 0x04
-#define NSEC_PER_SEC 1000000000ULL
+#define TCP_FIN		  0x01
+#define TCP_RST		  0x04
+#define NSEC_PER_SEC	  1000000000ULL
 
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
@@ -165,7 +165,7 @@ struct {
 // Per-CPU packets/bytes per (interface slot, enum lx_counter). Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * LX_CNT_MAX);
+	__uint(max_entries, LX_MAX_IFACES *LX_CNT_MAX);
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_special SEC(".maps");
@@ -173,7 +173,7 @@ struct {
 // Per-CPU drops and would-drops per (interface slot, reason). Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * LX_DROP_MAX * 2);
+	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2);
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_drops SEC(".maps");
@@ -369,10 +369,11 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 	c->pos = ip6 + 1;
 
 #pragma unroll
-	for (int i = 0; i < MAX_IPV6_EXT_HDRS; i++) {
+	for (int i = 0; i <= MAX_IPV6_EXT_HDRS; i++) { /* up to MAX headers, then L4 */
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
 		    nexthdr == IPPROTO_DSTOPTS) {
-			__u8 *opt = c->pos; /* next header, length in 8-octet units beyond the first */
+			__u8 *opt =
+			    c->pos; /* next header, length in 8-octet units beyond the first */
 			if ((void *)(opt + 8) > c->end)
 				return LX_CNT_MALFORMED;
 			nexthdr = opt[0];
@@ -538,7 +539,7 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 					const struct lx_config *cfg, __u64 now)
 {
-	__u64 timeout = f->closing		   ? cfg->tcp_closing_ns
+	__u64 timeout = f->closing		? cfg->tcp_closing_ns
 			: proto == LX_PROTO_TCP ? cfg->tcp_timeout_ns
 						: cfg->udp_timeout_ns;
 	return now - f->last_seen_ns > timeout;

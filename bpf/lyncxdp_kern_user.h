@@ -11,18 +11,18 @@
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
 #define LX_LAYOUT_VERSION 2
 
-#define LX_MAX_IFACES 8      /* interfaces sharing one set of pinned maps */
-#define LX_MAX_RULES 16384   /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
-#define LX_MAX_GROUPS 32     /* role-set groups 1..31; 0 means "address holds no role" */
+#define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
+#define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
+#define LX_MAX_GROUPS	32     /* role-set groups 1..31; 0 means "address holds no role" */
 #define LX_MAX_PREFIXES 262144 /* per address family, hosts and prefixes together */
-#define LX_PORTS 65536
-#define LX_SLUG_LEN 32
-#define LX_NAME_LEN 64
-#define LX_PATH_LEN 192
-#define LX_MAX_FLOWS 65536 /* connections opened by protected hosts, LRU */
-#define LX_MAX_FRAGS 8192  /* first-fragment verdicts, LRU */
-#define LX_MAX_REMOTE 65536 /* (group, proto, remote port) entries of outbound rules */
-#define LX_MAX_ROLES 64
+#define LX_PORTS	65536
+#define LX_SLUG_LEN	32
+#define LX_NAME_LEN	64
+#define LX_PATH_LEN	192
+#define LX_MAX_FLOWS	65536 /* connections opened by protected hosts, LRU */
+#define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
+#define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
+#define LX_MAX_ROLES	64
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -57,22 +57,22 @@ enum lx_policy {
 /* Why a packet to a protected address is (or would be) dropped. */
 enum lx_drop_reason {
 	LX_DROP_NONE = 0,
-	LX_DROP_PORT = 1,        /* no rule of the role accepts that port */
-	LX_DROP_TRANSPORT = 2,   /* port allowed on the other transport, or a protocol that is not */
+	LX_DROP_PORT = 1,      /* no rule of the role accepts that port */
+	LX_DROP_TRANSPORT = 2, /* port allowed on the other transport, or a protocol that is not */
 	LX_DROP_UNSOLICITED = 3, /* looks like a reply to an outbound flow that was never opened */
-	LX_DROP_FRAGMENT = 4,    /* non-first fragment whose first fragment did not pass */
-	LX_DROP_MALFORMED = 5,   /* truncated or inconsistent headers */
+	LX_DROP_FRAGMENT = 4,	 /* non-first fragment whose first fragment did not pass */
+	LX_DROP_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_DROP_MAX = 6,
 };
 
 /* Counters for packets that match no rule, one per reason. */
 enum lx_counter {
 	LX_CNT_UNCLASSIFIED = 0, /* TCP/UDP, no rule matched either direction */
-	LX_CNT_NON_IP = 1,       /* ARP, LLDP, a third VLAN tag, ... */
-	LX_CNT_FRAGMENT = 2,     /* non-first IP fragment: no ports to classify */
-	LX_CNT_ICMP = 3,         /* ICMP and ICMPv6 */
-	LX_CNT_OTHER_L4 = 4,     /* IP but neither TCP, UDP nor ICMP */
-	LX_CNT_MALFORMED = 5,    /* truncated or inconsistent headers */
+	LX_CNT_NON_IP = 1,	 /* ARP, LLDP, a third VLAN tag, ... */
+	LX_CNT_FRAGMENT = 2,	 /* non-first IP fragment: no ports to classify */
+	LX_CNT_ICMP = 3,	 /* ICMP and ICMPv6 */
+	LX_CNT_OTHER_L4 = 4,	 /* IP but neither TCP, UDP nor ICMP */
+	LX_CNT_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_CNT_MAX = 6,
 };
 
@@ -101,7 +101,7 @@ struct lx_addr6 {
  * once by the loader. Four ports share one array element to keep the table at 256 KiB
  * per group.
  */
-#define LX_RULES_PER_SLOT 4
+#define LX_RULES_PER_SLOT  4
 #define LX_SLOTS_PER_PROTO (LX_PORTS / LX_RULES_PER_SLOT)
 #define LX_RULE_TABLE_SIZE (LX_MAX_GROUPS * LX_PROTO_MAX * LX_SLOTS_PER_PROTO)
 
@@ -172,8 +172,8 @@ enum lx_config_flags {
 struct lx_config {
 	__u32 flags;
 	__u32 protected_groups; /* bitmask of groups holding a protected role */
-	__u64 tcp_timeout_ns;   /* idle TCP flow opened by a protected host */
-	__u64 tcp_closing_ns;   /* after FIN or RST */
+	__u64 tcp_timeout_ns;	/* idle TCP flow opened by a protected host */
+	__u64 tcp_closing_ns;	/* after FIN or RST */
 	__u64 udp_timeout_ns;
 	__u32 droplog_per_sec; /* drop-log events per CPU per second; the rest are counted */
 	__u32 pad;
@@ -278,6 +278,7 @@ struct lx_iface_state {
 	__u32 prog_id;
 	__u32 link_id;
 	__u64 attached_at; /* seconds since the epoch */
+	__u64 netns;	   /* inode of the interface's network namespace */
 	char name[16];
 	__u32 policy; /* enum lx_policy, as last set */
 	__u32 tag;

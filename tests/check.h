@@ -11,8 +11,7 @@
 
 static int check_passed, check_failed;
 
-__attribute__((format(printf, 2, 3))) static inline int check_result(int ok, const char *fmt,
-								     ...)
+__attribute__((format(printf, 2, 3))) static inline int check_result(int ok, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -41,3 +41,147 @@ source "$TOP/scripts/netns.sh"
 json_get() {
 	$PY -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
+
+# ---- live-network suites: captures, stats snapshots, error checks ----
+
+# pcap_tsv PCAP TSV: one line per frame: length, source MAC, TCP source port, UDP source port,
+# IPv4 and IPv6 fragment offsets (tshark without reassembly, so only a first fragment shows
+# ports; first occurrence, so ICMP errors quoting a header count under their own ports).
+pcap_tsv() {
+	tshark -r "$1" -o ip.defragment:FALSE -o ipv6.defragment:FALSE \
+		-T fields -E separator=/t -E occurrence=f -e frame.len -e eth.src -e tcp.srcport \
+		-e udp.srcport -e ip.frag_offset -e ipv6.fraghdr.offset >"$2" 2>/dev/null
+}
+
+# pcap_frags TSV MAC: "PACKETS BYTES" of the non-first IP fragments sent by MAC.
+pcap_frags() {
+	awk -F'\t' -v mac="$2" '$2 == mac && ($5 > 0 || $6 > 0) { n++; b += $1 } END { print n + 0, b + 0 }' "$1"
+}
+
+# pcap_flow TSV MAC SPORT: "PACKETS BYTES" of the frames sent by MAC from TCP or UDP port SPORT.
+pcap_flow() {
+	awk -F'\t' -v mac="$2" -v port="$3" \
+		'$2 == mac && ($3 == port || $4 == port) { n++; b += $1 } END { print n + 0, b + 0 }' "$1"
+}
+
+# stats_get FILE KEY: "PACKETS BYTES" of one counter of a `stats --json` report. KEY is
+# rule:N:in, rule:N:out, unclassified, non_ip, fragments, icmp, other_l4, malformed or total.
+stats_get() {
+	$PY - "$1" "$2" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+key = sys.argv[2]
+if key.startswith("rule:"):
+    _, rule, d = key.split(":")
+    rows = [r for r in j["services"] if r["rule"] == int(rule) and r["direction"] == d]
+    print(*(rows[0]["packets"], rows[0]["bytes"]) if rows else ("missing", "missing"))
+else:
+    print(j[key]["packets"], j[key]["bytes"])
+PYEOF
+}
+
+# stats_delta BEFORE AFTER KEY PACKETS BYTES [KEY PACKETS BYTES...]: prints "ok" when each KEY
+# grew by exactly PACKETS and BYTES between two `stats --json` reports and no other rule row
+# (nor the unclassified, fragment, malformed and other-L4 counters) moved; else what differs.
+stats_delta() {
+	$PY - "$@" <<'PYEOF'
+import json, sys
+def rows(path):
+    j = json.load(open(path))
+    d = {}
+    for r in j["services"]:
+        d["rule:%d:%s" % (r["rule"], r["direction"])] = (
+            r["packets"], r["bytes"],
+            "%s %s %s %s %s" % (r["role"], r["service"], r["proto"], r["ports"], r["direction"]))
+    for k in ("unclassified", "fragments", "malformed", "other_l4"):
+        d[k] = (j[k]["packets"], j[k]["bytes"], k)
+    return d
+before, after = rows(sys.argv[1]), rows(sys.argv[2])
+args, keys, problems = sys.argv[3:], [], []
+for i in range(0, len(args) - 2, 3):
+    key, want_p, want_b = args[i], int(args[i + 1]), int(args[i + 2])
+    keys.append(key)
+    if key not in after:
+        problems.append("no counter %s in the report" % key)
+        continue
+    dp = after[key][0] - before.get(key, (0, 0))[0]
+    db = after[key][1] - before.get(key, (0, 0))[1]
+    if (dp, db) != (want_p, want_b):
+        problems.append("%s (%s) counted %d packets/%d bytes, expected %d/%d"
+                        % (key, after[key][2], dp, db, want_p, want_b))
+for k, (p, b, what) in after.items():
+    if k not in keys and k in before and (p, b) != before[k][:2]:
+        problems.append("%s also moved by %d packets" % (what, p - before[k][0]))
+print("; ".join(problems) if problems else "ok")
+PYEOF
+}
+
+# expect_delta NAME BEFORE AFTER KEY PACKETS BYTES [KEY PACKETS BYTES...]: a check around
+# stats_delta.
+expect_delta() {
+	local name=$1 out
+	shift
+	out=$(stats_delta "$@" 2>&1)
+	if [ "$out" = ok ]; then pass "$name ($4 packets, $5 bytes)"; else fail "$name: $out"; fi
+}
+
+# expect_fail NAME REGEX CMD...: CMD must exit non-zero, print nothing on stdout and exactly
+# one line on stderr, matching the extended REGEX.
+expect_fail() {
+	local name=$1 re=$2 rc out err
+	shift 2
+	out=$("$@" 2>/tmp/lyncxdp-err.$$)
+	rc=$?
+	err=$(cat /tmp/lyncxdp-err.$$)
+	rm -f /tmp/lyncxdp-err.$$
+	if [ "$rc" -eq 0 ]; then
+		fail "$name: exited 0 (stdout: $(echo "$out" | head -n 2 | tr '\n' ' '))"
+	elif [ -n "$out" ]; then
+		fail "$name: printed on stdout: $(echo "$out" | head -n 2 | tr '\n' ' ')"
+	elif [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || [ -z "$err" ]; then
+		fail "$name: expected one line on stderr, got: $(printf '%s' "$err" | tr '\n' '|')"
+	elif ! printf '%s\n' "$err" | grep -Eq -- "$re"; then
+		fail "$name: stderr '$err' does not match /$re/"
+	else
+		pass "$name (exit $rc)"
+	fi
+}
+
+# expect_no_pins NAME: nothing lyncxdp pins exists.
+expect_no_pins() {
+	if [ -e /sys/fs/bpf/lyncxdp ]; then
+		fail "$1: /sys/fs/bpf/lyncxdp exists: $(find /sys/fs/bpf/lyncxdp | tr '\n' ' ')"
+	else
+		pass "$1"
+	fi
+}
+
+# expect_clean PREFIX: after ns_cleanup, no pins and no namespace named PREFIX* remain.
+expect_clean() {
+	expect_no_pins "no pins left under /sys/fs/bpf/lyncxdp"
+	local left
+	left=$(ip -all netns list 2>/dev/null | awk '{print $1}' | grep "^$1" | tr '\n' ' ')
+	expect_eq "no $1* namespace left" "" "$left"
+}
+
+# require_clean_start PREFIX: wait for any other live-network run (ns_lock), refuse to run
+# over someone else's attach (ns_cleanup would detach it), and drop namespaces PREFIX* that a
+# killed earlier run left.
+require_clean_start() {
+	if [ "$(id -u)" -ne 0 ]; then
+		fail "this suite needs root"
+		suite_done
+		exit 1
+	fi
+	if ! ns_lock; then
+		fail "another live-network run holds /run/lyncxdp-netns.lock"
+		suite_done
+		exit 1
+	fi
+	if [ -e /sys/fs/bpf/lyncxdp ]; then
+		fail "lyncxdp is already attached on this machine (/sys/fs/bpf/lyncxdp exists): not touching it"
+		suite_done
+		exit 1
+	fi
+	ns_stale "$1"
+}

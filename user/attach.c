@@ -24,7 +24,7 @@
 #include <bpf/libbpf.h>
 
 #define BPF_FS_MAGIC_NUMBER 0xcafe4a11
-#define LOCK_PATH "/run/lyncxdp.lock"
+#define LOCK_PATH	    "/run/lyncxdp.lock"
 
 const char *attach_mode_name(uint32_t mode)
 {
@@ -135,17 +135,29 @@ static int state_write(const struct lx_state *st, struct text_error *err)
 	return r ? -1 : 0;
 }
 
-static void link_pin_path(uint32_t ifindex, char *buf, size_t len)
+/* Interface indexes are per network namespace, and the pins are shared by all of them. */
+uint64_t attach_current_netns(void)
 {
-	snprintf(buf, len, "%s/ifindex_%u", LX_PIN_LINKS, ifindex);
+	struct stat st;
+	return stat("/proc/self/ns/net", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+static void link_pin_path(const struct lx_iface_state *ifs, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/ns%llu_if%u", LX_PIN_LINKS, (unsigned long long)ifs->netns,
+		 ifs->ifindex);
+}
+
+/* The slot of an interface of this namespace, by index or (when it is gone) by name. */
 static int find_slot(const struct lx_state *st, const char *ifname, uint32_t ifindex)
 {
-	for (int i = 0; i < LX_MAX_IFACES; i++)
-		if (st->ifaces[i].ifindex &&
-		    (st->ifaces[i].ifindex == ifindex || !strcmp(st->ifaces[i].name, ifname)))
+	uint64_t netns = attach_current_netns();
+	for (int i = 0; i < LX_MAX_IFACES; i++) {
+		const struct lx_iface_state *ifs = &st->ifaces[i];
+		if (ifs->ifindex && ifs->netns == netns &&
+		    ((ifindex && ifs->ifindex == ifindex) || !strcmp(ifs->name, ifname)))
 			return i;
+	}
 	return -1;
 }
 
@@ -269,7 +281,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 		int slot = find_slot(&st, ifname, ifindex);
 		if (slot >= 0) {
 			snprintf(err->msg, sizeof(err->msg),
-				 "%s is already attached (lyncxdp detach %s first)", ifname, ifname);
+				 "%s is already attached (lyncxdp detach %s first)", ifname,
+				 ifname);
 			goto out;
 		}
 		if (check_same_tables(&st, m, s, err) < 0)
@@ -286,7 +299,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	}
 	if (make_pin_dirs(err) < 0)
 		goto out;
-	struct loader_opts lo = { .iface_slot = (uint32_t)slot, .rule_cap = st.rule_cap,
+	struct loader_opts lo = { .iface_slot = (uint32_t)slot,
+				  .rule_cap = st.rule_cap,
 				  .pinned = 1 };
 	skel = loader_load(&lo, err);
 	if (!skel)
@@ -301,15 +315,17 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	if (link_fd < 0)
 		goto out;
 
-	char pin[256];
-	link_pin_path(ifindex, pin, sizeof(pin));
-	if (bpf_obj_pin(link_fd, pin)) {
-		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
-		goto out;
-	}
 	struct lx_iface_state *ifs = &st.ifaces[slot];
 	memset(ifs, 0, sizeof(*ifs));
 	ifs->ifindex = ifindex;
+	ifs->netns = attach_current_netns();
+	char pin[256];
+	link_pin_path(ifs, pin, sizeof(pin));
+	if (bpf_obj_pin(link_fd, pin)) {
+		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
+		memset(ifs, 0, sizeof(*ifs));
+		goto out;
+	}
 	ifs->attached_at = (uint64_t)time(NULL);
 	text_copy(ifs->name, sizeof(ifs->name), ifname);
 	ifs->policy = o->policy;
@@ -370,7 +386,7 @@ static int remaining(const struct lx_state *st)
 static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
 {
 	char pin[256];
-	link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+	link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
 	int fd = bpf_obj_get(pin);
 	if (fd >= 0) {
 		/* Fails only when the interface is already gone, which detached it anyway. */
@@ -525,7 +541,7 @@ static int swap_programs(const struct lx_state *st, struct lyncxdp_bpf **inst,
 		if (!inst[slot])
 			continue;
 		char pin[256];
-		link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+		link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
 		int link = bpf_obj_get(pin);
 		old_prog[slot] = bpf_prog_get_fd_by_id(st->ifaces[slot].prog_id);
 		if (link < 0 || bpf_link_update(link, loader_prog_fd(inst[slot]), NULL)) {
@@ -541,7 +557,7 @@ static int swap_programs(const struct lx_state *st, struct lyncxdp_bpf **inst,
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
 		if (rc && done[slot] && old_prog[slot] >= 0) {
 			char pin[256];
-			link_pin_path(st->ifaces[slot].ifindex, pin, sizeof(pin));
+			link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
 			int link = bpf_obj_get(pin);
 			if (link >= 0) {
 				bpf_link_update(link, old_prog[slot], NULL);
@@ -589,7 +605,8 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 	int attached = state_read(&st, err);
 	if (attached <= 0) {
 		if (attached == 0)
-			snprintf(err->msg, sizeof(err->msg), "lyncxdp is not attached: nothing to reload");
+			snprintf(err->msg, sizeof(err->msg),
+				 "lyncxdp is not attached: nothing to reload");
 		goto out;
 	}
 	new_ids = calloc(st.rule_cap, 1);
@@ -601,8 +618,10 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
 		if (!st.ifaces[slot].ifindex)
 			continue;
-		struct loader_opts lo = { .iface_slot = (uint32_t)slot, .rule_cap = st.rule_cap,
-					  .pinned = 1, .fresh_tables = first < 0,
+		struct loader_opts lo = { .iface_slot = (uint32_t)slot,
+					  .rule_cap = st.rule_cap,
+					  .pinned = 1,
+					  .fresh_tables = first < 0,
 					  .tables_from = first < 0 ? NULL : inst[first] };
 		inst[slot] = loader_load(&lo, err);
 		if (!inst[slot])
@@ -638,7 +657,7 @@ out:
 int attach_link_alive(const struct lx_iface_state *ifs)
 {
 	char pin[256];
-	link_pin_path(ifs->ifindex, pin, sizeof(pin));
+	link_pin_path(ifs, pin, sizeof(pin));
 	int fd = bpf_obj_get(pin);
 	if (fd < 0)
 		return 0;

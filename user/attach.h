@@ -52,4 +52,7 @@ int attach_link_alive(const struct lx_iface_state *ifs);
 const char *attach_mode_name(uint32_t mode);
 const char *attach_policy_name(uint32_t policy);
 
+/* Inode of this process's network namespace: interfaces are named within one. */
+uint64_t attach_current_netns(void);
+
 #endif

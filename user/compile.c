@@ -69,9 +69,10 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 
 		int g = group_for(c, matrix_role_closure(m, acc[i]));
 		if (g < 0) {
-			snprintf(err->msg, sizeof(err->msg),
-				 "%s:%d: this prefix makes more than %d distinct combinations of roles",
-				 s->path, p->line, LX_MAX_GROUPS - 1);
+			snprintf(
+			    err->msg, sizeof(err->msg),
+			    "%s:%d: this prefix makes more than %d distinct combinations of roles",
+			    s->path, p->line, LX_MAX_GROUPS - 1);
 			rc = -1;
 			break;
 		}
@@ -103,7 +104,8 @@ static int in_remote_table(const struct matrix_rule *r)
 static void resolve(const struct matrix *m, struct compiled *c, int g, int proto, int remote,
 		    uint32_t *width)
 {
-	uint16_t *best = (remote ? c->remote_table : c->rule_table) + compiled_index((uint32_t)g, proto, 0);
+	uint16_t *best =
+	    (remote ? c->remote_table : c->rule_table) + compiled_index((uint32_t)g, proto, 0);
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
 		if (r->proto != proto || in_remote_table(r) != remote ||
@@ -228,10 +230,11 @@ int compile_assign_ids(struct compiled *c, const struct matrix *m,
 				next++;
 			if (next >= rule_cap) {
 				free(taken);
-				snprintf(err->msg, sizeof(err->msg),
-					 "the new matrix needs more than the %u rule ids the attached "
-					 "maps hold: detach every interface and attach again",
-					 rule_cap - 1);
+				snprintf(
+				    err->msg, sizeof(err->msg),
+				    "the new matrix needs more than the %u rule ids the attached "
+				    "maps hold: detach every interface and attach again",
+				    rule_cap - 1);
 				return -1;
 			}
 			id = next;

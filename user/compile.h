@@ -31,13 +31,13 @@ struct compiled {
 	uint16_t *rule_table;
 	/* [group][proto][port] -> rule id: on the peer's port (outbound-to) */
 	uint16_t *remote_table;
-	uint32_t nremote;                  /* nonzero entries of remote_table */
+	uint32_t nremote;		    /* nonzero entries of remote_table */
 	struct lx_port_groups *port_groups; /* [proto][port] -> bitmasks of groups */
-	int nrules;                        /* = matrix nrules; rule id = index + 1 */
-	uint8_t *active;                   /* [rule index] 1 when the rule's role is present */
-	uint8_t *dscp;                     /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
-	uint16_t *ids;                     /* [rule index] id in the tables and counters */
-	uint32_t max_id;                   /* highest id in use */
+	int nrules;			    /* = matrix nrules; rule id = index + 1 */
+	uint8_t *active;		    /* [rule index] 1 when the rule's role is present */
+	uint8_t *dscp;			    /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
+	uint16_t *ids;			    /* [rule index] id in the tables and counters */
+	uint32_t max_id;		    /* highest id in use */
 	int nactive;
 };
 

@@ -139,7 +139,8 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 	int attached = state_read(&s.st, err);
 	if (attached <= 0) {
 		if (attached == 0)
-			snprintf(err->msg, sizeof(err->msg), "lyncxdp is not attached to any interface");
+			snprintf(err->msg, sizeof(err->msg),
+				 "lyncxdp is not attached to any interface");
 		return -1;
 	}
 	int ring_fd = pinned_map_fd("lx_droplog", err);
@@ -161,11 +162,13 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 	int64_t start = clock_ns(CLOCK_MONOTONIC), last_report = start;
 	int rc = 0;
 	while (!*o->stop && (!o->count || s.seen < o->count)) {
-		if (o->seconds > 0 && clock_ns(CLOCK_MONOTONIC) - start >= (int64_t)(o->seconds * 1e9))
+		if (o->seconds > 0 &&
+		    clock_ns(CLOCK_MONOTONIC) - start >= (int64_t)(o->seconds * 1e9))
 			break;
 		int r = ring_buffer__poll(rb, 200);
 		if (r < 0 && r != -EINTR) {
-			snprintf(err->msg, sizeof(err->msg), "reading the drop log: %s", strerror(-r));
+			snprintf(err->msg, sizeof(err->msg), "reading the drop log: %s",
+				 strerror(-r));
 			rc = -1;
 			break;
 		}

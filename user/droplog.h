@@ -7,7 +7,7 @@
 
 struct droplog_opts {
 	int json;
-	double seconds;      /* stop after this long; 0: until interrupted */
+	double seconds;	     /* stop after this long; 0: until interrupted */
 	unsigned long count; /* stop after this many records; 0: no limit */
 	const volatile int *stop;
 };

@@ -24,7 +24,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 			     size_t len, const char *type)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(body);
 		return MHD_NO;
@@ -85,13 +85,13 @@ int exporter_run(const char *listen, const volatile int *stop, struct text_error
 		memcpy(&sin6->sin6_addr, ep.addr, 16);
 		flags |= MHD_USE_IPv6;
 	}
-	struct MHD_Daemon *d = MHD_start_daemon(flags, ep.port, NULL, NULL, on_request, NULL,
-						MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-						MHD_OPTION_CONNECTION_LIMIT, 64U,
-						MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	struct MHD_Daemon *d =
+	    MHD_start_daemon(flags, ep.port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
+			     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 	if (!d) {
-		snprintf(err->msg, sizeof(err->msg), "cannot listen on %s (in use, or no such address)",
-			 listen);
+		snprintf(err->msg, sizeof(err->msg),
+			 "cannot listen on %s (in use, or no such address)", listen);
 		return -1;
 	}
 	fprintf(stderr, "lyncxdp: serving metrics on http://%s/metrics\n", listen);

@@ -31,8 +31,7 @@ static int is_table(const struct bpf_map *map)
 static int reuse_tables(struct bpf_object *obj, struct lyncxdp_bpf *from, struct text_error *err)
 {
 	struct bpf_map *map;
-	bpf_object__for_each_map(map, obj)
-	{
+	bpf_object__for_each_map (map, obj) {
 		if (!is_table(map))
 			continue;
 		struct bpf_map *src = bpf_object__find_map_by_name(from->obj, bpf_map__name(map));
@@ -52,8 +51,7 @@ static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
 	struct bpf_map *map;
 	char path[256];
 
-	bpf_object__for_each_map(map, obj)
-	{
+	bpf_object__for_each_map (map, obj) {
 		if (bpf_map__is_internal(map)) /* .rodata stays per instance */
 			continue;
 		if (is_table(map) && (opts->fresh_tables || opts->tables_from))
@@ -95,7 +93,8 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	if (r) {
 		snprintf(err->msg, sizeof(err->msg), "loading the XDP program failed: %s%s",
 			 strerror(-r),
-			 opts->pinned ? " (pinned maps of another layout? see `lyncxdp status`)" : "");
+			 opts->pinned ? " (pinned maps of another layout? see `lyncxdp status`)"
+				      : "");
 		lyncxdp_bpf__destroy(skel);
 		return NULL;
 	}
@@ -138,7 +137,8 @@ static int write_array(int fd, const void *values, size_t value_size, uint32_t f
 		__u32 written = n;
 		const char *chunk = (const char *)values + (size_t)done * value_size;
 		if (bpf_map_update_batch(fd, keys, chunk, &written, NULL)) {
-			snprintf(err->msg, sizeof(err->msg), "writing %s: %s", what, strerror(errno));
+			snprintf(err->msg, sizeof(err->msg), "writing %s: %s", what,
+				 strerror(errno));
 			return -1;
 		}
 		done += n;
@@ -155,19 +155,23 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		if (a->family == 4 && a->len == 32) {
 			__u32 key;
 			memcpy(&key, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host4), &key, &a->group,
+						0);
 		} else if (a->family == 4) {
 			struct lx_lpm4_key key = { .prefixlen = (__u32)a->len };
 			memcpy(&key.addr, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm4), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm4), &key, &a->group,
+						0);
 		} else if (a->len == 128) {
 			struct lx_addr6 key;
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host6), &key, &a->group,
+						0);
 		} else {
 			struct lx_lpm6_key key = { .prefixlen = (__u32)a->len };
 			memcpy(key.addr, a->addr, 16);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm6), &key, &a->group, 0);
+			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm6), &key, &a->group,
+						0);
 		}
 		if (r) {
 			snprintf(err->msg, sizeof(err->msg), "writing address %d of %d: %s", i + 1,
@@ -193,7 +197,7 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 			for (uint32_t port = 0; port < LX_PORTS; port++) {
 				uint32_t idx = lx_rule_slot_index(g, (uint32_t)proto, port);
 				table[idx].rule[port % LX_RULES_PER_SLOT] =
-					compiled_rule_at(c, g, proto, port);
+				    compiled_rule_at(c, g, proto, port);
 			}
 	int r = write_array(bpf_map__fd(skel->maps.tbl_rules), table, sizeof(*table), 0, slots,
 			    "the rule table", err);
@@ -211,12 +215,14 @@ static int write_remote_table(struct lyncxdp_bpf *skel, const struct compiled *c
 				__u32 rule = compiled_remote_at(c, g, proto, port);
 				if (!rule)
 					continue;
-				struct lx_remote_key key = { .group = g, .proto = (__u16)proto,
+				struct lx_remote_key key = { .group = g,
+							     .proto = (__u16)proto,
 							     .port = (__u16)port };
 				if (bpf_map_update_elem(fd, &key, &rule, 0)) {
-					snprintf(err->msg, sizeof(err->msg),
-						 "writing outbound rules (%u entries, at most %d): %s",
-						 c->nremote, LX_MAX_REMOTE, strerror(errno));
+					snprintf(
+					    err->msg, sizeof(err->msg),
+					    "writing outbound rules (%u entries, at most %d): %s",
+					    c->nremote, LX_MAX_REMOTE, strerror(errno));
 					return -1;
 				}
 			}
@@ -312,8 +318,8 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
 
 	if (write_addresses(skel, c, err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups,
-			sizeof(*c->port_groups), 0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
+			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
 	    write_rule_table(skel, c, err) < 0 || write_remote_table(skel, c, err) < 0 ||
 	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
 	    write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
@@ -330,14 +336,14 @@ int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
 {
 	struct bpf_map *map;
 	char path[256];
-	bpf_object__for_each_map(map, skel->obj)
-	{
+	bpf_object__for_each_map (map, skel->obj) {
 		if (!is_table(map))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
 		unlink(path);
 		if (bpf_obj_pin(bpf_map__fd(map), path)) {
-			snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", path, strerror(errno));
+			snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", path,
+				 strerror(errno));
 			return -1;
 		}
 	}

@@ -8,23 +8,23 @@
 #include "compile.h"
 #include "matrix.h"
 
-#define LX_PIN_DIR "/sys/fs/bpf/lyncxdp"
-#define LX_PIN_MAPS LX_PIN_DIR "/maps"
+#define LX_PIN_DIR   "/sys/fs/bpf/lyncxdp"
+#define LX_PIN_MAPS  LX_PIN_DIR "/maps"
 #define LX_PIN_LINKS LX_PIN_DIR "/links"
 
 struct lyncxdp_bpf;
 
 /* Flow timeouts and the drop-log rate: policy knobs with the defaults below. */
-#define LOADER_TCP_TIMEOUT_S 3600
-#define LOADER_TCP_CLOSING_S 10
-#define LOADER_UDP_TIMEOUT_S 120
+#define LOADER_TCP_TIMEOUT_S   3600
+#define LOADER_TCP_CLOSING_S   10
+#define LOADER_UDP_TIMEOUT_S   120
 #define LOADER_DROPLOG_PER_SEC 100
 
 struct loader_opts {
 	uint32_t iface_slot;
 	uint32_t rule_cap;
 	int record_last; /* explain/replay: remember each decision */
-	int pinned;      /* share the maps pinned under LX_PIN_MAPS (created when absent) */
+	int pinned;	 /* share the maps pinned under LX_PIN_MAPS (created when absent) */
 	/* Reload: the tables (maps named tbl_*) are new, not the pinned ones: created empty,
 	 * or shared with this instance's. */
 	int fresh_tables;

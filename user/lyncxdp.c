@@ -36,37 +36,37 @@
 #define DEFAULT_PRODUCT "sfb2015"
 
 static const char usage_main[] =
-	"Usage: lyncxdp COMMAND [OPTIONS]\n"
-	"\n"
-	"Classify Lync / Skype for Business traffic by service and direction with XDP.\n"
-	"\n"
-	"Commands:\n"
-	"  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
-	"               [--policy monitor|enforce] [--tag]\n"
-	"                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
-	"  reload [--product P | --matrix FILE] [--site FILE]\n"
-	"                     apply a changed matrix or site to every attached interface at once\n"
-	"  set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
-	"                     change policy or tagging live, without detaching\n"
-	"  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
-	"  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
-	"  stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]] [--all]\n"
-	"                     per-service packet and byte counters, drops by reason\n"
-	"  exporter --listen ADDR:PORT\n"
-	"                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
-	"  drops [--json] [--seconds S] [--count N]\n"
-	"                     stream the log of dropped (or would-drop) packets\n"
-	"  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
-	"          PROTO SRC:PORT DST:PORT\n"
-	"                     run one packet through the real program and say what it decides\n"
-	"  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
-	"         [--json] [--all]\n"
-	"                     run every frame of a capture through the real program\n"
-	"  check --site FILE [--product P | --matrix FILE]\n"
-	"                     validate a matrix and site without loading anything\n"
-	"\n"
-	"Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
-	"`lyncxdp COMMAND --help` describes one command.\n";
+    "Usage: lyncxdp COMMAND [OPTIONS]\n"
+    "\n"
+    "Classify Lync / Skype for Business traffic by service and direction with XDP.\n"
+    "\n"
+    "Commands:\n"
+    "  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
+    "               [--policy monitor|enforce] [--tag]\n"
+    "                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
+    "  reload [--product P | --matrix FILE] [--site FILE]\n"
+    "                     apply a changed matrix or site to every attached interface at once\n"
+    "  set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
+    "                     change policy or tagging live, without detaching\n"
+    "  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
+    "  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
+    "  stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]] [--all]\n"
+    "                     per-service packet and byte counters, drops by reason\n"
+    "  exporter --listen ADDR:PORT\n"
+    "                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
+    "  drops [--json] [--seconds S] [--count N]\n"
+    "                     stream the log of dropped (or would-drop) packets\n"
+    "  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
+    "          PROTO SRC:PORT DST:PORT\n"
+    "                     run one packet through the real program and say what it decides\n"
+    "  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
+    "         [--json] [--all]\n"
+    "                     run every frame of a capture through the real program\n"
+    "  check --site FILE [--product P | --matrix FILE]\n"
+    "                     validate a matrix and site without loading anything\n"
+    "\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
+    "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
 	const char *name;
@@ -105,7 +105,8 @@ static int resolve_product(struct inputs *in)
 	const char *dirs[] = { env, exe, exe, "/usr/local/share/lyncxdp/maps",
 			       "/usr/share/lyncxdp/maps" };
 	const char *fmts[] = { "%s/%s.matrix", "%s/../maps/%s.matrix",
-			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix", "%s/%s.matrix" };
+			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix",
+			       "%s/%s.matrix" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!dirs[i] || !dirs[i][0])
 			continue;
@@ -165,8 +166,10 @@ enum { OPT_PRODUCT = 'p', OPT_MATRIX = 'm', OPT_SITE = 's', OPT_JSON = 'j', OPT_
 
 #define INPUT_OPTIONS                                                                              \
 	{ "product", required_argument, NULL, OPT_PRODUCT },                                       \
-		{ "matrix", required_argument, NULL, OPT_MATRIX },                                 \
-		{ "site", required_argument, NULL, OPT_SITE }
+	    { "matrix", required_argument, NULL, OPT_MATRIX },                                     \
+	{                                                                                          \
+		"site", required_argument, NULL, OPT_SITE                                          \
+	}
 
 static int take_input_option(struct inputs *in, int opt)
 {
@@ -182,6 +185,19 @@ static int take_input_option(struct inputs *in, int opt)
 		return 1;
 	}
 	return 0;
+}
+
+/* getopt's '?' (unknown option) and ':' (missing value), said once and precisely. */
+static int option_error(const char *cmd, int opt, char **argv)
+{
+	char what[160];
+	const char *arg = argv[optind - 1];
+	if (opt == ':')
+		snprintf(what, sizeof(what), "option '%s' needs a value", arg);
+	else
+		snprintf(what, sizeof(what), "unknown option '%s'", arg);
+	fprintf(stderr, "lyncxdp %s: %s (see `lyncxdp %s --help`)\n", cmd, what, cmd);
+	return 2;
 }
 
 static int usage_error(const char *cmd, const char *what)
@@ -216,22 +232,22 @@ static int kernel_ready(void)
 /* ---- attach / detach ---- */
 
 static const char help_attach[] =
-	"Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
-	"                      [--mode native|generic]\n"
-	"\n"
-	"                      [--policy monitor|enforce] [--tag]\n"
-	"\n"
-	"Loads the classifier on IFACE, pins its link and maps under /sys/fs/bpf/lyncxdp so it\n"
-	"keeps running after this command exits. Further interfaces share the same tables and\n"
-	"must name the same files. The matrix and site are fully checked first: on any error\n"
-	"nothing is attached.\n"
-	"  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
-	"  --matrix F    a matrix file of your own instead of a product\n"
-	"  --site F      which prefixes hold which role (see maps/site.example)\n"
-	"  --mode M      native (driver) or generic (skb); default: native where supported\n"
-	"  --policy P    monitor (default): count what enforce would drop, pass everything;\n"
-	"                enforce: drop what the site's `protect` roles do not allow\n"
-	"  --tag         rewrite DSCP of classified packets (matrix defaults, site overrides)\n";
+    "Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
+    "                      [--mode native|generic]\n"
+    "\n"
+    "                      [--policy monitor|enforce] [--tag]\n"
+    "\n"
+    "Loads the classifier on IFACE, pins its link and maps under /sys/fs/bpf/lyncxdp so it\n"
+    "keeps running after this command exits. Further interfaces share the same tables and\n"
+    "must name the same files. The matrix and site are fully checked first: on any error\n"
+    "nothing is attached.\n"
+    "  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
+    "  --matrix F    a matrix file of your own instead of a product\n"
+    "  --site F      which prefixes hold which role (see maps/site.example)\n"
+    "  --mode M      native (driver) or generic (skb); default: native where supported\n"
+    "  --policy P    monitor (default): count what enforce would drop, pass everything;\n"
+    "                enforce: drop what the site's `protect` roles do not allow\n"
+    "  --tag         rewrite DSCP of classified packets (matrix defaults, site overrides)\n";
 
 static int cmd_attach(int argc, char **argv)
 {
@@ -244,7 +260,7 @@ static int cmd_attach(int argc, char **argv)
 	struct inputs in = { 0 };
 	struct attach_opts ao = { .mode = ATTACH_MODE_AUTO, .policy = LX_POLICY_MONITOR };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == 'M' && !strcmp(optarg, "native"))
@@ -262,7 +278,7 @@ static int cmd_attach(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_attach, stdout), 0;
 		else
-			return usage_error("attach", "unknown option");
+			return option_error("attach", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("attach", "expected one interface");
@@ -295,13 +311,13 @@ static int cmd_detach(int argc, char **argv)
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	int all = 0, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == 'a')
 			all = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_detach, stdout), 0;
 		else
-			return usage_error("detach", "unknown option");
+			return option_error("detach", opt, argv);
 	}
 	if (all ? argc != optind : argc - optind != 1)
 		return usage_error("detach", "expected one interface, or --all");
@@ -318,14 +334,14 @@ static int cmd_detach(int argc, char **argv)
 /* ---- reload ---- */
 
 static const char help_reload[] =
-	"Usage: lyncxdp reload [--product P | --matrix FILE] [--site FILE]\n"
-	"\n"
-	"Applies a changed matrix or site while attached, without detaching. The new files are\n"
-	"checked and compiled first (an error changes nothing); then each interface's program\n"
-	"is swapped atomically for one reading the new tables, so every packet sees either the\n"
-	"old tables or the new ones, never a mix. Counters of rules present in both keep their\n"
-	"values; flows and drop counters are kept. Without options, the attached files are read\n"
-	"again.\n";
+    "Usage: lyncxdp reload [--product P | --matrix FILE] [--site FILE]\n"
+    "\n"
+    "Applies a changed matrix or site while attached, without detaching. The new files are\n"
+    "checked and compiled first (an error changes nothing); then each interface's program\n"
+    "is swapped atomically for one reading the new tables, so every packet sees either the\n"
+    "old tables or the new ones, never a mix. Counters of rules present in both keep their\n"
+    "values; flows and drop counters are kept. Without options, the attached files are read\n"
+    "again.\n";
 
 static int cmd_reload(int argc, char **argv)
 {
@@ -334,12 +350,12 @@ static int cmd_reload(int argc, char **argv)
 					      { 0 } };
 	struct inputs in = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_HELP)
 			return fputs(help_reload, stdout), 0;
-		return usage_error("reload", "unknown option");
+		return option_error("reload", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("reload", "takes no arguments");
@@ -373,10 +389,10 @@ static int cmd_reload(int argc, char **argv)
 /* ---- set ---- */
 
 static const char help_set[] =
-	"Usage: lyncxdp set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
-	"\n"
-	"Changes an attached interface's policy or DSCP tagging at once, without detaching:\n"
-	"counters and tracked flows are kept, so established flows of protected hosts go on.\n";
+    "Usage: lyncxdp set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
+    "\n"
+    "Changes an attached interface's policy or DSCP tagging at once, without detaching:\n"
+    "counters and tracked flows are kept, so established flows of protected hosts go on.\n";
 
 static int cmd_set(int argc, char **argv)
 {
@@ -386,7 +402,7 @@ static int cmd_set(int argc, char **argv)
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	int policy = -1, tag = -1, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
 			return usage_error("set", "--policy is monitor or enforce");
 		else if (opt == 'T')
@@ -396,7 +412,7 @@ static int cmd_set(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_set, stdout), 0;
 		else if (opt != 'P')
-			return usage_error("set", "unknown option");
+			return option_error("set", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("set", "expected one interface");
@@ -408,9 +424,11 @@ static int cmd_set(int argc, char **argv)
 	struct text_error err;
 	if (attach_set(argv[optind], policy, tag, &err) < 0)
 		return fail(&err);
-	printf("lyncxdp: %s:%s%s%s\n", argv[optind],
-	       policy >= 0 ? " policy " : "", policy >= 0 ? attach_policy_name((uint32_t)policy) : "",
-	       tag < 0 ? "" : tag ? " tagging on" : " tagging off");
+	printf("lyncxdp: %s:%s%s%s\n", argv[optind], policy >= 0 ? " policy " : "",
+	       policy >= 0 ? attach_policy_name((uint32_t)policy) : "",
+	       tag < 0 ? ""
+	       : tag   ? " tagging on"
+		       : " tagging off");
 	return 0;
 }
 
@@ -506,13 +524,13 @@ static int cmd_status(int argc, char **argv)
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	int json = 0, opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == OPT_JSON)
 			json = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_status, stdout), 0;
 		else
-			return usage_error("status", "unknown option");
+			return option_error("status", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("status", "takes no arguments");
@@ -531,14 +549,14 @@ static int cmd_status(int argc, char **argv)
 /* ---- stats ---- */
 
 static const char help_stats[] =
-	"Usage: lyncxdp stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
-	"\n"
-	"Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
-	"over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"
-	"ICMP, other-L4 and malformed counters.\n"
-	"  --prometheus  Prometheus text format, every interface (node_exporter textfile)\n"
-	"  --interval S  print again every S seconds, with rates; --count N stops after N\n"
-	"  --all         table: list rules that counted nothing too (JSON always does)\n";
+    "Usage: lyncxdp stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
+    "\n"
+    "Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
+    "over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"
+    "ICMP, other-L4 and malformed counters.\n"
+    "  --prometheus  Prometheus text format, every interface (node_exporter textfile)\n"
+    "  --interval S  print again every S seconds, with rates; --count N stops after N\n"
+    "  --all         table: list rules that counted nothing too (JSON always does)\n";
 
 static volatile int stop_requested;
 
@@ -570,8 +588,10 @@ static void close_pinned(struct lx_map_fds *fds)
 static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 {
 	uint32_t mask = 0;
+	uint64_t netns = attach_current_netns();
 	for (int i = 0; i < LX_MAX_IFACES; i++)
-		if (st->ifaces[i].ifindex && (!ifname || !strcmp(st->ifaces[i].name, ifname)))
+		if (st->ifaces[i].ifindex && (!ifname || (!strcmp(st->ifaces[i].name, ifname) &&
+							  st->ifaces[i].netns == netns)))
 			mask |= 1u << i;
 	return mask;
 }
@@ -588,7 +608,7 @@ static int cmd_stats(int argc, char **argv)
 	struct stats_print_opts po = { 0 };
 	unsigned long count = 0;
 	int opt, prometheus = 0;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		char *end;
 		if (opt == OPT_JSON)
 			po.json = 1;
@@ -606,7 +626,7 @@ static int cmd_stats(int argc, char **argv)
 		} else if (opt == OPT_HELP)
 			return fputs(help_stats, stdout), 0;
 		else
-			return usage_error("stats", "unknown option");
+			return option_error("stats", opt, argv);
 	}
 	if (argc - optind > 1)
 		return usage_error("stats", "at most one interface");
@@ -667,15 +687,15 @@ static int cmd_stats(int argc, char **argv)
 /* ---- explain ---- */
 
 static const char help_explain[] =
-	"Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-	"                       [--json] PROTO SRC:PORT DST:PORT\n"
-	"\n"
-	"Builds that packet (PROTO tcp or udp; IPv6 as [ADDR]:PORT) and runs it through the\n"
-	"real XDP program with BPF_PROG_TEST_RUN (nothing is attached): prints the role,\n"
-	"service, rule, direction, verdict, the policy's reason and the DSCP it leaves with.\n"
-	"  --policy P  monitor (default) or enforce, as attach\n"
-	"  --tag       DSCP tagging on, as attach --tag\n"
-	"  --tos N     the packet's TOS / traffic class byte before the program (default 0)\n";
+    "Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
+    "                       [--json] PROTO SRC:PORT DST:PORT\n"
+    "\n"
+    "Builds that packet (PROTO tcp or udp; IPv6 as [ADDR]:PORT) and runs it through the\n"
+    "real XDP program with BPF_PROG_TEST_RUN (nothing is attached): prints the role,\n"
+    "service, rule, direction, verdict, the policy's reason and the DSCP it leaves with.\n"
+    "  --policy P  monitor (default) or enforce, as attach\n"
+    "  --tag       DSCP tagging on, as attach --tag\n"
+    "  --tos N     the packet's TOS / traffic class byte before the program (default 0)\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
@@ -702,8 +722,8 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 		printf(", \"service_name\": ");
 		svc ? json_string(stdout, svc->name) : (void)printf("null");
 		if (r)
-			printf(", \"rule\": %u, \"ports\": \"%s\", \"line\": %d", res->last.rule, ports,
-			       r->line);
+			printf(", \"rule\": %u, \"ports\": \"%s\", \"line\": %d", res->last.rule,
+			       ports, r->line);
 		else
 			printf(", \"rule\": null, \"counter\": \"%s\"",
 			       stats_counter_name((int)res->last.counter));
@@ -740,7 +760,7 @@ static int cmd_explain(int argc, char **argv)
 	struct inputs in = { 0 };
 	int json = 0, opt, policy = LX_POLICY_MONITOR, tag = 0;
 	unsigned long tos = 0;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_JSON)
@@ -756,7 +776,7 @@ static int cmd_explain(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_explain, stdout), 0;
 		else
-			return usage_error("explain", "unknown option");
+			return option_error("explain", opt, argv);
 	}
 	if (argc - optind != 3)
 		return usage_error("explain", "expected PROTO SRC:PORT DST:PORT");
@@ -783,9 +803,9 @@ static int cmd_explain(int argc, char **argv)
 	struct text_error err;
 	uint8_t frame[256];
 	size_t len = packet_build(&spec, frame, sizeof(frame));
-	if (rc == 0 && (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag,
-				     &err) < 0 ||
-			testrun_frame(&t, frame, len, &res, &err) != 0))
+	if (rc == 0 &&
+	    (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0 ||
+	     testrun_frame(&t, frame, len, &res, &err) != 0))
 		rc = fail(&err);
 	if (rc == 0)
 		print_explain(&in, &res, proto, src, dst, json);
@@ -797,12 +817,12 @@ static int cmd_explain(int argc, char **argv)
 /* ---- replay ---- */
 
 static const char help_replay[] =
-	"Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-	"                      FILE [--json] [--all]\n"
-	"\n"
-	"Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
-	"BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
-	"including what the policy dropped (enforce) or would drop (monitor).\n";
+    "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
+    "                      FILE [--json] [--all]\n"
+    "\n"
+    "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
+    "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
+    "including what the policy dropped (enforce) or would drop (monitor).\n";
 
 struct replay_ctx {
 	struct testrun *t;
@@ -833,7 +853,7 @@ static int cmd_replay(int argc, char **argv)
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
 	int opt, policy = LX_POLICY_MONITOR, tag = 0;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
@@ -849,7 +869,7 @@ static int cmd_replay(int argc, char **argv)
 		else if (opt == OPT_HELP)
 			return fputs(help_replay, stdout), 0;
 		else
-			return usage_error("replay", "unknown option");
+			return option_error("replay", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("replay", "expected one capture file");
@@ -872,13 +892,15 @@ static int cmd_replay(int argc, char **argv)
 	if (rc == 0) {
 		uint64_t not_run = counts.skipped + t.too_short + t.too_long;
 		char extra[256];
-		snprintf(extra, sizeof(extra),
-			 "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
-			 (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
-			 (unsigned long long)not_run);
+		snprintf(
+		    extra, sizeof(extra),
+		    "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
+		    (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
+		    (unsigned long long)not_run);
 		po.json_extra = extra;
 		if (!po.json)
-			printf("%s: %llu frames (%llu captured short of their length, %llu not run)\n\n",
+			printf("%s: %llu frames (%llu captured short of their length, %llu not "
+			       "run)\n\n",
 			       path, (unsigned long long)counts.frames,
 			       (unsigned long long)counts.truncated, (unsigned long long)not_run);
 		stats_print(stdout, &report, &po);
@@ -892,12 +914,12 @@ static int cmd_replay(int argc, char **argv)
 /* ---- drops ---- */
 
 static const char help_drops[] =
-	"Usage: lyncxdp drops [--json] [--seconds S] [--count N]\n"
-	"\n"
-	"Streams the drop log: each packet the policy dropped (enforce) or would drop (monitor),\n"
-	"with time, interface, 5-tuple, reason and the destination's roles. The program sends\n"
-	"at most 100 records per CPU per second; the rest are counted and reported here as\n"
-	"suppressed. Runs until interrupted, S seconds, or N records.\n";
+    "Usage: lyncxdp drops [--json] [--seconds S] [--count N]\n"
+    "\n"
+    "Streams the drop log: each packet the policy dropped (enforce) or would drop (monitor),\n"
+    "with time, interface, 5-tuple, reason and the destination's roles. The program sends\n"
+    "at most 100 records per CPU per second; the rest are counted and reported here as\n"
+    "suppressed. Runs until interrupted, S seconds, or N records.\n";
 
 static int cmd_drops(int argc, char **argv)
 {
@@ -908,7 +930,7 @@ static int cmd_drops(int argc, char **argv)
 					      { 0 } };
 	struct droplog_opts o = { .stop = (const volatile int *)&stop_requested };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		char *end;
 		if (opt == OPT_JSON)
 			o.json = 1;
@@ -922,7 +944,7 @@ static int cmd_drops(int argc, char **argv)
 		} else if (opt == OPT_HELP)
 			return fputs(help_drops, stdout), 0;
 		else
-			return usage_error("drops", "unknown option");
+			return option_error("drops", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("drops", "takes no arguments");
@@ -940,11 +962,11 @@ static int cmd_drops(int argc, char **argv)
 /* ---- exporter ---- */
 
 static const char help_exporter[] =
-	"Usage: lyncxdp exporter --listen ADDR:PORT\n"
-	"\n"
-	"Serves the counters of every attached interface at http://ADDR:PORT/metrics in the\n"
-	"Prometheus text format (as `stats --prometheus`), read fresh at every scrape. Runs in\n"
-	"the foreground until interrupted; IPv6 as [ADDR]:PORT.\n";
+    "Usage: lyncxdp exporter --listen ADDR:PORT\n"
+    "\n"
+    "Serves the counters of every attached interface at http://ADDR:PORT/metrics in the\n"
+    "Prometheus text format (as `stats --prometheus`), read fresh at every scrape. Runs in\n"
+    "the foreground until interrupted; IPv6 as [ADDR]:PORT.\n";
 
 static int cmd_exporter(int argc, char **argv)
 {
@@ -953,13 +975,13 @@ static int cmd_exporter(int argc, char **argv)
 					      { 0 } };
 	const char *listen = NULL;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == 'l')
 			listen = optarg;
 		else if (opt == OPT_HELP)
 			return fputs(help_exporter, stdout), 0;
 		else
-			return usage_error("exporter", "unknown option");
+			return option_error("exporter", opt, argv);
 	}
 	if (!listen || argc != optind)
 		return usage_error("exporter", "expected --listen ADDR:PORT");
@@ -976,10 +998,10 @@ static int cmd_exporter(int argc, char **argv)
 /* ---- check ---- */
 
 static const char help_check[] =
-	"Usage: lyncxdp check --site FILE [--product P | --matrix FILE]\n"
-	"\n"
-	"Reads and compiles the matrix and site exactly as attach would, without root and\n"
-	"without touching the kernel. Exits non-zero with file:line on the first error.\n";
+    "Usage: lyncxdp check --site FILE [--product P | --matrix FILE]\n"
+    "\n"
+    "Reads and compiles the matrix and site exactly as attach would, without root and\n"
+    "without touching the kernel. Exits non-zero with file:line on the first error.\n";
 
 static int cmd_check(int argc, char **argv)
 {
@@ -988,12 +1010,12 @@ static int cmd_check(int argc, char **argv)
 					      { 0 } };
 	struct inputs in = { 0 };
 	int opt;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == OPT_HELP)
 			return fputs(help_check, stdout), 0;
-		return usage_error("check", "unknown option");
+		return option_error("check", opt, argv);
 	}
 	if (argc != optind)
 		return usage_error("check", "takes no arguments");
@@ -1009,12 +1031,12 @@ static int cmd_check(int argc, char **argv)
 }
 
 static const struct cmd commands[] = {
-	{ "attach", cmd_attach, help_attach },	  { "detach", cmd_detach, help_detach },
-	{ "status", cmd_status, help_status },	  { "stats", cmd_stats, help_stats },
-	{ "explain", cmd_explain, help_explain }, { "replay", cmd_replay, help_replay },
-	{ "check", cmd_check, help_check },	  { "set", cmd_set, help_set },
-	{ "reload", cmd_reload, help_reload },
-	{ "drops", cmd_drops, help_drops },	  { "exporter", cmd_exporter, help_exporter },
+	{ "attach", cmd_attach, help_attach },	     { "detach", cmd_detach, help_detach },
+	{ "status", cmd_status, help_status },	     { "stats", cmd_stats, help_stats },
+	{ "explain", cmd_explain, help_explain },    { "replay", cmd_replay, help_replay },
+	{ "check", cmd_check, help_check },	     { "set", cmd_set, help_set },
+	{ "reload", cmd_reload, help_reload },	     { "drops", cmd_drops, help_drops },
+	{ "exporter", cmd_exporter, help_exporter },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -1028,6 +1050,7 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 int main(int argc, char **argv)
 {
 	libbpf_set_print(quiet_libbpf);
+	opterr = 0; /* each command reports bad options itself, in one line */
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		fputs(usage_main, argc < 2 ? stderr : stdout);

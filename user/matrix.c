@@ -23,7 +23,7 @@ const char *matrix_proto_name(int proto)
 
 const char *matrix_kind_name(int kind)
 {
-	return kind == LX_KIND_OUTBOUND_TO	   ? "outbound-to"
+	return kind == LX_KIND_OUTBOUND_TO     ? "outbound-to"
 	       : kind == LX_KIND_OUTBOUND_FROM ? "outbound-from"
 					       : "listen";
 }
@@ -92,9 +92,10 @@ static int check_new_slug(struct text_file *tf, struct text_error *err, const ch
 			  const char *slug, int existing_line)
 {
 	if (!text_is_slug(slug, LX_SLUG_LEN))
-		return text_fail(tf, err,
-				 "%s '%s': use lowercase letters, digits and '-', at most %d characters",
-				 what, slug, LX_SLUG_LEN - 1);
+		return text_fail(
+		    tf, err,
+		    "%s '%s': use lowercase letters, digits and '-', at most %d characters", what,
+		    slug, LX_SLUG_LEN - 1);
 	if (existing_line)
 		return text_fail(tf, err, "%s '%s' already declared at line %d", what, slug,
 				 existing_line);
@@ -124,8 +125,8 @@ static int parse_includes(struct text_file *tf, struct text_error *err, struct m
 	     name = strtok_r(NULL, ",", &save)) {
 		int r = matrix_find_role(m, name);
 		if (r < 0)
-			return text_fail(tf, err,
-					 "includes=: role '%s' is not declared above this line", name);
+			return text_fail(
+			    tf, err, "includes=: role '%s' is not declared above this line", name);
 		*includes |= 1ULL << r;
 	}
 	if (!*includes)
@@ -139,8 +140,8 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	if (need_fields(tf, err, t, 3, 4, "role SLUG \"Name\" [includes=ROLE,...]") < 0)
 		return -1;
 	int existing = matrix_find_role(m, t->tok[1]);
-	if (check_new_slug(tf, err, "role", t->tok[1], existing >= 0 ? m->roles[existing].line : 0) <
-		    0 ||
+	if (check_new_slug(tf, err, "role", t->tok[1],
+			   existing >= 0 ? m->roles[existing].line : 0) < 0 ||
 	    check_name(tf, err, t, 2) < 0)
 		return -1;
 	if (m->nroles == MATRIX_MAX_ROLES)
@@ -207,8 +208,8 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 }
 
 /* "N" or "N-M", 1 <= N <= M <= 65535. */
-static int parse_ports(struct text_file *tf, struct text_error *err, const char *s,
-		       uint16_t *lo, uint16_t *hi)
+static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
+		       uint16_t *hi)
 {
 	char buf[32];
 	unsigned long a, b;
@@ -238,10 +239,20 @@ static int check_source(struct text_file *tf, struct text_error *err, const char
 				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
 				 "local:NAME",
 				 s);
+	size_t kind = sizeof(kinds) / sizeof(kinds[0]);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strlen(kinds[i]) == (size_t)(colon - s) && !strncmp(s, kinds[i], strlen(kinds[i])))
-			return 0;
-	return text_fail(tf, err, "source '%s': kind must be seed, derived, ref or local", s);
+		if (strlen(kinds[i]) == (size_t)(colon - s) &&
+		    !strncmp(s, kinds[i], strlen(kinds[i])))
+			kind = i;
+	if (kind == sizeof(kinds) / sizeof(kinds[0]))
+		return text_fail(tf, err, "source '%s': kind must be seed, derived, ref or local",
+				 s);
+	/* Seed ids are the files' numeric prefixes: digits, separated by single commas. */
+	for (const char *p = colon + 1; kind < 2 && *p; p++)
+		if (!(*p >= '0' && *p <= '9') &&
+		    !(*p == ',' && p[-1] != ':' && p[-1] != ',' && p[1]))
+			return text_fail(tf, err, "source '%s': seed ids are numbers like 004", s);
+	return 0;
 }
 
 /* Fields shared by rule and outbound lines, starting at token `at`: PROTO PORTS SOURCE. */
@@ -274,11 +285,10 @@ static int add_rule(struct text_file *tf, struct text_error *err, struct matrix 
 		const struct matrix_rule *o = &m->rules[i];
 		if (o->kind == r->kind && o->role == r->role && o->proto == r->proto &&
 		    o->port_lo == r->port_lo && o->port_hi == r->port_hi)
-			return text_fail(tf, err,
-					 "duplicate %s: %s %s %s was already given at line %d",
-					 r->kind == LX_KIND_LISTEN ? "rule" : "outbound rule",
-					 m->roles[r->role].slug, matrix_proto_name(r->proto), ports,
-					 o->line);
+			return text_fail(
+			    tf, err, "duplicate %s: %s %s %s was already given at line %d",
+			    r->kind == LX_KIND_LISTEN ? "rule" : "outbound rule",
+			    m->roles[r->role].slug, matrix_proto_name(r->proto), ports, o->line);
 	}
 	if (m->nrules >= LX_MAX_RULES - 1)
 		return text_fail(tf, err, "more than %d rules", LX_MAX_RULES - 1);
@@ -418,10 +428,11 @@ int matrix_load(const char *path, struct matrix *m, struct text_error *err)
 	m->hash = tf.hash;
 	if (r == 0 && !m->product[0]) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: no 'product' line: not a port matrix",
-			 path, tf.line);
+			 path, tf.line ? tf.line : 1);
 		r = -1;
 	} else if (r == 0 && m->nrules == 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path, tf.line);
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path,
+			 tf.line);
 		r = -1;
 	}
 	text_close(&tf);

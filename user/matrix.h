@@ -8,9 +8,9 @@
 #include "../bpf/lyncxdp_kern_user.h"
 #include "text.h"
 
-#define MATRIX_MAX_ROLES 64 /* role sets are 64-bit masks */
+#define MATRIX_MAX_ROLES  64 /* role sets are 64-bit masks */
 #define MATRIX_SOURCE_LEN 64
-#define MATRIX_DSCP_KEEP (-1)
+#define MATRIX_DSCP_KEEP  (-1)
 
 struct matrix_role {
 	char slug[LX_SLUG_LEN];

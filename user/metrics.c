@@ -73,13 +73,15 @@ static void rule_metric(FILE *out, const struct iface_report *ir, int n, const c
 			const struct lx_count *c = remarked ? &row->remarked : &row->count;
 			fprintf(out, "%s{", name);
 			rule_labels(out, ir[i].ifs->name, row);
-			fprintf(out, "} %llu\n", (unsigned long long)(bytes ? c->bytes : c->packets));
+			fprintf(out, "} %llu\n",
+				(unsigned long long)(bytes ? c->bytes : c->packets));
 		}
 }
 
 static void special_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
 {
-	const char *name = bytes ? "lyncxdp_unmatched_bytes_total" : "lyncxdp_unmatched_packets_total";
+	const char *name =
+	    bytes ? "lyncxdp_unmatched_bytes_total" : "lyncxdp_unmatched_packets_total";
 	header(out, name, "counter",
 	       bytes ? "Bytes of packets no rule matched, by reason."
 		     : "Packets no rule matched, by reason (unclassified, non_ip, fragments, icmp, "
@@ -90,7 +92,8 @@ static void special_metric(FILE *out, const struct iface_report *ir, int n, int 
 			label(out, "interface", ir[i].ifs->name, 1);
 			label(out, "reason", stats_counter_name(c), 0);
 			const struct lx_count *v = &ir[i].r.special[c];
-			fprintf(out, "} %llu\n", (unsigned long long)(bytes ? v->bytes : v->packets));
+			fprintf(out, "} %llu\n",
+				(unsigned long long)(bytes ? v->bytes : v->packets));
 		}
 }
 
@@ -103,8 +106,8 @@ static void drop_metric(FILE *out, const struct iface_report *ir, int n, int byt
 	for (int i = 0; i < n; i++)
 		for (uint32_t reason = 1; reason < LX_DROP_MAX; reason++)
 			for (int enforced = 1; enforced >= 0; enforced--) {
-				const struct lx_count *v = enforced ? &ir[i].r.drops[reason]
-								    : &ir[i].r.would_drop[reason];
+				const struct lx_count *v =
+				    enforced ? &ir[i].r.drops[reason] : &ir[i].r.would_drop[reason];
 				fprintf(out, "%s{", name);
 				label(out, "interface", ir[i].ifs->name, 1);
 				label(out, "reason", stats_reason_name(reason), 0);
@@ -114,11 +117,11 @@ static void drop_metric(FILE *out, const struct iface_report *ir, int n, int byt
 			}
 }
 
-static void info_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir,
-			 int n)
+static void info_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir, int n)
 {
 	char hash[32];
-	header(out, "lyncxdp_info", "gauge", "What lyncxdp runs: product and checksums of the files.");
+	header(out, "lyncxdp_info", "gauge",
+	       "What lyncxdp runs: product and checksums of the files.");
 	fprintf(out, "lyncxdp_info{");
 	label(out, "version", LYNCXDP_VERSION, 1);
 	label(out, "product", st->product, 0);
@@ -168,7 +171,8 @@ int metrics_write(FILE *out, struct text_error *err)
 	if (attached < 0)
 		return -1;
 	if (!attached) {
-		header(out, "lyncxdp_rules", "gauge", "Rules of the matrix whose role the site holds.");
+		header(out, "lyncxdp_rules", "gauge",
+		       "Rules of the matrix whose role the site holds.");
 		fprintf(out, "lyncxdp_rules 0\n");
 		return 0;
 	}
@@ -189,8 +193,8 @@ int metrics_write(FILE *out, struct text_error *err)
 	}
 	if (rc == 0) {
 		info_metrics(out, &st, ir, n);
-		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.", 0,
-			    0);
+		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.",
+			    0, 0);
 		rule_metric(out, ir, n, "lyncxdp_bytes_total",
 			    "Bytes (whole frames) per rule and direction.", 0, 1);
 		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",

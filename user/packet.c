@@ -28,7 +28,8 @@ int endpoint_parse(const char *text, struct endpoint *ep, char *why, size_t whyl
 		ep->family = 6;
 	} else {
 		const char *colon = strrchr(text, ':');
-		if (!colon || strchr(text, ':') != colon || (size_t)(colon - text) >= sizeof(addr)) {
+		if (!colon || strchr(text, ':') != colon ||
+		    (size_t)(colon - text) >= sizeof(addr)) {
 			snprintf(why, whylen, "'%s': expected IPV4:PORT or [IPV6]:PORT", text);
 			return -1;
 		}
@@ -167,7 +168,8 @@ size_t packet_build(const struct packet_spec *s, uint8_t *buf, size_t cap)
 	    s->src.family != s->dst.family || l2 + l3 + 20 + s->payload_len > cap)
 		return 0;
 	memset(buf, 0, l2 + l3 + 20 + s->payload_len);
-	static const uint8_t dst_mac[6] = { 0x02, 0, 0, 0, 0, 2 }, src_mac[6] = { 0x02, 0, 0, 0, 0, 1 };
+	static const uint8_t dst_mac[6] = { 0x02, 0, 0, 0, 0, 2 },
+			     src_mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	memcpy(buf, dst_mac, 6);
 	memcpy(buf + 6, src_mac, 6);
 	uint8_t *p = buf + 12;

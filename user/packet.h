@@ -18,15 +18,15 @@ int endpoint_parse(const char *text, struct endpoint *ep, char *why, size_t whyl
 struct packet_spec {
 	uint8_t ipproto; /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP(V6), ... */
 	struct endpoint src, dst;
-	int nvlans;          /* 0..2 */
+	int nvlans;	       /* 0..2 */
 	uint16_t vlan_tpid[2]; /* 0 means 802.1Q (0x8100) */
 	uint16_t vlan_id[2];
-	uint8_t tos;           /* IPv4 TOS / IPv6 traffic class */
-	uint8_t tcp_flags;     /* 0 means SYN */
-	uint8_t ipv4_options;  /* bytes of IPv4 options (multiple of 4, at most 40) */
-	uint8_t ipv6_ext;      /* number of IPv6 destination-options headers before L4 */
-	int ipv6_fragment;     /* IPv6: add a fragment header (offset 0 = first fragment) */
-	uint16_t frag_offset;  /* in 8-byte units; nonzero makes a non-first fragment */
+	uint8_t tos;	      /* IPv4 TOS / IPv6 traffic class */
+	uint8_t tcp_flags;    /* 0 means SYN */
+	uint8_t ipv4_options; /* bytes of IPv4 options (multiple of 4, at most 40) */
+	uint8_t ipv6_ext;     /* number of IPv6 destination-options headers before L4 */
+	int ipv6_fragment;    /* IPv6: add a fragment header (offset 0 = first fragment) */
+	uint16_t frag_offset; /* in 8-byte units; nonzero makes a non-first fragment */
 	int more_fragments;
 	size_t payload_len;
 };

@@ -121,6 +121,8 @@ static int prefix_cmp(const void *a, const void *b)
 static void merge_duplicates(struct site *s, const struct matrix *m)
 {
 	int out = 0;
+	if (s->nprefixes == 0)
+		return;
 	qsort(s->prefixes, (size_t)s->nprefixes, sizeof(*s->prefixes), prefix_cmp);
 	for (int i = 0; i < s->nprefixes; i++) {
 		struct site_prefix *p = &s->prefixes[i];
@@ -132,8 +134,9 @@ static void merge_duplicates(struct site *s, const struct matrix *m)
 				if (again & (1ULL << r)) {
 					char text[64];
 					site_format_prefix(p, text, sizeof(text));
-					fprintf(stderr, "%s:%d: warning: %s is already %s (line %d)\n",
-						s->path, p->line, text, m->roles[r].slug, last->line);
+					fprintf(
+					    stderr, "%s:%d: warning: %s is already %s (line %d)\n",
+					    s->path, p->line, text, m->roles[r].slug, last->line);
 					s->nwarnings++;
 				}
 			last->roles |= p->roles;
@@ -191,7 +194,8 @@ static int parse_allow_icmp(struct text_file *tf, struct text_error *err, struct
 		return text_fail(tf, err, "expected 'allow-icmp ipv4|ipv6 TYPE[:CODE] ...'");
 	for (int i = 2; i < t->n; i++) {
 		if (s->nicmp == MATRIX_MAX_ICMP)
-			return text_fail(tf, err, "more than %d allowed ICMP types", MATRIX_MAX_ICMP);
+			return text_fail(tf, err, "more than %d allowed ICMP types",
+					 MATRIX_MAX_ICMP);
 		struct matrix_icmp *ic = &s->icmp[s->nicmp];
 		if (matrix_parse_icmp(t->tok[1], t->tok[i], ic, why, sizeof(why)) < 0)
 			return text_fail(tf, err, "allow-icmp: %s", why);
@@ -207,7 +211,8 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 {
 	const char *slug = t->tok[0];
 	if (t->quoted[0])
-		return text_fail(tf, err, "a line starts with a role or keyword, not a quoted name");
+		return text_fail(tf, err,
+				 "a line starts with a role or keyword, not a quoted name");
 	if (!strcmp(slug, "protect"))
 		return parse_protect(tf, err, m, s, t);
 	if (!strcmp(slug, "dscp"))
@@ -215,11 +220,18 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 	if (!strcmp(slug, "allow-icmp"))
 		return parse_allow_icmp(tf, err, s, t);
 	int role = matrix_find_role(m, slug);
-	if (role < 0)
-		return text_fail(tf, err,
-				 "unknown role '%s': not a role of the %s matrix, nor protect, dscp "
-				 "or allow-icmp",
-				 slug, m->product);
+	if (role < 0) {
+		char roles[1024];
+		size_t used = 0;
+		for (int i = 0; i < m->nroles && used < sizeof(roles); i++)
+			used += (size_t)snprintf(roles + used, sizeof(roles) - used, "%s%s",
+						 i ? ", " : "", m->roles[i].slug);
+		return text_fail(
+		    tf, err,
+		    "unknown role '%s' (the %s matrix has: %s; keywords: protect, dscp, "
+		    "allow-icmp)",
+		    slug, m->product, roles);
+	}
 	if (t->n < 2)
 		return text_fail(tf, err, "role '%s' without a prefix: expected 'ROLE PREFIX ...'",
 				 slug);
@@ -227,7 +239,8 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		struct site_prefix p;
 		char why[256];
 		if (t->quoted[i] || site_parse_prefix(t->tok[i], &p, why, sizeof(why)) < 0)
-			return text_fail(tf, err, "%s", t->quoted[i] ? "a prefix is not quoted" : why);
+			return text_fail(tf, err, "%s",
+					 t->quoted[i] ? "a prefix is not quoted" : why);
 		if (add_prefix(tf, err, s, &p, role) < 0)
 			return -1;
 		if (s->nprefixes > LX_MAX_PREFIXES * 2)
@@ -260,14 +273,17 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 		merge_duplicates(s, m);
 	if (r == 0 && (s->protected_roles & ~matrix_role_closure(m, s->roles_present))) {
 		for (int i = 0; i < m->nroles; i++)
-			if (s->protected_roles & ~matrix_role_closure(m, s->roles_present) & (1ULL << i))
-				fprintf(stderr, "%s: warning: protected role %s has no address in the site\n",
-					path, m->roles[i].slug);
+			if (s->protected_roles & ~matrix_role_closure(m, s->roles_present) &
+			    (1ULL << i))
+				fprintf(
+				    stderr,
+				    "%s: warning: protected role %s has no address in the site\n",
+				    path, m->roles[i].slug);
 		s->nwarnings++;
 	}
 	if (r == 0 && s->nprefixes == 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix", path,
-			 tf.line ? tf.line : 1);
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix",
+			 path, tf.line ? tf.line : 1);
 		r = -1;
 	}
 	text_close(&tf);

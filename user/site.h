@@ -8,11 +8,11 @@
 #include "matrix.h"
 
 struct site_prefix {
-	int family; /* 4 or 6 */
+	int family;	  /* 4 or 6 */
 	uint8_t addr[16]; /* IPv4 in the first four bytes, network order */
 	int len;
 	uint64_t roles; /* roles given for exactly this prefix, before closure */
-	int line;       /* first line that named it */
+	int line;	/* first line that named it */
 };
 
 /* `dscp SERVICE VALUE`: the tag mode's DSCP for a service, instead of the matrix default. */
@@ -27,7 +27,7 @@ struct site_dscp {
 struct site {
 	char path[LX_PATH_LEN];
 	uint64_t hash;
-	uint64_t roles_present; /* roles named in the file, before closure */
+	uint64_t roles_present;	  /* roles named in the file, before closure */
 	uint64_t protected_roles; /* `protect ROLE ...` */
 	int ndscp;
 	struct site_dscp dscp[SITE_MAX_DSCP];

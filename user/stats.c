@@ -20,9 +20,9 @@ static const char *const counter_names[LX_CNT_MAX] = {
 
 /* Drop reasons as shown to users; indexed by enum lx_drop_reason. */
 static const char *const reason_names[LX_DROP_MAX] = {
-	[LX_DROP_NONE] = "none",	       [LX_DROP_PORT] = "port",
-	[LX_DROP_TRANSPORT] = "transport",     [LX_DROP_UNSOLICITED] = "unsolicited",
-	[LX_DROP_FRAGMENT] = "fragment",       [LX_DROP_MALFORMED] = "malformed",
+	[LX_DROP_NONE] = "none",	   [LX_DROP_PORT] = "port",
+	[LX_DROP_TRANSPORT] = "transport", [LX_DROP_UNSOLICITED] = "unsolicited",
+	[LX_DROP_FRAGMENT] = "fragment",   [LX_DROP_MALFORMED] = "malformed",
 };
 
 const char *stats_reason_name(uint32_t reason)
@@ -91,7 +91,8 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 				uint32_t idx = lx_rule_counter_index(slot, rule_cap, rule, dir);
 				rc = read_count(fds->counters, idx, percpu, ncpu, &row->count);
 				if (rc == 0)
-					rc = read_count(fds->remarked, idx, percpu, ncpu, &row->remarked);
+					rc = read_count(fds->remarked, idx, percpu, ncpu,
+							&row->remarked);
 			}
 			r->total.packets += row->count.packets;
 			r->total.bytes += row->count.bytes;
@@ -100,8 +101,8 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 	for (uint32_t cnt = 0; rc == 0 && cnt < LX_CNT_MAX; cnt++) {
 		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
 			if (slot_mask & (1u << slot))
-				rc = read_count(fds->special, lx_special_counter_index(slot, cnt), percpu,
-						ncpu, &r->special[cnt]);
+				rc = read_count(fds->special, lx_special_counter_index(slot, cnt),
+						percpu, ncpu, &r->special[cnt]);
 		r->total.packets += r->special[cnt].packets;
 		r->total.bytes += r->special[cnt].bytes;
 	}
@@ -109,8 +110,8 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++) {
 			if (!(slot_mask & (1u << slot)))
 				continue;
-			rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 1), percpu, ncpu,
-					&r->drops[reason]);
+			rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 1), percpu,
+					ncpu, &r->drops[reason]);
 			if (rc == 0)
 				rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 0),
 						percpu, ncpu, &r->would_drop[reason]);
@@ -201,9 +202,10 @@ static void format_rule_ports(const struct lx_rule_info *info, char *buf, size_t
 {
 	char ports[16];
 	format_ports(info, ports, sizeof(ports));
-	snprintf(buf, len, "%s%s", info->kind == LX_KIND_OUTBOUND_TO	 ? "to "
-				   : info->kind == LX_KIND_OUTBOUND_FROM ? "from "
-									  : "",
+	snprintf(buf, len, "%s%s",
+		 info->kind == LX_KIND_OUTBOUND_TO     ? "to "
+		 : info->kind == LX_KIND_OUTBOUND_FROM ? "from "
+						       : "",
 		 ports);
 }
 
@@ -227,7 +229,7 @@ static void print_drops_table(FILE *out, const struct stats_report *r)
 static void print_table(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
 	const struct stats_report *prev =
-		o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
+	    o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
 	fprintf(out, "%-18s %-22s %-5s %-16s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
 		"DIR", "PACKETS", "BYTES");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
@@ -250,7 +252,8 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 		shown++;
 	}
 	if (!shown)
-		fprintf(out, "(no classified packets%s)\n", o->all ? "" : "; --all lists every rule");
+		fprintf(out, "(no classified packets%s)\n",
+			o->all ? "" : "; --all lists every rule");
 	fputc('\n', out);
 	for (int c = 0; c < LX_CNT_MAX; c++)
 		fprintf(out, "%-68s %12llu %14llu\n", counter_names[c],

@@ -21,7 +21,7 @@ struct stats_report {
 	struct stats_row *rows; /* every active rule, both directions, in rule order */
 	struct lx_count special[LX_CNT_MAX];
 	struct lx_count total;
-	struct lx_count drops[LX_DROP_MAX];      /* enforce: dropped, per reason */
+	struct lx_count drops[LX_DROP_MAX];	 /* enforce: dropped, per reason */
 	struct lx_count would_drop[LX_DROP_MAX]; /* monitor: would have been dropped */
 };
 
@@ -32,10 +32,10 @@ void stats_free(struct stats_report *r);
 
 struct stats_print_opts {
 	int json;
-	int all;                          /* table: also rows that counted nothing */
-	double interval;                  /* > 0: print rates against prev */
-	const struct stats_report *prev;  /* the report interval seconds earlier */
-	const char *json_extra;           /* pre-formatted `"key": value,` members, or NULL */
+	int all;			 /* table: also rows that counted nothing */
+	double interval;		 /* > 0: print rates against prev */
+	const struct stats_report *prev; /* the report interval seconds earlier */
+	const char *json_extra;		 /* pre-formatted `"key": value,` members, or NULL */
 };
 
 void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o);

@@ -34,7 +34,7 @@ void testrun_close(struct testrun *t);
 /* What the program decided for one frame. */
 struct testrun_result {
 	struct lx_last last;
-	uint32_t retval;    /* XDP action */
+	uint32_t retval; /* XDP action */
 	size_t out_len;
 	uint8_t out[4096]; /* the frame as it leaves the program */
 };

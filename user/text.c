@@ -103,7 +103,8 @@ static int tokenize(struct text_file *tf, struct text_tokens *toks, struct text_
 		if (*p == '\0' || *p == '#')
 			return 1;
 		if (toks->n == TEXT_MAX_TOKENS)
-			return text_fail(tf, err, "more than %d fields on one line", TEXT_MAX_TOKENS);
+			return text_fail(tf, err, "more than %d fields on one line",
+					 TEXT_MAX_TOKENS);
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return text_fail(tf, err, "control character 0x%02x", (unsigned char)*p);
 		if (*p == '"') {
@@ -114,6 +115,8 @@ static int tokenize(struct text_file *tf, struct text_tokens *toks, struct text_
 			toks->quoted[toks->n] = 1;
 			toks->tok[toks->n++] = p + 1;
 			p = close + 1;
+			if (*p == '#')
+				return 1;
 			if (*p != '\0' && *p != ' ' && *p != '\t')
 				return text_fail(tf, err, "text right after a closing quote");
 			continue;

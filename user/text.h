@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define TEXT_MAX_LINE 4096
+#define TEXT_MAX_LINE	4096
 #define TEXT_MAX_TOKENS 64
 
 /* One input file being read line by line, for "file:line: message" errors. */
@@ -41,7 +41,7 @@ int text_next(struct text_file *tf, struct text_tokens *toks, struct text_error 
 
 /* Formats "path:line: message" into err. Always returns -1. */
 int text_fail(const struct text_file *tf, struct text_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* A lowercase slug: [a-z0-9-], starts with a letter, shorter than max. */
 int text_is_slug(const char *s, size_t max);
