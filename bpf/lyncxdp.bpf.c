@@ -512,6 +512,14 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 			d->src_group = group_of(p, &p->saddr, cfg->flags);
 		return;
 	}
+	/* A protected destination that admits none of this: the policy refuses it whatever
+	 * the source is, so the source side is not classified (one lookup less on the drop
+	 * path), only looked up when it may be a protected host opening a flow. */
+	if (cfg->protected_groups & bit) {
+		if (src_candidates & cfg->protected_groups)
+			d->src_group = group_of(p, &p->saddr, cfg->flags);
+		return;
+	}
 
 	if (src_candidates)
 		d->src_group = group_of(p, &p->saddr, cfg->flags);

@@ -230,8 +230,13 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 {
 	const struct stats_report *prev =
 	    o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
+	int remarked = 0; /* a REMARKED column once the tag mode has rewritten anything */
+	for (int i = 0; i < r->nrows; i++)
+		remarked |= r->rows[i].remarked.packets != 0;
 	fprintf(out, "%-18s %-22s %-5s %-16s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
 		"DIR", "PACKETS", "BYTES");
+	if (remarked)
+		fprintf(out, " %12s", "REMARKED");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
 	int shown = 0;
 	for (int i = 0; i < r->nrows; i++) {
@@ -244,6 +249,8 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 			row->info.service, matrix_proto_name(row->info.proto), ports,
 			stats_dir_name(row->dir), (unsigned long long)row->count.packets,
 			(unsigned long long)row->count.bytes);
+		if (remarked)
+			fprintf(out, " %12llu", (unsigned long long)row->remarked.packets);
 		if (prev)
 			fprintf(out, " %10.1f %12.0f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
