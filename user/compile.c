@@ -178,6 +178,16 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 			resolve(m, c, g, proto, 1, width);
 		}
 	}
+	if (c->nremote > LX_MAX_REMOTE) {
+		snprintf(
+		    err->msg, sizeof(err->msg),
+		    "%s: outbound 'to' rules expand to %u (group, transport, port) entries, more "
+		    "than %d: use fewer or narrower port ranges",
+		    m->path, c->nremote, LX_MAX_REMOTE);
+		free(width);
+		compile_free(c);
+		return -1;
+	}
 	for (int i = 0; i < m->nrules; i++)
 		if (present & (1ULL << m->rules[i].role)) {
 			c->active[i] = 1;

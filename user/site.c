@@ -271,16 +271,15 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	s->hash = tf.hash;
 	if (r == 0)
 		merge_duplicates(s, m);
-	if (r == 0 && (s->protected_roles & ~matrix_role_closure(m, s->roles_present))) {
-		for (int i = 0; i < m->nroles; i++)
-			if (s->protected_roles & ~matrix_role_closure(m, s->roles_present) &
-			    (1ULL << i))
-				fprintf(
-				    stderr,
-				    "%s: warning: protected role %s has no address in the site\n",
-				    path, m->roles[i].slug);
-		s->nwarnings++;
-	}
+	uint64_t unplaced =
+	    r == 0 ? s->protected_roles & ~matrix_role_closure(m, s->roles_present) : 0;
+	for (int i = 0; i < m->nroles; i++)
+		if (unplaced & (1ULL << i)) {
+			fprintf(stderr,
+				"%s: warning: protected role %s has no address in the site\n", path,
+				m->roles[i].slug);
+			s->nwarnings++;
+		}
 	if (r == 0 && s->nprefixes == 0) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: the site names no role and prefix",
 			 path, tf.line ? tf.line : 1);
