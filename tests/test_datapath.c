@@ -5,12 +5,19 @@
  *
  * 1. Every rule of every maps/ matrix, of tests/data/base.matrix and of a generated
  *    41-role matrix (tested in batches of 31 roles): a site gives each role its own IPv4
- *    and IPv6 host; for each rule the test picks a port where that rule
- *    wins for its role's addresses (worked out here from the matrix, not by compile_tables)
- *    and sends one packet toward the role and one from it, on both families. Then the
- *    boundaries of every range, and the counters against everything sent.
+ *    and IPv6 host; for each rule the test picks a port where that rule wins for its
+ *    role's addresses (worked out here from the matrix, not by compile_tables, per table:
+ *    listen and outbound-from rules by the role's own port, outbound-to rules by the
+ *    peer's) and sends one packet toward the role and one from it, on both families:
+ *    listen and outbound-from on the role's port, outbound-to from and to the peer's port
+ *    (the reply comes from it). Then the boundaries of every range in both tables, random
+ *    packets between role addresses against the documented order of sides, and the
+ *    counters against everything sent. A rule that can never win is a failure.
  * 2. Framing with tests/data/base.matrix and base.site: VLANs, truncated and inconsistent
  *    headers, IPv4 options, IPv6 extension headers, fragments, non-TCP/UDP traffic.
+ * 3. Outbound rules against expectations written by hand.
+ * Every instance runs in monitor mode with nothing protected and no tagging: every frame
+ * passes unchanged, with no drop reason.
  *
  * Set LYNCXDP_TEST_SEED to repeat a run; the seed in use is printed first.
  */
@@ -34,12 +41,13 @@
 #include "stats.h"
 #include "testrun.h"
 
-#define BASE_MATRIX "tests/data/base.matrix"
-#define BASE_SITE   "tests/data/base.site"
-#define NOROLE4	    "198.18.0.1"
-#define NOROLE6	    "2001:db8:ffff::1"
-#define BATCH_ROLES 31 /* role sets one compiled site holds */
-#define FRAME_MAX   9000
+#define BASE_MATRIX  "tests/data/base.matrix"
+#define BASE_SITE    "tests/data/base.site"
+#define NOROLE4	     "198.18.0.1"
+#define NOROLE6	     "2001:db8:ffff::1"
+#define BATCH_ROLES  31 /* role sets one compiled site holds */
+#define FRAME_MAX    9000
+#define PAIR_PACKETS 3000 /* random packets between role addresses, per batch */
 
 static char tmpdir[64];
 static uint64_t rng_state;
@@ -111,7 +119,7 @@ static int dp_open(struct dp *d, const char *label, const struct matrix *m, cons
 	d->m = m;
 	if (!CHECK(compile_tables(m, s, &c, &err) == 0, "%s: compile_tables%s", label, why(&err)))
 		return -1;
-	int rc = testrun_open(&d->t, m, &c, &err);
+	int rc = testrun_open(&d->t, m, s, &c, LX_POLICY_MONITOR, 0, &err);
 	compile_free(&c);
 	if (!CHECK(rc == 0, "%s: testrun_open (load the XDP program)%s", label, why(&err)))
 		return -1;
@@ -165,11 +173,12 @@ static const char *dir_name(uint32_t dir)
 static void describe(const struct testrun_result *res, char *buf, size_t len)
 {
 	if (res->last.rule)
-		snprintf(buf, len, "rule %u %s, verdict %u", res->last.rule,
-			 dir_name(res->last.dir), res->retval);
+		snprintf(buf, len, "rule %u %s, verdict %u, reason %s", res->last.rule,
+			 dir_name(res->last.dir), res->retval, stats_reason_name(res->last.reason));
 	else
-		snprintf(buf, len, "no rule, counter %s, verdict %u",
-			 stats_counter_name((int)res->last.counter), res->retval);
+		snprintf(buf, len, "no rule, counter %s, verdict %u, reason %s",
+			 stats_counter_name((int)res->last.counter), res->retval,
+			 stats_reason_name(res->last.reason));
 }
 
 /* The frame must leave the program as it came: the classifier only counts. */
@@ -189,17 +198,23 @@ static int expect_rule_q(struct dp *d, const char *name, const uint8_t *frame, s
 	}
 	int ok = res.last.rule == rule && (rule == 0 || res.last.dir == dir) &&
 		 (rule != 0 || res.last.counter == LX_CNT_UNCLASSIFIED) && res.retval == XDP_PASS &&
-		 res.last.verdict == XDP_PASS && unchanged(&res, frame, len);
+		 res.last.verdict == XDP_PASS && res.last.reason == LX_DROP_NONE &&
+		 unchanged(&res, frame, len);
 	if (!ok) {
 		char got[96];
 		describe(&res, got, sizeof(got));
 		d->failures++;
 		if (rule)
-			CHECK(0, "%s %s: expected rule %u %s, XDP_PASS, frame unchanged; got %s",
+			CHECK(0,
+			      "%s %s: expected rule %u %s, XDP_PASS, no drop reason, frame "
+			      "unchanged; got %s",
 			      d->label, name, rule, dir_name(dir), got);
 		else
-			CHECK(0, "%s %s: expected no rule (unclassified), XDP_PASS; got %s",
-			      d->label, name, got);
+			CHECK(
+			    0,
+			    "%s %s: expected no rule (unclassified), XDP_PASS, no drop reason; got "
+			    "%s",
+			    d->label, name, got);
 	} else if (!quiet) {
 		CHECK(1, "%s %s", d->label, name);
 	}
@@ -219,7 +234,7 @@ static int expect_counter(struct dp *d, const char *name, const uint8_t *frame, 
 	if (dp_run(d, frame, len, &res, name) < 0)
 		return 0;
 	int ok = res.last.rule == 0 && res.last.counter == counter && res.retval == XDP_PASS &&
-		 unchanged(&res, frame, len);
+		 res.last.reason == LX_DROP_NONE && unchanged(&res, frame, len);
 	if (ok) {
 		CHECK(1, "%s %s -> %s, XDP_PASS", d->label, name, stats_counter_name((int)counter));
 	} else {
@@ -262,13 +277,14 @@ static void check_counters(struct dp *d, const uint64_t active_roles)
 			     strcmp(row->info.name, svc->name) ||
 			     row->info.port_lo != mr->port_lo || row->info.port_hi != mr->port_hi ||
 			     row->info.proto != mr->proto || row->info.dscp != dscp ||
-			     !row->info.active) &&
+			     row->info.kind != mr->kind || !row->info.active) &&
 			    bad++ < 10)
 				CHECK(0,
-				      "%s counters: rule %u's description (%s %s %u-%u) is not the "
-				      "matrix's",
-				      d->label, row->rule, row->info.role, row->info.service,
-				      row->info.port_lo, row->info.port_hi);
+				      "%s counters: rule %u's description (%s %s %s %u-%u) is not "
+				      "the matrix's",
+				      d->label, row->rule, matrix_kind_name(row->info.kind),
+				      row->info.role, row->info.service, row->info.port_lo,
+				      row->info.port_hi);
 		} else if (bad++ < 10) {
 			CHECK(0, "%s counters: a row for rule %u, not in the matrix", d->label,
 			      row->rule);
@@ -316,6 +332,14 @@ static void check_counters(struct dp *d, const uint64_t active_roles)
 	CHECK(r.total.packets == (uint64_t)d->sent,
 	      "%s counters: total %llu packets = %ld frames run", d->label,
 	      (unsigned long long)r.total.packets, d->sent);
+	uint64_t dropped = 0, would = 0;
+	for (int reason = 0; reason < LX_DROP_MAX; reason++) {
+		dropped += r.drops[reason].packets;
+		would += r.would_drop[reason].packets;
+	}
+	CHECK(dropped == 0 && would == 0,
+	      "%s counters: monitor mode, nothing protected: no drop, no would-drop (%llu, %llu)",
+	      d->label, (unsigned long long)dropped, (unsigned long long)would);
 	stats_free(&r);
 }
 
@@ -448,14 +472,31 @@ static uint64_t closure_of(const struct matrix *m, uint64_t roles)
 	return roles;
 }
 
-/* winners[port] for one role set and transport: smallest range, then earliest line. */
-static void winners_for(const struct matrix *m, uint64_t set, int proto, uint16_t *win)
+/*
+ * Two tables, each with its own precedence: the role's own port (listen and outbound-from
+ * rules) and the peer's port (outbound-to rules).
+ */
+enum { TBL_OWN = 0, TBL_PEER = 1, TBL_MAX = 2 };
+
+static int table_of(const struct matrix_rule *r)
+{
+	return r->kind == LX_KIND_OUTBOUND_TO ? TBL_PEER : TBL_OWN;
+}
+
+static const char *table_name(int table)
+{
+	return table == TBL_PEER ? "outbound-to, by the peer's port"
+				 : "listen and outbound-from, by the role's own port";
+}
+
+/* winners[port] for one role set, transport and table: smallest range, then earliest line. */
+static void winners_for(const struct matrix *m, uint64_t set, int proto, int table, uint16_t *win)
 {
 	static uint32_t width[LX_PORTS];
 	memset(win, 0, sizeof(uint16_t) * LX_PORTS);
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
-		if (r->proto != proto || !(set & (1ULL << r->role)))
+		if (r->proto != proto || table_of(r) != table || !(set & (1ULL << r->role)))
 			continue;
 		uint32_t w = (uint32_t)r->port_hi - r->port_lo;
 		for (uint32_t p = r->port_lo; p <= r->port_hi; p++)
@@ -467,9 +508,45 @@ static void winners_for(const struct matrix *m, uint64_t set, int proto, uint16_
 	}
 }
 
+/* win[role][table][proto][port]: the winner for an address holding that role. */
+typedef uint16_t *winners_t[TBL_MAX][LX_PROTO_MAX];
+
+struct want {
+	uint32_t rule, dir;
+};
+
+/*
+ * The documented order of sides. Destination first: its rule on its own port (dport), then
+ * its outbound-to rule toward the source's port (sport): in. Then the source: its rule on its
+ * own port (sport), then its outbound-to rule toward the destination's port (dport): out.
+ * A role of -1 is an address without a role.
+ */
+static struct want expected(winners_t *win, int src_role, int dst_role, int proto, uint16_t sport,
+			    uint16_t dport)
+{
+	struct want w = { 0, LX_DIR_IN };
+	if (dst_role >= 0) {
+		if ((w.rule = win[dst_role][TBL_OWN][proto][dport]) != 0)
+			return w;
+		if ((w.rule = win[dst_role][TBL_PEER][proto][sport]) != 0)
+			return w;
+	}
+	w.dir = LX_DIR_OUT;
+	if (src_role >= 0) {
+		if ((w.rule = win[src_role][TBL_OWN][proto][sport]) != 0)
+			return w;
+		w.rule = win[src_role][TBL_PEER][proto][dport];
+	}
+	if (!w.rule)
+		w.dir = LX_DIR_IN;
+	return w;
+}
+
 static void addr_of_role(int role, int family, char *buf, size_t len)
 {
-	if (family == 4)
+	if (role < 0)
+		snprintf(buf, len, "%s", family == 4 ? NOROLE4 : NOROLE6);
+	else if (family == 4)
 		snprintf(buf, len, "192.0.2.%d", role + 1);
 	else
 		snprintf(buf, len, "2001:db8::%x", role + 1);
@@ -483,36 +560,300 @@ static void ep_text(int family, const char *addr, unsigned port, char *buf, size
 		snprintf(buf, len, "[%s]:%u", addr, port);
 }
 
-/* A packet toward the role (in) or from it (out), the other end holding no role. */
-static size_t role_frame(uint8_t *buf, int family, int proto, int role, unsigned port, int out)
+/* A packet from one role's address to another's (-1: the address without a role). */
+static size_t pair_frame(uint8_t *buf, int family, int proto, int src_role, unsigned sport,
+			 int dst_role, unsigned dport)
 {
-	char addr[64], me[80], peer[80];
-	addr_of_role(role, family, addr, sizeof(addr));
-	ep_text(family, addr, port, me, sizeof(me));
-	ep_text(family, family == 4 ? NOROLE4 : NOROLE6, rnd_between(1, 65535), peer, sizeof(peer));
+	char a[64], src[80], dst[80];
+	addr_of_role(src_role, family, a, sizeof(a));
+	ep_text(family, a, sport, src, sizeof(src));
+	addr_of_role(dst_role, family, a, sizeof(a));
+	ep_text(family, a, dport, dst, sizeof(dst));
 	struct packet_spec s;
-	spec_set(&s, proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, out ? me : peer,
-		 out ? peer : me);
+	spec_set(&s, proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, src, dst);
 	s.payload_len = rnd_between(0, 200);
-	s.tcp_flags = out ? 0x12 : 0x02;
+	s.tcp_flags = rnd() % 2 ? 0x12 : 0x02;
 	return build(&s, buf);
+}
+
+/* A packet toward the role (in) or from it (out), the other end holding no role. */
+static size_t role_frame(uint8_t *buf, int family, int proto, int role, unsigned own_port,
+			 unsigned peer_port, int out)
+{
+	return out ? pair_frame(buf, family, proto, role, own_port, -1, peer_port)
+		   : pair_frame(buf, family, proto, -1, peer_port, role, own_port);
+}
+
+/* A port of the role's own on which none of its rules sits (0 when every port has one). */
+static unsigned free_own_port(const uint16_t *own)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint32_t p = rnd_between(1024, 65535);
+		if (!own[p])
+			return p;
+	}
+	uint32_t start = rnd_between(1, 65535);
+	for (uint32_t k = 0; k < 65535; k++) {
+		uint32_t p = 1 + (start - 1 + k) % 65535;
+		if (!own[p])
+			return p;
+	}
+	return 0;
+}
+
+/* A port of the role's own on which one of its rules wins (0 when it has none). */
+static unsigned taken_own_port(const uint16_t *own)
+{
+	uint32_t start = rnd_between(1, 65535);
+	for (uint32_t k = 0; k < 65535; k++) {
+		uint32_t p = 1 + (start - 1 + k) % 65535;
+		if (own[p])
+			return p;
+	}
+	return 0;
 }
 
 static void rule_label(const struct matrix *m, int idx, char *buf, size_t len)
 {
 	const struct matrix_rule *r = &m->rules[idx];
+	const char *how = r->kind == LX_KIND_OUTBOUND_TO     ? " to"
+			  : r->kind == LX_KIND_OUTBOUND_FROM ? " from"
+							     : "";
 	if (r->port_lo == r->port_hi)
-		snprintf(buf, len, "rule %d %s %s %s %u", idx + 1, m->roles[r->role].slug,
-			 m->services[r->service].slug, matrix_proto_name(r->proto), r->port_lo);
+		snprintf(buf, len, "rule %d %s %s %s%s %u", idx + 1, m->roles[r->role].slug,
+			 m->services[r->service].slug, matrix_proto_name(r->proto), how,
+			 r->port_lo);
 	else
-		snprintf(buf, len, "rule %d %s %s %s %u-%u", idx + 1, m->roles[r->role].slug,
-			 m->services[r->service].slug, matrix_proto_name(r->proto), r->port_lo,
+		snprintf(buf, len, "rule %d %s %s %s%s %u-%u", idx + 1, m->roles[r->role].slug,
+			 m->services[r->service].slug, matrix_proto_name(r->proto), how, r->port_lo,
 			 r->port_hi);
+}
+
+/*
+ * One packet per rule and direction where the rule must win, per its kind. listen and
+ * outbound-from: in = toward the role's address and a port of the range, out = from them.
+ * outbound-to: out = from the role's address to a peer's port in the range, in = the reply,
+ * from that port to the role's address; the role's own port is one none of its rules has.
+ */
+static void test_rules_of_batch(struct dp *d, const char *product, const struct matrix *m,
+				int first, int last, winners_t *win)
+{
+	static uint8_t buf[FRAME_MAX];
+	static uint32_t candidates[LX_PORTS];
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *r = &m->rules[i];
+		if (r->role < first || r->role >= last)
+			continue;
+		int table = table_of(r);
+		const uint16_t *w = win[r->role][table][r->proto];
+		const uint16_t *own = win[r->role][TBL_OWN][r->proto];
+		int n = 0;
+		for (uint32_t p = r->port_lo; p <= r->port_hi; p++)
+			if (w[p] == i + 1)
+				candidates[n++] = p;
+		char rl[160];
+		rule_label(m, i, rl, sizeof(rl));
+		if (n == 0) {
+			char by[256] = "";
+			int bk = 0;
+			for (uint32_t p = r->port_lo; p <= r->port_hi && bk < 200; p++)
+				if (w[p] && (p == r->port_lo || w[p] != w[p - 1]))
+					bk += snprintf(by + bk, sizeof(by) - (size_t)bk,
+						       " %u (line %d)", w[p],
+						       m->rules[w[p] - 1].line);
+			CHECK(0,
+			      "%s %s (line %d): never wins on its role's addresses, fully "
+			      "shadowed in its table (%s) by rule(s)%s",
+			      product, rl, r->line, table_name(table), by);
+			continue;
+		}
+		uint32_t port = candidates[rnd() % (uint32_t)n];
+		for (int family = 4; family <= 6; family += 2)
+			for (int out = 0; out <= 1; out++) {
+				char name[256];
+				unsigned own_port = table == TBL_OWN ? port : free_own_port(own);
+				unsigned peer_port =
+				    table == TBL_OWN ? rnd_between(1, 65535) : port;
+				if (table == TBL_OWN && r->port_lo == r->port_hi)
+					snprintf(name, sizeof(name), "%s ipv%d %s", rl, family,
+						 out ? "out" : "in");
+				else if (table == TBL_OWN)
+					snprintf(name, sizeof(name), "%s (port %u) ipv%d %s", rl,
+						 port, family, out ? "out" : "in");
+				else
+					snprintf(name, sizeof(name),
+						 "%s ipv%d %s (peer's port %u, the role's %u)", rl,
+						 family,
+						 out ? "out: role -> peer" : "in: peer -> role",
+						 peer_port, own_port);
+				size_t len = role_frame(buf, family, r->proto, r->role, own_port,
+							peer_port, out);
+				expect_rule(d, name, buf, len, (uint32_t)i + 1,
+					    out ? LX_DIR_OUT : LX_DIR_IN);
+			}
+		/* outbound-to: on the same side, a rule on the role's own port decides first. */
+		unsigned taken = table == TBL_PEER ? taken_own_port(own) : 0;
+		if (taken)
+			for (int family = 4; family <= 6; family += 2)
+				for (int out = 0; out <= 1; out++) {
+					char name[320];
+					snprintf(name, sizeof(name),
+						 "%s ipv%d %s from/to peer port %u, the role's own "
+						 "port %u on rule %u: the own port decides first",
+						 rl, family, out ? "out" : "in", port, taken,
+						 own[taken]);
+					size_t len = role_frame(buf, family, r->proto, r->role,
+								taken, port, out);
+					expect_rule(d, name, buf, len, own[taken],
+						    out ? LX_DIR_OUT : LX_DIR_IN);
+				}
+	}
+}
+
+/* Every range boundary, both sides of it, in both tables, on every role's address. */
+static void test_boundaries_of_batch(struct dp *d, const char *product, const struct matrix *m,
+				     int first, int last, winners_t *win)
+{
+	static uint8_t buf[FRAME_MAX];
+	long before = d->failures, probes = 0;
+	for (int role = first; role < last; role++)
+		for (int table = 0; table < TBL_MAX; table++)
+			for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
+				uint64_t set = closure_of(m, 1ULL << role);
+				for (int i = -1; i < m->nrules; i++) {
+					uint32_t edges[4];
+					int ne = 0;
+					if (i < 0) {
+						edges[ne++] = 1;
+						edges[ne++] = 65535;
+					} else {
+						const struct matrix_rule *r = &m->rules[i];
+						if (r->proto != proto || table_of(r) != table ||
+						    !(set & (1ULL << r->role)))
+							continue;
+						if (r->port_lo > 1)
+							edges[ne++] = r->port_lo - 1u;
+						edges[ne++] = r->port_lo;
+						edges[ne++] = r->port_hi;
+						if (r->port_hi < 65535)
+							edges[ne++] = r->port_hi + 1u;
+					}
+					for (int e = 0; e < ne; e++)
+						for (int family = 4; family <= 6; family += 2)
+							for (int out = 0; out <= 1; out++) {
+								/* The edge is the role's own port
+								 * or the peer's, per table. */
+								unsigned edge = edges[e];
+								unsigned other =
+								    rnd_between(1, 65535);
+								unsigned own =
+								    table == TBL_OWN ? edge : other;
+								unsigned peer =
+								    table == TBL_OWN ? other : edge;
+								char name[200];
+								snprintf(
+								    name, sizeof(name),
+								    "boundary %s %s %s %u ipv%d %s "
+								    "(the role's port %u, the "
+								    "peer's %u)",
+								    m->roles[role].slug,
+								    table == TBL_OWN ? "own"
+										     : "peer",
+								    matrix_proto_name(proto), edge,
+								    family, out ? "out" : "in", own,
+								    peer);
+								size_t len = role_frame(
+								    buf, family, proto, role, own,
+								    peer, out);
+								struct want w =
+								    out ? expected(win, role, -1,
+										   proto, own, peer)
+									: expected(win, -1, role,
+										   proto, peer,
+										   own);
+								expect_rule_q(d, name, buf, len,
+									      w.rule, w.dir, 1);
+								probes++;
+							}
+				}
+			}
+	CHECK(d->failures == before,
+	      "%s: %ld probes at every range boundary of both tables (each side, both families, "
+	      "in and out) agree with the matrix",
+	      product, probes);
+}
+
+/*
+ * Random packets between the batch's role addresses and an address without a role, on ports
+ * at and around every rule's range: the program must follow the documented order of sides.
+ */
+static void test_pairs_of_batch(struct dp *d, const char *product, const struct matrix *m,
+				int first, int last, winners_t *win)
+{
+	static uint8_t buf[FRAME_MAX];
+	static uint32_t ports[LX_PROTO_MAX][4 * 4096 + 8];
+	int nports[LX_PROTO_MAX] = { 0, 0 };
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *r = &m->rules[i];
+		uint32_t *p = ports[r->proto];
+		int *n = &nports[r->proto];
+		if (*n > 4 * 4096)
+			continue;
+		p[(*n)++] = r->port_lo;
+		p[(*n)++] = r->port_hi;
+		p[(*n)++] = r->port_lo > 1 ? r->port_lo - 1u : 65535;
+		p[(*n)++] = r->port_hi < 65535 ? r->port_hi + 1u : 1;
+	}
+	long before = d->failures, sent = 0, matched[2] = { 0, 0 };
+	int nroles = last - first;
+	for (int k = 0; k < PAIR_PACKETS; k++) {
+		int proto = (int)(rnd() % LX_PROTO_MAX);
+		if (!nports[proto])
+			proto = !proto;
+		int src = rnd() % 5 ? first + (int)(rnd() % (uint32_t)nroles) : -1;
+		int dst = rnd() % 5 ? first + (int)(rnd() % (uint32_t)nroles) : -1;
+		unsigned sport = rnd() % 4 ? ports[proto][rnd() % (uint32_t)nports[proto]]
+					   : rnd_between(1, 65535);
+		unsigned dport = rnd() % 4 ? ports[proto][rnd() % (uint32_t)nports[proto]]
+					   : rnd_between(1, 65535);
+		/* Half the packets aim at a rule of the batch: its role at one end, on a port of
+		 * its range, the role's own or the peer's per its kind; the other end random. */
+		const struct matrix_rule *r = &m->rules[rnd() % (uint32_t)m->nrules];
+		if (k % 2 && r->role >= first && r->role < last) {
+			unsigned in_range = rnd_between(r->port_lo, r->port_hi);
+			int role_is_src = rnd() % 2;
+			int on_role_side = table_of(r) == TBL_OWN;
+			proto = r->proto;
+			if (role_is_src)
+				src = r->role;
+			else
+				dst = r->role;
+			if (role_is_src == on_role_side)
+				sport = in_range;
+			else
+				dport = in_range;
+		}
+		int family = rnd() % 2 ? 4 : 6;
+		struct want w = expected(win, src, dst, proto, (uint16_t)sport, (uint16_t)dport);
+		char name[200];
+		snprintf(name, sizeof(name), "pair %s %s:%u -> %s:%u ipv%d",
+			 matrix_proto_name(proto), src < 0 ? "(no role)" : m->roles[src].slug,
+			 sport, dst < 0 ? "(no role)" : m->roles[dst].slug, dport, family);
+		size_t len = pair_frame(buf, family, proto, src, sport, dst, dport);
+		expect_rule_q(d, name, buf, len, w.rule, w.dir, 1);
+		sent++;
+		if (w.rule)
+			matched[w.dir]++;
+	}
+	CHECK(d->failures == before,
+	      "%s: %ld random packets between role addresses (%ld expected in, %ld out, the rest "
+	      "unclassified) follow the order of sides",
+	      product, sent, matched[LX_DIR_IN], matched[LX_DIR_OUT]);
 }
 
 /* Every rule of roles [first, last) of one matrix, with one compiled site for them. */
 static void test_role_batch(const char *product, const struct matrix *m, int first, int last,
-			    uint16_t *(*win)[LX_PROTO_MAX])
+			    winners_t *win)
 {
 	char sitetext[64 * 80], label[128];
 	int k = 0;
@@ -549,97 +890,9 @@ static void test_role_batch(const char *product, const struct matrix *m, int fir
 		return;
 	}
 	d.label = product;
-
-	static uint8_t buf[FRAME_MAX];
-	static uint32_t candidates[LX_PORTS];
-	for (int i = 0; i < m->nrules; i++) {
-		const struct matrix_rule *r = &m->rules[i];
-		if (r->role < first || r->role >= last)
-			continue;
-		const uint16_t *w = win[r->role][r->proto];
-		int n = 0;
-		for (uint32_t p = r->port_lo; p <= r->port_hi; p++)
-			if (w[p] == i + 1)
-				candidates[n++] = p;
-		char rl[160];
-		rule_label(m, i, rl, sizeof(rl));
-		if (n == 0) {
-			char by[256] = "";
-			int bk = 0;
-			for (uint32_t p = r->port_lo; p <= r->port_hi && bk < 200; p++)
-				if (w[p] && (p == r->port_lo || w[p] != w[p - 1]))
-					bk += snprintf(by + bk, sizeof(by) - (size_t)bk,
-						       " %u (line %d)", w[p],
-						       m->rules[w[p] - 1].line);
-			CHECK(0,
-			      "%s %s (line %d): never wins on its role's addresses, fully "
-			      "shadowed by rule(s)%s",
-			      product, rl, r->line, by);
-			continue;
-		}
-		uint32_t port = candidates[rnd() % (uint32_t)n];
-		for (int family = 4; family <= 6; family += 2)
-			for (int out = 0; out <= 1; out++) {
-				char name[256];
-				if (r->port_lo == r->port_hi)
-					snprintf(name, sizeof(name), "%s ipv%d %s", rl, family,
-						 out ? "out" : "in");
-				else
-					snprintf(name, sizeof(name), "%s (port %u) ipv%d %s", rl,
-						 port, family, out ? "out" : "in");
-				size_t len = role_frame(buf, family, r->proto, r->role, port, out);
-				expect_rule(&d, name, buf, len, (uint32_t)i + 1,
-					    out ? LX_DIR_OUT : LX_DIR_IN);
-			}
-	}
-
-	/* Every range boundary, both sides of it, on every role's address. */
-	long before = d.failures, probes = 0;
-	for (int role = first; role < last; role++)
-		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
-			const uint16_t *w = win[role][proto];
-			uint64_t set = closure_of(m, 1ULL << role);
-			for (int i = -1; i < m->nrules; i++) {
-				uint32_t edges[4];
-				int ne = 0;
-				if (i < 0) {
-					edges[ne++] = 1;
-					edges[ne++] = 65535;
-				} else {
-					const struct matrix_rule *r = &m->rules[i];
-					if (r->proto != proto || !(set & (1ULL << r->role)))
-						continue;
-					if (r->port_lo > 1)
-						edges[ne++] = r->port_lo - 1u;
-					edges[ne++] = r->port_lo;
-					edges[ne++] = r->port_hi;
-					if (r->port_hi < 65535)
-						edges[ne++] = r->port_hi + 1u;
-				}
-				for (int e = 0; e < ne; e++)
-					for (int family = 4; family <= 6; family += 2)
-						for (int out = 0; out <= 1; out++) {
-							char name[200];
-							snprintf(name, sizeof(name),
-								 "boundary %s %s %u ipv%d %s",
-								 m->roles[role].slug,
-								 matrix_proto_name(proto), edges[e],
-								 family, out ? "out" : "in");
-							size_t len =
-							    role_frame(buf, family, proto, role,
-								       edges[e], out);
-							expect_rule_q(
-							    &d, name, buf, len, w[edges[e]],
-							    out ? LX_DIR_OUT : LX_DIR_IN, 1);
-							probes++;
-						}
-			}
-		}
-	CHECK(d.failures == before,
-	      "%s: %ld probes at every range boundary (each side, both families, in and out) agree "
-	      "with the matrix",
-	      product, probes);
-
+	test_rules_of_batch(&d, product, m, first, last, win);
+	test_boundaries_of_batch(&d, product, m, first, last, win);
+	test_pairs_of_batch(&d, product, m, first, last, win);
 	check_counters(&d, present);
 	dp_close(&d);
 	site_free(&s);
@@ -654,19 +907,22 @@ static void test_matrix_rules(const char *path)
 	char product[LX_SLUG_LEN];
 	snprintf(product, sizeof(product), "%s", m.product);
 
-	uint16_t *(*win)[LX_PROTO_MAX] = calloc((size_t)m.nroles, sizeof(*win));
+	winners_t *win = calloc((size_t)m.nroles, sizeof(*win));
 	for (int role = 0; role < m.nroles; role++)
-		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
-			win[role][proto] = malloc(sizeof(uint16_t) * LX_PORTS);
-			winners_for(&m, closure_of(&m, 1ULL << role), proto, win[role][proto]);
-		}
+		for (int table = 0; table < TBL_MAX; table++)
+			for (int proto = 0; proto < LX_PROTO_MAX; proto++) {
+				win[role][table][proto] = malloc(sizeof(uint16_t) * LX_PORTS);
+				winners_for(&m, closure_of(&m, 1ULL << role), proto, table,
+					    win[role][table][proto]);
+			}
 	for (int first = 0; first < m.nroles; first += BATCH_ROLES) {
 		int last = first + BATCH_ROLES < m.nroles ? first + BATCH_ROLES : m.nroles;
 		test_role_batch(product, &m, first, last, win);
 	}
 	for (int role = 0; role < m.nroles; role++)
-		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
-			free(win[role][proto]);
+		for (int table = 0; table < TBL_MAX; table++)
+			for (int proto = 0; proto < LX_PROTO_MAX; proto++)
+				free(win[role][table][proto]);
 	free(win);
 	matrix_free(&m);
 }
@@ -687,9 +943,13 @@ static void test_many_roles(void)
 		fprintf(f, "role r%d \"R%d\"\n", i, i);
 	fprintf(f, "role pool \"Pool\" includes=r0,r38\n");
 	for (int i = 0; i < 40; i++)
-		fprintf(f, "rule r%d s tcp %d local:t\nrule r%d t udp %d-%d local:t\n", i, 2000 + i,
-			i, 10000 + i, 10000 + 20 * i);
-	fprintf(f, "rule pool t tcp 2000-2100 local:t\nrule pool s udp 10010 local:t\n");
+		fprintf(f,
+			"rule r%d s tcp %d local:t\nrule r%d t udp %d-%d local:t\n"
+			"outbound r%d s tcp to 3000-3100 local:t\n"
+			"outbound r%d t udp from %d local:t\n",
+			i, 2000 + i, i, 10000 + i, 10000 + 20 * i, i, i, 30000 + i);
+	fprintf(f, "rule pool t tcp 2000-2100 local:t\nrule pool s udp 10010 local:t\n"
+		   "outbound pool t tcp to 3050 local:t\n");
 	if (!CHECK(fclose(f) == 0, "write %s", path))
 		return;
 	test_matrix_rules(path);
@@ -1281,6 +1541,156 @@ static void test_framing(void)
 	matrix_free(&m);
 }
 
+/* ---- outbound rules, expectations written by hand ---- */
+
+/*
+ * Rule ids: 1 edge listens tcp 5061; 2 edge opens tcp to 5061; 3 edge to tcp 5000-5100;
+ * 4 edge opens udp from its 50000-59999; 5 edge listens udp 50000-50009 (narrower than 4);
+ * 6 pool (= edge, by includes=) to tcp 5050-5150 (as wide as 3, a later line);
+ * 7 fe listens tcp 5061; 8 edge to udp 53.
+ */
+static const char ob_matrix[] = "product ob \"Outbound rules\"\n"
+				"role edge \"Edge\"\n"
+				"role fe \"Front End\"\n"
+				"role pool \"Pool\" includes=edge\n"
+				"service sip 24 \"SIP\"\n"
+				"service wide 0 \"Wide\"\n"
+				"service relay - \"Relay\"\n"
+				"service dns 10 \"DNS\"\n"
+				"rule edge sip tcp 5061 local:t\n"
+				"outbound edge sip tcp to 5061 local:t\n"
+				"outbound edge wide tcp to 5000-5100 local:t\n"
+				"outbound edge relay udp from 50000-59999 local:t\n"
+				"rule edge relay udp 50000-50009 local:t\n"
+				"outbound pool dns tcp to 5050-5150 local:t\n"
+				"rule fe sip tcp 5061 local:t\n"
+				"outbound edge dns udp to 53 local:t\n";
+
+#define OB_EDGE4 "203.0.113.10"
+#define OB_FE4	 "192.0.2.11"
+#define OB_EDGE6 "[2001:db8:e::10]"
+#define OB_FE6	 "[2001:db8::11]"
+#define OB_PEER6 "[" NOROLE6 "]"
+
+static void test_outbound_semantics(void)
+{
+	char mpath[PATH_MAX], spath[PATH_MAX];
+	snprintf(mpath, sizeof(mpath), "%s/outbound.matrix", tmpdir);
+	snprintf(spath, sizeof(spath), "%s/outbound.site", tmpdir);
+	FILE *f = fopen(mpath, "w");
+	int ok = f && fputs(ob_matrix, f) >= 0;
+	ok = f && fclose(f) == 0 && ok;
+	f = fopen(spath, "w");
+	ok = ok && f &&
+	     fputs("edge 203.0.113.10 2001:db8:e::10\nfe 192.0.2.11 2001:db8::11\n", f) >= 0;
+	ok = f && fclose(f) == 0 && ok;
+	if (!CHECK(ok, "write %s and %s", mpath, spath))
+		return;
+	struct matrix m;
+	struct site s;
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(mpath, &m, &err) == 0, "outbound matrix loads%s", why(&err)))
+		return;
+	if (!CHECK(site_load(spath, &m, &s, &err) == 0, "outbound site loads%s", why(&err))) {
+		matrix_free(&m);
+		return;
+	}
+	struct dp d;
+	if (dp_open(&d, "outbound", &m, &s) == 0) {
+		static const struct {
+			uint8_t ipproto;
+			const char *src, *dst;
+			uint32_t rule, dir;
+			const char *why;
+		} cases[] = {
+			{ IPPROTO_TCP, PEER4, OB_EDGE4 ":5061", 1, LX_DIR_IN,
+			  "listen: toward its port" },
+			{ IPPROTO_TCP, OB_EDGE4 ":5061", PEER4, 1, LX_DIR_OUT,
+			  "listen: from its port" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5061", 2, LX_DIR_OUT,
+			  "outbound-to: the edge connects to a peer's 5061" },
+			{ IPPROTO_TCP, NOROLE4 ":5061", OB_EDGE4 ":40000", 2, LX_DIR_IN,
+			  "outbound-to: the peer's reply from 5061" },
+			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_PEER6 ":5061", 2, LX_DIR_OUT,
+			  "outbound-to over ipv6, out" },
+			{ IPPROTO_TCP, OB_PEER6 ":5061", OB_EDGE6 ":40000", 2, LX_DIR_IN,
+			  "outbound-to over ipv6, the reply" },
+			{ IPPROTO_TCP, NOROLE4 ":5061", OB_EDGE4 ":5061", 1, LX_DIR_IN,
+			  "destination: its own port (listen) before the peer's (outbound-to)" },
+			{ IPPROTO_TCP, OB_EDGE4 ":5061", NOROLE4 ":5061", 1, LX_DIR_OUT,
+			  "source: its own port (listen) before the peer's (outbound-to)" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5062", 3, LX_DIR_OUT,
+			  "outbound-to 5000-5100 where 5061's rule is not" },
+			{ IPPROTO_TCP, NOROLE4 ":5062", OB_EDGE4 ":40000", 3, LX_DIR_IN,
+			  "the reply from 5062" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5050", 3, LX_DIR_OUT,
+			  "5050: as wide as 5050-5150, the earlier line" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5100", 3, LX_DIR_OUT,
+			  "5100: the earlier line" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5101", 6, LX_DIR_OUT,
+			  "5101: pool's rule, through includes=" },
+			{ IPPROTO_TCP, NOROLE4 ":5150", OB_EDGE4 ":40000", 6, LX_DIR_IN,
+			  "the reply from 5150" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":5151", 0, 0, "5151: no rule" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", NOROLE4 ":4999", 0, 0, "4999: no rule" },
+			{ IPPROTO_UDP, OB_EDGE4 ":50005", NOROLE4 ":3478", 5, LX_DIR_OUT,
+			  "udp 50005: listen 50000-50009 narrower than outbound-from" },
+			{ IPPROTO_UDP, OB_EDGE4 ":50010", NOROLE4 ":3478", 4, LX_DIR_OUT,
+			  "outbound-from: from the edge's own 50010" },
+			{ IPPROTO_UDP, NOROLE4 ":3478", OB_EDGE4 ":50010", 4, LX_DIR_IN,
+			  "outbound-from: the reply toward 50010" },
+			{ IPPROTO_UDP, OB_PEER6 ":3478", OB_EDGE6 ":59999", 4, LX_DIR_IN,
+			  "outbound-from over ipv6: toward 59999" },
+			{ IPPROTO_UDP, NOROLE4 ":3478", OB_EDGE4 ":60000", 0, 0,
+			  "udp 60000: outside the relay range" },
+			{ IPPROTO_UDP, OB_EDGE4 ":40000", NOROLE4 ":53", 8, LX_DIR_OUT,
+			  "udp to 53: DNS query" },
+			{ IPPROTO_UDP, NOROLE4 ":53", OB_EDGE4 ":40000", 8, LX_DIR_IN,
+			  "udp from 53: DNS answer" },
+			{ IPPROTO_TCP, NOROLE4 ":53", OB_EDGE4 ":40000", 0, 0,
+			  "tcp from 53: the rule is udp" },
+			{ IPPROTO_UDP, NOROLE4 ":40000", OB_EDGE4 ":53", 0, 0,
+			  "udp toward the edge's 53: not a port of its own" },
+			{ IPPROTO_TCP, OB_FE4 ":5061", OB_EDGE4 ":40000", 2, LX_DIR_IN,
+			  "fe:5061 -> edge: the edge's outbound-to (destination) beats fe's listen "
+			  "(source)" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", OB_FE4 ":5061", 7, LX_DIR_IN,
+			  "edge -> fe:5061: fe's listen (destination) beats the edge's outbound-to "
+			  "(source)" },
+			{ IPPROTO_TCP, OB_FE6 ":5061", OB_EDGE6 ":40000", 2, LX_DIR_IN,
+			  "ipv6 fe:5061 -> edge: destination side first" },
+			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_FE6 ":5061", 7, LX_DIR_IN,
+			  "ipv6 edge -> fe:5061: destination side first" },
+			{ IPPROTO_TCP, OB_FE4 ":40000", OB_EDGE4 ":5061", 1, LX_DIR_IN,
+			  "fe -> edge:5061: the edge's listen" },
+			{ IPPROTO_TCP, OB_FE4 ":5062", OB_EDGE4 ":40000", 3, LX_DIR_IN,
+			  "fe:5062 -> edge: the edge's outbound-to 5000-5100" },
+			{ IPPROTO_TCP, OB_EDGE4 ":5062", OB_FE4 ":40000", 0, 0,
+			  "edge:5062 -> fe:40000: no rule either way" },
+			{ IPPROTO_TCP, OB_FE4 ":5061", NOROLE4 ":40000", 7, LX_DIR_OUT,
+			  "fe answers from 5061" },
+			{ IPPROTO_TCP, NOROLE4 ":5061", OB_FE4 ":40000", 0, 0,
+			  "toward fe from 5061: fe has no outbound rule" },
+			{ IPPROTO_TCP, NOROLE4 ":5061", NOROLE4 ":40000", 0, 0, "no role at all" },
+		};
+		static uint8_t buf[FRAME_MAX];
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char name[256];
+			size_t len = frame(buf, cases[i].ipproto, cases[i].src, cases[i].dst);
+			snprintf(name, sizeof(name), "%s %s -> %s: %s",
+				 cases[i].ipproto == IPPROTO_TCP ? "tcp" : "udp", cases[i].src,
+				 cases[i].dst, cases[i].why);
+			expect_rule(&d, name, buf, len, cases[i].rule, cases[i].dir);
+		}
+		check_counters(&d, ~0ULL);
+	}
+	dp_close(&d);
+	site_free(&s);
+	matrix_free(&m);
+	/* And the general per-rule, boundary and pair tests on the same matrix. */
+	test_matrix_rules(mpath);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1314,6 +1724,7 @@ int main(void)
 	test_matrix_rules(BASE_MATRIX);
 	test_many_roles();
 	test_framing();
+	test_outbound_semantics();
 
 	char cmd[128];
 	glob_t sites;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Unit tests of the user-space parsers and compiler, no kernel needed: matrix_load,
- * site_load, site_parse_prefix, compile_tables, endpoint_parse and packet_build.
+ * Unit tests of the user-space parsers and compiler, no kernel needed: matrix_load (rule,
+ * outbound and icmp lines), site_load (prefixes and the protect, dscp and allow-icmp
+ * keywords), site_parse_prefix, compile_tables (both tables), compile_assign_ids,
+ * endpoint_parse and packet_build.
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
  * private temporary directory, good ones live in tests/data/.
  */
@@ -24,9 +26,10 @@
 #include "packet.h"
 #include "site.h"
 
-#define BASE_MATRIX "tests/data/base.matrix"
-#define BASE_SITE   "tests/data/base.site"
-#define SEEDS_DIR   "../shared/seeds"
+#define BASE_MATRIX   "tests/data/base.matrix"
+#define BASE_SITE     "tests/data/base.site"
+#define SEEDS_DIR     "../shared/seeds"
+#define REFERENCE_DIR "../shared/reference"
 
 /* ": message" after a check's name when there is one, nothing otherwise. */
 static const char *why(const struct text_error *e)
@@ -328,10 +331,18 @@ static int same_matrix(const struct matrix *a, const struct matrix *b, char *why
 	}
 	for (int i = 0; i < a->nrules; i++) {
 		const struct matrix_rule *x = &a->rules[i], *y = &b->rules[i];
-		if (x->role != y->role || x->service != y->service || x->proto != y->proto ||
-		    x->port_lo != y->port_lo || x->port_hi != y->port_hi ||
+		if (x->kind != y->kind || x->role != y->role || x->service != y->service ||
+		    x->proto != y->proto || x->port_lo != y->port_lo || x->port_hi != y->port_hi ||
 		    strcmp(x->source, y->source) || x->line != y->line)
 			return snprintf(why, len, "rule %d differs", i + 1), 0;
+	}
+	if (a->nicmp != b->nicmp)
+		return snprintf(why, len, "icmp counts differ"), 0;
+	for (int i = 0; i < a->nicmp; i++) {
+		const struct matrix_icmp *x = &a->icmp[i], *y = &b->icmp[i];
+		if (x->family != y->family || x->type != y->type || x->code != y->code ||
+		    strcmp(x->name, y->name) || x->line != y->line)
+			return snprintf(why, len, "icmp line %d differs", i + 1), 0;
 	}
 	return 1;
 }
@@ -510,8 +521,10 @@ static void test_matrix_errors(void)
 			"expected 'product SLUG \"Name\"'");
 
 	/* Keywords and slugs. */
-	matrix_bad_line("unknown-keyword.matrix", "port frontend 5061",
-			"unknown keyword 'port' (expected product, role, service or rule)");
+	matrix_bad_line(
+	    "unknown-keyword.matrix", "port frontend 5061",
+	    "unknown keyword 'port' (expected product, role, service, rule, outbound or "
+	    "icmp)");
 	matrix_bad_line("quoted-keyword.matrix", "\"role\" x \"X\"",
 			"a line starts with a keyword, not a quoted name");
 	matrix_bad_line("bad-slug-upper.matrix", "role Front_End \"FE\"",
@@ -574,13 +587,15 @@ static void test_matrix_errors(void)
 
 	/* Sources. */
 	matrix_bad_line("source-no-colon.matrix", "rule frontend stun udp 3478 seed004",
-			"source 'seed004': expected seed:NNN, derived:NNN[,NNN] or local:NAME");
+			"source 'seed004': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
+			"local:NAME");
 	matrix_bad_line("source-empty-id.matrix", "rule frontend stun udp 3478 seed:",
-			"source 'seed:': expected seed:NNN, derived:NNN[,NNN] or local:NAME");
+			"source 'seed:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
+			"local:NAME");
 	matrix_bad_line("source-kind.matrix", "rule frontend stun udp 3478 vendor:004",
-			"source 'vendor:004': kind must be seed, derived or local");
+			"source 'vendor:004': kind must be seed, derived, ref or local");
 	matrix_bad_line("source-kind-prefix.matrix", "rule frontend stun udp 3478 seeds:004",
-			"source 'seeds:004': kind must be seed, derived or local");
+			"source 'seeds:004': kind must be seed, derived, ref or local");
 	/* The documented form is seed:NNN: an id that is not a number cannot name a seed. */
 	matrix_bad_line("source-id-not-number.matrix", "rule frontend stun udp 3478 seed:abc", "");
 
@@ -624,21 +639,38 @@ static void test_matrix_errors(void)
 
 /*
  * The ids a shipped rule's source cites: seed:NNN[,NNN...] or derived:NNN[,...], each three
- * digits, ascending, no repeats (maps/README.md), and each a file SEEDS_DIR/NNN_*.txt.
+ * digits, ascending, no repeats (maps/README.md), and each a file SEEDS_DIR/NNN_*.txt;
+ * ref:NAME names a reference document, REFERENCE_DIR/NAME.md.
  */
 static void test_shipped_sources(const struct matrix *m, const char *path)
 {
 	struct stat st;
 	int have_seeds = stat(SEEDS_DIR, &st) == 0 && S_ISDIR(st.st_mode);
+	int have_refs = stat(REFERENCE_DIR, &st) == 0 && S_ISDIR(st.st_mode);
 	if (!have_seeds)
 		printf("note: %s is absent: not checking that the seed ids %s cites exist\n",
 		       SEEDS_DIR, path);
-	int ids = 0, bad_form = 0, missing = 0;
+	if (!have_refs)
+		printf("note: %s is absent: not checking that the references %s cites exist\n",
+		       REFERENCE_DIR, path);
+	int ids = 0, bad_form = 0, missing = 0, refs = 0, bad_refs = 0;
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
 		const char *colon = strchr(r->source, ':');
 		if (!colon || starts_with(r->source, "local:"))
 			continue;
+		if (starts_with(r->source, "ref:")) {
+			char doc[PATH_MAX];
+			refs++;
+			snprintf(doc, sizeof(doc), "%s/%s.md", REFERENCE_DIR, colon + 1);
+			if (!text_is_slug(colon + 1, LX_SLUG_LEN) ||
+			    (have_refs && access(doc, R_OK) != 0)) {
+				bad_refs++;
+				CHECK(0, "%s line %d (rule %d): source %s: no reference %s", path,
+				      r->line, i + 1, r->source, doc);
+			}
+			continue;
+		}
 		char list[MATRIX_SOURCE_LEN];
 		text_copy(list, sizeof(list), colon + 1);
 		int prev = -1;
@@ -679,34 +711,77 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 		      ids);
 	if (have_seeds && !missing)
 		CHECK(1, "%s: all %d seed/derived ids cited exist in %s", path, ids, SEEDS_DIR);
+	if (!bad_refs)
+		CHECK(1, "%s: all %d ref: sources name a document%s%s", path, refs,
+		      have_refs ? " in " : "", have_refs ? REFERENCE_DIR : "");
 }
 
-/* For every group, transport and port: a group's port bit is set <=> it has a rule there. */
-static void check_tables_consistent(const char *label, const struct compiled *c)
+/*
+ * Both tables, for every group, transport and port: the group's local bit in port_groups is
+ * set <=> the rule table has a rule there, its remote bit <=> the remote table has one. Each
+ * entry is the id (c->ids) of a rule of a role the group holds, on that transport, whose
+ * range covers the port, and of the table's kind: listen and outbound-from rules in the rule
+ * table (the role's own port), outbound-to rules in the remote table (the peer's port).
+ * nremote counts the remote table's entries.
+ */
+static void check_tables_consistent(const char *label, const struct matrix *m,
+				    const struct compiled *c)
 {
-	long bad = 0, rules = 0;
+	static int index_of[LX_PORTS];
+	long bad = 0, count[2] = { 0, 0 };
+	for (int id = 0; id < LX_PORTS; id++)
+		index_of[id] = -1;
+	for (int i = 0; i < m->nrules; i++)
+		if (c->ids[i])
+			index_of[c->ids[i]] = i;
 	for (uint32_t g = 0; g < LX_MAX_GROUPS; g++)
 		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
 			for (uint32_t port = 0; port < LX_PORTS; port++) {
-				uint16_t rule = compiled_rule_at(c, g, proto, port);
-				int bit = !!(c->port_groups[lx_port_index((uint32_t)proto, port)] &
-					     (1u << g));
-				rules += rule != 0;
-				int ok = bit == (rule != 0) && rule <= c->nrules &&
-					 (g != 0 || rule == 0) &&
-					 ((int)g < c->ngroups || rule == 0);
-				if (!ok && bad++ < 5)
-					CHECK(
-					    0,
-					    "%s: group %u %s port %u: port_groups bit %d, rule %u",
-					    label, g, matrix_proto_name(proto), port, bit, rule);
+				struct lx_port_groups pg =
+				    c->port_groups[lx_port_index((uint32_t)proto, port)];
+				for (int table = 0; table < 2; table++) {
+					uint16_t id = table ? compiled_remote_at(c, g, proto, port)
+							    : compiled_rule_at(c, g, proto, port);
+					int bit = !!((table ? pg.remote : pg.local) & (1u << g));
+					int idx = id ? index_of[id] : -1;
+					const struct matrix_rule *r =
+					    idx >= 0 ? &m->rules[idx] : NULL;
+					const char *what = NULL;
+					count[table] += id != 0;
+					if (bit != (id != 0))
+						what =
+						    "the port_groups bit disagrees with the table";
+					else if (id && !r)
+						what = "an id no rule has";
+					else if (id && (g == 0 || (int)g >= c->ngroups))
+						what = "an entry for a group that does not exist";
+					else if (r && (r->kind == LX_KIND_OUTBOUND_TO) != table)
+						what = "a rule of the other table's kind";
+					else if (r && (r->proto != proto || port < r->port_lo ||
+						       port > r->port_hi))
+						what =
+						    "a rule whose transport and range do not cover "
+						    "the port";
+					else if (r && !(c->group_roles[g] & (1ULL << r->role)))
+						what = "a rule of a role the group does not hold";
+					if (what && bad++ < 5)
+						CHECK(0,
+						      "%s: group %u %s port %u, %s table: bit %d, "
+						      "rule id %u: %s",
+						      label, g, matrix_proto_name(proto), port,
+						      table ? "remote" : "rule", bit, id, what);
+				}
 			}
 	if (!bad)
 		CHECK(1,
-		      "%s: port_groups bit <=> rule for all %d groups x 2 x 65536 (%ld rules set)",
-		      label, LX_MAX_GROUPS, rules);
+		      "%s: port_groups local bit <=> rule table, remote bit <=> remote table, each "
+		      "entry a rule of its kind covering the port, for all %d groups x 2 x 65536 "
+		      "(%ld + %ld entries)",
+		      label, LX_MAX_GROUPS, count[0], count[1]);
 	else
-		CHECK(0, "%s: %ld inconsistent (group, proto, port) entries", label, bad);
+		CHECK(0, "%s: %ld inconsistent (group, proto, port, table) entries", label, bad);
+	CHECK(c->nremote == (uint32_t)count[1],
+	      "%s: nremote %u = entries of the remote table (%ld)", label, c->nremote, count[1]);
 }
 
 /* A site giving every role of the matrix its own host, then compiled. */
@@ -730,10 +805,24 @@ static void test_shipped_compile(const struct matrix *m, const char *path)
 		CHECK(c.nactive == m->nrules || m->nroles > 31,
 		      "%s: every rule active when every role is present (%d of %d)", path,
 		      c.nactive, m->nrules);
-		check_tables_consistent(path, &c);
+		int ids_ok = c.max_id == (uint32_t)m->nrules;
+		for (int i = 0; i < m->nrules; i++)
+			ids_ok &= c.ids[i] == i + 1;
+		CHECK(ids_ok, "%s: compile_tables gives rule i the id i + 1 (max_id %u)", path,
+		      c.max_id);
+		check_tables_consistent(path, m, &c);
 		compile_free(&c);
 	}
 	site_free(&s);
+}
+
+static int has_icmp(const struct matrix *m, int family, int type, int code)
+{
+	for (int i = 0; i < m->nicmp; i++)
+		if (m->icmp[i].family == family && m->icmp[i].type == type &&
+		    m->icmp[i].code == code)
+			return 1;
+	return 0;
 }
 
 static void test_shipped_matrices(void)
@@ -757,6 +846,18 @@ static void test_shipped_matrices(void)
 		      m.product);
 		CHECK(m.nrules > 0 && m.nroles > 0, "%s: %d roles, %d services, %d rules", path,
 		      m.nroles, m.nservices, m.nrules);
+		int kinds[3] = { 0, 0, 0 };
+		for (int r = 0; r < m.nrules; r++)
+			kinds[m.rules[r].kind]++;
+		CHECK(kinds[LX_KIND_LISTEN] > 0 && kinds[LX_KIND_OUTBOUND_TO] > 0,
+		      "%s: %d listen, %d outbound-to, %d outbound-from rules", path,
+		      kinds[LX_KIND_LISTEN], kinds[LX_KIND_OUTBOUND_TO],
+		      kinds[LX_KIND_OUTBOUND_FROM]);
+		/* README: path MTU discovery and neighbour discovery pass a protected host. */
+		CHECK(has_icmp(&m, 4, 3, 4) && has_icmp(&m, 6, 2, MATRIX_ICMP_ANY) &&
+			  has_icmp(&m, 6, 135, MATRIX_ICMP_ANY) &&
+			  has_icmp(&m, 6, 136, MATRIX_ICMP_ANY),
+		      "%s: %d icmp lines, among them ipv4 3:4, ipv6 2, 135 and 136", path, m.nicmp);
 		test_shipped_sources(&m, path);
 		test_shipped_compile(&m, path);
 		matrix_free(&m);
@@ -834,7 +935,7 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(
 	    m, "unknown-role.site", "frontend 192.0.2.10\ndirector 192.0.2.20\n", 2,
 	    "unknown role 'director' (the test matrix has: frontend, edge-external, mediation, "
-	    "all-servers, everything)");
+	    "all-servers, everything; keywords: protect, dscp, allow-icmp)");
 	site_bad(m, "no-prefix.site", "# roles\nfrontend\n", 2,
 		 "role 'frontend' without a prefix: expected 'ROLE PREFIX ...'");
 	site_bad(m, "bad-address.site", "frontend 192.0.2.10 192.0.2.300\n", 1,
@@ -850,10 +951,9 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(m, "scope-id.site", "frontend fe80::1%eth0\n", 1,
 		 "'fe80::1%eth0': scope ids (%IFACE) have no meaning in a site file");
 	site_bad(m, "quoted.site", "frontend \"192.0.2.10\"\n", 1, "a prefix is not quoted");
+	/* protect, dscp and allow-icmp are keywords now: test_site_keywords has their errors. */
 	site_bad(m, "protect.site", "frontend 192.0.2.10\nprotect 192.0.2.10\n", 2,
-		 "'protect' is not supported by this version of lyncxdp");
-	site_bad(m, "dscp.site", "dscp media-audio 46\nfrontend 192.0.2.10\n", 1,
-		 "'dscp' is not supported by this version of lyncxdp");
+		 "protect: unknown role '192.0.2.10'");
 	site_bad(m, "unterminated.site", "frontend \"192.0.2.10\n", 1, "unterminated quote");
 
 	size_t big = 1 << 20;
@@ -1076,7 +1176,7 @@ static void test_site_semantics(const struct matrix *m)
 			      matrix_proto_name(prec[i].proto), prec[i].port, prec[i].rule, got);
 		}
 	}
-	check_tables_consistent("base site", &c);
+	check_tables_consistent("base site", m, &c);
 	compile_free(&c);
 	site_free(&s);
 
@@ -1089,7 +1189,7 @@ static void test_site_semantics(const struct matrix *m)
 				  !c.active[0],
 			      "compile: only rules of roles present (with closure) are active (%d)",
 			      c.nactive);
-			check_tables_consistent("edge-only site", &c);
+			check_tables_consistent("edge-only site", m, &c);
 			compile_free(&c);
 		}
 		site_free(&s);
@@ -1411,6 +1511,856 @@ static void test_packets(void)
 	CHECK(packet_build(&s, buf, sizeof(buf)) == 0, "packet_build: 0 for mixed families");
 }
 
+/* ---- outbound rules and icmp lines ---- */
+
+/*
+ * Rule ids: 1 edge listens tcp 5061; 2 edge opens tcp to 5061; 3 edge to tcp 5000-5100;
+ * 4 edge opens udp from its 50000-59999; 5 edge listens udp 50000-50009 (narrower than 4);
+ * 6 pool (= edge) to tcp 5050-5150 (as wide as 3, later line); 7 fe listens tcp 5061;
+ * 8 edge to udp 53; 9 fe from tcp 5061 (same ports as 7, another kind: no duplicate, and 7's
+ * earlier line wins); 10 fe to tcp 5061.
+ */
+static const char ob_matrix[] = "product ob \"Outbound rules\"\n"
+				"role edge \"Edge\"\n"
+				"role fe \"Front End\"\n"
+				"role pool \"Pool\" includes=edge\n"
+				"service sip 24 \"SIP\"\n"
+				"service wide 0 \"Wide\"\n"
+				"service relay - \"Relay\"\n"
+				"service dns 10 \"DNS\"\n"
+				"rule edge sip tcp 5061 local:t\n"
+				"outbound edge sip tcp to 5061 ref:edge-firewall\n"
+				"outbound edge wide tcp to 5000-5100 local:t\n"
+				"outbound edge relay udp from 50000-59999 derived:001\n"
+				"rule edge relay udp 50000-50009 local:t\n"
+				"outbound pool dns tcp to 5050-5150 seed:004\n"
+				"rule fe sip tcp 5061 local:t\n"
+				"outbound edge dns udp to 53 ref:edge-firewall\n"
+				"outbound fe sip tcp from 5061 local:t # comment\n"
+				"outbound\tfe  sip tcp to 5061 local:t\n"
+				"icmp ipv4 3:4 \"Fragmentation needed\"\n"
+				"icmp ipv6 2 \"Packet too big\"\n"
+				"icmp ipv6 135 \"Neighbour # solicitation\" # a comment\n";
+
+static const char ob_site[] = "edge 203.0.113.10 2001:db8:e::10\n"
+			      "fe 192.0.2.11 2001:db8::11\n";
+
+static void test_matrix_outbound(void)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	const char *path = tmp_text("outbound.matrix", ob_matrix);
+	int rc = matrix_load(path, &m, &err);
+	if (!CHECK(rc == 0, "outbound matrix loads%s", why(&err)))
+		return;
+	int edge = matrix_find_role(&m, "edge"), fe = matrix_find_role(&m, "fe");
+	int pool = matrix_find_role(&m, "pool");
+	int sip = matrix_find_service(&m, "sip"), dns = matrix_find_service(&m, "dns");
+	int relay = matrix_find_service(&m, "relay");
+	CHECK(m.nrules == 10 && m.nicmp == 3, "outbound matrix: 10 rules, 3 icmp lines (%d, %d)",
+	      m.nrules, m.nicmp);
+	struct {
+		int kind, role, service, proto;
+		uint16_t lo, hi;
+		const char *source;
+		int line;
+	} want[] = {
+		{ LX_KIND_LISTEN, edge, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 9 },
+		{ LX_KIND_OUTBOUND_TO, edge, sip, LX_PROTO_TCP, 5061, 5061, "ref:edge-firewall",
+		  10 },
+		{ LX_KIND_OUTBOUND_TO, edge, matrix_find_service(&m, "wide"), LX_PROTO_TCP, 5000,
+		  5100, "local:t", 11 },
+		{ LX_KIND_OUTBOUND_FROM, edge, relay, LX_PROTO_UDP, 50000, 59999, "derived:001",
+		  12 },
+		{ LX_KIND_LISTEN, edge, relay, LX_PROTO_UDP, 50000, 50009, "local:t", 13 },
+		{ LX_KIND_OUTBOUND_TO, pool, dns, LX_PROTO_TCP, 5050, 5150, "seed:004", 14 },
+		{ LX_KIND_LISTEN, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 15 },
+		{ LX_KIND_OUTBOUND_TO, edge, dns, LX_PROTO_UDP, 53, 53, "ref:edge-firewall", 16 },
+		{ LX_KIND_OUTBOUND_FROM, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 17 },
+		{ LX_KIND_OUTBOUND_TO, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 18 },
+	};
+	for (int i = 0; i < m.nrules && i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		const struct matrix_rule *r = &m.rules[i];
+		CHECK(r->kind == want[i].kind && r->role == want[i].role &&
+			  r->service == want[i].service && r->proto == want[i].proto &&
+			  r->port_lo == want[i].lo && r->port_hi == want[i].hi &&
+			  !strcmp(r->source, want[i].source) && r->line == want[i].line,
+		      "outbound matrix: rule %d is %s %s %s %u-%u %s, line %d (got %s %s %s %u-%u "
+		      "%s, line %d)",
+		      i + 1, matrix_kind_name(want[i].kind), m.roles[want[i].role].slug,
+		      matrix_proto_name(want[i].proto), want[i].lo, want[i].hi, want[i].source,
+		      want[i].line, matrix_kind_name(r->kind), m.roles[r->role].slug,
+		      matrix_proto_name(r->proto), r->port_lo, r->port_hi, r->source, r->line);
+	}
+	struct {
+		int family, type, code;
+		const char *name;
+		int line;
+	} icmp[] = {
+		{ 4, 3, 4, "Fragmentation needed", 19 },
+		{ 6, 2, MATRIX_ICMP_ANY, "Packet too big", 20 },
+		{ 6, 135, MATRIX_ICMP_ANY, "Neighbour # solicitation", 21 },
+	};
+	for (int i = 0; i < m.nicmp && i < 3; i++)
+		CHECK(m.icmp[i].family == icmp[i].family && m.icmp[i].type == icmp[i].type &&
+			  m.icmp[i].code == icmp[i].code && !strcmp(m.icmp[i].name, icmp[i].name) &&
+			  m.icmp[i].line == icmp[i].line,
+		      "outbound matrix: icmp line %d is ipv%d %d%s%.0d '%s' at line %d", i + 1,
+		      icmp[i].family, icmp[i].type, icmp[i].code < 0 ? " (any code)" : ":",
+		      icmp[i].code < 0 ? 0 : icmp[i].code, icmp[i].name, icmp[i].line);
+	CHECK(!strcmp(matrix_kind_name(LX_KIND_LISTEN), "listen") &&
+		  !strcmp(matrix_kind_name(LX_KIND_OUTBOUND_TO), "outbound-to") &&
+		  !strcmp(matrix_kind_name(LX_KIND_OUTBOUND_FROM), "outbound-from"),
+	      "matrix_kind_name: listen, outbound-to, outbound-from");
+
+	/* CRLF line ends parse exactly like LF ones, outbound and icmp lines included. */
+	char *crlf = to_crlf(ob_matrix);
+	struct matrix again;
+	char diff[128] = "";
+	rc = matrix_load(tmp_text("outbound-crlf.matrix", crlf), &again, &err);
+	CHECK(rc == 0 && same_matrix(&m, &again, diff, sizeof(diff)),
+	      "outbound matrix with CRLF line ends parses like LF%s%s", rc ? why(&err) : "", diff);
+	if (rc == 0)
+		matrix_free(&again);
+	free(crlf);
+	matrix_free(&m);
+
+	/* Only outbound rules: a matrix all the same. Only icmp lines: no rule. */
+	path = tmp_text("outbound-only.matrix", "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
+						"outbound a s udp to 53 ref:x\n");
+	rc = matrix_load(path, &m, &err);
+	CHECK(rc == 0 && m.nrules == 1 && m.rules[0].kind == LX_KIND_OUTBOUND_TO,
+	      "a matrix of outbound rules only loads%s", why(&err));
+	if (rc == 0)
+		matrix_free(&m);
+	char text[256];
+	snprintf(text, sizeof(text), "product t \"T\"\nrole a \"A\"\nicmp ipv6 2 \"PTB\"\n");
+	matrix_error_at("icmp-only.matrix", text, strlen(text), 3, "the matrix has no rule");
+
+	/* Every source kind, and the forms of ref: and local: names. */
+	static const char *const sources[] = { "seed:004",    "seed:000,001,004",
+					       "derived:002", "ref:edge-firewall",
+					       "ref:qos",     "local:my-site",
+					       "ref:a,b" };
+	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
+			 "outbound a s tcp from 1-2 %s\n",
+			 sources[i]);
+		rc = matrix_load(tmp_text("source-ok.matrix", text), &m, &err);
+		CHECK(rc == 0 && !strcmp(m.rules[0].source, sources[i]),
+		      "matrix: source %s accepted on an outbound line%s", sources[i], why(&err));
+		if (rc == 0)
+			matrix_free(&m);
+	}
+
+	/* matrix_parse_icmp on its own. */
+	struct matrix_icmp ic;
+	char reason[128];
+	rc = matrix_parse_icmp("ipv4", "0", &ic, reason, sizeof(reason));
+	CHECK(rc == 0 && ic.family == 4 && ic.type == 0 && ic.code == MATRIX_ICMP_ANY,
+	      "matrix_parse_icmp ipv4 0: type 0, any code");
+	rc = matrix_parse_icmp("ipv6", "255:255", &ic, reason, sizeof(reason));
+	CHECK(rc == 0 && ic.family == 6 && ic.type == 255 && ic.code == 255,
+	      "matrix_parse_icmp ipv6 255:255");
+	rc = matrix_parse_icmp("ipv4", "3:0", &ic, reason, sizeof(reason));
+	CHECK(rc == 0 && ic.type == 3 && ic.code == 0, "matrix_parse_icmp ipv4 3:0 (code 0)");
+	struct {
+		const char *family, *spec, *why;
+	} bad[] = {
+		{ "ipv5", "3", "ICMP family 'ipv5' is not ipv4 or ipv6" },
+		{ "IPv4", "3", "ICMP family 'IPv4' is not ipv4 or ipv6" },
+		{ "icmp", "3", "ICMP family 'icmp' is not ipv4 or ipv6" },
+		{ "ipv4", "256", "ICMP '256': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv4", "3:256", "ICMP '3:256': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv6", "-1", "ICMP '-1': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv6", "2:", "ICMP '2:': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv6", ":2", "ICMP ':2': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv6", "2:x", "ICMP '2:x': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv6", "2:1:0", "ICMP '2:1:0': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv4", "echo", "ICMP 'echo': expected TYPE or TYPE:CODE, each 0..255" },
+		{ "ipv4", "", "ICMP '': expected TYPE or TYPE:CODE, each 0..255" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reason[0] = '\0';
+		rc = matrix_parse_icmp(bad[i].family, bad[i].spec, &ic, reason, sizeof(reason));
+		CHECK(rc == -1 && !strcmp(reason, bad[i].why),
+		      "matrix_parse_icmp %s '%s': -1, \"%s\" (got %d, \"%s\")", bad[i].family,
+		      bad[i].spec, bad[i].why, rc, reason);
+	}
+}
+
+static void test_matrix_outbound_errors(void)
+{
+	char text[8192];
+	matrix_bad_line("outbound-sideways.matrix",
+			"outbound edge-external stun udp sideways 53 ref:edge-firewall",
+			"'sideways': outbound rules say 'to PORTS' (the peer's port) or 'from "
+			"PORTS' (the role's own)");
+	matrix_bad_line("outbound-upper.matrix", "outbound edge-external stun udp TO 53 ref:x",
+			"'TO': outbound rules say 'to PORTS'");
+	matrix_bad_line("outbound-no-direction.matrix",
+			"outbound edge-external stun udp 53 ref:edge-firewall",
+			"expected 'outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE'");
+	matrix_bad_line("outbound-no-source.matrix", "outbound edge-external stun udp to 53",
+			"expected 'outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE'");
+	matrix_bad_line("outbound-extra.matrix", "outbound edge-external stun udp to 53 ref:x more",
+			"expected 'outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE'");
+	matrix_bad_line("outbound-unknown-role.matrix", "outbound director stun udp to 53 ref:x",
+			"unknown role 'director' (declare it with a 'role' line first)");
+	matrix_bad_line("outbound-unknown-service.matrix",
+			"outbound edge-external dns udp to 53 ref:x",
+			"unknown service 'dns' (declare it with a 'service' line first)");
+	matrix_bad_line("outbound-transport.matrix", "outbound edge-external stun icmp to 53 ref:x",
+			"transport 'icmp' is not tcp or udp");
+	matrix_bad_line("outbound-port-0.matrix", "outbound edge-external stun udp to 0 ref:x",
+			"port '0' is not 1..65535");
+	matrix_bad_line("outbound-port-65536.matrix",
+			"outbound edge-external stun udp from 50000-65536 ref:x",
+			"port '65536' is not 1..65535");
+	matrix_bad_line("outbound-backwards.matrix",
+			"outbound edge-external stun udp from 59999-50000 ref:x",
+			"port range 59999-50000 runs backwards");
+	matrix_bad_line(
+	    "outbound-ref-empty.matrix", "outbound edge-external stun udp to 53 ref:",
+	    "source 'ref:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or local:NAME");
+	matrix_bad_line("outbound-local-empty.matrix",
+			"outbound edge-external stun udp to 53 local:",
+			"source 'local:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
+			"local:NAME");
+	matrix_bad_line("outbound-source-kind.matrix",
+			"outbound edge-external stun udp to 53 reference:x",
+			"source 'reference:x': kind must be seed, derived, ref or local");
+
+	/* Duplicates: same kind, role, transport and ports; other kinds are not duplicates. */
+	snprintf(text, sizeof(text),
+		 "%soutbound edge-external stun udp to 53 ref:a\n"
+		 "outbound edge-external sip-tls udp to 53 ref:b\n",
+		 matrix_head);
+	matrix_error_at(
+	    "outbound-dup-to.matrix", text, strlen(text), lines_in(matrix_head) + 2,
+	    "duplicate outbound rule: edge-external udp 53 was already given at line 8");
+	snprintf(text, sizeof(text),
+		 "%soutbound edge-external stun udp from 50000-59999 ref:a\n"
+		 "# between\n"
+		 "outbound edge-external stun udp from 50000-59999 ref:a\n",
+		 matrix_head);
+	matrix_error_at("outbound-dup-from.matrix", text, strlen(text), lines_in(matrix_head) + 3,
+			"duplicate outbound rule: edge-external udp 50000-59999 was already given "
+			"at line 8");
+	snprintf(text, sizeof(text), "%soutbound frontend sip-tls tcp from 5061 ref:a\n",
+		 matrix_head);
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	int rc = matrix_load(tmp_text("outbound-not-dup.matrix", text), &m, &err);
+	CHECK(rc == 0 && m.nrules == 2,
+	      "outbound from 5061 next to rule 5061 of the same role: not a duplicate%s",
+	      why(&err));
+	if (rc == 0)
+		matrix_free(&m);
+	snprintf(text, sizeof(text),
+		 "%soutbound edge-external stun udp to 3478 ref:a\n"
+		 "outbound edge-external stun udp from 3478 ref:a\n"
+		 "rule edge-external stun udp 3478 ref:a\n"
+		 "outbound edge-external stun tcp to 3478 ref:a\n"
+		 "outbound all-servers stun udp to 3478 ref:a\n"
+		 "outbound edge-external stun udp to 3478-3479 ref:a\n",
+		 matrix_head);
+	rc = matrix_load(tmp_text("outbound-kinds.matrix", text), &m, &err);
+	CHECK(rc == 0 && m.nrules == 7,
+	      "to, from and listen on the same port; other transport, role, range: no "
+	      "duplicates%s",
+	      why(&err));
+	if (rc == 0)
+		matrix_free(&m);
+	matrix_bad_line("rule-dup-of-listen.matrix", "rule frontend stun tcp 5061 ref:x",
+			"duplicate rule: frontend tcp 5061 was already given at line 7");
+
+	/* icmp lines. */
+	matrix_bad_line("icmp-family.matrix", "icmp ipv5 3 \"X\"",
+			"ICMP family 'ipv5' is not ipv4 or ipv6");
+	matrix_bad_line("icmp-type-256.matrix", "icmp ipv4 256 \"X\"",
+			"ICMP '256': expected TYPE or TYPE:CODE, each 0..255");
+	matrix_bad_line("icmp-code-256.matrix", "icmp ipv4 3:256 \"X\"",
+			"ICMP '3:256': expected TYPE or TYPE:CODE, each 0..255");
+	matrix_bad_line("icmp-code-x.matrix", "icmp ipv6 1:x \"X\"",
+			"ICMP '1:x': expected TYPE or TYPE:CODE, each 0..255");
+	matrix_bad_line("icmp-unquoted.matrix", "icmp ipv4 3:4 Fragmentation",
+			"name 'Fragmentation' must be in double quotes");
+	matrix_bad_line("icmp-no-name.matrix", "icmp ipv4 3:4",
+			"expected 'icmp ipv4|ipv6 TYPE[:CODE] \"Name\"'");
+	matrix_bad_line("icmp-extra.matrix", "icmp ipv4 3 4 \"X\"",
+			"expected 'icmp ipv4|ipv6 TYPE[:CODE] \"Name\"'");
+	int k = snprintf(text, sizeof(text), "%s", matrix_head);
+	for (int i = 0; i <= MATRIX_MAX_ICMP; i++)
+		k += snprintf(text + k, sizeof(text) - (size_t)k, "icmp ipv6 %d \"T\"\n", i % 256);
+	matrix_error_at("icmp-257.matrix", text, (size_t)k,
+			lines_in(matrix_head) + MATRIX_MAX_ICMP + 1, "more than 256 icmp lines");
+
+	/*
+	 * A site line starting with protect, dscp or allow-icmp is that keyword (user/site.c:
+	 * "Keywords are not role slugs, so a matrix cannot declare a role of that name"): a
+	 * matrix role of that name could never get an address, so the matrix must refuse it.
+	 */
+	static const char *const keywords[] = { "protect", "dscp", "allow-icmp" };
+	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
+		char name[64], line[128], msg[64];
+		snprintf(name, sizeof(name), "role-keyword-%s.matrix", keywords[i]);
+		snprintf(line, sizeof(line), "role %s \"A role named like a site keyword\"",
+			 keywords[i]);
+		snprintf(msg, sizeof(msg), "role '%s'", keywords[i]);
+		matrix_bad_line(name, line, msg);
+	}
+}
+
+/* ---- site keywords: protect, dscp, allow-icmp ---- */
+
+static void test_site_keywords(const struct matrix *m)
+{
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	int rc;
+
+	const char *path = tmp_text("keywords.site", "protect edge-external\n"
+						     "frontend 192.0.2.10\n"
+						     "protect all-servers mediation\n"
+						     "edge-external 203.0.113.0/24\n"
+						     "mediation 198.51.100.0/28\n"
+						     "dscp media-audio 40\n"
+						     "dscp web-https 0\n"
+						     "dscp sip-tls -\n"
+						     "allow-icmp ipv4 8 0:0\n"
+						     "allow-icmp ipv6 128 1:4 # comment\n"
+						     "dscp wide-b 63\n");
+	rc = site_load(path, m, &s, &err);
+	if (CHECK(rc == 0, "site with protect, dscp and allow-icmp loads%s", why(&err))) {
+		CHECK(s.protected_roles == roles_of(m, "edge-external,all-servers,mediation"),
+		      "site keywords: protect lines add up (edge-external, all-servers, "
+		      "mediation)");
+		CHECK(s.roles_present == roles_of(m, "frontend,edge-external,mediation") &&
+			  s.nprefixes == 3 && s.nwarnings == 0,
+		      "site keywords: keywords add no role or prefix, no warning");
+		struct {
+			const char *service;
+			int dscp, line;
+		} want[] = { { "media-audio", 40, 6 },
+			     { "web-https", 0, 7 },
+			     { "sip-tls", MATRIX_DSCP_KEEP, 8 },
+			     { "wide-b", 63, 11 } };
+		int ok = s.ndscp == 4;
+		for (int i = 0; ok && i < 4; i++)
+			ok = s.dscp[i].service == matrix_find_service(m, want[i].service) &&
+			     s.dscp[i].dscp == want[i].dscp && s.dscp[i].line == want[i].line;
+		CHECK(ok, "site keywords: 4 dscp lines: service, value (- keeps), line");
+		struct {
+			int family, type, code, line;
+		} icmp[] = { { 4, 8, MATRIX_ICMP_ANY, 9 },
+			     { 4, 0, 0, 9 },
+			     { 6, 128, MATRIX_ICMP_ANY, 10 },
+			     { 6, 1, 4, 10 } };
+		ok = s.nicmp == 4;
+		for (int i = 0; ok && i < 4; i++)
+			ok = s.icmp[i].family == icmp[i].family && s.icmp[i].type == icmp[i].type &&
+			     s.icmp[i].code == icmp[i].code && s.icmp[i].line == icmp[i].line;
+		CHECK(ok, "site keywords: allow-icmp takes several TYPE[:CODE] per line (%d)",
+		      s.nicmp);
+
+		rc = compile_tables(m, &s, &c, &err);
+		if (CHECK(rc == 0, "site keywords: compiles%s", why(&err))) {
+			/* Every group holding a protected role (with closure) is protected. */
+			uint32_t want_groups = 0;
+			for (int g = 1; g < c.ngroups; g++)
+				if (c.group_roles[g] & s.protected_roles)
+					want_groups |= 1u << g;
+			const struct compiled_addr *fe = find_addr(&c, "192.0.2.10");
+			const struct compiled_addr *edge = find_addr(&c, "203.0.113.0/24");
+			const struct compiled_addr *med = find_addr(&c, "198.51.100.0/28");
+			CHECK(fe && edge && med && c.protected_groups == want_groups &&
+				  (c.protected_groups & (1u << fe->group)) &&
+				  (c.protected_groups & (1u << edge->group)) &&
+				  (c.protected_groups & (1u << med->group)) &&
+				  !(c.protected_groups & 1u),
+			      "site keywords: protected_groups 0x%x: edge, mediation, and frontend "
+			      "through all-servers; never group 0",
+			      c.protected_groups);
+			/* Site values where given, the matrix's default elsewhere. */
+			static const uint8_t dscp[10] = {
+				LX_DSCP_KEEP, 0, 24, 40, 40, LX_DSCP_KEEP, LX_DSCP_KEEP, 24, 0, 63
+			};
+			ok = 1;
+			for (int i = 0; i < 10 && i < m->nrules; i++)
+				if (c.dscp[i] != dscp[i])
+					ok = CHECK(0, "site keywords: rule %d DSCP %u, want %u",
+						   i + 1, c.dscp[i], dscp[i]);
+			if (ok)
+				CHECK(1, "site keywords: every rule's DSCP is the site's override "
+					 "or the matrix default");
+			compile_free(&c);
+		}
+		site_free(&s);
+	}
+
+	/* Protecting only the Edge leaves the Front End's group alone. */
+	path =
+	    tmp_text("protect-edge.site",
+		     "frontend 192.0.2.10\nedge-external 203.0.113.0/24\nprotect edge-external\n");
+	if (site_load(path, m, &s, &err) == 0) {
+		if (compile_tables(m, &s, &c, &err) == 0) {
+			const struct compiled_addr *fe = find_addr(&c, "192.0.2.10");
+			const struct compiled_addr *edge = find_addr(&c, "203.0.113.0/24");
+			CHECK(fe && edge && c.protected_groups == 1u << edge->group,
+			      "protect edge-external: only the edge group is protected (0x%x)",
+			      c.protected_groups);
+			compile_free(&c);
+		}
+		site_free(&s);
+	} else {
+		CHECK(0, "protect-edge.site loads%s", why(&err));
+	}
+	/* No protect line: nothing is protected. */
+	path = tmp_text("dscp.site", "dscp media-audio 46\nfrontend 192.0.2.10\n");
+	rc = site_load(path, m, &s, &err);
+	if (CHECK(rc == 0 && s.protected_roles == 0 && s.ndscp == 1 && s.dscp[0].line == 1 &&
+		      s.dscp[0].dscp == 46 &&
+		      s.dscp[0].service == matrix_find_service(m, "media-audio"),
+		  "dscp.site (dscp before any role, once refused as not supported) loads; no "
+		  "protect line protects nothing%s",
+		  why(&err))) {
+		if (compile_tables(m, &s, &c, &err) == 0) {
+			CHECK(c.protected_groups == 0, "no protect: protected_groups 0");
+			compile_free(&c);
+		}
+		site_free(&s);
+	}
+
+	/* A protected role with no address: a warning naming it, not an error. */
+	struct {
+		const char *name, *text, *missing[2];
+	} warn_cases[] = {
+		{ "protect-missing.site",
+		  "frontend 192.0.2.10\nprotect mediation edge-external\n",
+		  { "edge-external", "mediation" } },
+		{ "protect-missing-fe.site",
+		  "protect frontend\nmediation 198.51.100.0/28\n",
+		  { "frontend", NULL } },
+	};
+	for (size_t i = 0; i < sizeof(warn_cases) / sizeof(warn_cases[0]); i++) {
+		path = tmp_text(warn_cases[i].name, warn_cases[i].text);
+		struct site_call call = { path, m, &s, &err };
+		char *warn = capture_stderr(call_site_load, &call, &rc);
+		int ok = rc == 0 && s.nwarnings > 0 && warn;
+		for (int k = 0; ok && k < 2 && warn_cases[i].missing[k]; k++) {
+			char want[512];
+			snprintf(want, sizeof(want),
+				 "%s: warning: protected role %s has no address in the site\n",
+				 path, warn_cases[i].missing[k]);
+			ok = strstr(warn, want) != NULL;
+		}
+		CHECK(ok,
+		      "%s: loads, warns 'warning: protected role %s%s%s has no address in the "
+		      "site'%s%s",
+		      warn_cases[i].name, warn_cases[i].missing[0],
+		      warn_cases[i].missing[1] ? ", " : "",
+		      warn_cases[i].missing[1] ? warn_cases[i].missing[1] : "",
+		      !ok && warn ? "; stderr: " : "", !ok && warn ? warn : "");
+		if (rc == 0) {
+			CHECK(s.protected_roles != 0 && (s.protected_roles & s.roles_present) == 0,
+			      "%s: the role stays protected (nothing to enforce on)",
+			      warn_cases[i].name);
+			site_free(&s);
+		}
+		free(warn);
+	}
+	/* Present through includes=: all-servers is held by the frontend's address. */
+	path = tmp_text("protect-closure.site",
+			"protect all-servers everything\nfrontend 192.0.2.10\n");
+	struct site_call call = { path, m, &s, &err };
+	char *warn = capture_stderr(call_site_load, &call, &rc);
+	CHECK(rc == 0 && s.nwarnings == 0 && warn && !warn[0],
+	      "protect all-servers everything with only a frontend: no warning (closure)%s%s",
+	      warn && warn[0] ? ": " : "", warn ? warn : "");
+	if (rc == 0)
+		site_free(&s);
+	free(warn);
+
+	/* Errors. */
+	site_bad(m, "protect-nothing.site", "frontend 192.0.2.10\nprotect\n", 2,
+		 "expected 'protect ROLE [ROLE ...]'");
+	site_bad(m, "protect-unknown.site", "protect edge-external director\n", 1,
+		 "protect: unknown role 'director'");
+	site_bad(m, "protect-upper.site", "protect Frontend\n", 1,
+		 "protect: unknown role 'Frontend'");
+	site_bad(m, "protect-quoted.site", "\"protect\" frontend\n", 1,
+		 "a line starts with a role or keyword, not a quoted name");
+	site_bad(m, "dscp-no-value.site", "frontend 192.0.2.10\ndscp media-audio\n", 2,
+		 "expected 'dscp SERVICE VALUE' (VALUE 0..63 or -)");
+	site_bad(m, "dscp-extra.site", "dscp media-audio 46 34\n", 1,
+		 "expected 'dscp SERVICE VALUE' (VALUE 0..63 or -)");
+	site_bad(m, "dscp-unknown.site", "dscp media-video 34\n", 1,
+		 "dscp: unknown service 'media-video' of the test matrix");
+	site_bad(m, "dscp-role.site", "dscp frontend 34\n", 1,
+		 "dscp: unknown service 'frontend' of the test matrix");
+	site_bad(m, "dscp-64.site", "dscp media-audio 64\n", 1, "dscp: '64' is not 0..63 or '-'");
+	site_bad(m, "dscp-minus-1.site", "dscp media-audio -1\n", 1,
+		 "dscp: '-1' is not 0..63 or '-'");
+	site_bad(m, "dscp-hex.site", "dscp media-audio 0x2e\n", 1,
+		 "dscp: '0x2e' is not 0..63 or '-'");
+	site_bad(m, "dscp-ef.site", "dscp media-audio EF\n", 1, "dscp: 'EF' is not 0..63 or '-'");
+	site_bad(m, "dscp-dup.site",
+		 "dscp media-audio 46\nfrontend 192.0.2.10\ndscp media-audio -\n", 3,
+		 "dscp: service 'media-audio' already set at line 1");
+	site_bad(m, "dscp-dup-same.site", "dscp sip-tls 24\n\ndscp sip-tls 24\n", 3,
+		 "dscp: service 'sip-tls' already set at line 1");
+	site_bad(m, "allow-icmp-nothing.site", "allow-icmp ipv4\n", 1,
+		 "expected 'allow-icmp ipv4|ipv6 TYPE[:CODE] ...'");
+	site_bad(m, "allow-icmp-family.site", "allow-icmp ipv5 8\n", 1,
+		 "allow-icmp: ICMP family 'ipv5' is not ipv4 or ipv6");
+	site_bad(m, "allow-icmp-no-family.site", "allow-icmp 8\n", 1,
+		 "expected 'allow-icmp ipv4|ipv6 TYPE[:CODE] ...'");
+	site_bad(m, "allow-icmp-256.site", "frontend 192.0.2.10\nallow-icmp ipv4 8 256\n", 2,
+		 "allow-icmp: ICMP '256': expected TYPE or TYPE:CODE, each 0..255");
+	site_bad(m, "allow-icmp-code.site", "allow-icmp ipv6 1:4 1:256\n", 1,
+		 "allow-icmp: ICMP '1:256': expected TYPE or TYPE:CODE, each 0..255");
+	site_bad(m, "allow-icmp-code-x.site", "allow-icmp ipv6 1:x\n", 1,
+		 "allow-icmp: ICMP '1:x': expected TYPE or TYPE:CODE, each 0..255");
+	site_bad(m, "allow-icmp-name.site", "allow-icmp ipv4 echo\n", 1,
+		 "allow-icmp: ICMP 'echo': expected TYPE or TYPE:CODE, each 0..255");
+	char text[8192];
+	int k = snprintf(text, sizeof(text), "frontend 192.0.2.10\n");
+	for (int line = 0; line < 6; line++) {
+		k += snprintf(text + k, sizeof(text) - (size_t)k, "allow-icmp ipv6");
+		for (int i = 0; i < 50; i++)
+			k += snprintf(text + k, sizeof(text) - (size_t)k, " %d:%d", line, i);
+		k += snprintf(text + k, sizeof(text) - (size_t)k, "\n");
+	}
+	/* 50 per line: the 257th is on the sixth allow-icmp line, line 7 of the file. */
+	site_error_at(m, "allow-icmp-257.site", text, (size_t)k, 7,
+		      "more than 256 allowed ICMP types");
+}
+
+/* ---- compile: the remote table, outbound precedence ---- */
+
+static void test_compile_outbound(void)
+{
+	struct matrix m;
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(tmp_text("outbound.matrix", ob_matrix), &m, &err) == 0,
+		   "outbound matrix loads%s", why(&err)))
+		return;
+	if (!CHECK(site_load(tmp_text("outbound.site", ob_site), &m, &s, &err) == 0,
+		   "outbound site loads%s", why(&err))) {
+		matrix_free(&m);
+		return;
+	}
+	if (!CHECK(compile_tables(&m, &s, &c, &err) == 0, "outbound site compiles%s", why(&err))) {
+		site_free(&s);
+		matrix_free(&m);
+		return;
+	}
+	const struct compiled_addr *edge = find_addr(&c, "203.0.113.10");
+	const struct compiled_addr *fe = find_addr(&c, "192.0.2.11");
+	if (CHECK(edge && fe && c.ngroups == 3 &&
+		      c.group_roles[edge->group] == ((1ULL << matrix_find_role(&m, "edge")) |
+						     (1ULL << matrix_find_role(&m, "pool"))),
+		  "outbound site: two groups, the edge's holding edge and pool")) {
+		struct {
+			const struct compiled_addr *a;
+			const char *who;
+			int remote, proto;
+			uint32_t port, rule;
+		} prec[] = {
+			{ edge, "edge", 0, LX_PROTO_TCP, 5061, 1 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5061, 2 },
+			{ edge, "edge", 0, LX_PROTO_TCP, 5062, 0 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 4999, 0 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5000, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5049, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5050, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5060, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5062, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5100, 3 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5101, 6 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5150, 6 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 5151, 0 },
+			{ edge, "edge", 0, LX_PROTO_TCP, 5101, 0 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 49999, 0 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 50000, 5 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 50009, 5 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 50010, 4 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 59999, 4 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 60000, 0 },
+			{ edge, "edge", 1, LX_PROTO_UDP, 50010, 0 },
+			{ edge, "edge", 1, LX_PROTO_UDP, 53, 8 },
+			{ edge, "edge", 1, LX_PROTO_UDP, 52, 0 },
+			{ edge, "edge", 1, LX_PROTO_UDP, 54, 0 },
+			{ edge, "edge", 0, LX_PROTO_UDP, 53, 0 },
+			{ edge, "edge", 1, LX_PROTO_TCP, 53, 0 },
+			{ fe, "fe", 0, LX_PROTO_TCP, 5061, 7 },
+			{ fe, "fe", 1, LX_PROTO_TCP, 5061, 10 },
+			{ fe, "fe", 1, LX_PROTO_TCP, 5062, 0 },
+			{ fe, "fe", 1, LX_PROTO_UDP, 53, 0 },
+			{ fe, "fe", 0, LX_PROTO_UDP, 50010, 0 },
+		};
+		for (size_t i = 0; i < sizeof(prec) / sizeof(prec[0]); i++) {
+			const struct compiled_addr *a = prec[i].a;
+			uint16_t got =
+			    prec[i].remote
+				? compiled_remote_at(&c, a->group, prec[i].proto, prec[i].port)
+				: compiled_rule_at(&c, a->group, prec[i].proto, prec[i].port);
+			CHECK(got == prec[i].rule,
+			      "compile outbound: %s %s %s port %u -> rule %u (got %u)", prec[i].who,
+			      prec[i].remote ? "remote (peer's)" : "own",
+			      matrix_proto_name(prec[i].proto), prec[i].port, prec[i].rule, got);
+		}
+		uint32_t e = 1u << edge->group, f = 1u << fe->group;
+		struct lx_port_groups p5061 = c.port_groups[lx_port_index(LX_PROTO_TCP, 5061)];
+		struct lx_port_groups p5101 = c.port_groups[lx_port_index(LX_PROTO_TCP, 5101)];
+		struct lx_port_groups p53 = c.port_groups[lx_port_index(LX_PROTO_UDP, 53)];
+		struct lx_port_groups p50005 = c.port_groups[lx_port_index(LX_PROTO_UDP, 50005)];
+		CHECK(p5061.local == (e | f) && p5061.remote == (e | f) && p5101.local == 0 &&
+			  p5101.remote == e && p53.local == 0 && p53.remote == e &&
+			  p50005.local == e && p50005.remote == 0,
+		      "compile outbound: port_groups keep the role's own ports (local) apart from "
+		      "peers' ports (remote)");
+		CHECK(
+		    c.nremote == 151 + 1 + 1,
+		    "compile outbound: nremote 153 (edge tcp 5000-5150, udp 53; fe tcp 5061), got "
+		    "%u",
+		    c.nremote);
+		CHECK(c.nactive == 10 && c.dscp[7] == 10 && c.dscp[2] == 0 &&
+			  c.dscp[3] == LX_DSCP_KEEP && c.dscp[0] == 24,
+		      "compile outbound: every rule active; outbound rules get their service's "
+		      "DSCP");
+	}
+	check_tables_consistent("outbound site", &m, &c);
+	compile_free(&c);
+	site_free(&s);
+
+	/* Only the Front End present: its three rules, no edge rule anywhere. */
+	const char *path = tmp_text("outbound-fe.site", "fe 192.0.2.11\ndscp dns -\n");
+	if (site_load(path, &m, &s, &err) == 0) {
+		if (compile_tables(&m, &s, &c, &err) == 0) {
+			CHECK(c.nactive == 3 && c.active[6] && c.active[8] && c.active[9] &&
+				  !c.active[1] && c.nremote == 1 && c.dscp[7] == LX_DSCP_KEEP &&
+				  c.dscp[5] == LX_DSCP_KEEP,
+			      "compile outbound, Front End only: rules 7, 9, 10 active, one remote "
+			      "entry; dscp dns - applies to every dns rule");
+			check_tables_consistent("outbound, Front End only", &m, &c);
+			compile_free(&c);
+		}
+		site_free(&s);
+	}
+	matrix_free(&m);
+}
+
+/* ---- compile_assign_ids: keeping rule ids (and counters) across a reload ---- */
+
+static void rule_info_of(const struct matrix *m, int i, struct lx_rule_info *info)
+{
+	const struct matrix_rule *r = &m->rules[i];
+	memset(info, 0, sizeof(*info));
+	text_copy(info->role, sizeof(info->role), m->roles[r->role].slug);
+	text_copy(info->service, sizeof(info->service), m->services[r->service].slug);
+	text_copy(info->name, sizeof(info->name), m->services[r->service].name);
+	info->port_lo = r->port_lo;
+	info->port_hi = r->port_hi;
+	info->proto = (uint8_t)r->proto;
+	info->kind = (uint8_t)r->kind;
+	info->active = 1;
+}
+
+/*
+ * ob_matrix changed: B1 new (fe tcp 443); B2 = A1; B3 = A2 (only its source differs);
+ * B4 = A3 with a wider range (new); B5 = A4 as a listen rule (new); B6 = A5; B7 = A6;
+ * B8 = A8 with another service (new); B9 = A9; B10 = A10; B11 = A10 on udp (new);
+ * B12 = A1 on another role (new). A3, A4, A7, A8 are gone.
+ */
+static const char ob_matrix_b[] = "product ob \"Outbound rules\"\n"
+				  "role edge \"Edge\"\n"
+				  "role fe \"Front End\"\n"
+				  "role pool \"Pool\" includes=edge\n"
+				  "service sip 24 \"SIP\"\n"
+				  "service wide 0 \"Wide\"\n"
+				  "service relay - \"Relay\"\n"
+				  "service dns 10 \"DNS\"\n"
+				  "rule fe sip tcp 443 local:new\n"
+				  "rule edge sip tcp 5061 local:t\n"
+				  "outbound edge sip tcp to 5061 ref:other\n"
+				  "outbound edge wide tcp to 5000-5101 local:t\n"
+				  "rule edge relay udp 50000-59999 derived:001\n"
+				  "rule edge relay udp 50000-50009 local:t\n"
+				  "outbound pool dns tcp to 5050-5150 seed:004\n"
+				  "outbound edge sip udp to 53 ref:edge-firewall\n"
+				  "outbound fe sip tcp from 5061 local:t\n"
+				  "outbound fe sip tcp to 5061 local:t\n"
+				  "outbound fe sip udp to 5061 local:t\n"
+				  "rule pool sip tcp 5061 local:t\n";
+
+#define TABLE_ENTRIES ((size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS)
+
+/* After compile_assign_ids: every table entry is the new id of the rule it held before. */
+static int renumbered(const char *label, const struct compiled *c, const uint16_t *rules_before,
+		      const uint16_t *remote_before, const struct lx_port_groups *pg_before)
+{
+	long bad = 0;
+	for (size_t i = 0; i < TABLE_ENTRIES; i++) {
+		uint16_t want = rules_before[i] ? c->ids[rules_before[i] - 1] : 0;
+		uint16_t want_r = remote_before[i] ? c->ids[remote_before[i] - 1] : 0;
+		bad += c->rule_table[i] != want;
+		bad += c->remote_table[i] != want_r;
+	}
+	int pg_same =
+	    !memcmp(pg_before, c->port_groups, sizeof(*pg_before) * LX_PROTO_MAX * LX_PORTS);
+	return CHECK(bad == 0 && pg_same,
+		     "%s: both tables renumbered to the new ids (%ld entries wrong), port_groups "
+		     "unchanged",
+		     label, bad);
+}
+
+struct assign_case {
+	const char *label;
+	const struct matrix *old_m; /* the attached rules */
+	const uint32_t *old_ids;    /* the ids they hold */
+	const struct matrix *m;	    /* the new matrix */
+	uint32_t rule_cap;
+	const uint32_t *want;	  /* [new rule index] -> id */
+	const uint32_t *want_new; /* ids that must be new, 0-terminated */
+	uint32_t want_max;
+};
+
+static void run_assign_case(const struct assign_case *a, const struct site *s, int null_new_ids)
+{
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	if (!CHECK(compile_tables(a->m, s, &c, &err) == 0, "%s: compiles%s", a->label, why(&err)))
+		return;
+	struct compile_old_rule old[64];
+	for (int i = 0; i < a->old_m->nrules; i++) {
+		old[i].id = a->old_ids[i];
+		rule_info_of(a->old_m, i, &old[i].info);
+	}
+	uint16_t *rules_before = malloc(TABLE_ENTRIES * sizeof(uint16_t));
+	uint16_t *remote_before = malloc(TABLE_ENTRIES * sizeof(uint16_t));
+	struct lx_port_groups *pg = malloc(sizeof(*pg) * LX_PROTO_MAX * LX_PORTS);
+	uint8_t *new_ids = calloc(a->rule_cap, 1);
+	memcpy(rules_before, c.rule_table, TABLE_ENTRIES * sizeof(uint16_t));
+	memcpy(remote_before, c.remote_table, TABLE_ENTRIES * sizeof(uint16_t));
+	memcpy(pg, c.port_groups, sizeof(*pg) * LX_PROTO_MAX * LX_PORTS);
+	uint32_t nremote = c.nremote;
+
+	int rc = compile_assign_ids(&c, a->m, old, a->old_m->nrules, a->rule_cap,
+				    null_new_ids ? NULL : new_ids, &err);
+	if (CHECK(rc == 0, "%s: compile_assign_ids%s", a->label, why(&err))) {
+		char got[512] = "";
+		int k = 0, ok = 1;
+		for (int i = 0; i < a->m->nrules; i++) {
+			ok &= c.ids[i] == a->want[i];
+			k += snprintf(got + k, sizeof(got) - (size_t)k, " %u", c.ids[i]);
+		}
+		CHECK(ok && c.max_id == a->want_max, "%s: rule ids%s, max_id %u", a->label, got,
+		      c.max_id);
+		if (!null_new_ids) {
+			int new_ok = 1, nnew = 0;
+			for (const uint32_t *w = a->want_new; *w; w++, nnew++)
+				new_ok &= new_ids[*w] == 1;
+			int marked = 0;
+			for (uint32_t id = 0; id < a->rule_cap; id++)
+				marked += new_ids[id] != 0;
+			CHECK(new_ok && marked == nnew,
+			      "%s: new_ids marks exactly the %d new ids (%d marked)", a->label,
+			      nnew, marked);
+		}
+		renumbered(a->label, &c, rules_before, remote_before, pg);
+		CHECK(c.nremote == nremote, "%s: nremote unchanged (%u)", a->label, c.nremote);
+		check_tables_consistent(a->label, a->m, &c);
+	}
+	free(rules_before);
+	free(remote_before);
+	free(pg);
+	free(new_ids);
+	compile_free(&c);
+}
+
+static void test_assign_ids(void)
+{
+	struct matrix a, b;
+	struct site s;
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(tmp_text("ids-a.matrix", ob_matrix), &a, &err) == 0,
+		   "ids: matrix A loads%s", why(&err)))
+		return;
+	if (!CHECK(matrix_load(tmp_text("ids-b.matrix", ob_matrix_b), &b, &err) == 0,
+		   "ids: matrix B loads%s", why(&err))) {
+		matrix_free(&a);
+		return;
+	}
+	if (!CHECK(site_load(tmp_text("ids.site", ob_site), &a, &s, &err) == 0, "ids: site loads%s",
+		   why(&err))) {
+		matrix_free(&a);
+		matrix_free(&b);
+		return;
+	}
+	CHECK(a.nrules == 10 && b.nrules == 12, "ids: A has 10 rules, B 12 (%d, %d)", a.nrules,
+	      b.nrules);
+
+	/* The same matrix again: every rule keeps its id, whatever the ids were. */
+	uint32_t spread[10], seq[10], even[10];
+	for (int i = 0; i < 10; i++) {
+		spread[i] = 3 * (uint32_t)i + 2;
+		seq[i] = (uint32_t)i + 1;
+		even[i] = 2 * (uint32_t)i + 2;
+	}
+	static const uint32_t none[] = { 0 };
+	struct assign_case same = { "ids, same matrix", &a, spread, &a, 64, spread, none, 29 };
+	run_assign_case(&same, &s, 0);
+
+	/* Identical rules keep their ids; new ones take the lowest ids no attached rule has. */
+	static const uint32_t b_after_seq[12] = { 11, 1, 2, 12, 13, 5, 6, 14, 9, 10, 15, 16 };
+	static const uint32_t b_new_seq[] = { 11, 12, 13, 14, 15, 16, 0 };
+	struct assign_case changed = { "ids, changed matrix", &a,	 seq, &b, 64,
+				       b_after_seq,	      b_new_seq, 16 };
+	run_assign_case(&changed, &s, 0);
+	changed.label = "ids, changed matrix, new_ids NULL";
+	run_assign_case(&changed, &s, 1);
+
+	/* Free ids between attached ones are taken first, lowest first. */
+	static const uint32_t b_after_even[12] = { 1, 2, 4, 3, 5, 10, 12, 7, 18, 20, 9, 11 };
+	static const uint32_t b_new_even[] = { 1, 3, 5, 7, 9, 11, 0 };
+	struct assign_case holes = {
+		"ids, attached ids 2, 4, ..., 20", &a, even, &b, 64, b_after_even, b_new_even, 20
+	};
+	run_assign_case(&holes, &s, 0);
+
+	/* Exactly enough ids (rule_cap 17: ids 1..16), then one too few. */
+	changed.label = "ids, rule_cap 17 (ids up to 16)";
+	changed.rule_cap = 17;
+	run_assign_case(&changed, &s, 0);
+	struct compiled c;
+	if (compile_tables(&b, &s, &c, &err) == 0) {
+		struct compile_old_rule old[10];
+		for (int i = 0; i < 10; i++) {
+			old[i].id = seq[i];
+			rule_info_of(&a, i, &old[i].info);
+		}
+		uint8_t new_ids[16] = { 0 };
+		int rc = compile_assign_ids(&c, &b, old, 10, 16, new_ids, &err);
+		CHECK(rc == -1 && !strcmp(err.msg, "the new matrix needs more than the 15 rule ids "
+						   "the attached maps hold: detach every "
+						   "interface and attach again"),
+		      "ids, rule_cap 16: -1, 'the new matrix needs more than the 15 rule ids the "
+		      "attached maps hold: detach every interface and attach again' (got %d, "
+		      "'%s')",
+		      rc, err.msg);
+		compile_free(&c);
+	}
+	site_free(&s);
+	matrix_free(&a);
+	matrix_free(&b);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1434,6 +2384,11 @@ int main(void)
 	test_endpoints();
 	test_packets();
 	test_site_empty(&base);
+	test_matrix_outbound();
+	test_matrix_outbound_errors();
+	test_site_keywords(&base);
+	test_compile_outbound();
+	test_assign_ids();
 	matrix_free(&base);
 
 	tmp_cleanup();
