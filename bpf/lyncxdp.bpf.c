@@ -72,6 +72,22 @@ struct {
 	__type(value, __u32);
 } tbl_host6 SEC(".maps");
 
+// One bit per IPv4 /24 touched by a site prefix (lx_filter4_bit). Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tbl_filter4 SEC(".maps");
+
+// One bit per hashed IPv6 /32 touched by a site prefix (lx_filter6_bit). Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tbl_filter6 SEC(".maps");
+
 // (proto, port) -> groups with a rule on their own port there, and groups with an
 // outbound-to rule to that peer port; lets most packets skip address lookups. Loader.
 struct {
@@ -406,13 +422,25 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 
 /* ---- classify ---- */
 
+/* One array read that says "holds no role" for most addresses (see lx_filter4_bit). */
+static __always_inline int filtered_out(void *filter, __u32 bit)
+{
+	__u32 word = bit / 64;
+	__u64 *w = bpf_map_lookup_elem(filter, &word);
+	return !w || !(*w & (1ULL << (bit % 64)));
+}
+
 static __always_inline __u32 group_of(const struct packet *p, const struct lx_addr6 *addr,
 				      __u32 flags)
 {
-	__u32 *group;
+	__u32 *group, top;
 
+	__builtin_memcpy(&top, addr->addr, 4);
+	top = bpf_ntohl(top);
 	if (p->family == 4) {
 		__u32 a4;
+		if (filtered_out(&tbl_filter4, lx_filter4_bit(top)))
+			return 0;
 		__builtin_memcpy(&a4, addr->addr, 4);
 		if (flags & LX_CFG_HOST4) {
 			group = bpf_map_lookup_elem(&tbl_host4, &a4);
@@ -427,6 +455,8 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 		}
 		return 0;
 	}
+	if ((flags & LX_CFG_FILTER6) && filtered_out(&tbl_filter6, lx_filter6_bit(top)))
+		return 0;
 	if (flags & LX_CFG_HOST6) {
 		group = bpf_map_lookup_elem(&tbl_host6, addr);
 		if (group)

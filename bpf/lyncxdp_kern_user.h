@@ -167,7 +167,27 @@ enum lx_config_flags {
 	LX_CFG_NET4 = 1u << 1,
 	LX_CFG_HOST6 = 1u << 2,
 	LX_CFG_NET6 = 1u << 3,
+	LX_CFG_FILTER6 = 1u << 4, /* the IPv6 filter is exact enough to trust (no prefix < /32) */
 };
+
+/*
+ * Address filters: one bit per IPv4 /24, and one per hash of an IPv6 address's top 32 bits,
+ * set when a site prefix touches it. A clear bit means the address holds no role, decided by
+ * one array read instead of a hash and a trie lookup: most addresses at a perimeter are the
+ * internet's. A set bit only means "look it up".
+ */
+#define LX_FILTER_BITS	(1u << 24)
+#define LX_FILTER_WORDS (LX_FILTER_BITS / 64)
+
+static inline __u32 lx_filter4_bit(__u32 addr_host_order)
+{
+	return addr_host_order >> 8;
+}
+
+static inline __u32 lx_filter6_bit(__u32 top32_host_order)
+{
+	return (top32_host_order * 2654435761u) >> 8; /* Knuth's multiplicative hash, 24 bits */
+}
 
 struct lx_config {
 	__u32 flags;

@@ -360,6 +360,34 @@ static char *to_crlf(const char *text)
 	return out;
 }
 
+static int filter_bit(const uint64_t *words, uint32_t bit)
+{
+	return (words[bit / 64] >> (bit % 64)) & 1;
+}
+
+/* Every site address passes the address filter; a /24 no prefix touches does not. */
+static void check_filters(const struct site *s, const struct compiled *c, const char *what)
+{
+	int ok = 1;
+	for (int i = 0; i < s->nprefixes; i++) {
+		const struct site_prefix *p = &s->prefixes[i];
+		uint32_t top = (uint32_t)p->addr[0] << 24 | (uint32_t)p->addr[1] << 16 |
+			       (uint32_t)p->addr[2] << 8 | p->addr[3];
+		if (p->family == 4) {
+			/* the first and the last /24 of the prefix */
+			uint32_t last = p->len >= 24 ? top : top | ((1u << (32 - p->len)) - 1);
+			ok &= filter_bit(c->filter4, lx_filter4_bit(top)) &&
+			      filter_bit(c->filter4, lx_filter4_bit(last));
+		} else if (c->config_flags & LX_CFG_FILTER6) {
+			ok &= filter_bit(c->filter6, lx_filter6_bit(top));
+		}
+	}
+	CHECK(ok, "%s: every prefix's first and last /24 (IPv4) and /32 (IPv6) pass the filter",
+	      what);
+	CHECK(!filter_bit(c->filter4, lx_filter4_bit(0xc6120000u)),
+	      "%s: 198.18.0.0/24, touched by no prefix, is filtered out", what);
+}
+
 static void test_base_matrix(struct matrix *m)
 {
 	struct text_error err = { { 0 } };
@@ -1119,8 +1147,10 @@ static void test_site_semantics(const struct matrix *m)
 	CHECK(c.ngroups == 5, "base site: 4 distinct role sets, groups 1..4 (ngroups %d)",
 	      c.ngroups);
 	CHECK(c.hosts4 == 3 && c.nets4 == 2 && c.hosts6 == 2 && c.nets6 == 2 &&
-		  c.config_flags == (LX_CFG_HOST4 | LX_CFG_NET4 | LX_CFG_HOST6 | LX_CFG_NET6),
+		  c.config_flags ==
+		      (LX_CFG_HOST4 | LX_CFG_NET4 | LX_CFG_HOST6 | LX_CFG_NET6 | LX_CFG_FILTER6),
 	      "base site: host and prefix counts, config flags");
+	check_filters(&s, &c, "base site");
 	CHECK(c.nactive == m->nrules, "base site: every rule is active");
 
 	/* Precedence: smallest range wins; same width, the earlier line. */

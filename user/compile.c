@@ -8,6 +8,8 @@
 void compile_free(struct compiled *c)
 {
 	free(c->addrs);
+	free(c->filter4);
+	free(c->filter6);
 	free(c->rule_table);
 	free(c->remote_table);
 	free(c->port_groups);
@@ -89,9 +91,36 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 	}
 	free(stack);
 	free(acc);
-	c->config_flags = (c->hosts4 ? LX_CFG_HOST4 : 0) | (c->nets4 ? LX_CFG_NET4 : 0) |
-			  (c->hosts6 ? LX_CFG_HOST6 : 0) | (c->nets6 ? LX_CFG_NET6 : 0);
+	c->config_flags = LX_CFG_FILTER6 | (c->hosts4 ? LX_CFG_HOST4 : 0) |
+			  (c->nets4 ? LX_CFG_NET4 : 0) | (c->hosts6 ? LX_CFG_HOST6 : 0) |
+			  (c->nets6 ? LX_CFG_NET6 : 0);
 	return rc;
+}
+
+static void set_bit(uint64_t *words, uint32_t bit)
+{
+	words[bit / 64] |= 1ULL << (bit % 64);
+}
+
+/* Marks the filter bits of every site prefix (see lx_filter4_bit in the shared header). */
+static void build_filters(const struct site *s, struct compiled *c)
+{
+	for (int i = 0; i < s->nprefixes; i++) {
+		const struct site_prefix *p = &s->prefixes[i];
+		uint32_t top = (uint32_t)p->addr[0] << 24 | (uint32_t)p->addr[1] << 16 |
+			       (uint32_t)p->addr[2] << 8 | p->addr[3];
+		if (p->family == 6) {
+			if (p->len < 32) /* too many /32s to mark: look every address up */
+				c->config_flags &= ~(uint32_t)LX_CFG_FILTER6;
+			else
+				set_bit(c->filter6, lx_filter6_bit(top));
+			continue;
+		}
+		uint32_t first = lx_filter4_bit(top);
+		uint32_t count = p->len >= 24 ? 1 : 1u << (24 - p->len);
+		for (uint32_t k = 0; k < count; k++)
+			set_bit(c->filter4, first + k);
+	}
 }
 
 /* Rules of the local table are keyed by the role's own port, the remote table's by the peer's. */
@@ -155,9 +184,11 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	c->active = calloc((size_t)m->nrules + 1, 1);
 	c->dscp = calloc((size_t)m->nrules + 1, 1);
 	c->ids = calloc((size_t)m->nrules + 1, sizeof(*c->ids));
+	c->filter4 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
+	c->filter6 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
 	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
 	if (!c->rule_table || !c->remote_table || !c->port_groups || !c->active || !c->dscp ||
-	    !c->ids || !width) {
+	    !c->ids || !c->filter4 || !c->filter6 || !width) {
 		free(width);
 		compile_free(c);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
@@ -168,6 +199,7 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 		compile_free(c);
 		return -1;
 	}
+	build_filters(s, c);
 	uint64_t present = 0;
 	for (int g = 1; g < c->ngroups; g++) {
 		present |= c->group_roles[g];

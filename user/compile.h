@@ -26,6 +26,8 @@ struct compiled {
 	struct compiled_addr *addrs;
 	uint32_t hosts4, nets4, hosts6, nets6;
 	uint32_t config_flags; /* enum lx_config_flags */
+	uint64_t *filter4;     /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
+	uint64_t *filter6;     /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
 	uint32_t protected_groups;
 	/* [group][proto][port] -> rule id: on the role's own port (listen, outbound-from) */
 	uint16_t *rule_table;

@@ -320,6 +320,10 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 	if (write_addresses(skel, c, err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
 			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.tbl_filter4), c->filter4, sizeof(uint64_t), 0,
+			LX_FILTER_WORDS, "the IPv4 filter", err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
+			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, err) < 0 || write_remote_table(skel, c, err) < 0 ||
 	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
 	    write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
