@@ -597,12 +597,17 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 	}
 	struct lx_flow_key key = {};
 	flow_key(p, 1, &key);
-	struct lx_flow flow = { .last_seen_ns = now };
-	struct lx_flow *old = bpf_map_lookup_elem(&lx_flows, &key);
-	if (old && !flow_expired(old, p->proto, cfg, now))
-		flow.closing = old->closing;
-	if (p->tcp_flags & (TCP_FIN | TCP_RST))
-		flow.closing = 1;
+	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
+	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
+	if (live && !flow_expired(live, p->proto, cfg, now)) {
+		/* Refresh in place: an LRU update per packet costs more than the rest of it. */
+		if (live->last_seen_ns != now)
+			live->last_seen_ns = now;
+		if (closing)
+			live->closing = 1;
+		return;
+	}
+	struct lx_flow flow = { .last_seen_ns = now, .closing = (__u32)closing };
 	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
 }
 

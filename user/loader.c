@@ -66,6 +66,27 @@ static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
 	return 0;
 }
 
+static uint32_t at_least(uint32_t n, uint32_t floor)
+{
+	return n > floor ? n : floor;
+}
+
+/*
+ * The tables a site needs, not the most any site could: a reload creates new tables, so
+ * they never have to grow in place. The rule table holds the groups in use, the address
+ * maps their entries, the outbound table its entries.
+ */
+static void size_tables(struct lyncxdp_bpf *skel, const struct compiled *c)
+{
+	bpf_map__set_max_entries(skel->maps.tbl_rules,
+				 (uint32_t)c->ngroups * LX_PROTO_MAX * LX_SLOTS_PER_PROTO);
+	bpf_map__set_max_entries(skel->maps.tbl_remote, at_least(c->nremote, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_host4, at_least(c->hosts4, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_host6, at_least(c->hosts6, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_lpm4, at_least(c->nets4, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
+}
+
 struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err)
 {
 	struct lyncxdp_bpf *skel = lyncxdp_bpf__open();
@@ -84,6 +105,8 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
 	bpf_map__set_max_entries(skel->maps.tbl_actions, opts->rule_cap);
 
+	if (opts->size_for)
+		size_tables(skel, opts->size_for);
 	if ((opts->pinned && set_pin_paths(skel->obj, opts, err) < 0) ||
 	    (opts->tables_from && reuse_tables(skel->obj, opts->tables_from, err) < 0)) {
 		lyncxdp_bpf__destroy(skel);

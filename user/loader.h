@@ -29,6 +29,8 @@ struct loader_opts {
 	 * or shared with this instance's. */
 	int fresh_tables;
 	struct lyncxdp_bpf *tables_from;
+	/* When the tables are created by this load (not reused): size them for this site. */
+	const struct compiled *size_for;
 };
 
 /* Table maps (tbl_*) hold what the matrix and site compile to; a reload replaces them

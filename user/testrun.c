@@ -16,7 +16,9 @@ int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
-	struct loader_opts lo = { .iface_slot = 0, .rule_cap = t->rule_cap, .record_last = 1 };
+	struct loader_opts lo = {
+		.iface_slot = 0, .rule_cap = t->rule_cap, .record_last = 1, .size_for = c
+	};
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
