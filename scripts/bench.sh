@@ -8,8 +8,12 @@
 # never uses `lyncxdp attach` or /sys/fs/bpf/lyncxdp (the driver loads private instances).
 #
 # Knobs (environment): BENCH_SECONDS (throughput window, default 10), BENCH_TPUT_RUNS (3),
-# BENCH_COST_RUNS (5), BENCH_REPEAT (10000000), BENCH_CPU (cost and receiver CPU, 1),
-# BENCH_GEN_CPU (generator CPU, 0), BENCH_SECTIONS ("cost tput ctl").
+# BENCH_COST_RUNS (5), BENCH_REPEAT (10000000), BENCH_CPU (the CPU everything measured runs
+# on, 1), BENCH_NAPI (softirq: the receiver's NAPI runs in the generator's softirq on
+# BENCH_CPU; threaded: its own kthread pinned to BENCH_CPU, generator on BENCH_GEN_CPU, 0),
+# BENCH_RT (1: measured processes run SCHED_FIFO so that other work on the machine cannot
+# preempt them on BENCH_CPU; the kernel's RT throttling still leaves others 5%),
+# BENCH_SECTIONS ("cost tput ctl").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,9 @@ COST_RUNS=${BENCH_COST_RUNS:-5}
 REPEAT=${BENCH_REPEAT:-10000000}
 CPU=${BENCH_CPU:-1}
 GEN_CPU=${BENCH_GEN_CPU:-0}
+NAPI=${BENCH_NAPI:-softirq}
+RT=()
+[ "${BENCH_RT:-1}" = 1 ] && command -v chrt >/dev/null && RT=(chrt -f 50)
 SECTIONS=${BENCH_SECTIONS:-cost tput ctl}
 MATRIX=maps/sfb2015.matrix
 SITE=maps/site.example
@@ -35,6 +42,9 @@ IF_TX=lxbench-tx
 IF_RX=lxbench-rx
 IF_CTL=lxbench-c0
 PARK=lxbench-p # lxbench-p0, -p1, ...: one per program of the cost section
+# The throughput frame: toward a protected Edge address, on a port the Edge does not accept.
+DROP_SRC=203.0.113.99:40000
+DROP_DST=203.0.113.10:22
 
 log() { echo "bench: $*" >&2; }
 
@@ -64,6 +74,7 @@ BPFFS=$WORK/bpffs
 : >"$RES"
 NS_MADE=()
 T_START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cleanup() {
 	set +e
@@ -97,10 +108,17 @@ veth_in() {
 
 record() { printf 'R\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"; }
 
-# Site files: the example, and the example with the Edge protected (enforce).
+# What was measured: the tree's commit, and whether the data path differs from it.
+record info source commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+record info source modified "$(git status --porcelain -- bpf user 2>/dev/null | awk '{ printf "%s%s", sep, $2; sep = " " }')"
+
+# Site files: the example without `protect` lines (monitor rows: classification alone), and
+# that with the Edge protected (enforce rows, throughput, control plane).
+MSITE=$WORK/site.monitor
 PSITE=$WORK/site.protect
+grep -v '^[[:space:]]*protect[[:space:]]' "$SITE" >"$MSITE"
 {
-	cat "$SITE"
+	cat "$MSITE"
 	echo "protect edge-external edge-internal"
 } >"$PSITE"
 
@@ -155,8 +173,8 @@ xdpfilter_setup() {
 section_cost() {
 	local rows=() i
 	rows+=("bare XDP_PASS=obj:$BUILD/bench_pass.bpf.o")
-	rows+=("lyncxdp monitor=lx:monitor:0:$MATRIX:$SITE")
-	rows+=("lyncxdp monitor+tag=lx:monitor:1:$MATRIX:$SITE")
+	rows+=("lyncxdp monitor=lx:monitor:0:$MATRIX:$MSITE")
+	rows+=("lyncxdp monitor+tag=lx:monitor:1:$MATRIX:$MSITE")
 	rows+=("lyncxdp enforce=lx:enforce:0:$MATRIX:$PSITE")
 	if [ -n "$XF_ID" ]; then
 		rows+=("xdp-filter=id:$XF_ID")
@@ -167,7 +185,7 @@ section_cost() {
 	# generated sites (10 base prefixes the mix needs + padding) with sfb2015. Monitor mode.
 	for n in 10 1000 10000; do
 		if "$BENCH" gen-matrix "$MATRIX" "$n" >"$WORK/rules$n.matrix"; then
-			rows+=("rules $n=lx:monitor:0:$WORK/rules$n.matrix:$SITE")
+			rows+=("rules $n=lx:monitor:0:$WORK/rules$n.matrix:$MSITE")
 		else
 			rows+=("rules $n=na:gen-matrix failed")
 		fi
@@ -186,14 +204,20 @@ section_cost() {
 	local args=()
 	for r in "${rows[@]}"; do args+=(--row "$r"); done
 	log "per-packet cost: ${#rows[@]} rows x 16 frames x $REPEAT repeats x $COST_RUNS runs on CPU $CPU"
-	ip netns exec "$NS_COST" taskset -c "$CPU" "$BENCH" cost --park "$PARK" --repeat "$REPEAT" \
-		--runs "$COST_RUNS" "${args[@]}" >>"$RES"
+	ip netns exec "$NS_COST" "${RT[@]}" taskset -c "$CPU" "$BENCH" cost --park "$PARK" --repeat "$REPEAT" \
+		--runs "$COST_RUNS" --extra "tcp $DROP_SRC $DROP_DST" "${args[@]}" >>"$RES"
 }
 
 # ---------------------------------------------------------------------------------------
-# 2: throughput on a veth pair between two namespaces. The generator runs in lxbench-tx on
-# GEN_CPU (BPF_PROG_TEST_RUN, live frames, XDP_TX); the receiver's veth uses threaded NAPI,
-# its thread pinned to CPU. Receiver rows take turns within every round.
+# 2: throughput on a veth pair between two namespaces. The generator runs in lxbench-tx
+# (BPF_PROG_TEST_RUN, live frames, XDP_TX). veth has no IRQ to steer and RPS comes after
+# XDP: the receiving veth's NAPI is scheduled by the sender and runs in the NET_RX softirq
+# of the sending CPU. By default both are pinned to CPU: one CPU does all the work, and the
+# difference between two rows is exactly their difference in receive cost. BENCH_NAPI=
+# threaded gives the receiver a NAPI kthread on CPU and the generator GEN_CPU instead; there
+# the receiver spends most of its time in the page_pool spinlock returning the generator's
+# pages across CPUs, which swamps the programs' differences (see the report).
+# Receiver rows take turns within every round.
 # ---------------------------------------------------------------------------------------
 section_tput() {
 	ns_add "$NS_TX" && ns_add "$NS_RX" || return 1
@@ -218,10 +242,12 @@ section_tput() {
 	else
 		rows+=(--row "nftables list=na:nft not installed" --row "nftables set=na:nft not installed")
 	fi
-	log "throughput: 5 rows x $TPUT_RUNS rounds x ${TPUT_SECONDS}s, generator CPU $GEN_CPU, receiver CPU $CPU"
-	ip netns exec "$NS_RX" "$BENCH" tput --rx-if "$IF_RX" --tx-ns "$NS_TX" --tx-if "$IF_TX" \
-		--objdir "$BUILD" --seconds "$TPUT_SECONDS" --runs "$TPUT_RUNS" --gen-cpu "$GEN_CPU" \
-		--rx-cpu "$CPU" "${rows[@]}" >>"$RES"
+	local cpus=(--napi softirq --gen-cpu "$CPU" --rx-cpu "$CPU")
+	[ "$NAPI" = threaded ] && cpus=(--napi threaded --gen-cpu "$GEN_CPU" --rx-cpu "$CPU")
+	log "throughput: 5 rows x $TPUT_RUNS rounds x ${TPUT_SECONDS}s, NAPI $NAPI, ${cpus[*]}"
+	ip netns exec "$NS_RX" "${RT[@]}" "$BENCH" tput --rx-if "$IF_RX" --tx-ns "$NS_TX" --tx-if "$IF_TX" \
+		--objdir "$BUILD" --seconds "$TPUT_SECONDS" --runs "$TPUT_RUNS" "${cpus[@]}" \
+		--src "$DROP_SRC" --dst "$DROP_DST" "${rows[@]}" >>"$RES"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -232,7 +258,7 @@ section_tput() {
 section_ctl() {
 	ns_add lxbench-ctl && veth_in lxbench-ctl "$IF_CTL" lxbench-c1 || return 1
 	log "control plane: attach and reload, 5 times"
-	ip netns exec lxbench-ctl "$BENCH" ctl --matrix "$MATRIX" --site "$PSITE" --ifname "$IF_CTL" \
+	ip netns exec lxbench-ctl "${RT[@]}" taskset -c "$CPU" "$BENCH" ctl --matrix "$MATRIX" --site "$PSITE" --ifname "$IF_CTL" \
 		--runs 5 --label sfb2015 >>"$RES"
 }
 
@@ -262,7 +288,9 @@ jq -R -s \
 	--arg cpu "$CPU_MODEL" --argjson ncpu "$(nproc)" --argjson runtime $((T_END - T_START)) \
 	--argjson repeat "$REPEAT" --argjson cost_runs "$COST_RUNS" \
 	--argjson tput_seconds "$TPUT_SECONDS" --argjson tput_runs "$TPUT_RUNS" \
-	--argjson bench_cpu "$CPU" --argjson gen_cpu "$GEN_CPU" -f tests/bench/report.jq \
+	--argjson bench_cpu "$CPU" --argjson gen_cpu "$GEN_CPU" --arg napi "$NAPI" \
+	--arg rt "${RT[*]:-}" --arg load "$LOAD_BEFORE" \
+	-f tests/bench/report.jq \
 	"$RES" >"$OUT/results.json" || {
 	log "could not build the report; raw records:"
 	cat "$RES"

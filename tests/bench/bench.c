@@ -75,7 +75,7 @@ static double now_s(void)
 }
 
 static void rec(const char *section, const char *row, const char *metric, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void rec(const char *section, const char *row, const char *metric, const char *fmt, ...)
 {
 	va_list ap;
@@ -164,7 +164,7 @@ static int prog_map_by_name(int prog_fd, const char *name)
 	return -1;
 }
 
-/* First program of a BPF object file, loaded. */
+/* The first program of a BPF object file, loaded. */
 static int load_obj(const char *path, struct bpf_object **objp, char *why, size_t whylen)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -272,20 +272,26 @@ struct mix_pkt {
  * frames. Ephemeral ports are 40000-48999: outside the padding rules of gen_matrix.
  */
 static struct mix_pkt mix[] = {
-	{ "sip-tls client->frontend", IPPROTO_TCP, "192.0.2.150:40100", "192.0.2.11:5061", 0, 0, 0, 0 },
-	{ "sip-tls frontend->client", IPPROTO_TCP, "192.0.2.11:5061", "192.0.2.150:40100", 0, 0, 0, 0 },
-	{ "sip-tls frontend->edge-int", IPPROTO_TCP, "192.0.2.11:40101", "198.51.100.10:5061", 0, 0, 0, 0 },
-	{ "sip-tls federation->edge-ext", IPPROTO_TCP, "203.0.113.99:40102", "203.0.113.10:5061", 0, 0, 0, 0 },
-	{ "stun peer->edge-ext", IPPROTO_UDP, "203.0.113.99:40103", "203.0.113.12:3478", 0, 0, 0, 0 },
-	{ "stun edge-ext->peer", IPPROTO_UDP, "203.0.113.12:3478", "203.0.113.99:40103", 0, 0, 0, 0 },
+	{ "sip-tls client->frontend", IPPROTO_TCP, "192.0.2.150:40100", "192.0.2.11:5061", 0, 0, 0,
+	  0 },
+	{ "sip-tls frontend->client", IPPROTO_TCP, "192.0.2.11:5061", "192.0.2.150:40100", 0, 0, 0,
+	  0 },
+	{ "sip-tls frontend->edge-int", IPPROTO_TCP, "192.0.2.11:40101", "198.51.100.10:5061", 0, 0,
+	  0, 0 },
+	{ "sip-tls federation->edge-ext", IPPROTO_TCP, "203.0.113.99:40102", "203.0.113.10:5061", 0,
+	  0, 0, 0 },
+	{ "stun peer->edge-ext", IPPROTO_UDP, "203.0.113.99:40103", "203.0.113.12:3478", 0, 0, 0,
+	  0 },
+	{ "stun edge-ext->peer", IPPROTO_UDP, "203.0.113.12:3478", "203.0.113.99:40103", 0, 0, 0,
+	  0 },
 	{ "audio client->frontend 49152-57500", IPPROTO_UDP, "192.0.2.150:50020",
 	  "192.0.2.11:49200", 0, 0, 0, 0 },
 	{ "video frontend->client 57501-65535", IPPROTO_UDP, "192.0.2.11:58000",
 	  "192.0.2.150:50040", 0, 0, 0, 0 },
 	{ "relay edge-ext->peer 50000-59999", IPPROTO_UDP, "203.0.113.12:50100",
 	  "203.0.113.99:40105", 0, 0, 0, 0 },
-	{ "relay peer->edge-ext (reply)", IPPROTO_UDP, "203.0.113.99:40105",
-	  "203.0.113.12:50100", 0, 0, 0, 0 },
+	{ "relay peer->edge-ext (reply)", IPPROTO_UDP, "203.0.113.99:40105", "203.0.113.12:50100",
+	  0, 0, 0, 0 },
 	{ "ipv6 sip-tls client->frontend", IPPROTO_TCP, "[2001:db8:20::50]:40106",
 	  "[2001:db8:10::11]:5061", 0, 0, 0, 0 },
 	{ "ipv6 stun peer->edge-ext", IPPROTO_UDP, "[2001:db8:aaaa::5]:40107",
@@ -294,9 +300,10 @@ static struct mix_pkt mix[] = {
 	  0x8100, 20, 0 },
 	{ "qinq sip-tls phone->frontend", IPPROTO_TCP, "192.0.2.70:40108", "192.0.2.11:5061", 2,
 	  0x88a8, 100, 20 },
-	{ "unclassified web dmz->internet", IPPROTO_TCP, "198.51.100.50:40109",
-	  "203.0.113.99:80", 0, 0, 0, 0 },
-	{ "unclassified dns internet", IPPROTO_UDP, "203.0.113.98:40110", "203.0.113.97:53", 0, 0, 0, 0 },
+	{ "unclassified web dmz->internet", IPPROTO_TCP, "198.51.100.50:40109", "203.0.113.99:80",
+	  0, 0, 0, 0 },
+	{ "unclassified dns internet", IPPROTO_UDP, "203.0.113.98:40110", "203.0.113.97:53", 0, 0,
+	  0, 0 },
 };
 #define MIX_ALL ((int)(sizeof(mix) / sizeof(mix[0])))
 static int NMIX = MIX_ALL; /* --frame replaces the mix with one frame */
@@ -336,8 +343,8 @@ struct row {
 	struct lx_inst lx;
 	unsigned parked; /* ifindex the program is attached to, to keep it in the XDP dispatcher */
 	double mix_ns[MAX_RUNS], mix_kns[MAX_RUNS];
-	double pkt_ns[MIX_ALL][MAX_RUNS], pkt_kns[MIX_ALL][MAX_RUNS];
-	uint32_t retval[MIX_ALL];
+	double pkt_ns[MIX_ALL + 1][MAX_RUNS], pkt_kns[MIX_ALL + 1][MAX_RUNS]; /* + the extra */
+	uint32_t retval[MIX_ALL + 1];
 };
 
 static void row_open(struct row *r, const char *spec)
@@ -368,7 +375,8 @@ static void row_open(struct row *r, const char *spec)
 		if (!policy || !tag || !matrix || !site) {
 			snprintf(r->na, sizeof(r->na), "bad lx spec");
 		} else if (lx_open(&r->lx, matrix, site,
-				   !strcmp(policy, "enforce") ? LX_POLICY_ENFORCE : LX_POLICY_MONITOR,
+				   !strcmp(policy, "enforce") ? LX_POLICY_ENFORCE
+							      : LX_POLICY_MONITOR,
 				   (uint32_t)atoi(tag), &err) < 0) {
 			snprintf(r->na, sizeof(r->na), "%s", err.msg);
 		} else {
@@ -415,8 +423,10 @@ static int cmd_cost(int argc, char **argv)
 					      { "row", required_argument, 0, 'w' },
 					      { "park", required_argument, 0, 'p' },
 					      { "frame", required_argument, 0, 'f' },
+					      { "extra", required_argument, 0, 'e' },
 					      { 0, 0, 0, 0 } };
-	static char fbuf[256];
+	static char fbuf[256], ebuf[256];
+	struct mix_pkt extra = { 0 };
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'n')
@@ -434,9 +444,26 @@ static int cmd_cost(int argc, char **argv)
 			char *dst = strtok_r(NULL, " ", &save);
 			if (!proto || !src || !dst)
 				return 2;
-			mix[0] = (struct mix_pkt){ optarg, strcmp(proto, "udp") ? IPPROTO_TCP : IPPROTO_UDP,
-						   src, dst, 0, 0, 0, 0 };
+			mix[0] = (struct mix_pkt){
+				optarg, strcmp(proto, "udp") ? IPPROTO_TCP : IPPROTO_UDP,
+				src,	dst,
+				0,	0,
+				0,	0
+			};
 			NMIX = 1;
+		} else if (ch == 'e') { /* "tcp|udp SRC DST": measured too, reported apart */
+			char *save = NULL;
+			snprintf(ebuf, sizeof(ebuf), "%s", optarg);
+			char *proto = strtok_r(ebuf, " ", &save), *src = strtok_r(NULL, " ", &save);
+			char *dst = strtok_r(NULL, " ", &save);
+			if (!proto || !src || !dst)
+				return 2;
+			extra = (struct mix_pkt){
+				optarg, strcmp(proto, "udp") ? IPPROTO_TCP : IPPROTO_UDP,
+				src,	dst,
+				0,	0,
+				0,	0
+			};
 		} else
 			return 2;
 	}
@@ -457,20 +484,26 @@ static int cmd_cost(int argc, char **argv)
 		if (ifindex && !bpf_xdp_attach((int)ifindex, r->prog_fd, XDP_FLAGS_DRV_MODE, NULL))
 			r->parked = ifindex;
 		else
-			fprintf(stderr, "bench: cannot park %s on %s: kernel figures only\n", r->label,
-				ifname);
+			fprintf(stderr, "bench: cannot park %s on %s: kernel figures only\n",
+				r->label, ifname);
 	}
 
-	struct frame frames[MIX_ALL];
+	struct frame frames[MIX_ALL + 1];
 	for (int i = 0; i < NMIX; i++)
 		if (build(mix[i].ipproto, mix[i].src, mix[i].dst, mix[i].nvlans, mix[i].tpid0,
 			  mix[i].vid0, mix[i].vid1, 10, &frames[i]) < 0)
 			return 1;
+	int nframes = NMIX; /* frames[NMIX] is the extra frame, when there is one */
+	if (extra.name) {
+		if (build(extra.ipproto, extra.src, extra.dst, 0, 0, 0, 0, 10, &frames[NMIX]) < 0)
+			return 1;
+		nframes++;
+	}
 
 	/* Warm up: every frame once, in order (this opens the relay flow the reply needs). */
 	for (int k = 0; k < nrows; k++) {
 		struct row *r = &rows[k];
-		for (int i = 0; i < NMIX && !r->na[0]; i++) {
+		for (int i = 0; i < nframes && !r->na[0]; i++) {
 			double ns;
 			if (run_frame(r->prog_fd, &frames[i], 1000, &ns, NULL, &r->retval[i]) < 0)
 				snprintf(r->na, sizeof(r->na), "BPF_PROG_TEST_RUN: %s",
@@ -483,15 +516,17 @@ static int cmd_cost(int argc, char **argv)
 		for (int k = 0; k < nrows && !stop_flag; k++) {
 			struct row *r = &rows[k];
 			double sum = 0, ksum = 0;
-			for (int i = 0; i < NMIX && !r->na[0]; i++) {
+			for (int i = 0; i < nframes && !r->na[0]; i++) {
 				if (run_frame(r->prog_fd, &frames[i], repeat, &r->pkt_ns[i][run],
 					      &r->pkt_kns[i][run], NULL) < 0)
 					snprintf(r->na, sizeof(r->na), "BPF_PROG_TEST_RUN: %s",
 						 strerror(errno));
 				if (!r->parked) /* wall time is the dispatcher's update: useless */
 					r->pkt_ns[i][run] = r->pkt_kns[i][run];
-				sum += r->pkt_ns[i][run];
-				ksum += r->pkt_kns[i][run];
+				if (i < NMIX) {
+					sum += r->pkt_ns[i][run];
+					ksum += r->pkt_kns[i][run];
+				}
 			}
 			r->mix_ns[run] = sum / NMIX;
 			r->mix_kns[run] = ksum / NMIX;
@@ -523,15 +558,24 @@ static int cmd_cost(int argc, char **argv)
 			char m[96];
 			snprintf(m, sizeof(m), "pkt:%s", mix[i].name);
 			rec("cost", r->label, m, "%.2f %s", median(r->pkt_ns[i], runs),
-			    r->retval[i] == XDP_PASS	 ? "pass"
+			    r->retval[i] == XDP_PASS   ? "pass"
 			    : r->retval[i] == XDP_DROP ? "drop"
 						       : "other");
+		}
+		if (extra.name) {
+			rec("cost", r->label, "extra_frame_ns", "%.2f",
+			    median(r->pkt_ns[NMIX], runs));
+			rec("cost", r->label, "extra_frame_verdict", "%s",
+			    r->retval[NMIX] == XDP_DROP	  ? "drop"
+			    : r->retval[NMIX] == XDP_PASS ? "pass"
+							  : "other");
 		}
 	}
 	for (int k = 0; k < nrows; k++) {
 		if (rows[k].parked) {
 			LIBBPF_OPTS(bpf_xdp_attach_opts, d, .old_prog_fd = rows[k].prog_fd);
-			bpf_xdp_detach((int)rows[k].parked, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE, &d);
+			bpf_xdp_detach((int)rows[k].parked, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE,
+				       &d);
 		}
 		if (rows[k].obj)
 			bpf_object__close(rows[k].obj);
@@ -553,7 +597,7 @@ struct shared {
 
 /* The generator: enters the sending namespace, transmits until told to stop. */
 static void generator(struct shared *sh, const char *tx_ns, const char *tx_if, int cpu,
-		      const char *obj_path, const struct frame *f)
+		      const char *obj_path, const struct frame *f, double rate)
 {
 	char path[256];
 	snprintf(path, sizeof(path), "/run/netns/%s", tx_ns);
@@ -583,9 +627,17 @@ static void generator(struct shared *sh, const char *tx_ns, const char *tx_if, i
 	if (bpf_xdp_attach((int)ifindex, fd, XDP_FLAGS_DRV_MODE, NULL))
 		fprintf(stderr, "bench: cannot park the generator on %s\n", tx_if);
 	struct xdp_md ctx = { .data_end = f->len, .ingress_ifindex = ifindex };
-	const uint32_t repeat = 1u << 20;
+	/* Unpaced: big calls. Paced (rate frames/s): calls of 8192 frames, then wait for the
+	 * schedule. Each call sets up a page pool, so calls are kept long. */
+	const uint32_t repeat = rate > 0 ? 8192 : 1u << 20;
+	double start = now_s();
 	sh->ready = 1;
 	while (!sh->stop) {
+		if (rate > 0) {
+			double due = start + (double)sh->sent / rate;
+			while (!sh->stop && now_s() < due)
+				;
+		}
 		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f->data, .data_size_in = f->len,
 			    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = repeat,
 			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
@@ -606,6 +658,7 @@ static void generator(struct shared *sh, const char *tx_ns, const char *tx_if, i
 
 struct cpu_times {
 	unsigned long long busy[MAX_CPUS], total[MAX_CPUS], softirq[MAX_CPUS];
+	unsigned long long net_rx[MAX_CPUS]; /* NET_RX softirqs raised, from /proc/softirqs */
 	int n;
 };
 
@@ -619,8 +672,8 @@ static void read_cpu_times(struct cpu_times *t)
 	while (fgets(line, sizeof(line), f)) {
 		int cpu;
 		unsigned long long v[8] = { 0 };
-		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
-			   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 8 ||
+		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0],
+			   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 8 ||
 		    cpu < 0 || cpu >= MAX_CPUS)
 			continue;
 		unsigned long long total = 0;
@@ -633,6 +686,17 @@ static void read_cpu_times(struct cpu_times *t)
 			t->n = cpu + 1;
 	}
 	fclose(f);
+	f = fopen("/proc/softirqs", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "NET_RX:");
+		if (!p)
+			continue;
+		p += 7;
+		for (int c = 0; c < t->n; c++)
+			t->net_rx[c] = strtoull(p, &p, 10);
+	}
+	if (f)
+		fclose(f);
 }
 
 /* The NAPI kthread of an interface ("napi/IF-ID", comm cut at 15 characters). */
@@ -709,12 +773,13 @@ struct rx_row {
 	int prog_fd;
 	struct bpf_object *obj;
 	struct lx_inst lx;
-	int cnt_fd;		  /* per-CPU counter map, or -1 for nft */
-	uint32_t cnt_keys[8];	  /* summed */
+	int cnt_fd;	      /* per-CPU counter map, or -1 for nft */
+	uint32_t cnt_keys[8]; /* summed */
 	int cnt_nkeys;
 	size_t cnt_value_size;
 	const char *nft_file; /* nft rows: the ruleset loaded while the row runs */
-	double pps[MAX_RUNS], offered[MAX_RUNS], if_rx[MAX_RUNS], busy[MAX_RUNS][2];
+	double pps[MAX_RUNS], offered[MAX_RUNS], if_rx[MAX_RUNS], busy[MAX_RUNS][2],
+	    net_rx[MAX_RUNS][2];
 	int done;
 };
 
@@ -772,7 +837,8 @@ static void rx_row_open(struct rx_row *r, const char *arg, const char *objdir)
 	} else if (!strcmp(s, "drop")) {
 		snprintf(path, sizeof(path), "%s/bench_drop.bpf.o", objdir);
 		r->prog_fd = load_obj(path, &r->obj, r->na, sizeof(r->na));
-		struct bpf_map *m = r->obj ? bpf_object__find_map_by_name(r->obj, "bench_dropped") : NULL;
+		struct bpf_map *m =
+		    r->obj ? bpf_object__find_map_by_name(r->obj, "bench_dropped") : NULL;
 		r->cnt_fd = m ? bpf_map__fd(m) : -1;
 		r->cnt_nkeys = 1;
 	} else if (!strncmp(s, "lyncxdp:", 8)) {
@@ -780,7 +846,8 @@ static void rx_row_open(struct rx_row *r, const char *arg, const char *objdir)
 		snprintf(buf, sizeof(buf), "%s", s + 8);
 		char *matrix = strtok_r(buf, ":", &save), *site = strtok_r(NULL, ":", &save);
 		struct text_error err = { { 0 } };
-		if (!matrix || !site || lx_open(&r->lx, matrix, site, LX_POLICY_ENFORCE, 0, &err) < 0) {
+		if (!matrix || !site ||
+		    lx_open(&r->lx, matrix, site, LX_POLICY_ENFORCE, 0, &err) < 0) {
 			snprintf(r->na, sizeof(r->na), "lyncxdp: %s", err.msg);
 		} else {
 			r->prog_fd = r->lx.prog_fd;
@@ -805,7 +872,8 @@ static void rx_row_open(struct rx_row *r, const char *arg, const char *objdir)
 		r->nft_file = s + 4;
 		snprintf(buf, sizeof(buf), "nft -c -f '%s' >/dev/null 2>&1", r->nft_file);
 		if (!r->na[0] && system(buf) != 0)
-			snprintf(r->na, sizeof(r->na), "nft -c -f %s refuses the ruleset", r->nft_file);
+			snprintf(r->na, sizeof(r->na), "nft -c -f %s refuses the ruleset",
+				 r->nft_file);
 	} else {
 		snprintf(r->na, sizeof(r->na), "unknown row kind");
 	}
@@ -874,11 +942,15 @@ static void rx_window(struct rx_row *r, int run, unsigned ifindex, const char *r
 	r->if_rx[r->done] = (double)(rx1 - rx0) / (t1 - t0);
 	for (int c = 0; c < 2 && c < ct1.n; c++) {
 		double tot = (double)(ct1.total[c] - ct0.total[c]);
-		r->busy[r->done][c] = tot > 0 ? 100.0 * (double)(ct1.busy[c] - ct0.busy[c]) / tot : 0;
+		r->busy[r->done][c] =
+		    tot > 0 ? 100.0 * (double)(ct1.busy[c] - ct0.busy[c]) / tot : 0;
+		r->net_rx[r->done][c] = (double)(ct1.net_rx[c] - ct0.net_rx[c]) / (t1 - t0);
 	}
 	char m[32];
 	snprintf(m, sizeof(m), "run%d_pps", run + 1);
 	rec("tput", r->label, m, "%.0f", r->pps[r->done]);
+	snprintf(m, sizeof(m), "run%d_offered_pps", run + 1);
+	rec("tput", r->label, m, "%.0f", r->offered[r->done]);
 	r->done++;
 out:
 	if (r->nft_file && system("nft delete table netdev lxbench >/dev/null 2>&1") != 0)
@@ -891,36 +963,73 @@ static int cmd_tput(int argc, char **argv)
 	const char *pkt_src = "203.0.113.99:40000", *pkt_dst = "203.0.113.10:22";
 	double seconds = 10, settle = 1;
 	int runs = 3, gen_cpu = 0, rx_cpu = 1, nrows = 0;
+	double rate = 0;
+	int threaded = 0; /* --napi threaded: its own kthread, pinned to --rx-cpu */
 	static struct rx_row rows[MAX_ROWS];
 	static char row_args[MAX_ROWS][1024];
-	static const struct option opts[] = {
-		{ "rx-if", required_argument, 0, 'i' },	  { "tx-ns", required_argument, 0, 'n' },
-		{ "tx-if", required_argument, 0, 't' },	  { "objdir", required_argument, 0, 'o' },
-		{ "seconds", required_argument, 0, 's' }, { "runs", required_argument, 0, 'r' },
-		{ "gen-cpu", required_argument, 0, 'g' }, { "rx-cpu", required_argument, 0, 'x' },
-		{ "src", required_argument, 0, 'a' },	  { "dst", required_argument, 0, 'b' },
-		{ "settle", required_argument, 0, 'w' },  { "row", required_argument, 0, 'R' },
-		{ 0, 0, 0, 0 }
-	};
+	static const struct option opts[] = { { "rx-if", required_argument, 0, 'i' },
+					      { "tx-ns", required_argument, 0, 'n' },
+					      { "tx-if", required_argument, 0, 't' },
+					      { "objdir", required_argument, 0, 'o' },
+					      { "seconds", required_argument, 0, 's' },
+					      { "runs", required_argument, 0, 'r' },
+					      { "gen-cpu", required_argument, 0, 'g' },
+					      { "rx-cpu", required_argument, 0, 'x' },
+					      { "src", required_argument, 0, 'a' },
+					      { "dst", required_argument, 0, 'b' },
+					      { "settle", required_argument, 0, 'w' },
+					      { "row", required_argument, 0, 'R' },
+					      { "rate", required_argument, 0, 'p' },
+					      { "napi", required_argument, 0, 'N' },
+					      { 0, 0, 0, 0 } };
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'i': rx_if = optarg; break;
-		case 'n': tx_ns = optarg; break;
-		case 't': tx_if = optarg; break;
-		case 'o': objdir = optarg; break;
-		case 's': seconds = atof(optarg); break;
-		case 'r': runs = atoi(optarg); break;
-		case 'g': gen_cpu = atoi(optarg); break;
-		case 'x': rx_cpu = atoi(optarg); break;
-		case 'a': pkt_src = optarg; break;
-		case 'b': pkt_dst = optarg; break;
-		case 'w': settle = atof(optarg); break;
+		case 'i':
+			rx_if = optarg;
+			break;
+		case 'n':
+			tx_ns = optarg;
+			break;
+		case 't':
+			tx_if = optarg;
+			break;
+		case 'o':
+			objdir = optarg;
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'r':
+			runs = atoi(optarg);
+			break;
+		case 'g':
+			gen_cpu = atoi(optarg);
+			break;
+		case 'x':
+			rx_cpu = atoi(optarg);
+			break;
+		case 'a':
+			pkt_src = optarg;
+			break;
+		case 'b':
+			pkt_dst = optarg;
+			break;
+		case 'w':
+			settle = atof(optarg);
+			break;
+		case 'p':
+			rate = atof(optarg);
+			break;
+		case 'N':
+			threaded = !strcmp(optarg, "threaded");
+			break;
 		case 'R':
 			if (nrows < MAX_ROWS)
 				snprintf(row_args[nrows++], sizeof(row_args[0]), "%s", optarg);
 			break;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	if (!rx_if || !tx_ns || !tx_if || runs < 1 || runs > MAX_RUNS || !nrows)
@@ -933,13 +1042,16 @@ static int cmd_tput(int argc, char **argv)
 	unsigned ifindex = if_nametoindex(rx_if);
 	pid_t child = -1;
 	int attached = 0, napi_pid = -1, napi_cpu = -1;
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *sh =
+	    mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return 1;
 	memset(sh, 0, sizeof(*sh));
-	for (int k = 0; k < nrows; k++)
+	for (int k = 0; k < nrows; k++) {
 		rx_row_open(&rows[k], row_args[k], objdir);
+		rec("tput", rows[k].label, "row", "%d",
+		    k + 1); /* keeps the rows' order in reports */
+	}
 
 	struct frame f;
 	if (build(IPPROTO_TCP, pkt_src, pkt_dst, 0, 0, 0, 0, 10, &f) < 0) {
@@ -962,10 +1074,10 @@ static int cmd_tput(int argc, char **argv)
 	}
 	/* Threaded NAPI, its thread pinned to rx_cpu: the generator (gen_cpu) shares nothing. */
 	snprintf(path, sizeof(path), "/sys/class/net/%s/threaded", rx_if);
-	if (write_file(path, "1") < 0)
+	if (write_file(path, threaded ? "1" : "0") < 0)
 		fprintf(stderr, "bench: threaded NAPI on %s: %s\n", rx_if, strerror(errno));
 	usleep(100000);
-	napi_pid = napi_thread(rx_if, NULL);
+	napi_pid = threaded ? napi_thread(rx_if, NULL) : -1;
 	if (napi_pid > 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -980,7 +1092,7 @@ static int cmd_tput(int argc, char **argv)
 		signal(SIGINT, SIG_IGN); /* the parent stops us through sh->stop */
 		signal(SIGTERM, SIG_DFL);
 		snprintf(path, sizeof(path), "%s/bench_txgen.bpf.o", objdir);
-		generator(sh, tx_ns, tx_if, gen_cpu, path, &f);
+		generator(sh, tx_ns, tx_if, gen_cpu, path, &f, rate);
 		_exit(sh->failed ? 1 : 0);
 	}
 	if (child < 0) {
@@ -1004,7 +1116,7 @@ static int cmd_tput(int argc, char **argv)
 		snprintf(why, sizeof(why), "generator: %s", sh->why);
 	else if (stop_flag)
 		snprintf(why, sizeof(why), "interrupted");
-	napi_pid = napi_thread(rx_if, &napi_cpu);
+	napi_pid = threaded ? napi_thread(rx_if, &napi_cpu) : -1;
 	for (int k = 0; k < nrows; k++) {
 		struct rx_row *r = &rows[k];
 		if (!r->na[0] && r->done < runs)
@@ -1013,22 +1125,30 @@ static int cmd_tput(int argc, char **argv)
 			rec("tput", r->label, "na", "%s", r->na);
 			continue;
 		}
-		double b0[MAX_RUNS], b1[MAX_RUNS];
+		double b0[MAX_RUNS], b1[MAX_RUNS], n0[MAX_RUNS], n1[MAX_RUNS];
 		for (int i = 0; i < r->done; i++) {
 			b0[i] = r->busy[i][0];
 			b1[i] = r->busy[i][1];
+			n0[i] = r->net_rx[i][0];
+			n1[i] = r->net_rx[i][1];
 		}
 		rec("tput", r->label, "pps", "%.0f", median(r->pps, r->done));
 		rec("tput", r->label, "offered_pps", "%.0f", median(r->offered, r->done));
 		rec("tput", r->label, "if_rx_pps", "%.0f", median(r->if_rx, r->done));
 		rec("tput", r->label, "cpu0_busy", "%.0f", median(b0, r->done));
 		rec("tput", r->label, "cpu1_busy", "%.0f", median(b1, r->done));
+		rec("tput", r->label, "cpu0_net_rx_softirqs_per_s", "%.0f", median(n0, r->done));
+		rec("tput", r->label, "cpu1_net_rx_softirqs_per_s", "%.0f", median(n1, r->done));
+		rec("tput", r->label, "ns_per_packet", "%.2f", 1e9 / median(r->pps, r->done));
 	}
 	if (napi_pid > 0)
-		rec("tput", "receiver", "napi", "threaded, pid %d, on cpu %d", napi_pid, napi_cpu);
+		rec("tput", "receiver", "napi", "threaded NAPI, kthread %d on cpu %d", napi_pid,
+		    napi_cpu);
 	else
-		rec("tput", "receiver", "napi", "softirq of the sending cpu (no napi thread)");
+		rec("tput", "receiver", "napi",
+		    "NAPI in the NET_RX softirq of the generator's cpu %d", gen_cpu);
 	rec("tput", "receiver", "gen_cpu", "%d", gen_cpu);
+	rec("tput", "receiver", "rate", "%s", rate > 0 ? "paced" : "unpaced");
 	rec("tput", "receiver", "frame", "tcp %s -> %s, %u bytes", pkt_src, pkt_dst, f.len);
 
 out:
@@ -1065,12 +1185,11 @@ static int cmd_ctl(int argc, char **argv)
 {
 	const char *matrix = NULL, *site = NULL, *ifname = NULL, *label = "sfb2015";
 	int runs = 5;
-	static const struct option opts[] = { { "matrix", required_argument, 0, 'M' },
-					      { "site", required_argument, 0, 'S' },
-					      { "ifname", required_argument, 0, 'i' },
-					      { "runs", required_argument, 0, 'r' },
-					      { "label", required_argument, 0, 'l' },
-					      { 0, 0, 0, 0 } };
+	static const struct option opts[] = {
+		{ "matrix", required_argument, 0, 'M' }, { "site", required_argument, 0, 'S' },
+		{ "ifname", required_argument, 0, 'i' }, { "runs", required_argument, 0, 'r' },
+		{ "label", required_argument, 0, 'l' },	 { 0, 0, 0, 0 }
+	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'M')
@@ -1096,9 +1215,9 @@ static int cmd_ctl(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	double a_parse[MAX_RUNS], a_load[MAX_RUNS], a_fill[MAX_RUNS], a_att[MAX_RUNS],
-		a_tot[MAX_RUNS];
+	    a_tot[MAX_RUNS];
 	double r_parse[MAX_RUNS], r_load[MAX_RUNS], r_fill[MAX_RUNS], r_swap[MAX_RUNS],
-		r_tot[MAX_RUNS];
+	    r_tot[MAX_RUNS];
 	struct text_error err = { { 0 } };
 	int rc = 0, done = 0;
 	for (int run = 0; run < runs && !stop_flag; run++) {
@@ -1144,7 +1263,8 @@ static int cmd_ctl(int argc, char **argv)
 			r_tot[run] = (t5 - t3) * 1e3;
 
 			if (run == 0 && !r) {
-				/* Memory of the instance's maps, as bpftool reports it (memlock). */
+				/* Memory of the instance's maps, as bpftool reports it (memlock).
+				 */
 				uint32_t ids[64];
 				struct bpf_prog_info info = { 0 };
 				uint32_t len = sizeof(info);
@@ -1156,7 +1276,8 @@ static int cmd_ctl(int argc, char **argv)
 						int fd = bpf_map_get_fd_by_id(ids[i]);
 						struct bpf_map_info mi = { 0 };
 						uint32_t ml = sizeof(mi);
-						if (fd < 0 || bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
+						if (fd < 0 ||
+						    bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
 							if (fd >= 0)
 								close(fd);
 							continue;
@@ -1164,14 +1285,16 @@ static int cmd_ctl(int argc, char **argv)
 						long long ml_bytes = fd_memlock(fd);
 						char m[64];
 						snprintf(m, sizeof(m), "map:%s", mi.name);
-						rec("ctl", label, m, "%lld id=%u type=%u entries=%u",
-						    ml_bytes, mi.id, mi.type, mi.max_entries);
+						rec("ctl", label, m,
+						    "%lld id=%u type=%u entries=%u", ml_bytes,
+						    mi.id, mi.type, mi.max_entries);
 						total += ml_bytes > 0 ? ml_bytes : 0;
 						close(fd);
 					}
 					rec("ctl", label, "maps", "%u", info.nr_map_ids);
 					rec("ctl", label, "memlock_bytes", "%lld", total);
-					rec("ctl", label, "map_ids_first", "%u", info.nr_map_ids ? ids[0] : 0);
+					rec("ctl", label, "map_ids_first", "%u",
+					    info.nr_map_ids ? ids[0] : 0);
 				}
 				rec("ctl", label, "rules", "%d", a.m->nrules);
 				rec("ctl", label, "prefixes", "%d", a.s->nprefixes);
@@ -1271,7 +1394,8 @@ static int cmd_nft(int argc, char **argv)
 				site_format_prefix(p, pfx, sizeof(pfx));
 				for (int k = 0; k < m->nrules; k++) {
 					const struct matrix_rule *r = &m->rules[k];
-					if (r->kind != LX_KIND_LISTEN || !(roles & (1ULL << r->role)))
+					if (r->kind != LX_KIND_LISTEN ||
+					    !(roles & (1ULL << r->role)))
 						continue;
 					fmt_ports(r, ports, sizeof(ports));
 					printf("%s\n\t\t\t%s . %s . %s", first ? "" : ",", pfx,
@@ -1280,8 +1404,8 @@ static int cmd_nft(int argc, char **argv)
 				}
 			}
 			printf(" }\n\t}\n");
-			printf("\tset prot%d {\n\t\ttype %s\n\t\tflags interval\n\t\telements = {", fam,
-			       fam == 4 ? "ipv4_addr" : "ipv6_addr");
+			printf("\tset prot%d {\n\t\ttype %s\n\t\tflags interval\n\t\telements = {",
+			       fam, fam == 4 ? "ipv4_addr" : "ipv6_addr");
 			first = 1;
 			for (int i = 0; i < s->nprefixes; i++) {
 				const struct site_prefix *p = &s->prefixes[i];
@@ -1342,8 +1466,8 @@ static int cmd_nft(int argc, char **argv)
 			const char *ip = ic->family == 4 ? "ip" : "ip6";
 			const char *t = ic->family == 4 ? "icmp" : "icmpv6";
 			if (ic->code == MATRIX_ICMP_ANY)
-				printf("\t\t%s daddr @prot%d %s type %d accept\n", ip, ic->family, t,
-				       ic->type);
+				printf("\t\t%s daddr @prot%d %s type %d accept\n", ip, ic->family,
+				       t, ic->type);
 			else
 				printf("\t\t%s daddr @prot%d %s type %d %s code %d accept\n", ip,
 				       ic->family, t, ic->type, t, ic->code);
@@ -1386,7 +1510,8 @@ static int cmd_xf_ports(int argc, char **argv)
 		const struct matrix_rule *r = &m->rules[i];
 		uint32_t key = htons(r->port_lo); /* xdp-filter keys ports in network order */
 		if (bpf_map_lookup_elem(fd, &key, first) || !first[0]) {
-			fprintf(stderr, "bench xf-ports: port %u has no value: run xdp-filter port first\n",
+			fprintf(stderr,
+				"bench xf-ports: port %u has no value: run xdp-filter port first\n",
 				r->port_lo);
 			return 1;
 		}
@@ -1446,8 +1571,9 @@ static int cmd_gen_matrix(int argc, char **argv)
 		puts(core_rules[i]);
 	/* Padding: roles of the site, ports 6000-39999 (the mix never uses them), single ports
 	 * and small ranges, each (role, proto, range) once. */
-	static const char *roles[] = { "frontend",	"edge-external", "edge-internal", "clients",
-				       "frontend-lb", "director",	 "mediation",	  "reverse-proxy" };
+	static const char *roles[] = { "frontend",  "edge-external", "edge-internal",
+				       "clients",   "frontend-lb",   "director",
+				       "mediation", "reverse-proxy" };
 	const int nroles = 8;
 	for (int i = 0; i < n - NCORE; i++) {
 		int combo = i % (nroles * 2), slot = i / (nroles * 2);
@@ -1496,7 +1622,8 @@ static int cmd_gen_site(int argc, char **argv)
 			printf("frontend 10.%d.%d.%d\n", h >> 16, (h >> 8) & 255, h & 255);
 		} else if (r < 14) {
 			int h = k * 6 + (r - 8);
-			printf("clients 10.%d.%d.%d/28\n", 64 + (h >> 12), (h >> 4) & 255, (h & 15) << 4);
+			printf("clients 10.%d.%d.%d/28\n", 64 + (h >> 12), (h >> 4) & 255,
+			       (h & 15) << 4);
 		} else if (r < 17) {
 			int h = k * 3 + (r - 14);
 			printf("frontend 2001:db8:1000::%x:%x\n", h >> 16, h & 0xffff);
@@ -1511,7 +1638,8 @@ static int cmd_gen_site(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench cost|tput|ctl|nft|xf-ports|gen-matrix|gen-site ...\n");
+		fprintf(stderr,
+			"usage: bench cost|tput|ctl|nft|xf-ports|gen-matrix|gen-site ...\n");
 		return 2;
 	}
 	libbpf_set_print(NULL);

@@ -21,7 +21,9 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
     | [ "per packet", $k, result($v; .ns | ns),
         (if $v.na or ($k | startswith("bare")) then ""
          else [ (if $k != "xdp-filter" then "\(ratio($v.ns; $pp["xdp-filter"].ns) | x) of xdp-filter" else empty end),
-                "+\(($v.ns - ($pp["bare XDP_PASS"].ns // 0)) | r2) ns over bare" ] | join(", ") end),
+                "+\(($v.ns - ($pp["bare XDP_PASS"].ns // 0)) | r2) ns over bare",
+                (if $v.extra_frame_ns | isnum then "throughput frame \($v.extra_frame_ns | r1) ns (\($v.extra_frame_verdict))" else empty end)
+              ] | join(", ") end),
         (if $k == "lyncxdp monitor" then
            [ "<= " + ($R | tgt("lyncxdp monitor per packet <= 0.5x xdp-filter")) + " of xdp-filter",
              "<= " + ($R | tgt("lyncxdp monitor per packet <= 67 ns")) ] | join("; ")
@@ -29,7 +31,9 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
 + [ $tp | to_entries[] | .key as $k | .value as $v
     | [ "throughput", $k, result($v; .pps | mpps),
         (if $v.na or ($k | startswith("bare")) then ""
-         else ([ "\(ratio($v.pps; $tp["bare XDP_DROP"].pps) | pct) of XDP_DROP" ]
+         else ([ "\(ratio($v.pps; $tp["bare XDP_DROP"].pps) | pct) of XDP_DROP",
+                 (if ($v.ns_per_packet | isnum) and ($tp["bare XDP_DROP"].ns_per_packet | isnum) then
+                    "+\(($v.ns_per_packet - $tp["bare XDP_DROP"].ns_per_packet) | r1) ns/pkt" else empty end) ]
                + (if $k == "lyncxdp enforce" then
                    [ "\(ratio($v.pps; $tp["xdp-filter"].pps) | x) xdp-filter",
                      "\(ratio($v.pps; $tp["nftables list"].pps) | x) nft list",
