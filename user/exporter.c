@@ -6,6 +6,7 @@
 #include "exporter.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ int exporter_run(const char *listen, const volatile int *stop, struct text_error
 		return -1;
 	}
 	struct sockaddr_storage ss = { 0 };
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD; /* errors: ours, in one line */
 	if (ep.family == 4) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 		sin->sin_family = AF_INET;
@@ -90,8 +91,8 @@ int exporter_run(const char *listen, const volatile int *stop, struct text_error
 			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 	if (!d) {
-		snprintf(err->msg, sizeof(err->msg),
-			 "cannot listen on %s (in use, or no such address)", listen);
+		snprintf(err->msg, sizeof(err->msg), "cannot listen on %s: %s", listen,
+			 errno ? strerror(errno) : "in use, or no such address");
 		return -1;
 	}
 	fprintf(stderr, "lyncxdp: serving metrics on http://%s/metrics\n", listen);

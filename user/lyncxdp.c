@@ -233,9 +233,7 @@ static int kernel_ready(void)
 
 static const char help_attach[] =
     "Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
-    "                      [--mode native|generic]\n"
-    "\n"
-    "                      [--policy monitor|enforce] [--tag]\n"
+    "                      [--mode native|generic] [--policy monitor|enforce] [--tag]\n"
     "\n"
     "Loads the classifier on IFACE, pins its link and maps under /sys/fs/bpf/lyncxdp so it\n"
     "keeps running after this command exits. Further interfaces share the same tables and\n"
@@ -549,7 +547,8 @@ static int cmd_status(int argc, char **argv)
 /* ---- stats ---- */
 
 static const char help_stats[] =
-    "Usage: lyncxdp stats [IFACE] [--json] [--interval SECONDS [--count N]] [--all]\n"
+    "Usage: lyncxdp stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]]\n"
+    "                     [--all]\n"
     "\n"
     "Packets and bytes per rule (role, service, transport, ports) and direction, summed\n"
     "over every attached interface or only IFACE; then unclassified, non-IP, fragment,\n"

@@ -101,8 +101,12 @@ static void drop_metric(FILE *out, const struct iface_report *ir, int n, int byt
 {
 	const char *name = bytes ? "lyncxdp_policy_bytes_total" : "lyncxdp_policy_packets_total";
 	header(out, name, "counter",
-	       "Packets to protected addresses the policy dropped (action=dropped, enforce) or "
-	       "would drop (action=would_drop, monitor), by reason.");
+	       bytes
+		   ? "Bytes of packets to protected addresses the policy dropped "
+		     "(action=dropped, enforce) or would drop (action=would_drop, monitor), by "
+		     "reason."
+		   : "Packets to protected addresses the policy dropped (action=dropped, enforce) "
+		     "or would drop (action=would_drop, monitor), by reason.");
 	for (int i = 0; i < n; i++)
 		for (uint32_t reason = 1; reason < LX_DROP_MAX; reason++)
 			for (int enforced = 1; enforced >= 0; enforced--) {
@@ -187,7 +191,7 @@ int metrics_write(FILE *out, struct text_error *err)
 		if (!st.ifaces[slot].ifindex)
 			continue;
 		ir[n].ifs = &st.ifaces[slot];
-		rc = stats_collect(&fds, st.rule_cap, st.rules_total, 1u << slot, &ir[n].r, err);
+		rc = stats_collect(&fds, st.rule_cap, st.max_rule_id, 1u << slot, &ir[n].r, err);
 		if (rc == 0)
 			n++;
 	}
