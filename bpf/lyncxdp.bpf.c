@@ -607,7 +607,12 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 			live->closing = 1;
 		return;
 	}
-	struct lx_flow flow = { .last_seen_ns = now, .closing = (__u32)closing };
+	/* A FIN or RST closes a flow but never opens one: the host's RST answering a forged
+	 * packet must not let the next forged packet in. Any other packet opens it, so flows
+	 * established before lyncxdp was attached survive the switch to enforce. */
+	if (closing)
+		return;
+	struct lx_flow flow = { .last_seen_ns = now };
 	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
 }
 

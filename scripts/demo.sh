@@ -2,8 +2,10 @@
 # `make demo`: lyncxdp on a veth pair between two network namespaces. A client sends a little
 # Lync-shaped traffic (SIP/TLS, HTTPS, STUN, audio and relayed media, plus some traffic no
 # rule knows) to a Front End and an Edge; lyncxdp, attached on the server's end, counts it per
-# service and direction. Everything it creates (namespaces, interfaces, pins, files) goes when
-# it ends, also on failure or Ctrl-C. Touches no interface of the host.
+# service and direction, and what its policy would drop toward the protected Edge. Then the
+# policy goes to enforce with DSCP tagging, live: what the Edge does not accept is dropped and
+# logged, SIP is re-marked. Everything it creates (namespaces, interfaces, pins, files) goes
+# when it ends, also on failure or Ctrl-C. Touches no interface of the host.
 #
 #   lxdemo-client  lxdemo-c ===== lxdemo-s  lxdemo-server (lyncxdp attached here)
 #   192.0.2.200  192.0.2.50       192.0.2.11 frontend     203.0.113.10 edge-external
@@ -53,6 +55,8 @@ cat >"$T/demo.site" <<'EOF'
 frontend       192.0.2.11  2001:db8:10::11
 edge-external  203.0.113.10 2001:db8:ff::10
 clients        192.0.2.128/25 2001:db8:20::/64
+# The Edge accepts only its listening ports and answers on flows it opened itself.
+protect        edge-external
 EOF
 say "Site file: who is who"
 grep -v '^#' "$T/demo.site"
@@ -116,8 +120,9 @@ udp "STUN      UDP 192.0.2.200 -> edge-external 203.0.113.10:3478, 8 binding req
 	192.0.2.200 50010 203.0.113.10 3478 8 stun
 udp "STUN      UDP [2001:db8:20::200] -> edge-external [2001:db8:ff::10]:3478, 4 binding requests" \
 	2001:db8:20::200 50012 2001:db8:ff::10 3478 4 stun
-udp "media     UDP 203.0.113.200 -> edge-external 203.0.113.10:50040 (A/V relay), 50 RTP packets" \
-	203.0.113.200 40000 203.0.113.10 50040 50 rtp
+udp "media     UDP 203.0.113.200 -> edge-external 203.0.113.10:50040 (A/V relay), 6 RTP packets
+          (the Edge never sent from 50040 to it: the policy would drop them as unsolicited)" \
+	203.0.113.200 40000 203.0.113.10 50040 6 rtp
 udp "audio     UDP 192.0.2.200:50020 -> frontend 192.0.2.11:49170 (conference), 50 RTP packets" \
 	192.0.2.200 50020 192.0.2.11 49170 50 rtp
 udp "other     UDP 192.0.2.50 -> frontend 192.0.2.11:53, 5 datagrams no rule knows" \
@@ -129,6 +134,30 @@ say "lyncxdp status"
 run $S status
 say "lyncxdp stats"
 run $S stats
+
+# ---- enforce, live ----
+say "Enforce and tag, live: no detach, counters and flows kept"
+run $S set lxdemo-s --policy enforce --tag || die "set failed"
+lx $S drops --seconds 4 >"$T/drops" 2>&1 &
+drops=$!
+NS_PIDS+=("$drops")
+sleep 0.5 # the drop log reader is ready
+echo "SIP/TLS   TCP 192.0.2.200 -> frontend 192.0.2.11:5061, 40 KB (re-marked DSCP 24)"
+nsenter --net=/run/netns/$C timeout 20 socat -T 5 -u "OPEN:$T/sip" TCP4:192.0.2.11:5061 || die "SIP/TLS failed"
+udp "STUN      UDP 192.0.2.200 -> edge-external 203.0.113.10:3478, 4 binding requests (pass)" \
+	192.0.2.200 50010 203.0.113.10 3478 4 stun
+udp "media     UDP 203.0.113.200 -> edge-external 203.0.113.10:50040, 4 RTP packets (dropped)" \
+	203.0.113.200 40000 203.0.113.10 50040 4 rtp
+echo "SSH       TCP 203.0.113.200 -> edge-external 203.0.113.10:22 (no Edge port: dropped)"
+if nsenter --net=/run/netns/$C timeout 5 socat -T 1 -u OPEN:/dev/null TCP4:203.0.113.10:22,connect-timeout=1 2>/dev/null; then
+	die "TCP 22 to the Edge got through"
+fi
+wait "$drops"
+say "lyncxdp stats (the policy's counters at the end)"
+run $S stats
+say "lyncxdp drops --seconds 4 (ran in the background meanwhile; first the log's backlog)"
+echo "[$S]# lyncxdp drops --seconds 4"
+cat "$T/drops"
 
 # ---- explain ----
 say "Why? Explain one packet (run through the real program, nothing attached)"

@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+export LYNCXDP=${LYNCXDP:-$PWD/$BUILD/lyncxdp} # the shell suites run this build's binary
 
 suites=(
 	"parsers:$BUILD/test_parsers"
@@ -12,6 +13,10 @@ suites=(
 	"datapath (ASan/UBSan):$BUILD/san/test_datapath"
 	"policy:$BUILD/test_policy"
 	"policy (ASan/UBSan):$BUILD/san/test_policy"
+	"differential:$BUILD/test_differential"
+	"differential (ASan/UBSan):$BUILD/san/test_differential"
+	"fuzz regressions:$BUILD/test_fuzz_regress"
+	"fuzz regressions (ASan/UBSan):$BUILD/san/test_fuzz_regress"
 )
 for s in tests/suite_*.sh; do
 	[ -e "$s" ] && suites+=("$(basename "$s" .sh | sed 's/^suite_//'):bash $s")

@@ -82,7 +82,8 @@ done
 expect_eq "lyncxdp without a command: exit 2, usage on stderr" "2 Usage: lyncxdp COMMAND [OPTIONS]" \
 	"$? $(head -n 1 "$T/err")"
 commands=$("$LYNCXDP" --help | sed -n '/^Commands:/,/^$/p' | grep -Eo '^  [a-z]+' | tr -d ' ')
-expect_eq "the main help lists every command" "attach detach status stats explain replay check" \
+expect_eq "the main help lists every command" \
+	"attach reload set detach status stats exporter drops explain replay check" \
 	"$(echo $commands)"
 for c in $commands; do
 	out=$("${NOBODY[@]}" "$LYNCXDP" "$c" --help 2>"$T/err")
@@ -115,6 +116,37 @@ refused "stats --interval 0" "--interval is seconds" lx $N stats --interval 0
 refused "stats --interval x" "--interval is seconds" lx $N stats --interval x
 refused "stats --count 0" "--count is a positive number" lx $N stats --interval 1 --count 0
 refused "check with an argument" "takes no arguments" "$LYNCXDP" check --site "$SITE" extra
+refused "attach --policy bogus" "--policy is monitor or enforce" lx $N attach lxcli-a --site "$SITE" --policy bogus
+refused "attach --policy without a value" "option '--policy' needs a value" lx $N attach lxcli-a --site "$SITE" --policy
+refused "attach --tag with a value" "--tag" lx $N attach lxcli-a --site "$SITE" --tag=yes
+refused "set without an interface" "^lyncxdp set: expected one interface" lx $N set --policy enforce
+refused "set with two interfaces" "^lyncxdp set: expected one interface" lx $N set lxcli-a lxcli-b --tag
+refused "set with nothing to set" "^lyncxdp set: nothing to set: give --policy, --tag or --no-tag" lx $N set lxcli-a
+refused "set --policy bogus" "^lyncxdp set: --policy is monitor or enforce" lx $N set lxcli-a --policy bogus
+refused "set --policy without a value" "option '--policy' needs a value" lx $N set lxcli-a --policy
+refused "reload with an argument" "^lyncxdp reload: takes no arguments" lx $N reload lxcli-a
+refused "stats --prometheus with --json" "--prometheus takes no IFACE, --json or --interval" lx $N stats --prometheus --json
+refused "stats --prometheus with an interface" "--prometheus takes no IFACE" lx $N stats lxcli-a --prometheus
+refused "stats --prometheus with --interval" "--prometheus takes no IFACE" lx $N stats --prometheus --interval 1
+refused "drops --seconds 0" "^lyncxdp drops: --seconds is a positive number" lx $N drops --seconds 0
+refused "drops --seconds x" "^lyncxdp drops: --seconds is a positive number" lx $N drops --seconds x
+refused "drops --count 0" "^lyncxdp drops: --count is a positive number" lx $N drops --count 0
+refused "drops with an argument" "^lyncxdp drops: takes no arguments" lx $N drops lxcli-a
+refused "exporter without --listen" "^lyncxdp exporter: expected --listen ADDR:PORT" lx $N exporter
+refused "exporter with an argument" "^lyncxdp exporter: expected --listen ADDR:PORT" \
+	lx $N exporter --listen 127.0.0.1:9817 extra
+refused "exporter --listen without a port" "^lyncxdp: --listen: 'bogus': expected IPV4:PORT or \[IPV6\]:PORT" \
+	lx $N exporter --listen bogus
+refused "exporter --listen port 99999" "^lyncxdp: --listen: port '99999' is not 0..65535" \
+	lx $N exporter --listen 127.0.0.1:99999
+refused "explain --policy bogus" "^lyncxdp explain: --policy is monitor or enforce" \
+	"$LYNCXDP" explain --site "$SITE" --policy bogus tcp 192.0.2.1:1 192.0.2.11:5061
+refused "explain --tos 256" "^lyncxdp explain: --tos is 0..255" \
+	"$LYNCXDP" explain --site "$SITE" --tos 256 tcp 192.0.2.1:1 192.0.2.11:5061
+refused "explain --tos x" "^lyncxdp explain: --tos is 0..255" \
+	"$LYNCXDP" explain --site "$SITE" --tos x tcp 192.0.2.1:1 192.0.2.11:5061
+refused "replay --policy bogus" "^lyncxdp replay: --policy is monitor or enforce" \
+	"$LYNCXDP" replay --site "$SITE" --policy bogus /dev/null
 
 # ---- nothing attached yet ----
 refused "detach of an interface never attached" "^lyncxdp: lxcli-a: lyncxdp is not attached there$" \
@@ -125,6 +157,15 @@ expect_eq "status with nothing attached" "lyncxdp: not attached" "$(lx $N status
 expect_eq "status --json with nothing attached" '{"attached": false, "interfaces": []}' \
 	"$(lx $N status --json 2>&1)"
 check "detach --all with nothing attached succeeds" lx $N detach --all
+refused "set with nothing attached" "^lyncxdp: lxcli-a: lyncxdp is not attached there$" \
+	lx $N set lxcli-a --policy enforce
+refused "set --tag with nothing attached" "^lyncxdp: lxcli-a: lyncxdp is not attached there$" \
+	lx $N set lxcli-a --tag
+refused "reload with nothing attached" "^lyncxdp: not attached: nothing to reload \(use attach\)$" lx $N reload
+refused "reload --site with nothing attached" "^lyncxdp: not attached: nothing to reload" \
+	lx $N reload --site "$SITE"
+refused "drops with nothing attached" "not attached to any interface$" lx $N drops --seconds 1
+refused "drops --json with nothing attached" "not attached to any interface$" lx $N drops --json --count 1
 
 # ---- malformed matrix: FILE:LINE: on one line, via check and attach ----
 mkdir -p "$T/m"
@@ -164,7 +205,19 @@ printf 'frontend 192.0.2.300\n' >"$T/s/addr.site"
 printf '\n\nclients 2001:db8::/129\n' >"$T/s/len.site"
 printf 'frontend 192.0.2.11\nfrontend\n' >"$T/s/noprefix.site"
 printf '# nothing\n\n' >"$T/s/empty.site"
-printf 'frontend 192.0.2.11\nprotect frontend\n' >"$T/s/protect.site"
+printf 'frontend 192.0.2.11\nprotect\n' >"$T/s/protect-none.site"
+printf 'frontend 192.0.2.11\nprotect frontend nosuch\n' >"$T/s/protect-role.site"
+printf 'frontend 192.0.2.11\ndscp sip-tls\n' >"$T/s/dscp-arity.site"
+printf 'frontend 192.0.2.11\ndscp sip-tls 10 12\n' >"$T/s/dscp-extra.site"
+printf 'frontend 192.0.2.11\ndscp nosuch 10\n' >"$T/s/dscp-service.site"
+printf 'frontend 192.0.2.11\ndscp sip-tls 64\n' >"$T/s/dscp-64.site"
+printf 'frontend 192.0.2.11\ndscp sip-tls ef\n' >"$T/s/dscp-word.site"
+printf 'frontend 192.0.2.11\ndscp sip-tls 10\n\ndscp sip-tls -\n' >"$T/s/dscp-twice.site"
+printf 'frontend 192.0.2.11\nallow-icmp ipv4\n' >"$T/s/icmp-none.site"
+printf 'frontend 192.0.2.11\nallow-icmp ipv5 3\n' >"$T/s/icmp-family.site"
+printf 'frontend 192.0.2.11\nallow-icmp ipv4 3:4 256\n' >"$T/s/icmp-type.site"
+printf 'frontend 192.0.2.11\nallow-icmp ipv6 1:x\n' >"$T/s/icmp-code.site"
+printf 'protect edge-external\n' >"$T/s/protect-only.site"
 printf 'frontend fe80::1%%eth0\n' >"$T/s/scope.site"
 while read -r f line what; do
 	refused "check --site $f: $what" "^lyncxdp: $T/s/$f:$line: " "$LYNCXDP" check --site "$T/s/$f"
@@ -175,12 +228,43 @@ addr.site 1 not an address
 len.site 3 prefix length 129
 noprefix.site 2 role without prefix
 empty.site 2 no role at all
-protect.site 2 protect is not supported yet
+protect-none.site 2 protect without a role
+protect-role.site 2 protect of an unknown role
+dscp-arity.site 2 dscp without a value
+dscp-extra.site 2 dscp with two values
+dscp-service.site 2 dscp of an unknown service
+dscp-64.site 2 dscp 64
+dscp-word.site 2 dscp not a number
+dscp-twice.site 4 dscp of one service twice
+icmp-none.site 2 allow-icmp without a type
+icmp-family.site 2 allow-icmp of an unknown family
+icmp-type.site 2 allow-icmp type 256
+icmp-code.site 2 allow-icmp code not a number
+protect-only.site 1 only a protect line, no role
 scope.site 1 scope id
 EOF
 refused "attach --site with an unknown role" "^lyncxdp: $T/s/role.site:3: unknown role 'bogus-role'" \
 	lx $N attach lxcli-a --site "$T/s/role.site"
 hints_exist "site with an unknown role" "$LYNCXDP" check --site "$T/s/role.site"
+roles=$(awk '$1 == "role" { printf "%s%s", sep, $2; sep = ", " }' "$MAPS/sfb2015.matrix")
+err=$("$LYNCXDP" check --site "$T/s/role.site" 2>&1 >/dev/null)
+check "unknown role: the message lists every role of the matrix and the keywords" grep -qF \
+	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp)" <<<"$err"
+expect_eq "check: protect: unknown role names it" "lyncxdp: $T/s/protect-role.site:2: protect: unknown role 'nosuch'" \
+	"$("$LYNCXDP" check --site "$T/s/protect-role.site" 2>&1 >/dev/null)"
+expect_eq "check: dscp: a second line of one service names the first" \
+	"lyncxdp: $T/s/dscp-twice.site:4: dscp: service 'sip-tls' already set at line 2" \
+	"$("$LYNCXDP" check --site "$T/s/dscp-twice.site" 2>&1 >/dev/null)"
+printf '%s\n' 'frontend 192.0.2.11' 'edge-external 203.0.113.10' 'protect edge-external' \
+	'protect frontend edge-external' 'dscp sip-tls 26' 'dscp stun -' 'dscp media-video 0' \
+	'allow-icmp ipv4 0 8 3:1' 'allow-icmp ipv6 128 129:0' >"$T/s/keywords.site"
+out=$("$LYNCXDP" check --site "$T/s/keywords.site" 2>"$T/err")
+expect_eq "check: protect, dscp (value, 0 and -) and allow-icmp lines are valid: exit 0, nothing on stderr" \
+	"0 " "$? $(cat "$T/err")"
+printf 'frontend 192.0.2.11\nprotect edge-external\n' >"$T/s/protect-absent.site"
+out=$("$LYNCXDP" check --site "$T/s/protect-absent.site" 2>"$T/err")
+expect_eq "check: protecting a role with no address is a warning, exit 0" "0 1" \
+	"$? $(grep -c "warning: protected role edge-external has no address in the site" "$T/err")"
 hints_exist "matrix with an unknown service" "$LYNCXDP" check --matrix "$T/m/service.matrix" --site "$SITE"
 printf 'frontend 192.0.2.11\nfrontend 192.0.2.11 192.0.2.12\n' >"$T/s/twice.site"
 out=$("$LYNCXDP" check --site "$T/s/twice.site" 2>"$T/err")
@@ -227,7 +311,7 @@ expect_eq "explain IPv6 unclassified" "None None None pass" \
 	"$(exj udp '[2001:db8:99::1]:1000' '[2001:db8:99::2]:1000')"
 out=$(ex --json udp 198.51.100.99:40000 203.0.113.11:3478)
 expect_eq "explain --json keys (classified)" \
-	"direction dst line ports proto role rule service service_name src verdict" \
+	"direction dscp dst line ports proto reason role rule service service_name src verdict" \
 	"$(json_get '" ".join(sorted(j))' <<<"$out")"
 expect_eq "explain --json: proto, src, dst, ports echo the packet and rule" \
 	"udp 198.51.100.99:40000 203.0.113.11:3478 3478" \
@@ -237,7 +321,7 @@ check "explain --json: line points at the stun rule of the matrix" \
 	grep -Eq '^rule +edge-external +stun +udp +3478 ' <<<"$(sed -n "${line}p" "$MAPS/sfb2015.matrix")"
 out=$(ex --json tcp 198.51.100.7:40000 192.0.2.11:9)
 expect_eq "explain --json keys (unclassified): counter, direction null" \
-	"counter=unclassified direction=None dst role=None rule=None service=None service_name=None src verdict=pass" \
+	"counter=unclassified direction=None dscp=0 dst reason=None role=None rule=None service=None service_name=None src verdict=pass" \
 	"$(json_get '" ".join(k if k in ("src", "dst", "proto") else "%s=%s" % (k, j[k]) for k in sorted(j) if k != "proto")' <<<"$out")"
 out=$(ex udp 198.51.100.99:40000 203.0.113.11:3478)
 check "explain (text): role, service, rule, direction, verdict lines" \
@@ -247,6 +331,37 @@ out=$(ex tcp 198.51.100.7:40000 192.0.2.11:9)
 check "explain (text) of an unclassified packet: counter unclassified" grep -Eq '^counter +unclassified$' <<<"$out"
 expect_eq "explain --product lync2013" "frontend sip-tls in pass" \
 	"$(lx $N explain --product lync2013 --site "$SITE" --json tcp 198.51.100.7:50123 192.0.2.11:5061 | json_get "$JQ")"
+# --policy, --tag, --tos: verdict, reason and DSCP (site with protect edge-external, dscp overrides)
+printf '%s\n' 'frontend 192.0.2.11' 'edge-external 203.0.113.10' 'protect edge-external' \
+	'dscp sip-tls 26' 'dscp stun 40' >"$T/s/policy.site"
+JQP='" ".join(str(j[k]) for k in ("role", "direction", "verdict", "reason", "dscp"))'
+exp() { lx $N explain --site "$T/s/policy.site" --json "$@" | json_get "$JQP"; }
+expect_eq "explain --policy enforce: a protected Edge's listening port passes" \
+	"edge-external in pass None 0" "$(exp --policy enforce tcp 198.51.100.1:40000 203.0.113.10:5061)"
+expect_eq "explain --policy enforce: a port no Edge rule has drops (reason port)" \
+	"None None drop port 0" "$(exp --policy enforce tcp 198.51.100.1:40000 203.0.113.10:8080)"
+expect_eq "explain --policy monitor: the same passes, reason port (would drop)" \
+	"None None pass port 0" "$(exp --policy monitor tcp 198.51.100.1:40000 203.0.113.10:8080)"
+expect_eq "explain (default policy is monitor): the same passes" \
+	"None None pass port 0" "$(exp tcp 198.51.100.1:40000 203.0.113.10:8080)"
+expect_eq "explain --policy enforce: UDP to the Edge's TCP 5061 drops (reason transport)" \
+	"None None drop transport 0" "$(exp --policy enforce udp 198.51.100.1:40000 203.0.113.10:5061)"
+expect_eq "explain --policy enforce: from source port 5061 to an Edge port, no flow (reason unsolicited)" \
+	"edge-external in drop unsolicited 0" "$(exp --policy enforce tcp 198.51.100.1:5061 203.0.113.10:40000)"
+expect_eq "explain --policy enforce: to the media relay, no flow (reason unsolicited)" \
+	"edge-external in drop unsolicited 0" "$(exp --policy enforce udp 198.51.100.1:40000 203.0.113.10:50010)"
+expect_eq "explain --policy enforce: to an unprotected frontend's closed port passes" \
+	"None None pass None 0" "$(exp --policy enforce tcp 198.51.100.1:40000 192.0.2.11:9)"
+expect_eq "explain --tag: SIP/TLS takes the site's dscp 26 (matrix default 24)" \
+	"frontend in pass None 26" "$(exp --tag tcp 198.51.100.1:40000 192.0.2.11:5061)"
+expect_eq "explain --tag --tos 3 (ECN CE): dscp 26" \
+	"frontend in pass None 26" "$(exp --tag --tos 3 tcp 198.51.100.1:40000 192.0.2.11:5061)"
+expect_eq "explain --tag: stun takes the site's 40 (matrix: leave as it is)" \
+	"edge-external in pass None 40" "$(exp --tag udp 198.51.100.1:40000 203.0.113.10:3478)"
+expect_eq "explain without --tag --tos 184: the DSCP stays 46" \
+	"edge-external in pass None 46" "$(exp --tos 184 udp 198.51.100.1:40000 203.0.113.10:3478)"
+expect_eq "explain --tag: an unclassified packet keeps its DSCP (--tos 40: 10)" \
+	"None None pass None 10" "$(exp --tag --tos 40 udp 198.51.100.1:40000 198.51.100.2:9)"
 refused "explain: PROTO icmp" "PROTO is tcp or udp" ex icmp 192.0.2.1:1 192.0.2.11:5061
 refused "explain: address 192.0.2.300" "'192.0.2.300' is not an IPv4 address" ex tcp 192.0.2.300:1 192.0.2.11:5061
 refused "explain: endpoint without a port" "expected IPV4:PORT or \[IPV6\]:PORT" ex tcp 192.0.2.1 192.0.2.11:5061
@@ -262,7 +377,8 @@ refused "explain --site with an unknown role" "^lyncxdp: $T/s/role.site:3: " \
 
 # ---- privileges and bpffs ----
 for args in "attach lxcli-a --site $SITE" "detach lxcli-a" "detach --all" "status" "stats" \
-	"explain --site $SITE tcp 192.0.2.1:1 192.0.2.11:5061"; do
+	"explain --site $SITE tcp 192.0.2.1:1 192.0.2.11:5061" "set lxcli-a --policy enforce" "reload" \
+	"drops --seconds 1" "exporter --listen 127.0.0.1:9817" "stats --prometheus"; do
 	# shellcheck disable=SC2086
 	refused "not root: ${args%% *}" "^lyncxdp: this command needs root" \
 		nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" $args
@@ -271,7 +387,8 @@ nobpffs() {
 	unshare -m sh -c 'while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf || exit 99; done
 		exec nsenter --net=/run/netns/'"$N"' "$@"' sh "$LYNCXDP" "$@"
 }
-for args in "attach lxcli-a --site $SITE" "status" "stats" "detach lxcli-a"; do
+for args in "attach lxcli-a --site $SITE" "status" "stats" "detach lxcli-a" "set lxcli-a --tag" \
+	"reload" "drops --seconds 1"; do
 	# shellcheck disable=SC2086
 	refused "bpffs not mounted: ${args%% *}" "^lyncxdp: bpffs is not mounted at /sys/fs/bpf \(mount -t bpf" \
 		nobpffs $args
@@ -281,7 +398,7 @@ check "the host's /sys/fs/bpf is still mounted" mountpoint -q /sys/fs/bpf
 # ---- attach refusals ----
 refused "attach to an unknown interface" "^lyncxdp: lxcli-nope: no such interface$" \
 	lx $N attach lxcli-nope --site "$SITE"
-ip -n $N link set dev lxcli-b xdpgeneric obj "$TOP/build/lyncxdp.bpf.o" sec xdp 2>"$T/err" ||
+ip -n $N link set dev lxcli-b xdpgeneric obj "$(dirname "$LYNCXDP")/lyncxdp.bpf.o" sec xdp 2>"$T/err" ||
 	fail "loading a foreign XDP program with ip link: $(cat "$T/err")"
 refused "attach over a foreign XDP program" "^lyncxdp: lxcli-b already has an XDP program that is not lyncxdp's" \
 	lx $N attach lxcli-b --site "$SITE"
@@ -311,6 +428,55 @@ refused "stats of an interface that is not attached" "^lyncxdp: lxcli-b: lyncxdp
 refused "not root, attached: detach" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" detach lxcli-a
 refused "bpffs not mounted, attached: detach" "bpffs is not mounted" nobpffs detach lxcli-a
 refused "bpffs not mounted, attached: stats" "bpffs is not mounted" nobpffs stats
+refused "set of an interface that is not attached" "^lyncxdp: lxcli-b: lyncxdp is not attached there$" \
+	lx $N set lxcli-b --policy enforce
+refused "set of an unknown interface" "^lyncxdp: lxcli-nope: lyncxdp is not attached there$" \
+	lx $N set lxcli-nope --tag
+refused "not root, attached: set" "needs root" \
+	nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" set lxcli-a --policy enforce
+refused "reload with a bad site" "^lyncxdp: $T/s/role.site:3: unknown role 'bogus-role'" \
+	lx $N reload --site "$T/s/role.site"
+refused "reload with a bad matrix" "^lyncxdp: $T/m/port.matrix:5: " lx $N reload --matrix "$T/m/port.matrix"
+refused "reload with a missing site" "$T/missing.site: No such file or directory" \
+	lx $N reload --site "$T/missing.site"
+refused "reload --product unknown" "unknown product 'nope'" lx $N reload --product nope
+refused "reload with --product and --matrix" "--product or --matrix, not both" \
+	lx $N reload --product sfb2015 --matrix "$MAPS/sfb2015.matrix"
+refused "not root, attached: reload" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" reload
+refused "bpffs not mounted, attached: set" "bpffs is not mounted" nobpffs set lxcli-a --tag
+refused "bpffs not mounted, attached: drops" "bpffs is not mounted" nobpffs drops --seconds 1
+
+# set: policy and tagging change, and status says so; the program and link stay
+st_if() { lx $N status --json | json_get '" ".join("%s %s %s %s %s" % (i["name"], i["policy"], i["tag"], i["prog_id"], i["link_id"]) for i in j["interfaces"])'; }
+before=$(st_if)
+expect_eq "status --json after attach: policy monitor, tag off" "lxcli-a monitor False" "$(cut -d' ' -f1-3 <<<"$before")"
+out=$(lx $N set lxcli-a --policy enforce --tag 2>&1)
+expect_eq "set lxcli-a --policy enforce --tag: exit 0 and says so" "0 lyncxdp: lxcli-a: policy enforce tagging on" "$? $out"
+after=$(st_if)
+expect_eq "status --json: policy enforce, tag on, same program and link" \
+	"lxcli-a enforce True $(cut -d' ' -f4- <<<"$before")" "$after"
+check "status (table): lxcli-a enforce, tag on" grep -Eq '^lxcli-a .* enforce +on ' <<<"$(lx $N status)"
+out=$(lx $N set lxcli-a --no-tag 2>&1)
+expect_eq "set lxcli-a --no-tag: exit 0 and says so" "0 lyncxdp: lxcli-a: tagging off" "$? $out"
+out=$(lx $N set lxcli-a --policy monitor 2>&1)
+expect_eq "set lxcli-a --policy monitor: exit 0 and says so" "0 lyncxdp: lxcli-a: policy monitor" "$? $out"
+expect_eq "status --json: back to monitor, tag off, same program and link" "$before" "$(st_if)"
+
+# drops and exporter while attached
+out=$(timeout 10 nsenter --net=/run/netns/$N "$LYNCXDP" drops --json --seconds 0.3 2>"$T/err")
+expect_eq "drops --json --seconds 0.3 while attached: exit 0, no records, nothing on stderr" \
+	'0 {"suppressed": 0} ' "$? $out $(cat "$T/err")"
+ns_bg $N timeout 20 "$LYNCXDP" exporter --listen 127.0.0.1:9817 >/dev/null
+exporter=$NS_BG_PID
+ns_wait_listen $N tcp 9817 || fail "the exporter does not listen on 127.0.0.1:9817"
+check "exporter: /metrics names lxcli-a as attached" grep -q \
+	'^lyncxdp_attached{interface="lxcli-a",mode="native",policy="monitor",tag="off"} 1$' \
+	<<<"$(ip netns exec $N curl -s --max-time 5 http://127.0.0.1:9817/metrics)"
+refused "exporter on an address already in use" "^lyncxdp: cannot listen on 127.0.0.1:9817" \
+	lx $N exporter --listen 127.0.0.1:9817
+kill "$exporter" 2>/dev/null
+wait "$exporter" 2>/dev/null
+expect_eq "exporter: ends on SIGTERM with exit 0" 0 $?
 check "lxcli-a still counts after every refusal" test "$(ns_xdp $N lxcli-a)" = native
 
 # ---- an interface removed while attached ----

@@ -99,7 +99,7 @@ explain_rule() {
 # ---- preconditions ----
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "check: the e2e site compiles against $PRODUCT" "$LYNCXDP" check --site "$SITE" --product $PRODUCT
-nrules=$(grep -c '^rule' "$MAPS/$PRODUCT.matrix")
+nrules=$(grep -Ec '^(rule|outbound) ' "$MAPS/$PRODUCT.matrix")
 nactive=$("$LYNCXDP" check --site "$SITE" --product $PRODUCT | sed -n 's/.*(\([0-9]*\) active.*/\1/p')
 head -c 150000 /dev/urandom >"$T/blob150k"
 head -c 60000 /dev/urandom >"$T/blob60k"
@@ -139,12 +139,13 @@ expect_eq "status --json: attached" True "$(st 'j["attached"]')"
 expect_eq "status --json: product" $PRODUCT "$(st 'j["product"]')"
 expect_eq "status --json: matrix" "$(realpath "$MAPS/$PRODUCT.matrix")" "$(st 'j["matrix"]')"
 expect_eq "status --json: site" "$(realpath "$SITE")" "$(st 'j["site"]')"
-expect_eq "status --json: rules (rule lines of the matrix)" "$nrules" "$(st 'j["rules"]')"
+expect_eq "status --json: rules (rule and outbound lines of the matrix)" "$nrules" "$(st 'j["rules"]')"
 expect_eq "status --json: rules_active (as check says)" "$nactive" "$(st 'j["rules_active"]')"
 expect_eq "status --json: prefix and group counts" "4 3 3" \
 	"$(st '"%d %d %d" % (j["prefixes_ipv4"], j["prefixes_ipv6"], j["role_groups"])')"
-expect_eq "status --json: one interface, lxe2e-s0, native, alive" "lxe2e-s0 native True" \
-	"$(st '" ".join("%s %s %s" % (i["name"], i["mode"], i["alive"]) for i in j["interfaces"])')"
+expect_eq "status --json: one interface, lxe2e-s0, native, alive, policy monitor, tag off (defaults)" \
+	"lxe2e-s0 native True monitor False" \
+	"$(st '" ".join("%s %s %s %s %s" % (i["name"], i["mode"], i["alive"], i["policy"], i["tag"]) for i in j["interfaces"])')"
 expect_eq "status --json: ifindex and prog_id match ip link" \
 	"$(ip -n $S -o link show lxe2e-s0 | cut -d: -f1) $(ip -n $S -d link show lxe2e-s0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')" \
 	"$(st '"%d %d" % (j["interfaces"][0]["ifindex"], j["interfaces"][0]["prog_id"])')"
@@ -229,6 +230,8 @@ check "stats --json: services lists every active rule in both directions" \
 check "stats --json: counters unclassified non_ip fragments icmp other_l4 malformed total" \
 	jq -e '[.unclassified, .non_ip, .fragments, .icmp, .other_l4, .malformed, .total]
 		| all(.packets >= 0 and .bytes >= 0)' "$T/all.json"
+check "stats --json: no policy drop nor would-drop counted (the site protects nothing)" jq -e \
+	'[.drops[], .would_drop[]] | length == 10 and all(.packets == 0 and .bytes == 0)' "$T/all.json"
 check "stats --json: total = sum of every row and counter" jq -e \
 	'.total.packets == ([.services[].packets] + [.unclassified, .non_ip, .fragments, .icmp,
 	 .other_l4, .malformed | .packets] | add)' "$T/all.json"

@@ -37,6 +37,9 @@ OTHER="(ip || ipv6) && !tcp && !udp && !icmp && !icmpv6 && !($FRAG) && frame.cap
 MALF='(ip || ipv6) && frame.cap_len < frame.len'
 COUNTERS=(unclassified non_ip fragments icmp other_l4 malformed)
 
+# The key of a report row, as expect_rule names it (jq, on one element of .services).
+ROW_KEY='"\(.role) \(.service) \(.proto) \({"outbound-to": "to ", "outbound-from": "from "}[.kind] // "")\(.ports) \(.direction)"'
+
 tshark_q() { tshark -o ip.defragment:FALSE -o ipv6.defragment:FALSE "$@" 2>/dev/null; }
 
 # replay SITE CAPTURE [--json]: stdout to $WORK/out, stderr to $WORK/err, returns the exit code.
@@ -86,6 +89,8 @@ case_begin() {
 }
 
 # expect_rule "ROLE SERVICE PROTO PORTS DIR" 'tshark filter of the frames that rule counts'
+# PORTS as the table prints it: "5061" for a listening rule, "to 53" for an outbound-to rule,
+# "from 50000-59999" for an outbound-from rule (JSON: "ports" and "kind").
 expect_rule() {
 	RULE_KEYS+=("$1")
 	RULE_FILTERS+=("$2")
@@ -141,7 +146,7 @@ case_end() {
 	local i key got
 	for i in "${!RULE_KEYS[@]}"; do
 		key=${RULE_KEYS[$i]}
-		got=$(jq -r --arg k "$key" '.services[] | select("\(.role) \(.service) \(.proto) \(.ports) \(.direction)" == $k) |
+		got=$(jq -r --arg k "$key" '.services[] | select('"$ROW_KEY"' == $k) |
 			"\(.packets) \(.bytes)"' "$json")
 		expect_eq "$name: $key = ${derived[$i]} (packets bytes)" "${derived[$i]}" "${got:-no such row}"
 	done
@@ -152,8 +157,7 @@ case_end() {
 	done
 	# Nothing classified beyond what the filters above name.
 	local unexpected
-	unexpected=$(jq -r '.services[] | select(.packets > 0) | "\(.role) \(.service) \(.proto) \(.ports) \(.direction)"' \
-		"$json" | while read -r key; do
+	unexpected=$(jq -r ".services[] | select(.packets > 0) | $ROW_KEY" "$json" | while read -r key; do
 		printf '%s\n' "${RULE_KEYS[@]}" | grep -qxF "$key" || echo "$key;"
 	done | paste -sd ' ')
 	expect_eq "$name: no rule counts beyond the expected ones" "" "$unexpected"
@@ -260,9 +264,9 @@ case_end
 
 # rtp.pcapng: A/V Edge media relay, a client on VLAN 1508, RTP over TCP from a client.
 case_begin rtp rtp.pcapng replay-rtp.site
-expect_rule "edge-external edge-media-relay udp 50000-59999 in" \
+expect_rule "edge-external edge-media-relay udp from 50000-59999 in" \
 	'ip.dst == 192.113.193.227 && udp.dstport >= 50000 && udp.dstport <= 59999'
-expect_rule "edge-external edge-media-relay udp 50000-59999 out" \
+expect_rule "edge-external edge-media-relay udp from 50000-59999 out" \
 	'ip.src == 192.113.193.227 && udp.srcport >= 50000 && udp.srcport <= 59999'
 expect_rule "clients client-media udp 1024-65535 out" \
 	'vlan.id == 1508 && ip.src == 10.140.67.167 && udp.srcport >= 1024'
@@ -331,6 +335,145 @@ EOF
 	done
 else
 	fail "mixed: could not write a capture with scapy ($PY)"
+fi
+
+# ---- a synthetic Edge capture: outbound rules, precedence, and the policy ----
+# The Edge E (203.0.113.20, 2001:db8:e::20) talks to X (198.51.100.9, 2001:db8:99::9, no role)
+# and to a Front End F (192.0.2.11). Frames in time order: each request of the Edge comes before
+# its answer, so under --policy enforce an answer is on a flow the Edge opened. Frames toward
+# the Edge on ports 41000-41999 and UDP 50011 answer nothing the Edge sent.
+if $PY - "$WORK/edge.pcap" <<'EOF' 2>/dev/null; then
+import sys
+from scapy.all import Ether, IP, IPv6, UDP, TCP, ICMP, ICMPv6ND_NS, Raw, wrpcap
+E4, E6, X4, X6, F4 = "203.0.113.20", "2001:db8:e::20", "198.51.100.9", "2001:db8:99::9", "192.0.2.11"
+n = [0]
+def E(pkt, size=None):
+    n[0] += 1
+    pad = size if size is not None else 7 * n[0] % 90
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / pkt / Raw(b"p" * pad)
+def pair(src, dst, proto, sport, dport, v6=False):
+    """A request from src and its answer from dst (TCP: SYN, SYN-ACK, ACK with data)."""
+    L3 = IPv6 if v6 else IP
+    if proto == "udp":
+        return [E(L3(src=src, dst=dst) / UDP(sport=sport, dport=dport)),
+                E(L3(src=dst, dst=src) / UDP(sport=dport, dport=sport))]
+    return [E(L3(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S"), 0),
+            E(L3(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="SA"), 0),
+            E(L3(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="A"))]
+frames = []
+frames += pair(E4, X4, "udp", 40001, 53)     # DNS query and answer
+frames += pair(E4, X4, "tcp", 40002, 53)
+frames += pair(E4, X4, "tcp", 40003, 80)     # CRL download
+frames += pair(E4, X4, "tcp", 40004, 5061)   # federation, the Edge connects
+frames += pair(E4, X4, "tcp", 40005, 443)    # MSTURN over TCP to a peer
+frames += pair(E4, X4, "tcp", 40006, 5269)   # XMPP, the Edge connects
+frames += pair(X4, E4, "tcp", 40007, 5269)   # XMPP, a peer connects
+frames += pair(E4, X4, "udp", 40008, 3478)   # STUN to a peer's 3478
+frames += pair(E4, X4, "udp", 3478, 3478)    # 3478 to 3478: the Edge's listening port wins
+frames += pair(E4, X4, "udp", 50010, 3478)   # from the media relay range to a peer's 3478
+frames += pair(E4, F4, "tcp", 40013, 5061)   # the Edge to a Front End's 5061
+frames += pair(X4, E4, "tcp", 40016, 443)    # a client to the Edge's 443
+frames += pair(X4, E4, "udp", 40018, 3478)   # a client to the Edge's 3478
+frames += pair(E6, X6, "udp", 40014, 53, v6=True)
+frames += pair(E6, X6, "tcp", 40019, 5061, v6=True)
+frames += [
+    E(IP(src=X4, dst=E4) / TCP(sport=5061, dport=41009, flags="SA")),    # forged: no such flow
+    E(IP(src=X4, dst=E4) / UDP(sport=53, dport=41020)),                  # forged DNS answer
+    E(IPv6(src=X6, dst=E6) / TCP(sport=5061, dport=41015, flags="A")),   # forged, IPv6
+    E(IP(src=X4, dst=E4) / UDP(sport=40012, dport=50011)),               # relay port never used
+    E(IP(src=X4, dst=E4) / TCP(sport=40010, dport=8080, flags="S"), 0),  # no Edge port
+    E(IPv6(src=X6, dst=E6) / TCP(sport=40021, dport=8080, flags="S"), 0),
+    E(IP(src=X4, dst=E4) / UDP(sport=40011, dport=5061)),                # 5061 is TCP only
+    E(IP(src=X4, dst=E4) / ICMP(type=8) / Raw(b"ping")),                 # echo: not allowed
+    E(IP(src=X4, dst=E4) / ICMP(type=3, code=4) / IP(src=E4, dst=X4) / TCP(sport=40004, dport=5061)),
+    E(IPv6(src="fe80::9", dst=E6, hlim=255) / ICMPv6ND_NS(tgt=E6), 0),  # neighbour discovery
+    # a first fragment to the Edge's 3478 and its second: both pass
+    E(IP(src=X4, dst=E4, flags="MF", frag=0, id=77) / UDP(sport=40017, dport=3478, len=408), 200),
+    E(IP(src=X4, dst=E4, frag=26, id=77, proto=17), 200),
+    # a first fragment to no Edge port and its second: both dropped for the port
+    E(IP(src=X4, dst=E4, flags="MF", frag=0, id=88) / UDP(sport=40022, dport=8080, len=408), 200),
+    E(IP(src=X4, dst=E4, frag=26, id=88, proto=17), 200),
+    # a later fragment whose first fragment never came
+    E(IP(src=X4, dst=E4, frag=26, id=99, proto=17), 120),
+]
+wrpcap(sys.argv[1], frames)
+EOF
+	E='(ip.src == 203.0.113.20 || ipv6.src == 2001:db8:e::20)'
+	TOE='(ip.dst == 203.0.113.20 || ipv6.dst == 2001:db8:e::20)'
+	case_begin edge "$WORK/edge.pcap" replay-edge.site
+	# Toward the Edge: its listening ports first, then (outbound-to) the peer's source port.
+	expect_rule "edge-external xmpp tcp 5269 in" "$TOE && tcp.dstport == 5269"
+	expect_rule "edge-external edge-443 tcp 443 in" "$TOE && tcp.dstport == 443"
+	expect_rule "edge-external stun udp 3478 in" "$TOE && udp.dstport == 3478"
+	expect_rule "edge-external edge-media-relay udp from 50000-59999 in" \
+		"$TOE && udp.dstport >= 50000 && udp.dstport <= 59999"
+	expect_rule "edge-external dns udp to 53 in" "$TOE && udp.srcport == 53"
+	expect_rule "edge-external dns tcp to 53 in" "$TOE && tcp.srcport == 53"
+	expect_rule "edge-external crl-http tcp to 80 in" "$TOE && tcp.srcport == 80"
+	expect_rule "edge-external sip-tls tcp to 5061 in" "$TOE && tcp.srcport == 5061"
+	expect_rule "edge-external edge-443 tcp to 443 in" "$TOE && tcp.srcport == 443 && tcp.dstport != 443"
+	expect_rule "edge-external xmpp tcp to 5269 in" "$TOE && tcp.srcport == 5269 && tcp.dstport != 5269"
+	expect_rule "edge-external stun udp to 3478 in" \
+		"$TOE && udp.srcport == 3478 && udp.dstport != 3478 && !(udp.dstport >= 50000 && udp.dstport <= 59999)"
+	# From the Edge: toward the Front End's listening 5061 first, then the Edge's own listening
+	# ports (its answers), then its outbound-to rules by the peer's destination port.
+	expect_rule "frontend sip-tls tcp 5061 in" "ip.dst == 192.0.2.11 && tcp.dstport == 5061"
+	expect_rule "edge-external xmpp tcp 5269 out" "$E && tcp.srcport == 5269"
+	expect_rule "edge-external edge-443 tcp 443 out" "$E && tcp.srcport == 443"
+	expect_rule "edge-external stun udp 3478 out" "$E && udp.srcport == 3478"
+	expect_rule "edge-external edge-media-relay udp from 50000-59999 out" \
+		"$E && udp.srcport >= 50000 && udp.srcport <= 59999"
+	expect_rule "edge-external dns udp to 53 out" "$E && udp.dstport == 53"
+	expect_rule "edge-external dns tcp to 53 out" "$E && tcp.dstport == 53"
+	expect_rule "edge-external crl-http tcp to 80 out" "$E && tcp.dstport == 80"
+	expect_rule "edge-external sip-tls tcp to 5061 out" "$E && tcp.dstport == 5061 && !(ip.dst == 192.0.2.11)"
+	expect_rule "edge-external edge-443 tcp to 443 out" "$E && tcp.dstport == 443 && tcp.srcport != 443"
+	expect_rule "edge-external xmpp tcp to 5269 out" "$E && tcp.dstport == 5269 && tcp.srcport != 5269"
+	expect_rule "edge-external stun udp to 3478 out" \
+		"$E && udp.dstport == 3478 && udp.srcport != 3478 && !(udp.srcport >= 50000 && udp.srcport <= 59999)"
+	case_end
+
+	# The policy: what enforce drops, by reason, from filters on the frames toward the Edge.
+	# port: no Edge rule has that port on either transport (a first fragment's verdict carries
+	# over to its later fragment); transport: the port is the Edge's on the other transport, or
+	# ICMP other than fragmentation-needed and neighbour discovery; unsolicited: an answer on no
+	# flow the Edge opened; fragment: a later fragment whose first never came.
+	T2E="!icmp && !icmpv6 && $TOE"
+	DROP_REASONS=(port transport unsolicited fragment malformed)
+	DROP_FILTERS=(
+		"$T2E && (tcp.dstport == 8080 || udp.dstport == 8080 || ip.id == 88)"
+		"($T2E && udp.dstport == 5061) || (ip.dst == 203.0.113.20 && icmp.type == 8)"
+		"$T2E && ((tcp.dstport >= 41000 && tcp.dstport <= 41999) || (udp.dstport >= 41000 && udp.dstport <= 41999) || udp.dstport == 50011)"
+		"$T2E && ip.id == 99"
+		"$TOE && frame.cap_len < frame.len"
+	)
+	mapfile -t want < <(derive_counts "$WORK/edge.pcap" "${DROP_FILTERS[@]}")
+	for policy in monitor enforce; do
+		replay "$SITES/replay-edge.site" "$WORK/edge.pcap" --json --policy $policy
+		rc=$?
+		cp "$WORK/out" "$WORK/edge-$policy.json"
+		expect_eq "edge --policy $policy: exit 0" 0 "$rc"
+	done
+	for i in "${!DROP_REASONS[@]}"; do
+		r=${DROP_REASONS[$i]}
+		expect_eq "edge --policy enforce: drops.$r = ${want[$i]:-?} (packets bytes)" "${want[$i]:-?}" \
+			"$(jq -r ".drops.$r | \"\(.packets) \(.bytes)\"" "$WORK/edge-enforce.json")"
+		expect_eq "edge --policy monitor: would_drop.$r = ${want[$i]:-?}" "${want[$i]:-?}" \
+			"$(jq -r ".would_drop.$r | \"\(.packets) \(.bytes)\"" "$WORK/edge-monitor.json")"
+	done
+	expect_eq "edge: the capture exercises every reason but malformed" 4 \
+		"$(printf '%s\n' "${want[@]:0:4}" | awk '$1 > 0' | wc -l)"
+	expect_eq "edge: replay without --policy (monitor) drops nothing" 0 \
+		"$(jq '[.drops[].packets] | add' "$WORK/edge.json")"
+	expect_eq "edge --policy enforce: nothing counted as would-drop" 0 \
+		"$(jq '[.would_drop[].packets] | add' "$WORK/edge-enforce.json")"
+	expect_eq "edge --policy monitor: nothing counted as dropped" 0 \
+		"$(jq '[.drops[].packets] | add' "$WORK/edge-monitor.json")"
+	expect_eq "edge: the policy changes no classification (same rows and counters)" \
+		"$(jq -c 'del(.drops, .would_drop)' "$WORK/edge-monitor.json")" \
+		"$(jq -c 'del(.drops, .would_drop)' "$WORK/edge-enforce.json")"
+else
+	fail "edge: could not write a capture with scapy ($PY)"
 fi
 
 # ---- captures that are not whole ----

@@ -1967,13 +1967,16 @@ static void test_site_keywords(const struct matrix *m)
 	/* A protected role with no address: a warning naming it, not an error. */
 	struct {
 		const char *name, *text, *missing[2];
+		int line; /* of the first protect line */
 	} warn_cases[] = {
 		{ "protect-missing.site",
 		  "frontend 192.0.2.10\nprotect mediation edge-external\n",
-		  { "edge-external", "mediation" } },
+		  { "edge-external", "mediation" },
+		  2 },
 		{ "protect-missing-fe.site",
 		  "protect frontend\nmediation 198.51.100.0/28\n",
-		  { "frontend", NULL } },
+		  { "frontend", NULL },
+		  1 },
 	};
 	for (size_t i = 0; i < sizeof(warn_cases) / sizeof(warn_cases[0]); i++) {
 		path = tmp_text(warn_cases[i].name, warn_cases[i].text);
@@ -1983,8 +1986,8 @@ static void test_site_keywords(const struct matrix *m)
 		for (int k = 0; ok && k < 2 && warn_cases[i].missing[k]; k++) {
 			char want[512];
 			snprintf(want, sizeof(want),
-				 "%s: warning: protected role %s has no address in the site\n",
-				 path, warn_cases[i].missing[k]);
+				 "%s:%d: warning: protected role %s has no address in the site\n",
+				 path, warn_cases[i].line, warn_cases[i].missing[k]);
 			ok = strstr(warn, want) != NULL;
 		}
 		CHECK(ok,

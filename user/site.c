@@ -158,6 +158,8 @@ static int parse_protect(struct text_file *tf, struct text_error *err, const str
 			return text_fail(tf, err, "protect: unknown role '%s'", t->tok[i]);
 		s->protected_roles |= 1ULL << role;
 	}
+	if (!s->protect_line)
+		s->protect_line = tf->line;
 	return 0;
 }
 
@@ -271,13 +273,15 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	s->hash = tf.hash;
 	if (r == 0)
 		merge_duplicates(s, m);
-	uint64_t unplaced =
-	    r == 0 ? s->protected_roles & ~matrix_role_closure(m, s->roles_present) : 0;
+	/* Only for a site that is otherwise fine: an empty one gets its error alone. */
+	uint64_t unplaced = r == 0 && s->nprefixes
+				? s->protected_roles & ~matrix_role_closure(m, s->roles_present)
+				: 0;
 	for (int i = 0; i < m->nroles; i++)
 		if (unplaced & (1ULL << i)) {
 			fprintf(stderr,
-				"%s: warning: protected role %s has no address in the site\n", path,
-				m->roles[i].slug);
+				"%s:%d: warning: protected role %s has no address in the site\n",
+				path, s->protect_line, m->roles[i].slug);
 			s->nwarnings++;
 		}
 	if (r == 0 && s->nprefixes == 0) {

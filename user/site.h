@@ -29,6 +29,7 @@ struct site {
 	uint64_t hash;
 	uint64_t roles_present;	  /* roles named in the file, before closure */
 	uint64_t protected_roles; /* `protect ROLE ...` */
+	int protect_line;	  /* the first `protect` line, for warnings */
 	int ndscp;
 	struct site_dscp dscp[SITE_MAX_DSCP];
 	int nicmp; /* `allow-icmp ipv4|ipv6 TYPE[:CODE] ...`, beyond the matrix's */

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# Enforcement in front of an Edge, end to end: an internet client, a Linux gateway forwarding
+# IPv4 and IPv6 between two veth pairs with lyncxdp attached to both of its interfaces, and an
+# Edge (external interface, `protect edge-external`) with real listeners on TCP 443 and 5061,
+# UDP 3478, the media relay port UDP 50010, and a forbidden TCP 8080.
+#
+#   lxenf-c (client)  lxenf-c0 ==== lxenf-g0  lxenf-g (gateway)  lxenf-g1 ==== lxenf-e0  lxenf-e (Edge)
+#   198.51.100.10/24, 2001:db8:c::10/64 .1, ::1             .1, ::1     203.0.113.20/24, 2001:db8:e::20/64
+#
+# 1. monitor: everything passes; stats would_drop counts exactly the client's frames toward
+#    the Edge that enforce would refuse, by reason (derived with tshark from a capture on the
+#    client's interface).
+# 2. enforce (`lyncxdp set` on both interfaces): the Edge's services work (a 10 MB upload over
+#    443 arrives intact), the forbidden port gets nothing through, UDP to the media port passes
+#    only once the Edge has sent from it, the Edge's own connection to an external 5061 gets
+#    its answers, forged packets from source port 5061 never reach the Edge (capture in the
+#    Edge's namespace), the drop log shows the drops with reason and 5-tuple, ARP and neighbour
+#    discovery still work.
+# 3. monitor -> enforce -> monitor while transfers run (one to the Edge's 443, one the Edge
+#    opened itself): the data arrive intact, nothing is dropped, counters never go backwards.
+# shellcheck shell=bash
+set -uo pipefail
+# shellcheck source=tests/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+C=lxenf-c
+G=lxenf-g
+E=lxenf-e
+SITE=$TOP/tests/sites/enforce.site
+C4=198.51.100.10 C6=2001:db8:c::10
+E4=203.0.113.20 E6=2001:db8:e::20
+GC4=198.51.100.1 GC6=2001:db8:c::1 GE4=203.0.113.1 GE6=2001:db8:e::1
+FORGED_PORT=45678 # an Edge port outside its ephemeral range (40000-44999 below)
+require_clean_start lxenf-
+started=$SECONDS
+trap ns_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP # so that the EXIT trap runs
+ns_tmpdir lxenf
+T=$NS_TMP
+
+# ---- helpers ----
+NH=$TOP/tests/nethelper.py # servers and clients in Python (see its docstring)
+h() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
+}
+# serve NS tcp_server|udp_echo|media ARGS...: a server in the background, once it listens.
+serve() {
+	local ns=$1 out
+	shift
+	out=$T/serve.$ns.$2.log
+	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	for _ in $(seq 50); do
+		grep -q listening "$out" && return 0
+		sleep 0.1
+	done
+	fail "server $* in $ns did not start: $(cat "$out")"
+	return 1
+}
+digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
+
+# settle: wait until the counters stop moving (XDP on veth runs in NAPI).
+settle() {
+	local a b
+	a=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+	for _ in $(seq 30); do
+		sleep 0.1
+		b=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+		[ "$a" = "$b" ] && return 0
+		a=$b
+	done
+}
+# snap NAME: settle, then a stats --json report in $T/NAME.json; every snapshot is kept, in
+# order, for the check that counters never go backwards.
+SNAPS=()
+snap() {
+	settle
+	lx $G stats --json >"$T/$1.json"
+	SNAPS+=("$T/$1.json")
+}
+# policy_delta BEFORE AFTER drops|would_drop: "REASON PACKETS BYTES;..." of what grew.
+policy_delta() {
+	$PY - "$@" <<'EOF'
+import json, sys
+a, b = json.load(open(sys.argv[1]))[sys.argv[3]], json.load(open(sys.argv[2]))[sys.argv[3]]
+print(";".join("%s %d %d" % (r, b[r]["packets"] - a[r]["packets"], b[r]["bytes"] - a[r]["bytes"])
+               for r in ("port", "transport", "unsolicited", "fragment", "malformed")))
+EOF
+}
+# cap_count PCAP FILTER: "PACKETS BYTES" (frame lengths) of the frames matching FILTER.
+cap_count() {
+	tshark -r "$1" -o ip.defragment:FALSE -o ipv6.defragment:FALSE -Y "$2" -T fields \
+		-e frame.len 2>/dev/null | awk '{ n++; b += $1 } END { print n + 0, b + 0 }'
+}
+# expect_policy NAME BEFORE AFTER drops|would_drop PCAP: the counters grew by exactly the
+# frames of PCAP (the client's side) that each reason's filter selects, nothing else.
+TOE="(ip.dst == $E4 || ipv6.dst == $E6)"
+expect_policy() {
+	local name=$1 want
+	want="port $(cap_count "$5" "$TOE && !icmp && !icmpv6 && tcp.dstport == 8080")"
+	want+=";transport $(cap_count "$5" "$TOE && (icmp.type == 8 || icmpv6.type == 128)")"
+	want+=";unsolicited $(cap_count "$5" "$TOE && !icmp && !icmpv6 && ((udp.dstport == 50010 && udp.srcport == 47001) || (tcp.srcport == 5061 && tcp.dstport >= $FORGED_PORT && tcp.dstport < $FORGED_PORT + 20))")"
+	want+=";fragment 0 0;malformed 0 0"
+	expect_eq "$name" "$want" "$(policy_delta "$2" "$3" "$4")"
+}
+
+# ---- namespaces, addresses, routes, forwarding ----
+check "lyncxdp is built" test -x "$LYNCXDP"
+check "check: the enforce site compiles" "$LYNCXDP" check --site "$SITE"
+ns_add $C
+ns_add $G
+ns_add $E
+for ns in $C $G $E; do ns_quiet "$ns"; done
+veth_pair $C lxenf-c0 $G lxenf-g0
+veth_pair $G lxenf-g1 $E lxenf-e0
+ns_addr $C lxenf-c0 $C4/24
+ns_addr $C lxenf-c0 $C6/64
+ns_addr $G lxenf-g0 $GC4/24
+ns_addr $G lxenf-g0 $GC6/64
+ns_addr $G lxenf-g1 $GE4/24
+ns_addr $G lxenf-g1 $GE6/64
+ns_addr $E lxenf-e0 $E4/24
+ns_addr $E lxenf-e0 $E6/64
+ip -n $C route add default via $GC4
+ip -n $C -6 route add default via $GC6
+ip -n $E route add default via $GE4
+ip -n $E -6 route add default via $GE6
+ip netns exec $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip netns exec $E sysctl -qw net.ipv4.ip_local_port_range="40000 44999"
+GMAC=$(ns_mac $G lxenf-g0)
+
+head -c 10485760 /dev/urandom >"$T/10m"
+head -c 1048576 /dev/urandom >"$T/1m"
+head -c 2000000 /dev/urandom >"$T/2m"
+head -c 24000000 /dev/urandom >"$T/24m"
+head -c 6000000 /dev/urandom >"$T/6m"
+echo "hello 8080" >"$T/small"
+
+serve $E tcp_server 443 sink
+serve $E tcp_server 5061 sink
+serve $E tcp_server 8080 sink
+serve $E udp_echo 3478
+serve $E media 50010 "$T/media.log" "$T/media.ctrl"
+serve $C tcp_server 5061 echo # an "external" SIP server the Edge connects to
+
+# ---- attach, monitor ----
+for i in lxenf-g0 lxenf-g1; do
+	out=$(lx $G attach $i --site "$SITE" --policy monitor 2>&1)
+	expect_eq "attach $i --policy monitor ($out)" 0 $?
+done
+lx $G status --json >"$T/status-attach.json"
+expect_eq "status --json: both interfaces, monitor" "lxenf-g0 monitor,lxenf-g1 monitor" \
+	"$(json_get '",".join("%s %s" % (i["name"], i["policy"]) for i in j["interfaces"])' <"$T/status-attach.json")"
+
+# connection checks, the same in both policies
+svc_checks() {
+	local p=$1
+	expect_eq "$p: TCP upload of 1 MB to the Edge's 443 arrives intact" "$(digest "$T/1m")" \
+		"$(h $C tcp_client $E4 443 "$T/1m" sink 0 3)"
+	expect_eq "$p: TCP upload of 1 MB to the Edge's [IPv6]:443 arrives intact" "$(digest "$T/1m")" \
+		"$(h $C tcp_client $E6 443 "$T/1m" sink 0 3)"
+	expect_eq "$p: TCP to the Edge's 5061 works" "$(digest "$T/small")" \
+		"$(h $C tcp_client $E4 5061 "$T/small" sink 0 3)"
+	expect_eq "$p: UDP to the Edge's 3478: 5 datagrams, 5 answers" 5 \
+		"$(h $C udp_send $C4 47100 $E4 3478 5 2)"
+	expect_eq "$p: UDP to the Edge's [IPv6]:3478: 3 datagrams, 3 answers" 3 \
+		"$(h $C udp_send $C6 47101 $E6 3478 3 2)"
+	expect_eq "$p: the Edge's own connection to an external 5061: 2 MB echoed back intact" \
+		"$(digest "$T/2m")" "$(h $E tcp_client $C4 5061 "$T/2m" echo 0 3)"
+	expect_eq "$p: the same over IPv6" "$(digest "$T/1m")" "$(h $E tcp_client $C6 5061 "$T/1m" echo 0 3)"
+}
+media_from() { grep -c "^$C4 $1 " "$T/media.log" 2>/dev/null; }
+
+snap m0
+ns_capture_start $C lxenf-c0 "$T/mon.pcap" || fail "tcpdump on lxenf-c0"
+ns_capture_start $E lxenf-e0 "$T/mon-edge.pcap" || fail "tcpdump on lxenf-e0"
+svc_checks monitor
+expect_eq "monitor: TCP to the forbidden 8080 connects and is served" "$(digest "$T/small")" \
+	"$(h $C tcp_client $E4 8080 "$T/small" sink 0 3)"
+expect_eq "monitor: TCP to the forbidden [IPv6]:8080 too" "$(digest "$T/small")" \
+	"$(h $C tcp_client $E6 8080 "$T/small" sink 0 3)"
+h $C udp_send $C4 47001 $E4 50010 5 0 >/dev/null
+check "monitor: unsolicited UDP to the media port 50010 reaches the Edge (5 datagrams)" \
+	test "$(sleep 0.3; media_from 47001)" = 5
+# one forged packet per Edge port: the Edge answers each with a RST (see the check below)
+for i in 0 1 2; do h $C forge lxenf-c0 "$GMAC" $C4 $E4 5061 $((FORGED_PORT + i)) 1; done
+for i in 3 4; do h $C forge lxenf-c0 "$GMAC" $C6 $E6 5061 $((FORGED_PORT + i)) 1; done
+expect_eq "monitor: ping from the client to the Edge: 2 requests, 2 answers" 2 "$(h $C ping $E4 2 2)"
+ns_capture_stop "$T/mon.pcap"
+ns_capture_stop "$T/mon-edge.pcap"
+snap m1
+expect_eq "monitor: the forged packets (source port 5061) reach the Edge (5, its capture)" "5" \
+	"$(cap_count "$T/mon-edge.pcap" "tcp.srcport == 5061 && tcp.dstport >= $FORGED_PORT && tcp.dstport < $FORGED_PORT + 5" | cut -d' ' -f1)"
+expect_policy "monitor: would_drop grew by the client's frames enforce refuses, by reason (tshark)" \
+	"$T/m0.json" "$T/m1.json" would_drop "$T/mon.pcap"
+expect_eq "monitor: nothing dropped" "port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0" \
+	"$(policy_delta "$T/m0.json" "$T/m1.json" drops)"
+# Monitor must count what enforce would drop. Three forged packets to one Edge port: enforce
+# drops all three (checked below); in monitor the first passes, the Edge answers it with a RST
+# toward the peer's 5061, and that RST must not make the next two look like answers.
+h $C forge lxenf-c0 "$GMAC" $C4 $E4 5061 $((FORGED_PORT + 10)) 3
+snap m2
+expect_eq "monitor: 3 forged packets to one Edge port: 3 would-drop unsolicited (enforce drops 3)" \
+	"unsolicited 3 162" "$(policy_delta "$T/m1.json" "$T/m2.json" would_drop | tr ';' '\n' | grep unsolicited)"
+check "monitor: the traffic was classified (edge-443 in, sip-tls to 5061 in, stun in, relay in)" \
+	jq -e '[.services[] | select(.packets > 0) | "\(.service) \(.kind) \(.direction)"] as $s |
+		["edge-443 listen in", "sip-tls outbound-to in", "stun listen in", "edge-media-relay outbound-from in"] |
+		all(. as $k | $s | index($k))' "$T/m1.json"
+
+# ---- enforce ----
+for i in lxenf-g0 lxenf-g1; do
+	out=$(lx $G set $i --policy enforce 2>&1)
+	expect_eq "set $i --policy enforce ($out)" 0 $?
+done
+expect_eq "status --json: both interfaces enforce, same programs and links as attached" \
+	"$(jq -c '[.interfaces[] | [.name, "enforce", .prog_id, .link_id]]' "$T/status-attach.json")" \
+	"$(lx $G status --json | jq -c '[.interfaces[] | [.name, .policy, .prog_id, .link_id]]')"
+
+snap e0
+ns_bg $G timeout 60 "$LYNCXDP" drops --json --seconds 40 >"$T/drops.json" 2>"$T/drops.err"
+DROPS_PID=$NS_BG_PID
+sleep 0.5 # the reader is polling
+ns_capture_start $C lxenf-c0 "$T/enf.pcap" || fail "tcpdump on lxenf-c0"
+ns_capture_start $E lxenf-e0 "$T/enf-edge.pcap" || fail "tcpdump on lxenf-e0"
+svc_checks enforce
+expect_eq "enforce: a 10 MB upload to the Edge's 443 arrives intact (sha256)" "$(digest "$T/10m")" \
+	"$(h $C tcp_client $E4 443 "$T/10m" sink 0 3)"
+out=$(h $C tcp_client $E4 8080 "$T/small" sink 0 2)
+check "enforce: TCP to the forbidden 8080 times out ($out)" grep -q 'connect failed: timed out' <<<"$out"
+out=$(h $C tcp_client $E6 8080 "$T/small" sink 0 2)
+check "enforce: TCP to the forbidden [IPv6]:8080 times out ($out)" grep -q 'connect failed: timed out' <<<"$out"
+# media: unsolicited first, then the Edge sends from 50010 and the client's answers pass
+n0=$(media_from 47001)
+h $C udp_send $C4 47001 $E4 50010 5 0 >/dev/null
+sleep 0.3
+expect_eq "enforce: unsolicited UDP from the client to the media port 50010 does not arrive" \
+	"$n0" "$(media_from 47001)"
+ns_bg $C timeout 10 "$PY" "$NH" answer $C4 47000 4 5 >"$T/answer.out" 2>&1
+answer_pid=$NS_BG_PID
+sleep 0.3
+echo "$C4 47000 3" >"$T/media.ctrl"
+wait "$answer_pid"
+expect_eq "enforce: the client heard the Edge's media port" "$E4 50010" "$(cat "$T/answer.out")"
+sleep 0.3
+expect_eq "enforce: after the Edge sent from 50010, the client's 4 answers arrive" 4 "$(media_from 47000)"
+h $C udp_send $C4 47001 $E4 50010 2 0 >/dev/null
+sleep 0.3
+expect_eq "enforce: another client port to 50010 is still unsolicited (flows are per 5-tuple)" \
+	"$n0" "$(media_from 47001)"
+# forged answers from source port 5061, IPv4 and IPv6, to a port no forged packet used before
+h $C forge lxenf-c0 "$GMAC" $C4 $E4 5061 $((FORGED_PORT + 15)) 3
+h $C forge lxenf-c0 "$GMAC" $C6 $E6 5061 $((FORGED_PORT + 15)) 2
+expect_eq "enforce: ping from the client to the Edge: 2 requests, no answer (ICMP echo is not allowed)" \
+	0 "$(h $C ping $E4 2 1)"
+# ARP and neighbour discovery: forget the neighbours, then the gateway reaches the Edge
+ip -n $G neigh flush dev lxenf-g1
+ip -n $E neigh flush dev lxenf-e0
+expect_eq "enforce: after a neighbour flush, the gateway pings the Edge (ARP passes)" 1 "$(h $G ping $E4 1 2)"
+expect_eq "enforce: and the Edge over IPv6 (neighbour discovery passes)" 1 "$(h $G ping $E6 1 2)"
+check "enforce: the gateway resolved the Edge's MAC" \
+	grep -q "lladdr $(ns_mac $E lxenf-e0)" <<<"$(ip -n $G neigh show $E4 dev lxenf-g1)"
+check "enforce: the Edge resolved the gateway's MAC" \
+	grep -q "lladdr $(ns_mac $G lxenf-g1)" <<<"$(ip -n $E neigh show $GE4 dev lxenf-e0)"
+expect_eq "enforce: a TCP upload to 443 works after the flush" "$(digest "$T/small")" \
+	"$(h $C tcp_client $E4 443 "$T/small" sink 0 3)"
+ns_capture_stop "$T/enf.pcap"
+ns_capture_stop "$T/enf-edge.pcap"
+snap e1
+kill -INT "$DROPS_PID" 2>/dev/null
+wait "$DROPS_PID"
+expect_eq "drops --json ended by SIGINT: exit 0, nothing on stderr" "0 " "$? $(cat "$T/drops.err")"
+
+expect_policy "enforce: drops grew by exactly the client's frames refused, by reason (tshark)" \
+	"$T/e0.json" "$T/e1.json" drops "$T/enf.pcap"
+expect_eq "enforce: nothing counted as would-drop" \
+	"port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0" \
+	"$(policy_delta "$T/e0.json" "$T/e1.json" would_drop)"
+syns=$(cap_count "$T/enf.pcap" "$TOE && tcp.dstport == 8080 && tcp.flags == 0x002")
+check "enforce: the client sent only SYNs to the forbidden 8080 (retransmitted; IPv4 and IPv6: $syns)" \
+	test "$(cap_count "$T/enf.pcap" "$TOE && tcp.dstport == 8080")" = "$syns" -a "${syns% *}" -ge 2
+expect_eq "enforce: the Edge's capture shows nothing to 8080, no forged packet, no unsolicited media" \
+	"0 0" "$(cap_count "$T/enf-edge.pcap" "tcp.dstport == 8080 || (tcp.srcport == 5061 && tcp.dstport >= $FORGED_PORT && tcp.dstport < $FORGED_PORT + 20) || udp.srcport == 47001")"
+check "enforce: the Edge's capture does show the allowed traffic (443)" \
+	test "$(cap_count "$T/enf-edge.pcap" "tcp.dstport == 443" | cut -d' ' -f1)" -gt 100
+
+# the drop log: the records of this phase (the log may start with older would-drop records)
+$PY - "$T/drops.json" "$C4" "$E4" "$C6" "$E6" "$((FORGED_PORT + 15))" >"$T/drops.check" <<'EOF'
+import json, sys
+path, c4, e4, c6, e6, forged = sys.argv[1:]
+recs, tail = [], None
+for line in open(path):
+    j = json.loads(line)
+    if "suppressed" in j:
+        tail = j["suppressed"]
+    elif j["action"] == "dropped":
+        recs.append(j)
+def has(proto, src, dst, reason):
+    return any(r["proto"] == proto and r["src"].startswith(src) and r["dst"] == dst and
+               r["reason"] == reason and r["interface"] == "lxenf-g0" and r["role"] == "edge-external"
+               for r in recs)
+print("records", len(recs), "suppressed", tail)
+print("8080", has("tcp", c4 + ":", e4 + ":8080", "port"))
+print("8080v6", has("tcp", "[%s]:" % c6, "[%s]:8080" % e6, "port"))
+print("media", has("udp", c4 + ":47001", e4 + ":50010", "unsolicited"))
+print("forged", has("tcp", c4 + ":5061", "%s:%s" % (e4, forged), "unsolicited"))
+print("forgedv6", has("tcp", "[%s]:5061" % c6, "[%s]:%s" % (e6, forged), "unsolicited"))
+print("ping", any(r["proto"] == "icmp" and r["src"] == c4 and r["dst"] == e4 and
+                  r["reason"] == "transport" for r in recs))
+EOF
+dropped=$(json_get 'sum(v["packets"] for v in j["drops"].values())' <"$T/e1.json")
+dropped0=$(json_get 'sum(v["packets"] for v in j["drops"].values())' <"$T/e0.json")
+expect_eq "drops --json: one dropped record per dropped packet, none suppressed" \
+	"records $((dropped - dropped0)) suppressed 0" "$(sed -n 1p "$T/drops.check")"
+for k in 8080 8080v6 media forged forgedv6 ping; do
+	expect_eq "drops --json: a '$k' record with its 5-tuple, reason, interface and role" "$k True" \
+		"$(grep "^$k " "$T/drops.check")"
+done
+
+# ---- monitor -> enforce -> monitor during transfers ----
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy monitor >/dev/null; done
+snap s0
+h $C tcp_client $E4 443 "$T/24m" sink 8000000 3 >"$T/up.out" 2>&1 &
+up=$!
+NS_PIDS+=("$up")
+h $E tcp_client $C4 5061 "$T/6m" echo 2000000 3 >"$T/out.out" 2>&1 &
+outb=$!
+NS_PIDS+=("$outb")
+samples=()
+sample() {
+	samples+=("$T/sample${#samples[@]}.json")
+	lx $G stats --json >"${samples[-1]}"
+}
+for _ in 1 2 3 4; do
+	sample
+	sleep 0.2
+done
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy enforce >/dev/null; done
+expect_eq "during the transfers: both interfaces switched to enforce" "enforce enforce" \
+	"$(lx $G status --json | jq -r '[.interfaces[].policy] | join(" ")')"
+for _ in 1 2 3 4 5; do
+	sample
+	sleep 0.2
+done
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy monitor >/dev/null; done
+expect_eq "during the transfers: both back to monitor" "monitor monitor" \
+	"$(lx $G status --json | jq -r '[.interfaces[].policy] | join(" ")')"
+for _ in $(seq 40); do
+	kill -0 $up 2>/dev/null || kill -0 $outb 2>/dev/null || break
+	sample
+	sleep 0.2
+done
+wait $up
+wait $outb
+snap s1
+expect_eq "switching policy during a 24 MB upload to 443: it arrives intact" "$(digest "$T/24m")" \
+	"$(cat "$T/up.out")"
+expect_eq "switching policy during the Edge's own 6 MB echo over 5061: it comes back intact" \
+	"$(digest "$T/6m")" "$(cat "$T/out.out")"
+expect_eq "switching policy during the transfers: nothing dropped, nothing would-drop" \
+	"port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0 port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0" \
+	"$(policy_delta "$T/s0.json" "$T/s1.json" drops) $(policy_delta "$T/s0.json" "$T/s1.json" would_drop)"
+check "the transfers were sampled while running (at least 10 samples)" test "${#samples[@]}" -ge 10
+out=$($PY - "${SNAPS[@]:0:${#SNAPS[@]}-1}" "${samples[@]}" "${SNAPS[-1]}" <<'EOF'
+import json, sys
+def flat(path):
+    j, d = json.load(open(path)), {}
+    for r in j["services"]:
+        for f in ("packets", "bytes", "remarked_packets", "remarked_bytes"):
+            d["rule %d %s %s" % (r["rule"], r["direction"], f)] = r[f]
+    for k in ("unclassified", "non_ip", "fragments", "icmp", "other_l4", "malformed", "total"):
+        for f in ("packets", "bytes"):
+            d["%s %s" % (k, f)] = j[k][f]
+    for k in ("drops", "would_drop"):
+        for r, v in j[k].items():
+            for f in ("packets", "bytes"):
+                d["%s %s %s" % (k, r, f)] = v[f]
+    return d
+prev, bad = None, []
+for p in sys.argv[1:]:
+    cur = flat(p)
+    if prev:
+        bad += ["%s: %s %d -> %d" % (p.rsplit("/", 1)[1], k, prev[k], cur.get(k, -1))
+                for k in prev if cur.get(k, -1) < prev[k]]
+    prev = cur
+print("; ".join(bad[:5]) if bad else "ok %d" % (len(sys.argv) - 1))
+EOF
+)
+check "counters never went backwards over $((${#SNAPS[@]} + ${#samples[@]})) reports of the whole run ($out)" \
+	grep -q '^ok ' <<<"$out"
+
+ns_cleanup
+expect_clean lxenf-
+echo "enforce suite: $((SECONDS - started)) s"
+suite_done
