@@ -266,6 +266,8 @@ struct packet {
 	__u8 icmp_code;
 	__u8 proto; /* enum lx_proto, for TCP and UDP */
 	__u32 frag_id;
+	__u8 frag_proto; /* protocol the fragment header (or IPv4 header) names: the fragment key */
+	__u16 l4_room;	 /* bytes the IP length leaves for the transport header */
 	__u16 sport;
 	__u16 dport;
 	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
@@ -304,9 +306,11 @@ static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 
 static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 {
+	/* ICMP is protocol 1 in IPv4 and 58 in IPv6; the other number is just another protocol. */
+	int icmp = p->ipproto == (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
-		if ((void *)(tcp + 1) > c->end || tcp->doff < 5)
+		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp) || tcp->doff < 5)
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
@@ -316,19 +320,19 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	}
 	if (p->ipproto == IPPROTO_UDP) {
 		struct udphdr *udp = c->pos;
-		if ((void *)(udp + 1) > c->end)
+		if ((void *)(udp + 1) > c->end || p->l4_room < sizeof(*udp))
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_UDP;
 		p->sport = bpf_ntohs(udp->source);
 		p->dport = bpf_ntohs(udp->dest);
 		return PARSED_L4;
 	}
-	if (p->ipproto == IPPROTO_ICMP || p->ipproto == IPPROTO_ICMPV6) {
-		__u8 *icmp = c->pos;
-		if ((void *)(icmp + 2) > c->end)
+	if (icmp) {
+		__u8 *hdr = c->pos;
+		if ((void *)(hdr + 2) > c->end || p->l4_room < 2)
 			return LX_CNT_MALFORMED;
-		p->icmp_type = icmp[0];
-		p->icmp_code = icmp[1];
+		p->icmp_type = hdr[0];
+		p->icmp_code = hdr[1];
 		return LX_CNT_ICMP;
 	}
 	return LX_CNT_OTHER_L4;
@@ -354,6 +358,8 @@ static __always_inline int parse_ipv4(struct cursor *c, struct packet *p)
 		return LX_CNT_MALFORMED;
 
 	p->ipproto = ip->protocol;
+	p->frag_proto = ip->protocol;
+	p->l4_room = (__u16)(tot_len - hdr_len);
 	__u16 frag = bpf_ntohs(ip->frag_off);
 	p->frag_id = bpf_ntohs(ip->id);
 	if (frag & IPV4_FRAG_OFFSET) {
@@ -382,6 +388,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 		return LX_CNT_MALFORMED;
 
 	__u8 nexthdr = ip6->nexthdr;
+	__u32 room = bpf_ntohs(ip6->payload_len); /* what the extension headers leave for L4 */
 	c->pos = ip6 + 1;
 
 #pragma unroll
@@ -392,8 +399,14 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 			    c->pos; /* next header, length in 8-octet units beyond the first */
 			if ((void *)(opt + 8) > c->end)
 				return LX_CNT_MALFORMED;
+			__u32 len = (opt[1] + 1) * 8;
+			if (len > room)
+				return LX_CNT_MALFORMED;
+			room -= len;
 			nexthdr = opt[0];
-			c->pos = opt + (opt[1] + 1) * 8;
+			c->pos = opt + len;
+			if (c->pos > c->end) /* the header's own length runs past the frame */
+				return LX_CNT_MALFORMED;
 			continue;
 		}
 		if (nexthdr == IPPROTO_FRAGMENT) {
@@ -401,8 +414,12 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 			if ((void *)(frag + 1) > c->end)
 				return LX_CNT_MALFORMED;
 			__u16 off = bpf_ntohs(frag->frag_off);
+			if (room < sizeof(*frag))
+				return LX_CNT_MALFORMED;
+			room -= sizeof(*frag);
 			p->frag_id = bpf_ntohl(frag->id);
 			p->ipproto = frag->nexthdr;
+			p->frag_proto = frag->nexthdr;
 			if (off & IPV6_FRAG_OFFSET) {
 				p->fragment = FRAG_LATER;
 				return LX_CNT_FRAGMENT;
@@ -414,6 +431,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 			continue;
 		}
 		p->ipproto = nexthdr;
+		p->l4_room = (__u16)room;
 		return parse_l4(c, p);
 	}
 	/* Longer extension chains than any real sender uses. */
@@ -636,7 +654,7 @@ static __always_inline int reply_allowed(const struct packet *p, const struct lx
 static __always_inline void frag_key(const struct packet *p, struct lx_frag_key *k)
 {
 	k->family = p->family;
-	k->ipproto = p->ipproto;
+	k->ipproto = p->frag_proto;
 	k->id = p->frag_id;
 	__builtin_memcpy(k->saddr, p->saddr.addr, 16);
 	__builtin_memcpy(k->daddr, p->daddr.addr, 16);

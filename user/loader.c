@@ -45,6 +45,31 @@ static int reuse_tables(struct bpf_object *obj, struct lyncxdp_bpf *from, struct
 	return 0;
 }
 
+/*
+ * Joining an attach: the tables are the pinned ones, sized for the attached site. Adopting
+ * them by fd takes their real sizes (libbpf would refuse them against the defaults).
+ */
+static int reuse_pinned_tables(struct bpf_object *obj, struct text_error *err)
+{
+	struct bpf_map *map;
+	char path[256];
+	bpf_object__for_each_map (map, obj) {
+		if (!is_table(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		int fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue; /* absent: created and pinned at load */
+		int r = bpf_map__reuse_fd(map, fd);
+		close(fd);
+		if (r) {
+			snprintf(err->msg, sizeof(err->msg), "reusing %s: %s", path, strerror(-r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
 			 struct text_error *err)
 {
@@ -107,6 +132,11 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 
 	if (opts->size_for)
 		size_tables(skel, opts->size_for);
+	else if (opts->pinned && !opts->fresh_tables && !opts->tables_from &&
+		 reuse_pinned_tables(skel->obj, err) < 0) {
+		lyncxdp_bpf__destroy(skel);
+		return NULL;
+	}
 	if ((opts->pinned && set_pin_paths(skel->obj, opts, err) < 0) ||
 	    (opts->tables_from && reuse_tables(skel->obj, opts->tables_from, err) < 0)) {
 		lyncxdp_bpf__destroy(skel);
