@@ -310,7 +310,8 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	int icmp = p->ipproto == (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
-		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp) || tcp->doff < 5)
+		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp) || tcp->doff < 5 ||
+		    tcp->doff * 4 > p->l4_room)
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
@@ -328,8 +329,8 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		return PARSED_L4;
 	}
 	if (icmp) {
-		__u8 *hdr = c->pos;
-		if ((void *)(hdr + 2) > c->end || p->l4_room < 2)
+		__u8 *hdr = c->pos; /* type, code, checksum */
+		if ((void *)(hdr + 4) > c->end || p->l4_room < 4)
 			return LX_CNT_MALFORMED;
 		p->icmp_type = hdr[0];
 		p->icmp_code = hdr[1];

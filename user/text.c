@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 uint64_t text_fnv1a(uint64_t hash, const void *data, size_t len)
 {
@@ -49,6 +50,13 @@ int text_open(struct text_file *tf, const char *path, struct text_error *err)
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	struct stat st;
+	if (fstat(fileno(tf->fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
+			 S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
+		text_close(tf);
+		return -1;
+	}
 	return 0;
 }
 
@@ -87,8 +95,18 @@ static int read_line(struct text_file *tf, struct text_error *err)
 	if (len > 0 && tf->buf[len - 1] == '\r') /* CRLF files are accepted as written */
 		len--;
 	tf->buf[len] = '\0';
-	if (memchr(tf->buf, '\0', len))
+	/* Windows editors may start a file with a UTF-8 byte order mark: it means nothing here. */
+	size_t skip = tf->line == 1 && len >= 3 && !memcmp(tf->buf, "\xef\xbb\xbf", 3) ? 3 : 0;
+	if (skip)
+		memmove(tf->buf, tf->buf + skip, len - skip + 1);
+	if (memchr(tf->buf, '\0', len - skip))
 		return text_fail(tf, err, "binary data (NUL byte): not a text file");
+	for (const char *p = tf->buf; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			return text_fail(tf, err, "control character 0x%02x%s", (unsigned char)*p,
+					 *p == '\r'
+					     ? " (old Mac line ends? save the file with LF or CRLF)"
+					     : "");
 	return 1;
 }
 
