@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH)
 LIB_SRCS := $(filter-out user/lyncxdp.c,$(wildcard user/*.c))
 LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
-TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy
+TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
 .PHONY: all deps demo test test-unit format format-check install clean help
@@ -32,7 +32,8 @@ help:
 	@echo "make deps       install build and test dependencies (Debian 12, root)"
 	@echo "make demo       two namespaces on a veth pair, attach, Lync-shaped traffic, stats"
 	@echo "make test       every test, ending with 'N passed, N failed'"
-	@echo "make install    binary to /usr/local/sbin, matrices to /usr/local/share/lyncxdp"
+	@echo "make install    binary to /usr/local/sbin, matrices to /usr/local/share/lyncxdp,"
+	@echo "                systemd units, /etc/lyncxdp/lyncxdp.conf.example, docs (DESTDIR=...)"
 	@echo "make format     clang-format the C sources"
 
 deps:
@@ -80,11 +81,29 @@ format:
 format-check:
 	clang-format --dry-run --Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/*.c tests/*.h
 
+# DESTDIR stages the files elsewhere (packaging, tests). Units go to UNITDIR; the configuration
+# example next to where lyncxdp.service reads /etc/lyncxdp/lyncxdp.conf (never overwritten:
+# only the .example is installed). Then: systemctl daemon-reload.
+UNITDIR ?= /etc/systemd/system
+DOCDIR  := /usr/local/share/doc/lyncxdp
+LX_CMDS := attach reload set detach status stats exporter drops explain replay check
+
 install: all
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp
 	install -d $(DESTDIR)/usr/local/share/lyncxdp/maps
 	install -m 0644 maps/*.matrix maps/site.example maps/README.md \
 		$(DESTDIR)/usr/local/share/lyncxdp/maps/
+	install -D -m 0755 scripts/lyncxdp-service $(DESTDIR)/usr/local/lib/lyncxdp/lyncxdp-service
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 scripts/lyncxdp.service scripts/lyncxdp-exporter.service $(DESTDIR)$(UNITDIR)/
+	install -D -m 0644 scripts/lyncxdp.conf.example $(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	{ echo "lyncxdp $(VERSION): every command's --help"; echo; \
+	  $(BUILD)/lyncxdp --help; \
+	  for c in $(LX_CMDS); do echo; echo "---- lyncxdp $$c"; echo; $(BUILD)/lyncxdp $$c --help; done; \
+	  echo; echo "---- lyncxdp-service"; echo; bash scripts/lyncxdp-service --help; \
+	} >$(BUILD)/lyncxdp.txt
+	install -m 0644 $(BUILD)/lyncxdp.txt $(DESTDIR)$(DOCDIR)/lyncxdp.txt
 
 clean:
 	rm -rf $(BUILD)
@@ -102,3 +121,64 @@ $(BUILD)/bench: tests/bench/bench.c $(LIB_OBJS) $(HEADERS)
 .PHONY: bench
 bench: deps all $(BUILD)/bench $(BENCH_BPF)
 	@BUILD=$(BUILD) bash scripts/bench.sh
+
+# ---- differential test, fuzzers, their regression runner (tests/test_differential.c,
+# tests/reference.c, tests/fuzz/). `make fuzz` runs each fuzzer FUZZ_SECONDS (default 60) on
+# tests/fuzz/corpus/TARGET plus its own working corpus in $(BUILD)/fuzz/, then the long
+# differential run (1,000,000 frames). `make fuzz-smoke` (CI): each fuzzer 10 s, no long run.
+# A crash leaves $(BUILD)/fuzz/crash-TARGET-*: copy it to tests/fuzz/corpus/TARGET/ (named
+# crash-*) so that test_fuzz_regress replays it in every `make test`.
+DIFF_SRCS := tests/test_differential.c tests/reference.c
+
+$(BUILD)/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $(DIFF_SRCS) $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/san/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(SAN_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $(DIFF_SRCS) $(SAN_OBJS) $(LDLIBS)
+
+FUZZ_TARGETS := matrix site replay
+FUZZ_SRCS    := $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%.c) tests/fuzz/fuzz.h
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_OBJS    := $(LIB_SRCS:user/%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 8192
+
+# Built by a pattern rule only: keep them between runs.
+.SECONDARY: $(FUZZ_OBJS)
+
+# The regression runner includes the fuzz targets: rebuild it when they change.
+$(BUILD)/test_fuzz_regress $(BUILD)/san/test_fuzz_regress: $(FUZZ_SRCS)
+
+$(BUILD)/fuzz/obj/%.o: user/%.c $(HEADERS) | $(BUILD)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) $(FUZZ_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Iuser -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-smoke fuzz-run
+fuzz-run: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+		log=$(BUILD)/fuzz/fuzz_$$t.log; rc=0; \
+		echo "=== fuzz_$$t: $(FUZZ_SECONDS) s (log: $$log)"; \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) \
+			-timeout=10 -rss_limit_mb=4096 -close_fd_mask=2 -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$t- \
+			$$(test -f tests/fuzz/$$t.dict && echo -dict=tests/fuzz/$$t.dict) \
+			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t >$$log 2>&1 || rc=$$?; \
+		grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' $$log || true; \
+		if [ $$rc -ne 0 ] || ls $(BUILD)/fuzz/crash-$$t-* >/dev/null 2>&1; then \
+			tail -n 40 $$log; \
+			echo "FAIL fuzz_$$t (exit $$rc): inputs in $(BUILD)/fuzz/crash-$$t-*"; exit 1; \
+		fi; \
+		echo "PASS fuzz_$$t"; \
+	done
+
+fuzz: all $(BUILD)/test_differential
+	@$(MAKE) --no-print-directory BUILD=$(BUILD) fuzz-run
+	$(BUILD)/test_differential --long
+
+fuzz-smoke: all
+	@$(MAKE) --no-print-directory BUILD=$(BUILD) FUZZ_SECONDS=10 fuzz-run

@@ -394,6 +394,10 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 
 #pragma unroll
 	for (int i = 0; i <= MAX_IPV6_EXT_HDRS; i++) { /* up to MAX headers, then L4 */
+		int ext = nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+			  nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_FRAGMENT;
+		if (ext && i == MAX_IPV6_EXT_HDRS)
+			break; /* one more extension header than any real sender uses */
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
 		    nexthdr == IPPROTO_DSTOPTS) {
 			__u8 *opt =

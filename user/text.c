@@ -51,9 +51,9 @@ int text_open(struct text_file *tf, const char *path, struct text_error *err)
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fileno(tf->fp), &st) == 0 && !S_ISREG(st.st_mode)) {
-		snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
-			 S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
+	/* Pipes (--site <(...), /dev/stdin) are fine; a directory reads as an error. */
+	if (fstat(fileno(tf->fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err->msg, sizeof(err->msg), "%s: is a directory, not a file", path);
 		text_close(tf);
 		return -1;
 	}

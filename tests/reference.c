@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The reference classifier (see reference.h). Deliberately simple and slow: it parses with
+ * byte offsets, finds an address's roles by testing every site prefix, and a rule by
+ * scanning every rule of the matrix, every time.
+ *
+ * What it implements, from the documentation (README.md, maps/README.md):
+ *  - parse: Ethernet, at most two VLAN tags (0x8100, 0x88a8; a third tag is "non-IP"), IPv4
+ *    (IHL and total length checked), IPv6 with hop-by-hop, routing, destination options and
+ *    fragment headers (at most six extension headers, the program's limit), TCP, UDP,
+ *    ICMP (protocol 1 in IPv4) and ICMPv6 (58 in IPv6). A header that does not fit in the
+ *    IP datagram (as its length field says) is truncated: malformed.
+ *  - roles of an address: the roles of every site prefix containing it, plus includes=.
+ *  - classification: destination side first (listen / outbound-from rules by destination
+ *    port, then outbound-to rules by source port: "in"), then the source side (listen /
+ *    outbound-from by source port, then outbound-to by destination port: "out"); within one
+ *    of these tables the smallest port range wins, then the earlier line. A packet to a
+ *    protected address that no destination-side rule takes is judged by the destination
+ *    alone: the source side is not classified (it counts as unclassified).
+ *  - enforce, for packets to an address holding a protected role: a listen rule of the
+ *    destination passes; an outbound rule of the destination passes only on a live flow that
+ *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout);
+ *    ICMP passes when the matrix's or the site's allow list has it; a later fragment follows
+ *    its first fragment (same source, destination, protocol, id), else "fragment"; a
+ *    malformed packet is "malformed"; any other protocol "transport"; a TCP/UDP port that no
+ *    rule accepts is "transport" when a listen rule of the destination has it on the other
+ *    transport, else "port". Non-IP frames always pass.
+ *  - flows are opened (refreshed) by a protected host's TCP/UDP packets when one of its
+ *    outbound rules covers them: outbound-from by its own port, outbound-to by the peer's;
+ *    a FIN or RST refreshes and closes a live flow, but never opens one.
+ *  - tag: classified packets that pass leave with their rule's service DSCP (site override),
+ *    ECN kept, IPv4 checksum updated (RFC 1624 eqn. 3).
+ */
+#include "reference.h"
+
+#include <linux/bpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REF_MAX_EXT_HDRS 6 /* IPv6 extension headers the program follows */
+
+static const struct {
+	const char *name, *text;
+} compat_info[REF_COMPAT_MAX] = {
+	{ "tcp-doff",
+	  "the TCP data offset is not checked against the length of the packet: a "
+	  "TCP header whose options run past the datagram is classified, not malformed" },
+	{ "icmp-short", "an ICMP header of 2 bytes (type, code) is enough, not 4 (type, code, "
+			"checksum): a 2- or 3-byte ICMP message is ICMP, not malformed" },
+	{ "ext-7th-frag", "a 7th IPv6 extension header is still read when it is a fragment header "
+			  "(a later fragment is then a fragment, any other 7th header malformed)" },
+};
+
+const char *ref_compat_name(unsigned bit)
+{
+	return bit < REF_COMPAT_MAX ? compat_info[bit].name : "?";
+}
+
+const char *ref_compat_text(unsigned bit)
+{
+	return bit < REF_COMPAT_MAX ? compat_info[bit].text : "?";
+}
+
+/* ---- a small hash table: fixed-size keys and values, linear probing, no deletion ---- */
+
+struct ref_table {
+	size_t keysize, valsize, cap, n;
+	uint8_t *used, *keys, *vals;
+};
+
+static struct ref_table *table_new(size_t keysize, size_t valsize, size_t cap)
+{
+	struct ref_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->keysize = keysize;
+	t->valsize = valsize;
+	t->cap = cap;
+	t->used = calloc(cap, 1);
+	t->keys = calloc(cap, keysize);
+	t->vals = calloc(cap, valsize);
+	if (!t->used || !t->keys || !t->vals) {
+		free(t->used);
+		free(t->keys);
+		free(t->vals);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void table_free(struct ref_table *t)
+{
+	if (!t)
+		return;
+	free(t->used);
+	free(t->keys);
+	free(t->vals);
+	free(t);
+}
+
+static void table_clear(struct ref_table *t)
+{
+	memset(t->used, 0, t->cap);
+	t->n = 0;
+}
+
+static size_t table_slot(const struct ref_table *t, const void *key)
+{
+	const uint8_t *k = key;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < t->keysize; i++) {
+		h ^= k[i];
+		h *= 0x100000001b3ULL;
+	}
+	size_t i = (size_t)(h % t->cap);
+	while (t->used[i] && memcmp(t->keys + i * t->keysize, key, t->keysize))
+		i = (i + 1) % t->cap;
+	return i;
+}
+
+static void *table_get(const struct ref_table *t, const void *key)
+{
+	size_t i = table_slot(t, key);
+	return t->used[i] ? t->vals + i * t->valsize : NULL;
+}
+
+/* Returns -1 when full (the caller keeps the tables far below their size). */
+static int table_put(struct ref_table *t, const void *key, const void *val)
+{
+	size_t i = table_slot(t, key);
+	if (!t->used[i]) {
+		if (t->n + 1 >= t->cap)
+			return -1;
+		t->used[i] = 1;
+		t->n++;
+		memcpy(t->keys + i * t->keysize, key, t->keysize);
+	}
+	memcpy(t->vals + i * t->valsize, val, t->valsize);
+	return 0;
+}
+
+/* ---- set up ---- */
+
+int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
+	     const struct ref_timeouts *t, uint32_t compat)
+{
+	memset(r, 0, sizeof(*r));
+	r->m = m;
+	r->s = s;
+	r->compat = compat;
+	r->timeouts = *t;
+	r->dscp = calloc((size_t)m->nrules + 1, sizeof(int));
+	r->tally.rules = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
+	r->tally.remarked = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
+	r->flows = table_new(sizeof(struct ref_flow_key), sizeof(struct ref_flow), 1u << 17);
+	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(uint32_t), 1u << 15);
+	if (!r->dscp || !r->tally.rules || !r->tally.remarked || !r->flows || !r->frags) {
+		ref_free(r);
+		return -1;
+	}
+	/* The service's DSCP, unless the site sets one for that service. */
+	for (int i = 0; i < m->nrules; i++) {
+		int service = m->rules[i].service;
+		r->dscp[i] = m->services[service].dscp;
+		for (int k = 0; k < s->ndscp; k++)
+			if (s->dscp[k].service == service)
+				r->dscp[i] = s->dscp[k].dscp;
+	}
+	return 0;
+}
+
+void ref_free(struct ref *r)
+{
+	free(r->dscp);
+	free(r->tally.rules);
+	free(r->tally.remarked);
+	table_free(r->flows);
+	table_free(r->frags);
+	memset(r, 0, sizeof(*r));
+}
+
+void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag)
+{
+	r->policy = policy;
+	r->tag = tag;
+}
+
+void ref_clear_state(struct ref *r)
+{
+	table_clear(r->flows);
+	table_clear(r->frags);
+}
+
+size_t ref_nflows(const struct ref *r)
+{
+	return r->flows->n;
+}
+
+size_t ref_nfrags(const struct ref *r)
+{
+	return r->frags->n;
+}
+
+/* ---- the packet parser ---- */
+
+static unsigned be16(const uint8_t *b)
+{
+	return (unsigned)b[0] << 8 | b[1];
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void malformed(struct ref_pkt *p, const char *why)
+{
+	p->kind = REF_MALFORMED;
+	p->why = why;
+}
+
+/* The upper-layer header: l4 points at it, avail bytes of the datagram follow. */
+static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_t compat)
+{
+	int proto = p->ipproto;
+	if (proto == 6) { /* TCP */
+		if (avail < 20)
+			return malformed(p, "TCP header cut short");
+		unsigned doff = l4[12] >> 4;
+		if (doff < 5)
+			return malformed(p, "TCP data offset below 5");
+		if (!(compat & REF_COMPAT_TCP_DOFF) && doff * 4 > avail)
+			return malformed(p, "TCP header (data offset) longer than the packet");
+		p->kind = REF_PORTS;
+		p->proto = LX_PROTO_TCP;
+		p->sport = (uint16_t)be16(l4);
+		p->dport = (uint16_t)be16(l4 + 2);
+		p->tcp_flags = l4[13];
+		return;
+	}
+	if (proto == 17) { /* UDP */
+		if (avail < 8)
+			return malformed(p, "UDP header cut short");
+		p->kind = REF_PORTS;
+		p->proto = LX_PROTO_UDP;
+		p->sport = (uint16_t)be16(l4);
+		p->dport = (uint16_t)be16(l4 + 2);
+		return;
+	}
+	if (proto == (p->family == 4 ? 1 : 58)) { /* ICMP in IPv4, ICMPv6 in IPv6 */
+		size_t need = compat & REF_COMPAT_ICMP_SHORT ? 2 : 4; /* type, code, checksum */
+		if (avail < need)
+			return malformed(p, "ICMP header cut short");
+		p->kind = REF_ICMP;
+		p->icmp_type = l4[0];
+		p->icmp_code = l4[1];
+		return;
+	}
+	p->kind = REF_OTHER_L4;
+}
+
+static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint32_t compat)
+{
+	if (avail < 20)
+		return malformed(p, "IPv4 header cut short");
+	p->have_addrs = 1;
+	p->family = 4;
+	memcpy(p->saddr, ip + 12, 4);
+	memcpy(p->daddr, ip + 16, 4);
+	if (ip[0] >> 4 != 4)
+		return malformed(p, "IP version is not 4");
+	size_t hlen = (size_t)(ip[0] & 0x0f) * 4;
+	size_t total = be16(ip + 2);
+	if (hlen < 20)
+		return malformed(p, "IHL below 5");
+	if (total < hlen)
+		return malformed(p, "total length shorter than the header");
+	if (total > avail)
+		return malformed(p, "total length beyond the frame");
+	size_t end = total;
+
+	p->ipproto = ip[9];
+	p->frag_id = be16(ip + 4);
+	p->frag_proto = ip[9];
+	unsigned frag = be16(ip + 6);
+	if (frag & 0x1fff) {
+		p->kind = REF_LATER_FRAG;
+		return;
+	}
+	p->first_frag = (frag & 0x2000) != 0;
+	parse_l4(p, ip + hlen, end - hlen, compat);
+}
+
+static int is_ext_header(int nh)
+{
+	return nh == 0 || nh == 43 || nh == 60 ||
+	       nh == 44; /* hop-by-hop, routing, dst opts, frag */
+}
+
+static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint32_t compat)
+{
+	if (avail < 40)
+		return malformed(p, "IPv6 header cut short");
+	p->have_addrs = 1;
+	p->family = 6;
+	memcpy(p->saddr, ip + 8, 16);
+	memcpy(p->daddr, ip + 24, 16);
+	if (ip[0] >> 4 != 6)
+		return malformed(p, "IP version is not 6");
+	size_t plen = be16(ip + 4);
+	if (40 + plen > avail)
+		return malformed(p, "payload length beyond the frame");
+	size_t end = 40 + plen;
+
+	int nh = ip[6];
+	size_t pos = 40;
+	int next = 0; /* extension headers read */
+	while (is_ext_header(nh)) {
+		if (next == REF_MAX_EXT_HDRS && !(nh == 44 && (compat & REF_COMPAT_EXT_7TH_FRAG)))
+			return malformed(p, "more than 6 IPv6 extension headers");
+		if (pos > end || end - pos < 8)
+			return malformed(p, "IPv6 extension header cut short");
+		if (nh == 44) {
+			unsigned off = be16(ip + pos + 2);
+			p->frag_id = be32(ip + pos + 4);
+			p->frag_proto = ip[pos];
+			p->ipproto = ip[pos];
+			if (off & 0xfff8) {
+				p->kind = REF_LATER_FRAG;
+				return;
+			}
+			if (off & 1)
+				p->first_frag = 1;
+			nh = ip[pos];
+			pos += 8;
+		} else {
+			size_t hlen = ((size_t)ip[pos + 1] + 1) * 8;
+			if (hlen > end - pos)
+				return malformed(p, "IPv6 extension header longer than the packet");
+			nh = ip[pos];
+			pos += hlen;
+		}
+		if (++next > REF_MAX_EXT_HDRS)
+			return malformed(p, "more than 6 IPv6 extension headers");
+	}
+	p->ipproto = nh;
+	parse_l4(p, ip + pos, end - pos, compat);
+}
+
+void ref_parse(const uint8_t *f, size_t len, uint32_t compat, struct ref_pkt *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->frag_proto = -1;
+	if (len < 14)
+		return malformed(p, "shorter than an Ethernet header");
+	size_t off = 14;
+	unsigned type = be16(f + 12);
+	int tags = 0;
+	while (type == 0x8100 || type == 0x88a8) {
+		if (tags == 2) {
+			p->kind = REF_NON_IP; /* a third tag: not parsed */
+			return;
+		}
+		if (len - off < 4)
+			return malformed(p, "VLAN tag cut short");
+		type = be16(f + off + 2);
+		off += 4;
+		tags++;
+	}
+	p->ip_off = off;
+	if (type == 0x0800)
+		parse_ipv4(p, f + off, len - off, compat);
+	else if (type == 0x86dd)
+		parse_ipv6(p, f + off, len - off, compat);
+	else
+		p->kind = REF_NON_IP;
+}
+
+/* ---- roles and rules ---- */
+
+static int prefix_contains(const struct site_prefix *pfx, int family, const uint8_t *addr)
+{
+	if (pfx->family != family)
+		return 0;
+	for (int bit = 0; bit < pfx->len; bit++) {
+		int mask = 0x80 >> (bit % 8);
+		if ((pfx->addr[bit / 8] & mask) != (addr[bit / 8] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+uint64_t ref_roles_of(const struct ref *r, int family, const uint8_t *addr)
+{
+	uint64_t roles = 0;
+	for (int i = 0; i < r->s->nprefixes; i++)
+		if (prefix_contains(&r->s->prefixes[i], family, addr))
+			roles |= r->s->prefixes[i].roles;
+	return matrix_role_closure(r->m, roles);
+}
+
+/* The winning rule (1-based id) among the rules of `roles` in one table, 0 if none. */
+static uint32_t best_rule(const struct ref *r, uint64_t roles, int proto, unsigned port,
+			  int outbound_to)
+{
+	int best = -1;
+	unsigned best_width = 0;
+	for (int i = 0; i < r->m->nrules; i++) {
+		const struct matrix_rule *rule = &r->m->rules[i];
+		if (rule->proto != proto || (rule->kind == LX_KIND_OUTBOUND_TO) != outbound_to ||
+		    !(roles & (1ULL << rule->role)) || port < rule->port_lo || port > rule->port_hi)
+			continue;
+		unsigned width = (unsigned)rule->port_hi - rule->port_lo;
+		if (best < 0 || width < best_width) { /* equal width: the earlier line stays */
+			best = i;
+			best_width = width;
+		}
+	}
+	return (uint32_t)(best + 1);
+}
+
+static int any_rule(const struct ref *r, uint64_t roles, int proto, unsigned port, int kind)
+{
+	for (int i = 0; i < r->m->nrules; i++) {
+		const struct matrix_rule *rule = &r->m->rules[i];
+		if (rule->kind == kind && rule->proto == proto && (roles & (1ULL << rule->role)) &&
+		    port >= rule->port_lo && port <= rule->port_hi)
+			return 1;
+	}
+	return 0;
+}
+
+static int icmp_allowed(const struct matrix_icmp *list, int n, int family, int type, int code)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i].family == family && list[i].type == type &&
+		    (list[i].code == MATRIX_ICMP_ANY || list[i].code == code))
+			return 1;
+	return 0;
+}
+
+void ref_rule_text(const struct ref *r, uint32_t rule, char *buf, size_t len)
+{
+	if (!rule || rule > (uint32_t)r->m->nrules) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	const struct matrix_rule *x = &r->m->rules[rule - 1];
+	snprintf(buf, len, "#%u %s %s %s %u-%u %s (line %d)", rule, r->m->roles[x->role].slug,
+		 r->m->services[x->service].slug, matrix_proto_name(x->proto), x->port_lo,
+		 x->port_hi, matrix_kind_name(x->kind), x->line);
+}
+
+/* ---- state: flows and fragments, with the updates of the packet being decided ---- */
+
+static const struct ref_flow *flow_get(const struct ref *r, const struct ref_updates *u,
+				       const struct ref_flow_key *k)
+{
+	for (int i = u->nflows - 1; i >= 0; i--)
+		if (!memcmp(&u->flow_key[i], k, sizeof(*k)))
+			return &u->flow[i];
+	return table_get(r->flows, k);
+}
+
+static void flow_set(struct ref_updates *u, const struct ref_flow_key *k, const struct ref_flow *f)
+{
+	for (int i = 0; i < u->nflows; i++)
+		if (!memcmp(&u->flow_key[i], k, sizeof(*k))) {
+			u->flow[i] = *f;
+			return;
+		}
+	u->flow_key[u->nflows] = *k;
+	u->flow[u->nflows++] = *f;
+}
+
+/* Has the flow timed out at `now`? Ambiguous cases take the next bit of `choices`. */
+static int flow_expired(const struct ref *r, const struct ref_flow *f, int proto,
+			struct ref_time now, uint32_t choices, struct ref_decision *d)
+{
+	uint64_t timeout = f->closing		   ? r->timeouts.tcp_closing
+			   : proto == LX_PROTO_TCP ? r->timeouts.tcp
+						   : r->timeouts.udp;
+	uint64_t least = now.lo > f->last.hi ? now.lo - f->last.hi : 0;
+	uint64_t most = now.hi > f->last.lo ? now.hi - f->last.lo : 0;
+	if (least > timeout)
+		return 1;
+	if (most <= timeout)
+		return 0;
+	return (choices >> d->ambiguous++) & 1;
+}
+
+static void flow_key(const struct ref_pkt *p, int local_is_src, struct ref_flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = (uint8_t)p->family;
+	k->proto = (uint8_t)p->proto;
+	k->lport = local_is_src ? p->sport : p->dport;
+	k->rport = local_is_src ? p->dport : p->sport;
+	memcpy(k->laddr, local_is_src ? p->saddr : p->daddr, 16);
+	memcpy(k->raddr, local_is_src ? p->daddr : p->saddr, 16);
+}
+
+static void frag_key(const struct ref_pkt *p, struct ref_frag_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = (uint8_t)p->family;
+	k->proto = (uint8_t)p->frag_proto;
+	k->id = p->frag_id;
+	memcpy(k->saddr, p->saddr, 16);
+	memcpy(k->daddr, p->daddr, 16);
+}
+
+/* ---- DSCP ---- */
+
+static unsigned dscp_of(const uint8_t *frame, const struct ref_pkt *p)
+{
+	const uint8_t *ip = frame + p->ip_off;
+	if (p->family == 4)
+		return ip[1] >> 2;
+	return (((unsigned)(ip[0] & 0x0f) << 4) | ip[1] >> 4) >> 2;
+}
+
+/* Writes the DSCP into out, keeping ECN; returns 1 when a byte changed. */
+static int rewrite_dscp(uint8_t *frame, const struct ref_pkt *p, unsigned dscp)
+{
+	uint8_t *ip = frame + p->ip_off;
+	if (p->family == 4) {
+		uint8_t tos = (uint8_t)(dscp << 2 | (ip[1] & 3));
+		if (tos == ip[1])
+			return 0;
+		/* RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), m the 16-bit word holding the TOS. */
+		uint32_t old_word = be16(ip), new_word = (uint32_t)ip[0] << 8 | tos;
+		uint32_t sum = (~be16(ip + 10) & 0xffff) + (~old_word & 0xffff) + new_word;
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		sum = ~sum & 0xffff;
+		ip[1] = tos;
+		ip[10] = (uint8_t)(sum >> 8);
+		ip[11] = (uint8_t)sum;
+		return 1;
+	}
+	unsigned tc = (unsigned)(ip[0] & 0x0f) << 4 | ip[1] >> 4;
+	unsigned new_tc = dscp << 2 | (tc & 3);
+	if (new_tc == tc)
+		return 0;
+	ip[0] = (uint8_t)((ip[0] & 0xf0) | new_tc >> 4);
+	ip[1] = (uint8_t)((new_tc & 0x0f) << 4 | (ip[1] & 0x0f));
+	return 1;
+}
+
+/* ---- the decision ---- */
+
+static const uint32_t counter_of_kind[] = {
+	[REF_PORTS] = LX_CNT_UNCLASSIFIED,  [REF_NON_IP] = LX_CNT_NON_IP,
+	[REF_LATER_FRAG] = LX_CNT_FRAGMENT, [REF_ICMP] = LX_CNT_ICMP,
+	[REF_OTHER_L4] = LX_CNT_OTHER_L4,   [REF_MALFORMED] = LX_CNT_MALFORMED,
+};
+
+/* Why a packet to a protected address may not pass (LX_DROP_NONE: it may). */
+static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
+		       struct ref_time now, uint32_t choices, struct ref_decision *d,
+		       struct ref_updates *u)
+{
+	uint32_t reason = LX_DROP_NONE;
+	switch (p->kind) {
+	case REF_MALFORMED:
+		return LX_DROP_MALFORMED;
+	case REF_LATER_FRAG: {
+		struct ref_frag_key k;
+		frag_key(p, &k);
+		const uint32_t *first = table_get(r->frags, &k);
+		d->frag_followed = first != NULL;
+		return first ? *first : LX_DROP_FRAGMENT;
+	}
+	case REF_ICMP: {
+		int ok =
+		    icmp_allowed(r->m->icmp, r->m->nicmp, p->family, p->icmp_type, p->icmp_code) ||
+		    icmp_allowed(r->s->icmp, r->s->nicmp, p->family, p->icmp_type, p->icmp_code);
+		reason = ok ? LX_DROP_NONE : LX_DROP_TRANSPORT;
+		break;
+	}
+	case REF_OTHER_L4:
+		reason = LX_DROP_TRANSPORT;
+		break;
+	case REF_PORTS:
+		if (d->rule && d->dir == LX_DIR_IN) {
+			if (r->m->rules[d->rule - 1].kind == LX_KIND_LISTEN)
+				break;
+			/* An outbound rule of the destination: only a reply on its live flow. */
+			struct ref_flow_key k;
+			flow_key(p, 0, &k);
+			const struct ref_flow *f = flow_get(r, u, &k);
+			if (f && !flow_expired(r, f, p->proto, now, choices, d)) {
+				struct ref_flow nf = *f;
+				nf.last = now;
+				if (p->tcp_flags & 0x05) /* FIN, RST */
+					nf.closing = 1;
+				flow_set(u, &k, &nf);
+				d->reply_passed = 1;
+				break;
+			}
+			d->expired_flow = f != NULL;
+			reason = LX_DROP_UNSOLICITED;
+			break;
+		}
+		reason =
+		    any_rule(r, dst_roles, p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP,
+			     p->dport, LX_KIND_LISTEN)
+			? LX_DROP_TRANSPORT
+			: LX_DROP_PORT;
+		break;
+	default:
+		return LX_DROP_NONE;
+	}
+	if (p->first_frag) { /* the later fragments follow this verdict */
+		frag_key(p, &u->frag_key);
+		u->frag_reason = reason;
+		u->nfrags = 1;
+	}
+	return reason;
+}
+
+void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct ref_time now,
+		uint32_t choices, struct ref_decision *d, struct ref_updates *u, uint8_t *out)
+{
+	struct ref_pkt p;
+	memset(d, 0, sizeof(*d));
+	memset(u, 0, sizeof(*u));
+	memcpy(out, frame, len);
+	ref_parse(frame, len, r->compat, &p);
+	d->counter = counter_of_kind[p.kind];
+
+	uint64_t src_roles = 0, dst_roles = 0;
+	if (p.have_addrs) {
+		src_roles = ref_roles_of(r, p.family, p.saddr);
+		dst_roles = ref_roles_of(r, p.family, p.daddr);
+	}
+	uint64_t protected_roles = r->s->protected_roles;
+
+	if (p.kind == REF_PORTS) {
+		/* Destination side, then source side; a protected destination that has no rule
+		 * for it refuses the packet whatever the source is: judged by the destination
+		 * alone, the source side is not classified (README, "Enforcement"). */
+		d->dir = LX_DIR_IN;
+		d->rule = best_rule(r, dst_roles, p.proto, p.dport, 0);
+		if (!d->rule)
+			d->rule = best_rule(r, dst_roles, p.proto, p.sport, 1);
+		if (!d->rule && !(dst_roles & protected_roles)) {
+			d->dir = LX_DIR_OUT;
+			d->rule = best_rule(r, src_roles, p.proto, p.sport, 0);
+			if (!d->rule)
+				d->rule = best_rule(r, src_roles, p.proto, p.dport, 1);
+		}
+		/* A protected host opens (or refreshes) a flow its outbound rules cover. A FIN or
+		 * RST closes a live flow but never opens one (a host's RST answering a forged
+		 * packet must not let the next one in). */
+		if ((src_roles & protected_roles) &&
+		    (any_rule(r, src_roles, p.proto, p.sport, LX_KIND_OUTBOUND_FROM) ||
+		     any_rule(r, src_roles, p.proto, p.dport, LX_KIND_OUTBOUND_TO))) {
+			struct ref_flow_key k;
+			flow_key(&p, 1, &k);
+			const struct ref_flow *old = flow_get(r, u, &k);
+			int fin_rst = (p.tcp_flags & 0x05) != 0;
+			struct ref_flow f = { .last = now };
+			if (old && !flow_expired(r, old, p.proto, now, choices, d)) {
+				f.closing = old->closing || fin_rst;
+				flow_set(u, &k, &f);
+				d->flow_opened = 1;
+			} else if (!fin_rst) {
+				flow_set(u, &k, &f);
+				d->flow_opened = 1;
+			}
+		}
+	}
+
+	if (p.have_addrs && (dst_roles & protected_roles))
+		d->reason = policy(r, &p, dst_roles, now, choices, d, u);
+	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
+
+	if (r->tag && d->rule && d->verdict == XDP_PASS && r->dscp[d->rule - 1] >= 0)
+		d->remarked = rewrite_dscp(out, &p, (unsigned)r->dscp[d->rule - 1]);
+	d->dscp = p.have_addrs ? dscp_of(out, &p) : 0xff;
+}
+
+void ref_flow_put(struct ref *r, const struct ref_flow_key *k, const struct ref_flow *f)
+{
+	if (table_put(r->flows, k, f) < 0) {
+		fprintf(stderr, "reference: flow table full\n");
+		abort();
+	}
+}
+
+static void add(struct ref_count *c, size_t len)
+{
+	c->packets++;
+	c->bytes += len;
+}
+
+void ref_commit(struct ref *r, const struct ref_decision *d, const struct ref_updates *u,
+		size_t len)
+{
+	for (int i = 0; i < u->nflows; i++)
+		if (table_put(r->flows, &u->flow_key[i], &u->flow[i]) < 0) {
+			fprintf(stderr, "reference: flow table full\n");
+			abort();
+		}
+	if (u->nfrags && table_put(r->frags, &u->frag_key, &u->frag_reason) < 0) {
+		fprintf(stderr, "reference: fragment table full\n");
+		abort();
+	}
+	if (d->rule) {
+		add(&r->tally.rules[d->rule * LX_DIR_MAX + d->dir], len);
+		if (d->remarked)
+			add(&r->tally.remarked[d->rule * LX_DIR_MAX + d->dir], len);
+	} else {
+		add(&r->tally.special[d->counter], len);
+	}
+	add(&r->tally.total, len);
+	if (d->reason)
+		add(r->policy == LX_POLICY_ENFORCE ? &r->tally.drops[d->reason]
+						   : &r->tally.would_drop[d->reason],
+		    len);
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A reference classifier for the differential test (tests/test_differential.c): a plain,
+ * slow user-space model of what the XDP program must decide, written apart from it. It
+ * reads the matrix and the site through the same parsers (user/matrix.c, user/site.c) but
+ * shares nothing else with the fast path: its own packet parser (byte offsets), and for
+ * every packet a scan of every site prefix and every rule, with the documented precedence
+ * (maps/README.md "Precedence", README.md "Enforcement", "DSCP tagging").
+ *
+ * It keeps the state the program keeps (flows opened by protected hosts, first-fragment
+ * verdicts) and tallies what the program's counters must show.
+ */
+#ifndef LYNCXDP_TESTS_REFERENCE_H
+#define LYNCXDP_TESTS_REFERENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../bpf/lyncxdp_kern_user.h"
+#include "matrix.h"
+#include "site.h"
+
+/*
+ * Known deviations of the program from the documented semantics, as switches. 0 (strict)
+ * is what the documentation says; each bit makes the reference imitate one behaviour of the
+ * program instead, so that a difference can be named (see reference.c for each). Remove a
+ * bit once the program no longer behaves so.
+ */
+enum ref_compat {
+	REF_COMPAT_TCP_DOFF = 1u << 0,	   /* TCP data offset not checked against the length */
+	REF_COMPAT_ICMP_SHORT = 1u << 1,   /* 2 bytes of ICMP header are enough */
+	REF_COMPAT_EXT_7TH_FRAG = 1u << 2, /* a 7th IPv6 ext header is still read if a fragment */
+	REF_COMPAT_MAX = 3,
+};
+#define REF_COMPAT_ALL ((1u << REF_COMPAT_MAX) - 1)
+
+const char *ref_compat_name(unsigned bit); /* bit index 0..REF_COMPAT_MAX-1 */
+const char *ref_compat_text(unsigned bit);
+
+/* What the program's flows table ages by (lx_config): nanoseconds. */
+struct ref_timeouts {
+	uint64_t tcp, tcp_closing, udp;
+};
+
+/* A moment known to lie between lo and hi (the coarse clock read around a test run). */
+struct ref_time {
+	uint64_t lo, hi;
+};
+
+/* The packet as the reference's own parser reads it. */
+enum ref_kind {
+	REF_PORTS = 0,	/* TCP or UDP with ports */
+	REF_NON_IP,	/* not IP, or a third VLAN tag */
+	REF_LATER_FRAG, /* a non-first fragment */
+	REF_ICMP,	/* ICMP (IPv4) or ICMPv6 (IPv6) */
+	REF_OTHER_L4,	/* IP, not TCP/UDP/ICMP */
+	REF_MALFORMED,	/* truncated or inconsistent */
+};
+
+struct ref_pkt {
+	int kind;	/* enum ref_kind */
+	int have_addrs; /* the IP addresses could be read (also for some malformed packets) */
+	int family;	/* 4 or 6 when have_addrs */
+	size_t ip_off;	/* offset of the IP header in the frame */
+	uint8_t saddr[16], daddr[16];
+	int ipproto; /* upper-layer protocol */
+	int proto;   /* LX_PROTO_TCP / LX_PROTO_UDP for REF_PORTS */
+	uint16_t sport, dport;
+	uint8_t tcp_flags;
+	uint8_t icmp_type, icmp_code;
+	int first_frag; /* offset 0, more fragments */
+	uint32_t frag_id;
+	int frag_proto;	 /* the protocol a fragment is remembered by */
+	const char *why; /* for REF_MALFORMED: what is wrong */
+};
+
+/* A decision, in the terms of struct lx_last and the counters. */
+struct ref_decision {
+	uint32_t rule;	   /* 1-based rule id (matrix line order), 0: none */
+	uint32_t dir;	   /* LX_DIR_*, when rule */
+	uint32_t counter;  /* enum lx_counter: when rule == 0 (LX_CNT_UNCLASSIFIED for TCP/UDP) */
+	uint32_t verdict;  /* XDP_PASS / XDP_DROP */
+	uint32_t reason;   /* enum lx_drop_reason */
+	uint32_t dscp;	   /* DSCP it leaves with; 0xff when the IP header was not read */
+	int remarked;	   /* the tag mode rewrote the DSCP */
+	int flow_opened;   /* a protected host's packet opened or refreshed a flow */
+	int reply_passed;  /* passed as a reply on a live flow */
+	int frag_followed; /* a later fragment found its first fragment's verdict */
+	int expired_flow;  /* a reply found its flow, but expired */
+	int ambiguous;	   /* expiry checks that the clock could not settle (see choices) */
+};
+
+struct ref_flow_key {
+	uint8_t family, proto;
+	uint16_t lport, rport;
+	uint8_t laddr[16], raddr[16];
+};
+
+struct ref_flow {
+	struct ref_time last;
+	int closing;
+};
+
+struct ref_frag_key {
+	uint8_t family, proto;
+	uint32_t id;
+	uint8_t saddr[16], daddr[16];
+};
+
+/* State updates a decision makes, applied by ref_commit. */
+struct ref_updates {
+	int nflows;
+	struct ref_flow_key flow_key[2];
+	struct ref_flow flow[2];
+	int nfrags;
+	struct ref_frag_key frag_key;
+	uint32_t frag_reason;
+};
+
+struct ref_count {
+	uint64_t packets, bytes;
+};
+
+struct ref_tally {
+	struct ref_count *rules;    /* [rule id][dir], nrules + 1 */
+	struct ref_count *remarked; /* [rule id][dir] */
+	struct ref_count special[LX_CNT_MAX];
+	struct ref_count drops[LX_DROP_MAX];
+	struct ref_count would_drop[LX_DROP_MAX];
+	struct ref_count total;
+};
+
+struct ref_table; /* a small open-addressing hash table, reference.c */
+
+struct ref {
+	const struct matrix *m;
+	const struct site *s;
+	uint32_t compat;
+	uint32_t policy; /* enum lx_policy */
+	uint32_t tag;
+	struct ref_timeouts timeouts;
+	int *dscp; /* [rule index]: tag-mode DSCP or -1 */
+	struct ref_table *flows;
+	struct ref_table *frags;
+	struct ref_tally tally;
+};
+
+int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
+	     const struct ref_timeouts *t, uint32_t compat);
+void ref_free(struct ref *r);
+void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag);
+
+/* Forgets every flow and fragment verdict (the test clears the program's tables alike). */
+void ref_clear_state(struct ref *r);
+size_t ref_nflows(const struct ref *r);
+size_t ref_nfrags(const struct ref *r);
+
+/* The reference's packet parser (compat: enum ref_compat bits for the parse). */
+void ref_parse(const uint8_t *frame, size_t len, uint32_t compat, struct ref_pkt *p);
+
+/*
+ * Decides one frame without changing any state. `now` is when the program ran. Flow expiry
+ * that the clock cannot settle is counted in d->ambiguous; the k-th such check takes bit k
+ * of `choices` (1: expired). out (len bytes) receives the frame as it must leave.
+ */
+void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct ref_time now,
+		uint32_t choices, struct ref_decision *d, struct ref_updates *u, uint8_t *out);
+
+/* Applies a decision's state updates and counts it. */
+void ref_commit(struct ref *r, const struct ref_decision *d, const struct ref_updates *u,
+		size_t len);
+
+/* Sets one flow as the program's table holds it (the test settles timing ambiguities so). */
+void ref_flow_put(struct ref *r, const struct ref_flow_key *k, const struct ref_flow *f);
+
+/* "role service proto ports kind" of a rule id, for messages. */
+void ref_rule_text(const struct ref *r, uint32_t rule, char *buf, size_t len);
+
+/* The roles (after includes= closure) of an address, as the site gives them. */
+uint64_t ref_roles_of(const struct ref *r, int family, const uint8_t *addr);
+
+#endif
