@@ -215,6 +215,29 @@ static int parse_policy(const char *s)
 	return -1;
 }
 
+/*
+ * Options of the commands that take only --product, --matrix and --site. Returns -1 to go on,
+ * or the exit code (help printed, or a usage error).
+ */
+static int parse_input_options(const char *cmd, const char *help, int argc, char **argv,
+			       struct inputs *in)
+{
+	static const struct option opts[] = { INPUT_OPTIONS,
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	int opt;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (take_input_option(in, opt))
+			continue;
+		if (opt == OPT_HELP)
+			return fputs(help, stdout), 0;
+		return option_error(cmd, opt, argv);
+	}
+	if (argc != optind)
+		return usage_error(cmd, "takes no arguments");
+	return -1;
+}
+
 static int fail(struct text_error *err)
 {
 	fprintf(stderr, "lyncxdp: %s\n", err->msg);
@@ -343,20 +366,10 @@ static const char help_reload[] =
 
 static int cmd_reload(int argc, char **argv)
 {
-	static const struct option opts[] = { INPUT_OPTIONS,
-					      { "help", no_argument, NULL, OPT_HELP },
-					      { 0 } };
 	struct inputs in = { 0 };
-	int opt;
-	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (take_input_option(&in, opt))
-			continue;
-		if (opt == OPT_HELP)
-			return fputs(help_reload, stdout), 0;
-		return option_error("reload", opt, argv);
-	}
-	if (argc != optind)
-		return usage_error("reload", "takes no arguments");
+	int done = parse_input_options("reload", help_reload, argc, argv, &in);
+	if (done >= 0)
+		return done;
 	int rc = kernel_ready();
 	if (rc)
 		return rc;
@@ -1004,20 +1017,10 @@ static const char help_check[] =
 
 static int cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = { INPUT_OPTIONS,
-					      { "help", no_argument, NULL, OPT_HELP },
-					      { 0 } };
 	struct inputs in = { 0 };
-	int opt;
-	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (take_input_option(&in, opt))
-			continue;
-		if (opt == OPT_HELP)
-			return fputs(help_check, stdout), 0;
-		return option_error("check", opt, argv);
-	}
-	if (argc != optind)
-		return usage_error("check", "takes no arguments");
+	int done = parse_input_options("check", help_check, argc, argv, &in);
+	if (done >= 0)
+		return done;
 	if (load_inputs(&in) < 0)
 		return 1;
 	printf("%s: %s, %d roles, %d services, %d rules (%d active with this site)\n", in.m.path,
