@@ -235,7 +235,9 @@ static int lx_open(struct lx_inst *x, const char *matrix, const char *site, uint
 		return -1;
 	}
 	double t1 = now_s();
-	struct loader_opts lo = { .iface_slot = 0, .rule_cap = loader_rule_cap(x->m->nrules) };
+	struct loader_opts lo = { .iface_slot = 0,
+				  .rule_cap = loader_rule_cap(x->m->nrules),
+				  .size_for = x->c }; /* as attach sizes its tables */
 	x->skel = loader_load(&lo, err);
 	if (!x->skel) {
 		lx_close(x);
