@@ -6,8 +6,11 @@
 #ifndef LYNCXDP_TESTS_CHECK_H
 #define LYNCXDP_TESTS_CHECK_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static int check_passed, check_failed;
 
@@ -30,6 +33,28 @@ static inline int check_done(void)
 {
 	printf("%d passed, %d failed\n", check_passed, check_failed);
 	return check_failed ? 1 : 0;
+}
+
+/* Tests read files relative to the repository top: go there, wherever they are run from. */
+static inline void goto_repo_top(void)
+{
+	if (access("tests/check.h", R_OK) == 0)
+		return;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	for (char *slash; (slash = strrchr(exe, '/')) != NULL;) {
+		*slash = '\0';
+		char probe[PATH_MAX + 32];
+		snprintf(probe, sizeof(probe), "%s/tests/check.h", exe);
+		if (exe[0] && access(probe, R_OK) == 0) {
+			if (chdir(exe) != 0)
+				perror("chdir");
+			return;
+		}
+	}
 }
 
 #endif

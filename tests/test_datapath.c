@@ -76,27 +76,6 @@ static uint32_t rnd_between(uint32_t lo, uint32_t hi)
 	return lo + rnd() % (hi - lo + 1);
 }
 
-static void goto_repo_top(void)
-{
-	if (access("tests/check.h", R_OK) == 0)
-		return;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return;
-	exe[n] = '\0';
-	for (char *slash; (slash = strrchr(exe, '/')) != NULL;) {
-		*slash = '\0';
-		char probe[PATH_MAX + 32];
-		snprintf(probe, sizeof(probe), "%s/tests/check.h", exe);
-		if (exe[0] && access(probe, R_OK) == 0) {
-			if (chdir(exe) != 0)
-				perror("chdir");
-			return;
-		}
-	}
-}
-
 /* ---- one private program instance and what it should have counted ---- */
 
 struct dp {

@@ -404,23 +404,32 @@ static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
 	return state_write(st, err);
 }
 
+/* Takes the lock and finds IFACE's slot in this namespace; -1 (lock released) if none. */
+static int lock_attached_slot(const char *ifname, struct lx_state *st, int *lock,
+			      struct text_error *err)
+{
+	*lock = take_lock(err);
+	if (*lock < 0)
+		return -1;
+	int attached = state_read(st, err);
+	int slot = attached > 0 ? find_slot(st, ifname, if_nametoindex(ifname)) : -1;
+	if (slot < 0) {
+		if (attached >= 0)
+			snprintf(err->msg, sizeof(err->msg), "%s: lyncxdp is not attached there",
+				 ifname);
+		close(*lock);
+	}
+	return slot;
+}
+
 int detach_iface(const char *ifname, struct text_error *err)
 {
 	struct lx_state st;
-	int lock = take_lock(err);
-	if (lock < 0)
+	int lock;
+	int slot = lock_attached_slot(ifname, &st, &lock, err);
+	if (slot < 0)
 		return -1;
-	int rc = -1;
-	int attached = state_read(&st, err);
-	if (attached < 0)
-		goto out;
-	int slot = attached ? find_slot(&st, ifname, if_nametoindex(ifname)) : -1;
-	if (slot < 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s: lyncxdp is not attached there", ifname);
-		goto out;
-	}
-	rc = detach_slot(&st, slot, err);
-out:
+	int rc = detach_slot(&st, slot, err);
 	close(lock);
 	return rc;
 }
@@ -447,18 +456,10 @@ int detach_all(struct text_error *err)
 int attach_set(const char *ifname, int policy, int tag, struct text_error *err)
 {
 	struct lx_state st;
-	int lock = take_lock(err);
-	if (lock < 0)
+	int lock, rc = -1;
+	int slot = lock_attached_slot(ifname, &st, &lock, err);
+	if (slot < 0)
 		return -1;
-	int rc = -1;
-	int attached = state_read(&st, err);
-	if (attached < 0)
-		goto out;
-	int slot = attached ? find_slot(&st, ifname, if_nametoindex(ifname)) : -1;
-	if (slot < 0) {
-		snprintf(err->msg, sizeof(err->msg), "%s: lyncxdp is not attached there", ifname);
-		goto out;
-	}
 	struct lx_iface_state *ifs = &st.ifaces[slot];
 	if (policy >= 0)
 		ifs->policy = (uint32_t)policy;
