@@ -583,7 +583,8 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 	fds->counters = pinned_map_fd("lx_counters", err);
 	fds->special = fds->counters < 0 ? -1 : pinned_map_fd("lx_special", err);
 	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
-	fds->drops = fds->remarked < 0 ? -1 : pinned_map_fd("lx_drops", err);
+	fds->conformance = fds->remarked < 0 ? -1 : pinned_map_fd("lx_conformance", err);
+	fds->drops = fds->conformance < 0 ? -1 : pinned_map_fd("lx_drops", err);
 	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
 	fds->droplog_rl = fds->state = fds->last = -1;
 	return fds->rule_info < 0 ? -1 : 0;
@@ -591,7 +592,8 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 
 static void close_pinned(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special, fds->remarked, fds->drops, fds->rule_info };
+	int all[] = { fds->counters, fds->special,   fds->remarked,
+		      fds->drops,    fds->rule_info, fds->conformance };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
