@@ -91,7 +91,7 @@ LX_CMDS := attach reload set detach status stats exporter drops explain replay c
 install: all
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp
 	install -d $(DESTDIR)/usr/local/share/lyncxdp/maps
-	install -m 0644 maps/*.matrix maps/site.example maps/README.md \
+	install -m 0644 maps/*.matrix maps/qos.profiles maps/site.example maps/README.md \
 		$(DESTDIR)/usr/local/share/lyncxdp/maps/
 	install -D -m 0755 scripts/lyncxdp-service $(DESTDIR)/usr/local/lib/lyncxdp/lyncxdp-service
 	install -d $(DESTDIR)$(UNITDIR)

@@ -31,6 +31,7 @@
 #define SITE_BASE   "tests/data/policy/base.site"
 #define SITE_ICMP   "tests/data/policy/icmp.site"
 #define SITE_DSCP   "tests/data/policy/dscp.site"
+#define SITE_ER	    "tests/data/policy/expressroute.site"
 
 #define V_DROP XDP_DROP /* 1 */
 #define V_PASS XDP_PASS /* 2 */
@@ -1710,6 +1711,52 @@ static void test_conformance(void)
 	testrun_close(&mon.t);
 	testrun_close(&tag.t);
 	testrun_close(&ovr.t);
+
+	/*
+	 * `qos expressroute`: the profile's values are what tag mode writes and what conformance
+	 * expects. Per class: the value the profile gives (sip-tls 24 -> 0, file-transfer 14 ->
+	 * 10, audio and video unchanged); a packet with the SfB default is then "other".
+	 */
+	struct site s_er;
+	struct compiled c_er;
+	struct text_error err = { { 0 } };
+	if (site_load(SITE_ER, &M, &s_er, &err) < 0 || compile_tables(&M, &s_er, &c_er, &err) < 0)
+		die("%s", err.msg);
+	struct inst er;
+	inst_open(&er, "monitor tag 1 qos expressroute", &s_er, &c_er, LX_POLICY_MONITOR, 1);
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		const char *svc = M.services[M.rules[tc->rule - 1].service].slug;
+		int want = !strcmp(svc, "sip-tls")	   ? 0
+			   : !strcmp(svc, "file-transfer") ? 10
+							   : tc->dscp;
+		char why[256];
+		struct frame f = tag_frame(tc, 4, 0, (uint8_t)(want << 2 | 1), 10);
+		int ok = tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		f = tag_frame(tc, 6, 1, (uint8_t)(tc->dscp << 2 | 2), 10);
+		ok &= tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		f = tag_frame(tc, 4, 0, 0x02, 10);
+		ok &= tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		CHECK(ok, "%s [%s, SfB default %d]: tag mode writes the profile's %d%s", er.name,
+		      svc, tc->dscp, want, why);
+		uint64_t got[LX_CONF_MAX];
+		int keep = 1;
+		conformance_of(&er, (uint32_t)tc->rule, LX_DIR_IN, got, &keep);
+		/* sent: the profile's value, the SfB default, 0 (the same when the profile says 0)
+		 */
+		uint64_t e = 1 + (tc->dscp == want) + (want == 0);
+		uint64_t z = want != 0;
+		uint64_t o = 3 - e - z;
+		CHECK(!keep && got[0] == e && got[1] == z && got[2] == o,
+		      "%s [%s]: conformance against %d: expected/zero/other %llu/%llu/%llu (got "
+		      "%llu/%llu/%llu)",
+		      er.name, svc, want, (unsigned long long)e, (unsigned long long)z,
+		      (unsigned long long)o, (unsigned long long)got[0], (unsigned long long)got[1],
+		      (unsigned long long)got[2]);
+	}
+	testrun_close(&er.t);
+	compile_free(&c_er);
+	site_free(&s_er);
 }
 
 /* ---- main ---- */

@@ -743,8 +743,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 			       stats_counter_name((int)res->last.counter));
 		printf(", \"direction\": %s%s%s, \"verdict\": \"%s\"", dir ? "\"" : "",
 		       dir ? dir : "null", dir ? "\"" : "", verdict);
-		printf(", \"reason\": %s%s%s, \"dscp\": %u}\n", reason ? "\"" : "",
+		printf(", \"reason\": %s%s%s, \"dscp\": %u, \"qos\": ", reason ? "\"" : "",
 		       reason ? reason : "null", reason ? "\"" : "", res->last.dscp);
+		in->s.qos_line ? json_string(stdout, in->s.qos.name) : (void)printf("null");
+		printf("}\n");
 		return;
 	}
 	printf("packet     %s %s -> %s\n", proto, src, dst);
@@ -759,7 +761,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	}
 	printf("verdict    %s%s%s%s\n", verdict, reason ? " (" : "", reason ? reason : "",
 	       reason ? (res->retval == XDP_DROP ? ")" : ": enforce would drop it)") : "");
-	printf("dscp       %u\n", res->last.dscp);
+	printf("dscp       %u", res->last.dscp);
+	if (in->s.qos_line)
+		printf(" (site selects qos profile %s)", in->s.qos.name);
+	putchar('\n');
 }
 
 static int cmd_explain(int argc, char **argv)
