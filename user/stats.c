@@ -277,7 +277,7 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 	if (remarked)
 		fprintf(out, " %12s", "REMARKED");
 	if (conform)
-		fprintf(out, " %-13s", "DSCP CONFORM");
+		fprintf(out, prev ? " %-13s" : " %s", "DSCP CONFORM");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
 	int shown = 0;
 	for (int i = 0; i < r->nrows; i++) {
@@ -292,15 +292,14 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 			(unsigned long long)row->count.bytes);
 		if (remarked)
 			fprintf(out, " %12llu", (unsigned long long)row->remarked.packets);
-		if (conform) {
-			/* "46 99.2%": the expected DSCP and the share of packets that had it */
-			char cell[24] = "-";
-			double share = stats_conformance_share(row);
-			if (share >= 0)
-				snprintf(cell, sizeof(cell), "%u %.1f%%", row->info.dscp,
-					 100.0 * share);
-			fprintf(out, " %-13s", cell);
-		}
+		/* "46 99.2%": the expected DSCP and the share of packets that had it; blank for
+		 * services without a DSCP or without packets */
+		double share = conform ? stats_conformance_share(row) : -1;
+		if (share >= 0)
+			fprintf(out, " %2u %5.1f%%%*s", row->info.dscp, 100.0 * share, prev ? 4 : 0,
+				"");
+		else if (prev)
+			fprintf(out, " %-13s", "");
 		if (prev)
 			fprintf(out, " %10.1f %12.0f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
