@@ -11,7 +11,7 @@ packages=(
 	# run
 	iproute2
 	# tests and benchmark
-	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl
+	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl tmux
 )
 
 missing=()
