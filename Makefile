@@ -86,7 +86,7 @@ format-check:
 # only the .example is installed). Then: systemctl daemon-reload.
 UNITDIR ?= /etc/systemd/system
 DOCDIR  := /usr/local/share/doc/lyncxdp
-LX_CMDS := attach reload set detach status stats exporter drops explain replay check
+LX_CMDS := attach reload set detach status stats exporter drops explain replay check top
 
 install: all
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp
@@ -97,6 +97,9 @@ install: all
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 0644 scripts/lyncxdp.service scripts/lyncxdp-exporter.service $(DESTDIR)$(UNITDIR)/
 	install -D -m 0644 scripts/lyncxdp.conf.example $(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
+	install -D -m 0644 scripts/lyncxdp-rules.yml $(DESTDIR)/usr/local/share/lyncxdp/prometheus/lyncxdp-rules.yml
+	install -D -m 0644 scripts/lyncxdp-dashboard.json \
+		$(DESTDIR)/usr/local/share/lyncxdp/grafana/lyncxdp-dashboard.json
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	{ echo "lyncxdp $(VERSION): every command's --help"; echo; \
 	  $(BUILD)/lyncxdp --help; \
