@@ -31,6 +31,9 @@
 #define TCP_RST		  0x04
 #define NSEC_PER_SEC	  1000000000ULL
 
+/* The kernel's tick rate, for the drop log's one-second window (0 when libbpf cannot tell). */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
@@ -601,6 +604,18 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 	__builtin_memcpy(k->remote_addr, local_is_src ? p->daddr.addr : p->saddr.addr, 16);
 }
 
+/*
+ * The coarse clock (jiffies resolution, plenty for timeouts of seconds), read at most once
+ * per packet and only where a timeout needs it: every helper call costs, several times more
+ * on CPUs whose returns go through a mitigation thunk.
+ */
+static __always_inline __u64 clock_ns(__u64 *now)
+{
+	if (!*now)
+		*now = bpf_ktime_get_coarse_ns();
+	return *now;
+}
+
 static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 					const struct lx_config *cfg, __u64 now)
 {
@@ -612,7 +627,7 @@ static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 
 /* A protected host sends: when one of its outbound rules covers it, open or refresh the flow. */
 static __always_inline void track_outbound(const struct packet *p, const struct lx_config *cfg,
-					   __u32 src_group, __u64 now)
+					   __u32 src_group, __u64 *clock)
 {
 	if (!(cfg->protected_groups & group_bit(src_group)))
 		return;
@@ -626,6 +641,9 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 	flow_key(p, 1, &key);
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
 	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
+	if (!live && closing)
+		return; /* see below: nothing to close, nothing to open */
+	__u64 now = clock_ns(clock);
 	if (live && !flow_expired(live, p->proto, cfg, now)) {
 		/* Refresh in place: an LRU update per packet costs more than the rest of it. */
 		if (live->last_seen_ns != now)
@@ -645,12 +663,15 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 
 /* A reply toward a protected host passes only on a live flow the host opened. */
 static __always_inline int reply_allowed(const struct packet *p, const struct lx_config *cfg,
-					 __u64 now)
+					 __u64 *clock)
 {
 	struct lx_flow_key key = {};
 	flow_key(p, 0, &key);
 	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
-	if (!flow || flow_expired(flow, p->proto, cfg, now))
+	if (!flow)
+		return 0;
+	__u64 now = clock_ns(clock);
+	if (flow_expired(flow, p->proto, cfg, now))
 		return 0;
 	flow->last_seen_ns = now;
 	if (p->tcp_flags & (TCP_FIN | TCP_RST))
@@ -679,12 +700,12 @@ static __always_inline __u32 icmp_reason(const struct packet *p)
 }
 
 static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
-					 const struct lx_config *cfg, __u64 now)
+					 const struct lx_config *cfg, __u64 *clock)
 {
 	if (d->rule && d->dir == LX_DIR_IN) {
 		if (rule_kind(d->rule) == LX_KIND_LISTEN)
 			return LX_DROP_NONE;
-		return reply_allowed(p, cfg, now) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
+		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
 	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
@@ -696,7 +717,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 /* Why the policy refuses a packet to a protected address, LX_DROP_NONE when it may pass. */
 static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 					   const struct decision *d, const struct lx_config *cfg,
-					   __u64 now)
+					   __u64 *clock)
 {
 	__u32 reason;
 
@@ -713,7 +734,7 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 	else if (parsed == LX_CNT_OTHER_L4)
 		reason = LX_DROP_TRANSPORT;
 	else
-		reason = port_reason(p, d, cfg, now);
+		reason = port_reason(p, d, cfg, clock);
 
 	if (p->fragment == FRAG_FIRST) {
 		struct lx_frag_key key = {};
@@ -783,14 +804,22 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 }
 
 static __always_inline void log_drop(const struct packet *p, const struct decision *d,
-				     __u32 ifindex, int enforced, __u64 now, __u32 per_sec)
+				     __u32 ifindex, int enforced, __u64 *clock, __u32 per_sec)
 {
 	__u32 zero = 0;
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
-	if (now - w->start_ns >= NSEC_PER_SEC) {
-		w->start_ns = now;
+	/* The window in jiffies, which the verifier inlines: a flood of drops reads no clock.
+	 * (start_ns holds jiffies then; only this function reads it.) */
+	if (CONFIG_HZ) {
+		__u64 j = bpf_jiffies64();
+		if (j - w->start_ns >= CONFIG_HZ) {
+			w->start_ns = j;
+			w->sent = 0;
+		}
+	} else if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
+		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}
 	if (w->sent >= per_sec) {
@@ -803,7 +832,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 		return;
 	}
 	w->sent++;
-	e->time_ns = now;
+	e->time_ns = clock_ns(clock);
 	e->ifindex = ifindex;
 	e->group = d->dst_group;
 	e->family = p->family;
@@ -869,18 +898,12 @@ int lyncxdp(struct xdp_md *ctx)
 		d.dst_group = group_of(&p, &p.daddr, cfg->flags);
 	}
 
-	/* act: flows of protected hosts, and the policy for protected destinations. A coarse
-	 * clock (jiffies) is plenty for timeouts of seconds, and costs far less per packet. */
-	__u64 now = 0;
-	if (cfg->protected_groups & group_bit(d.src_group)) {
-		now = bpf_ktime_get_coarse_ns();
-		track_outbound(&p, cfg, d.src_group, now);
-	}
-	if (cfg->protected_groups & group_bit(d.dst_group)) {
-		if (!now)
-			now = bpf_ktime_get_coarse_ns();
-		d.reason = policy_reason(&p, parsed, &d, cfg, now);
-	}
+	/* act: flows of protected hosts, and the policy for protected destinations. */
+	__u64 now = 0; /* clock_ns() reads it on first use */
+	if (cfg->protected_groups & group_bit(d.src_group))
+		track_outbound(&p, cfg, d.src_group, &now);
+	if (cfg->protected_groups & group_bit(d.dst_group))
+		d.reason = policy_reason(&p, parsed, &d, cfg, &now);
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;
 	__u32 verdict = d.reason && enforce ? XDP_DROP : XDP_PASS;
 
@@ -893,7 +916,7 @@ int lyncxdp(struct xdp_md *ctx)
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
 		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
-		log_drop(&p, &d, ctx->ingress_ifindex, enforce, now, cfg->droplog_per_sec);
+		log_drop(&p, &d, ctx->ingress_ifindex, enforce, &now, cfg->droplog_per_sec);
 	}
 
 	/* act: DSCP, for classified packets that pass */
