@@ -38,6 +38,18 @@ extern unsigned int CONFIG_HZ __kconfig __weak;
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
 const volatile __u8 record_last = 0;  /* explain/replay: remember the last decision */
+/*
+ * What the loader compiled from the site: address maps in use, protected groups, flow
+ * timeouts, drop-log rate. Constant for the verifier, which removes what a site does not use
+ * (nothing protected: no policy, no flows). A reload loads new programs with new values.
+ */
+const volatile struct lx_config config = {};
+
+/* IPv6 through tbl_addr6 (user/addr6.h): its prefix lengths, longest first, and bucket mask. */
+const volatile __u8 addr6_on = 0;
+const volatile __u32 addr6_nlens = 0;
+const volatile __u8 addr6_lens[LX_ADDR6_LENS] = {};
+const volatile __u32 addr6_mask = 0;
 
 // IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
@@ -63,6 +75,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_dir4_l3);
 } tbl_dir4_l3 SEC(".maps");
+
+// IPv6 (masked address, prefix length) -> group, in buckets of lx_addr6_hash. Written by the
+// loader, sized for the site; used when addr6_on.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_addr6_bucket);
+} tbl_addr6 SEC(".maps");
 
 // IPv6 prefixes (not /128) -> role-set group id. Written by the loader.
 struct {
@@ -122,14 +143,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_rule_action);
 } tbl_actions SEC(".maps");
-
-// Address maps in use, protected groups, flow timeouts, drop-log rate. Written by the loader.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lx_config);
-} tbl_config SEC(".maps");
 
 // Per interface slot: policy and tag mode. Written by the loader (attach, set).
 struct {
@@ -276,6 +289,18 @@ struct packet {
 	struct lx_addr6 daddr;
 	void *ip; /* the IP header, for the DSCP rewrite */
 };
+
+/*
+ * The config through a pointer the compiler knows nothing about, so that it cannot fold the
+ * loads (the initialiser is all zeros); the verifier still reads them from the frozen .rodata
+ * as constants and prunes the branches they decide.
+ */
+static __always_inline const struct lx_config *config_ptr(void)
+{
+	const struct lx_config *c = (const struct lx_config *)&config;
+	asm volatile("" : "+r"(c));
+	return c;
+}
 
 /* Parse results other than "ports found" are the lx_counter that counts them. */
 #define PARSED_L4 LX_CNT_MAX
@@ -476,6 +501,34 @@ static __always_inline __u32 group_of4(__u32 a)
 	return l3 ? l3->group[a & 0xff] : 0;
 }
 
+/* The group of an IPv6 address: the site's prefix lengths, longest first, one probe each. */
+static __always_inline __u32 group_of6(const struct lx_addr6 *addr)
+{
+	__u32 a[4];
+	__builtin_memcpy(a, addr->addr, 16);
+#pragma unroll
+	for (__u32 i = 0; i < LX_ADDR6_LENS; i++) {
+		if (i >= addr6_nlens)
+			break;
+		__u32 len = addr6_lens[i], m[4];
+#pragma unroll
+		for (__u32 k = 0; k < 4; k++)
+			m[k] = lx_addr6_word(a[k], k, len);
+		__u32 b = lx_addr6_hash(m, len) & addr6_mask;
+		struct lx_addr6_bucket *bucket = bpf_map_lookup_elem(&tbl_addr6, &b);
+		if (!bucket)
+			return 0;
+#pragma unroll
+		for (int w = 0; w < LX_ADDR6_WAYS; w++) {
+			struct lx_addr6_slot *slot = &bucket->slot[w];
+			if (slot->group && slot->len == len && slot->addr[0] == m[0] &&
+			    slot->addr[1] == m[1] && slot->addr[2] == m[2] && slot->addr[3] == m[3])
+				return slot->group;
+		}
+	}
+	return 0;
+}
+
 static __always_inline __u32 group_of(const struct packet *p, const struct lx_addr6 *addr,
 				      __u32 flags)
 {
@@ -487,6 +540,8 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 		return group_of4(top);
 	if ((flags & LX_CFG_FILTER6) && filtered_out(&tbl_filter6, lx_filter6_bit(top)))
 		return 0;
+	if (addr6_on)
+		return group_of6(addr);
 	if (flags & LX_CFG_HOST6) {
 		group = bpf_map_lookup_elem(&tbl_host6, addr);
 		if (group)
@@ -872,7 +927,7 @@ int lyncxdp(struct xdp_md *ctx)
 	struct packet p = {};
 	struct decision d = {};
 	__u16 eth_proto = 0;
-	__u32 zero = 0, slot = iface_slot;
+	__u32 slot = iface_slot;
 
 	/* parse */
 	int parsed = parse_ethernet(&c, &eth_proto);
@@ -885,9 +940,9 @@ int lyncxdp(struct xdp_md *ctx)
 			parsed = LX_CNT_NON_IP;
 	}
 
-	struct lx_config *cfg = bpf_map_lookup_elem(&tbl_config, &zero);
+	const struct lx_config *cfg = config_ptr();
 	struct lx_iface_config *ifc = bpf_map_lookup_elem(&lx_iface_config, &slot);
-	if (!cfg || !ifc)
+	if (!ifc)
 		return XDP_PASS;
 
 	/* classify */
