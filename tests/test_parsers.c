@@ -31,8 +31,8 @@
 
 #define BASE_MATRIX   "tests/data/base.matrix"
 #define BASE_SITE     "tests/data/base.site"
-#define SEEDS_DIR     "../shared/seeds"
-#define REFERENCE_DIR "../shared/reference"
+#define SEEDS_DIR     "maps/seeds"
+#define REFERENCE_DIR "maps/reference"
 
 /* ": message" after a check's name when there is one, nothing otherwise. */
 static const char *why(const struct text_error *e)
@@ -655,14 +655,11 @@ static void test_matrix_errors(void)
 static void test_shipped_sources(const struct matrix *m, const char *path)
 {
 	struct stat st;
-	int have_seeds = stat(SEEDS_DIR, &st) == 0 && S_ISDIR(st.st_mode);
-	int have_refs = stat(REFERENCE_DIR, &st) == 0 && S_ISDIR(st.st_mode);
-	if (!have_seeds)
-		printf("note: %s is absent: not checking that the seed ids %s cites exist\n",
-		       SEEDS_DIR, path);
-	if (!have_refs)
-		printf("note: %s is absent: not checking that the references %s cites exist\n",
-		       REFERENCE_DIR, path);
+	/* The seeds and notes are in the repository: their absence fails, it is no skip. */
+	CHECK(stat(SEEDS_DIR, &st) == 0 && S_ISDIR(st.st_mode), "%s: the seeds it cites are in %s",
+	      path, SEEDS_DIR);
+	CHECK(stat(REFERENCE_DIR, &st) == 0 && S_ISDIR(st.st_mode),
+	      "%s: the reference notes it cites are in %s", path, REFERENCE_DIR);
 	int ids = 0, bad_form = 0, missing = 0, refs = 0, bad_refs = 0;
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
@@ -673,8 +670,7 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 			char doc[PATH_MAX];
 			refs++;
 			snprintf(doc, sizeof(doc), "%s/%s.md", REFERENCE_DIR, colon + 1);
-			if (!text_is_slug(colon + 1, LX_SLUG_LEN) ||
-			    (have_refs && access(doc, R_OK) != 0)) {
+			if (!text_is_slug(colon + 1, LX_SLUG_LEN) || access(doc, R_OK) != 0) {
 				bad_refs++;
 				CHECK(0, "%s line %d (rule %d): source %s: no reference %s", path,
 				      r->line, i + 1, r->source, doc);
@@ -701,8 +697,6 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 				continue;
 			}
 			prev = n;
-			if (!have_seeds)
-				continue;
 			char pattern[256];
 			snprintf(pattern, sizeof(pattern), "%s/%s_*.txt", SEEDS_DIR, id);
 			glob_t g;
@@ -719,11 +713,11 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 	if (!bad_form)
 		CHECK(1, "%s: all %d seed/derived ids are NNN, ascending, without repeats", path,
 		      ids);
-	if (have_seeds && !missing)
+	if (!missing)
 		CHECK(1, "%s: all %d seed/derived ids cited exist in %s", path, ids, SEEDS_DIR);
 	if (!bad_refs)
-		CHECK(1, "%s: all %d ref: sources name a document%s%s", path, refs,
-		      have_refs ? " in " : "", have_refs ? REFERENCE_DIR : "");
+		CHECK(1, "%s: all %d ref: sources name a document in %s", path, refs,
+		      REFERENCE_DIR);
 }
 
 /*
