@@ -22,6 +22,8 @@ struct compiled_addr {
 struct compiled {
 	int ngroups; /* group ids 1..ngroups-1 are used; 0 means "no role" */
 	uint64_t group_roles[LX_MAX_GROUPS];
+	uint8_t group_nonpeer[LX_MAX_GROUPS]; /* a prefix's broadcast address: never a peer */
+	uint32_t peer_groups;		      /* groups a client rule accepts as its peer */
 	int naddrs;
 	struct compiled_addr *addrs;
 	uint32_t hosts4, nets4, hosts6, nets6;
@@ -38,6 +40,7 @@ struct compiled {
 	int nrules;			    /* = matrix nrules; rule id = index + 1 */
 	uint8_t *active;		    /* [rule index] 1 when the rule's role is present */
 	uint8_t *dscp;			    /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
+	uint32_t *rank;			    /* [rule index] matrix_rule_rank */
 	uint16_t *ids;			    /* [rule index] id in the tables and counters */
 	uint32_t max_id;		    /* highest id in use */
 	int nactive;
