@@ -468,22 +468,39 @@ static const char *table_name(int table)
 				 : "listen and outbound-from, by the role's own port";
 }
 
-/* winners[port] for one role set, transport and table: smallest range, then earliest line. */
+/* The documented order of rules (maps/README.md, "Precedence"): 1 when rule a (1-based) goes
+ * before rule b: a rule of a role that is not `client` first, then the smaller range, then the
+ * earlier line. */
+static const struct matrix *order_m;
+static int goes_before(uint32_t a, uint32_t b)
+{
+	const struct matrix_rule *x = &order_m->rules[a - 1], *y = &order_m->rules[b - 1];
+	int cx = order_m->roles[x->role].client, cy = order_m->roles[y->role].client;
+	if (cx != cy)
+		return cy;
+	uint32_t wx = (uint32_t)x->port_hi - x->port_lo, wy = (uint32_t)y->port_hi - y->port_lo;
+	if (wx != wy)
+		return wx < wy;
+	return x->line < y->line;
+}
+
+static int is_client_rule(uint32_t rule)
+{
+	return rule && order_m->roles[order_m->rules[rule - 1].role].client;
+}
+
+/* winners[port] for one role set, transport and table, in the documented order. */
 static void winners_for(const struct matrix *m, uint64_t set, int proto, int table, uint16_t *win)
 {
-	static uint32_t width[LX_PORTS];
+	order_m = m;
 	memset(win, 0, sizeof(uint16_t) * LX_PORTS);
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
 		if (r->proto != proto || table_of(r) != table || !(set & (1ULL << r->role)))
 			continue;
-		uint32_t w = (uint32_t)r->port_hi - r->port_lo;
 		for (uint32_t p = r->port_lo; p <= r->port_hi; p++)
-			if (!win[p] || w < width[p] ||
-			    (w == width[p] && m->rules[win[p] - 1].line > r->line)) {
+			if (!win[p] || goes_before((uint32_t)i + 1, win[p]))
 				win[p] = (uint16_t)(i + 1);
-				width[p] = w;
-			}
 	}
 }
 
@@ -495,30 +512,30 @@ struct want {
 };
 
 /*
- * The documented order of sides. Destination first: its rule on its own port (dport), then
- * its outbound-to rule toward the source's port (sport): in. Then the source: its rule on its
- * own port (sport), then its outbound-to rule toward the destination's port (dport): out.
- * A role of -1 is an address without a role.
+ * The documented decision between the two ends. The destination's rule: on its own port
+ * (dport), else its outbound-to rule toward the source's port (sport): in. The source's: on
+ * its own port (sport), else its outbound-to rule toward the destination's port: out. A
+ * client rule counts only when both ends hold a role (every address here is a unicast host).
+ * Of the two, the one that goes first wins; the destination's when it is the same rule. A
+ * role of -1 is an address without a role.
  */
 static struct want expected(winners_t *win, int src_role, int dst_role, int proto, uint16_t sport,
 			    uint16_t dport)
 {
-	struct want w = { 0, LX_DIR_IN };
-	if (dst_role >= 0) {
-		if ((w.rule = win[dst_role][TBL_OWN][proto][dport]) != 0)
-			return w;
-		if ((w.rule = win[dst_role][TBL_PEER][proto][sport]) != 0)
-			return w;
+	uint32_t in = 0, out = 0;
+	if (dst_role >= 0 && !(in = win[dst_role][TBL_OWN][proto][dport]))
+		in = win[dst_role][TBL_PEER][proto][sport];
+	if (src_role >= 0 && !(out = win[src_role][TBL_OWN][proto][sport]))
+		out = win[src_role][TBL_PEER][proto][dport];
+	if (src_role < 0 || dst_role < 0) {
+		if (is_client_rule(in))
+			in = 0;
+		if (is_client_rule(out))
+			out = 0;
 	}
-	w.dir = LX_DIR_OUT;
-	if (src_role >= 0) {
-		if ((w.rule = win[src_role][TBL_OWN][proto][sport]) != 0)
-			return w;
-		w.rule = win[src_role][TBL_PEER][proto][dport];
-	}
-	if (!w.rule)
-		w.dir = LX_DIR_IN;
-	return w;
+	if (out && (!in || goes_before(out, in)))
+		return (struct want){ out, LX_DIR_OUT };
+	return (struct want){ in, LX_DIR_IN };
 }
 
 static void addr_of_role(int role, int family, char *buf, size_t len)
@@ -561,6 +578,35 @@ static size_t role_frame(uint8_t *buf, int family, int proto, int role, unsigned
 {
 	return out ? pair_frame(buf, family, proto, role, own_port, -1, peer_port)
 		   : pair_frame(buf, family, proto, -1, peer_port, role, own_port);
+}
+
+/*
+ * The peer for a probe of a rule: the address without a role, unless the rule is a client
+ * rule, which needs a peer holding a role: then the first role of the batch (another than
+ * the rule's) that lets the rule win there.
+ */
+static int probe_peer(winners_t *win, int first, int last, int role, int proto, unsigned own_port,
+		      unsigned peer_port, int out, uint32_t rule)
+{
+	if (!is_client_rule(rule))
+		return -1;
+	for (int peer = first; peer < last; peer++) {
+		if (peer == role)
+			continue;
+		struct want w =
+		    out ? expected(win, role, peer, proto, (uint16_t)own_port, (uint16_t)peer_port)
+			: expected(win, peer, role, proto, (uint16_t)peer_port, (uint16_t)own_port);
+		if (w.rule == rule && w.dir == (out ? LX_DIR_OUT : LX_DIR_IN))
+			return peer;
+	}
+	return -1;
+}
+
+static size_t probe_frame(uint8_t *buf, int family, int proto, int role, unsigned own_port,
+			  int peer, unsigned peer_port, int out)
+{
+	return out ? pair_frame(buf, family, proto, role, own_port, peer, peer_port)
+		   : pair_frame(buf, family, proto, peer, peer_port, role, own_port);
 }
 
 /* A port of the role's own on which none of its rules sits (0 when every port has one). */
@@ -665,8 +711,10 @@ static void test_rules_of_batch(struct dp *d, const char *product, const struct 
 						 family,
 						 out ? "out: role -> peer" : "in: peer -> role",
 						 peer_port, own_port);
-				size_t len = role_frame(buf, family, r->proto, r->role, own_port,
-							peer_port, out);
+				int peer = probe_peer(win, first, last, r->role, r->proto, own_port,
+						      peer_port, out, (uint32_t)i + 1);
+				size_t len = probe_frame(buf, family, r->proto, r->role, own_port,
+							 peer, peer_port, out);
 				expect_rule(d, name, buf, len, (uint32_t)i + 1,
 					    out ? LX_DIR_OUT : LX_DIR_IN);
 			}
@@ -681,8 +729,10 @@ static void test_rules_of_batch(struct dp *d, const char *product, const struct 
 						 "port %u on rule %u: the own port decides first",
 						 rl, family, out ? "out" : "in", port, taken,
 						 own[taken]);
-					size_t len = role_frame(buf, family, r->proto, r->role,
-								taken, port, out);
+					int peer = probe_peer(win, first, last, r->role, r->proto,
+							      taken, port, out, own[taken]);
+					size_t len = probe_frame(buf, family, r->proto, r->role,
+								 taken, peer, port, out);
 					expect_rule(d, name, buf, len, own[taken],
 						    out ? LX_DIR_OUT : LX_DIR_IN);
 				}
@@ -1357,15 +1407,22 @@ static void test_classify_semantics(struct dp *d)
 	struct packet_spec s;
 	size_t len;
 
-	/* in wins over out when both ends match a rule. */
+	/* Both ends match a rule: equal ranges, so the earlier line wins, whichever end. */
 	len = frame(buf, IPPROTO_TCP, "192.0.2.10:443", "198.51.100.1:5068");
-	expect_rule(d, "frontend:443 -> mediation:5068, both match: in (rule 8) wins", buf, len, 8,
-		    LX_DIR_IN);
+	expect_rule(d, "frontend:443 -> mediation:5068, both match: the earlier line (rule 2) wins",
+		    buf, len, 2, LX_DIR_OUT);
 	len = frame(buf, IPPROTO_TCP, "198.51.100.1:5068", "192.0.2.10:443");
-	expect_rule(d, "mediation:5068 -> frontend:443, both match: in (rule 2) wins", buf, len, 2,
-		    LX_DIR_IN);
+	expect_rule(d, "mediation:5068 -> frontend:443, both match: the earlier line (rule 2) wins",
+		    buf, len, 2, LX_DIR_IN);
 	len = frame(buf, IPPROTO_TCP, "[2001:db8::10]:5061", "[2001:db8:d::1]:5068");
-	expect_rule(d, "ipv6 frontend:5061 -> mediation:5068: in (rule 8) wins", buf, len, 8,
+	expect_rule(d, "ipv6 frontend:5061 -> mediation:5068: the earlier line (rule 1) wins", buf,
+		    len, 1, LX_DIR_OUT);
+	/* A single port beats a range at the other end, whichever is the destination. */
+	len = frame(buf, IPPROTO_TCP, "192.0.2.10:5061", "198.51.100.1:5100");
+	expect_rule(d, "frontend:5061 -> mediation:5100 (wide-b 5050-5149): the single port wins",
+		    buf, len, 1, LX_DIR_OUT);
+	len = frame(buf, IPPROTO_TCP, "198.51.100.1:5100", "192.0.2.10:5061");
+	expect_rule(d, "mediation:5100 -> frontend:5061: the single port wins", buf, len, 1,
 		    LX_DIR_IN);
 	len = frame(buf, IPPROTO_TCP, "192.0.2.10:5061", "198.51.100.1:9999");
 	expect_rule(d, "frontend:5061 -> mediation:9999 (no rule there): out (rule 1)", buf, len, 1,
@@ -1633,13 +1690,14 @@ static void test_outbound_semantics(void)
 			{ IPPROTO_TCP, OB_FE4 ":5061", OB_EDGE4 ":40000", 2, LX_DIR_IN,
 			  "fe:5061 -> edge: the edge's outbound-to (destination) beats fe's listen "
 			  "(source)" },
-			{ IPPROTO_TCP, OB_EDGE4 ":40000", OB_FE4 ":5061", 7, LX_DIR_IN,
-			  "edge -> fe:5061: fe's listen (destination) beats the edge's outbound-to "
-			  "(source)" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", OB_FE4 ":5061", 2, LX_DIR_OUT,
+			  "edge -> fe:5061: both single ports, the edge's outbound-to is the "
+			  "earlier "
+			  "line" },
 			{ IPPROTO_TCP, OB_FE6 ":5061", OB_EDGE6 ":40000", 2, LX_DIR_IN,
-			  "ipv6 fe:5061 -> edge: destination side first" },
-			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_FE6 ":5061", 7, LX_DIR_IN,
-			  "ipv6 edge -> fe:5061: destination side first" },
+			  "ipv6 fe:5061 -> edge: the earlier line, whichever end" },
+			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_FE6 ":5061", 2, LX_DIR_OUT,
+			  "ipv6 edge -> fe:5061: the earlier line, whichever end" },
 			{ IPPROTO_TCP, OB_FE4 ":40000", OB_EDGE4 ":5061", 1, LX_DIR_IN,
 			  "fe -> edge:5061: the edge's listen" },
 			{ IPPROTO_TCP, OB_FE4 ":5062", OB_EDGE4 ":40000", 3, LX_DIR_IN,

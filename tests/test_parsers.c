@@ -552,8 +552,10 @@ static void test_matrix_errors(void)
 			"includes=: role 'pool' is not declared above this line");
 	matrix_bad_line("includes-empty.matrix",
 			"role pool \"P\" includes=", "includes= names no role");
-	matrix_bad_line("role-option.matrix", "role pool \"P\" contains=frontend",
-			"unknown role option 'contains=frontend' (expected includes=)");
+	matrix_bad_line(
+	    "role-option.matrix", "role pool \"P\" contains=frontend",
+	    "unknown role option 'contains=frontend' (expected includes=ROLE,... or client, "
+	    "each at most once)");
 	matrix_bad_line("name-unquoted.matrix", "role pool Pool",
 			"name 'Pool' must be in double quotes");
 
@@ -1123,9 +1125,22 @@ static void test_site_semantics(const struct matrix *m)
 			  c.group_roles[a->group] == roles_of(m, want_roles[i].roles),
 		      "base site: %s holds %s", want_roles[i].prefix, want_roles[i].roles);
 	}
-	CHECK(c.ngroups == 5, "base site: 4 distinct role sets, groups 1..4 (ngroups %d)",
+	/* The broadcast addresses of the two IPv4 prefixes keep their roles, in groups that
+	 * are never a client's peer. */
+	const struct compiled_addr *b24 = find_addr(&c, "203.0.113.255");
+	const struct compiled_addr *b28 = find_addr(&c, "198.51.100.15");
+	const struct compiled_addr *n24 = find_addr(&c, "203.0.113.0/24");
+	CHECK(b24 && b28 && n24 && b24->group != n24->group &&
+		  c.group_roles[b24->group] == c.group_roles[n24->group] &&
+		  c.group_nonpeer[b24->group] && c.group_nonpeer[b28->group] &&
+		  !(c.peer_groups & (1u << b24->group | 1u << b28->group)) &&
+		  (c.peer_groups & 1u << n24->group),
+	      "base site: 203.0.113.255 and 198.51.100.15 (broadcast addresses) keep their roles, "
+	      "never a peer");
+	CHECK(c.ngroups == 7,
+	      "base site: 4 distinct role sets and 2 broadcast groups, groups 1..6 (ngroups %d)",
 	      c.ngroups);
-	CHECK(c.hosts4 == 3 && c.nets4 == 2 && c.hosts6 == 2 && c.nets6 == 2 &&
+	CHECK(c.hosts4 == 5 && c.nets4 == 2 && c.hosts6 == 2 && c.nets6 == 2 &&
 		  c.config_flags ==
 		      (LX_CFG_HOST4 | LX_CFG_NET4 | LX_CFG_HOST6 | LX_CFG_NET6 | LX_CFG_FILTER6),
 	      "base site: host and prefix counts, config flags");
@@ -1918,8 +1933,11 @@ static void test_site_keywords(const struct matrix *m)
 		if (compile_tables(m, &s, &c, &err) == 0) {
 			const struct compiled_addr *fe = find_addr(&c, "192.0.2.10");
 			const struct compiled_addr *edge = find_addr(&c, "203.0.113.0/24");
-			CHECK(fe && edge && c.protected_groups == 1u << edge->group,
-			      "protect edge-external: only the edge group is protected (0x%x)",
+			const struct compiled_addr *bc = find_addr(&c, "203.0.113.255");
+			CHECK(fe && edge && bc &&
+				  c.protected_groups == (1u << edge->group | 1u << bc->group),
+			      "protect edge-external: only the edge groups (its prefix and its "
+			      "broadcast address) are protected (0x%x)",
 			      c.protected_groups);
 			compile_free(&c);
 		}

@@ -172,8 +172,7 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 			return -1;
 	}
 	int existing = matrix_find_role(m, t->tok[1]);
-	if (existing >= 0 && current_file(m) > 0 &&
-	    m->roles[existing].file < current_file(m)) {
+	if (existing >= 0 && current_file(m) > 0 && m->roles[existing].file < current_file(m)) {
 		/* A combined matrix: the earlier file declared it; it must say the same. */
 		const struct matrix_role *o = &m->roles[existing];
 		if (o->includes != role.includes || o->client != role.client)
@@ -233,8 +232,7 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 		return -1;
 	int existing = matrix_find_service(m, t->tok[1]);
 	struct matrix_service svc = { .line = tf->line, .file = current_file(m) };
-	if (existing >= 0 && current_file(m) > 0 &&
-	    m->services[existing].file < current_file(m)) {
+	if (existing >= 0 && current_file(m) > 0 && m->services[existing].file < current_file(m)) {
 		/* A combined matrix: the earlier file declared it; it must say the same. */
 		const struct matrix_service *o = &m->services[existing];
 		if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
@@ -360,7 +358,9 @@ static int parse_rule(struct text_file *tf, struct text_error *err, struct matri
 {
 	if (need_fields(tf, err, t, 6, 6, "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE") < 0)
 		return -1;
-	struct matrix_rule r = { .line = tf->line, .kind = LX_KIND_LISTEN, .file = current_file(m) };
+	struct matrix_rule r = { .line = tf->line,
+				 .kind = LX_KIND_LISTEN,
+				 .file = current_file(m) };
 	if (parse_rule_fields(tf, err, m, t, 4, &r) < 0)
 		return -1;
 	return add_rule(tf, err, m, &r, t->tok[4]);
@@ -524,8 +524,7 @@ int matrix_load(const char *path, struct matrix *m, struct text_error *err)
 	return r;
 }
 
-void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf,
-		       size_t len)
+void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf, size_t len)
 {
 	const char *file = r->file >= 0 && r->file < m->nfiles ? m->files[r->file] : m->path;
 	snprintf(buf, len, "%s:%d", file, r->line);

@@ -80,8 +80,7 @@ struct matrix {
 int matrix_load(const char *path, struct matrix *m, struct text_error *err);
 
 /* Where a rule was read: its file and line, as "path:line". */
-void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf,
-		       size_t len);
+void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf, size_t len);
 
 /*
  * The rank of a rule when the two ends of a packet both have one: the higher rank wins
