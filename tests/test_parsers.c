@@ -595,16 +595,18 @@ static void test_matrix_errors(void)
 			"DSCP '0x2e' is not 0..63 or '-'");
 
 	/* Sources. */
-	matrix_bad_line("source-no-colon.matrix", "rule frontend stun udp 3478 seed004",
-			"source 'seed004': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
-	matrix_bad_line("source-empty-id.matrix", "rule frontend stun udp 3478 seed:",
-			"source 'seed:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
+	matrix_bad_line(
+	    "source-no-colon.matrix", "rule frontend stun udp 3478 seed004",
+	    "source 'seed004': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
+	matrix_bad_line(
+	    "source-empty-id.matrix", "rule frontend stun udp 3478 seed:",
+	    "source 'seed:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
 	matrix_bad_line("source-kind.matrix", "rule frontend stun udp 3478 vendor:004",
-			"source 'vendor:004': kind must be seed, derived, ref or local");
+			"source 'vendor:004': kind must be seed, derived, ref, doc or local");
 	matrix_bad_line("source-kind-prefix.matrix", "rule frontend stun udp 3478 seeds:004",
-			"source 'seeds:004': kind must be seed, derived, ref or local");
+			"source 'seeds:004': kind must be seed, derived, ref, doc or local");
 	/* The documented form is seed:NNN: an id that is not a number cannot name a seed. */
 	matrix_bad_line("source-id-not-number.matrix", "rule frontend stun udp 3478 seed:abc", "");
 
@@ -651,6 +653,21 @@ static void test_matrix_errors(void)
  * digits, ascending, no repeats (maps/README.md), and each a file SEEDS_DIR/NNN_*.txt;
  * ref:NAME names a reference document, REFERENCE_DIR/NAME.md.
  */
+#define MAPS_README "maps/README.md"
+
+/* 1 when the file holds the text. */
+static int file_mentions(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
 static void test_shipped_sources(const struct matrix *m, const char *path)
 {
 	struct stat st;
@@ -668,6 +685,19 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 		const char *colon = strchr(r->source, ':');
 		if (!colon || starts_with(r->source, "local:"))
 			continue;
+		if (starts_with(r->source, "doc:")) {
+			/* A published document: maps/README.md lists each with its address. */
+			char cite[MATRIX_SOURCE_LEN + 4];
+			snprintf(cite, sizeof(cite), "`%s`", r->source);
+			refs++;
+			if (!text_is_slug(colon + 1, LX_SLUG_LEN) ||
+			    !file_mentions(MAPS_README, cite)) {
+				bad_refs++;
+				CHECK(0, "%s line %d (rule %d): source %s: not listed in %s", path,
+				      r->line, i + 1, r->source, MAPS_README);
+			}
+			continue;
+		}
 		if (starts_with(r->source, "ref:")) {
 			char doc[PATH_MAX];
 			refs++;
@@ -858,7 +888,10 @@ static void test_shipped_matrices(void)
 		int kinds[3] = { 0, 0, 0 };
 		for (int r = 0; r < m.nrules; r++)
 			kinds[m.rules[r].kind]++;
-		CHECK(kinds[LX_KIND_LISTEN] > 0 && kinds[LX_KIND_OUTBOUND_TO] > 0,
+		/* Every on-premises product has an Edge that opens connections; Teams has no
+		 * server of the site's own. */
+		CHECK(kinds[LX_KIND_LISTEN] > 0 &&
+			  (kinds[LX_KIND_OUTBOUND_TO] > 0 || !strcmp(m.product, "teams")),
 		      "%s: %d listen, %d outbound-to, %d outbound-from rules", path,
 		      kinds[LX_KIND_LISTEN], kinds[LX_KIND_OUTBOUND_TO],
 		      kinds[LX_KIND_OUTBOUND_FROM]);
@@ -1745,16 +1778,16 @@ static void test_matrix_outbound_errors(void)
 	matrix_bad_line("outbound-backwards.matrix",
 			"outbound edge-external stun udp from 59999-50000 ref:x",
 			"port range 59999-50000 runs backwards");
+	matrix_bad_line("outbound-ref-empty.matrix", "outbound edge-external stun udp to 53 ref:",
+			"source 'ref:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME "
+			"or local:NAME");
 	matrix_bad_line(
-	    "outbound-ref-empty.matrix", "outbound edge-external stun udp to 53 ref:",
-	    "source 'ref:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or local:NAME");
-	matrix_bad_line("outbound-local-empty.matrix",
-			"outbound edge-external stun udp to 53 local:",
-			"source 'local:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
+	    "outbound-local-empty.matrix", "outbound edge-external stun udp to 53 local:",
+	    "source 'local:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
 	matrix_bad_line("outbound-source-kind.matrix",
 			"outbound edge-external stun udp to 53 reference:x",
-			"source 'reference:x': kind must be seed, derived, ref or local");
+			"source 'reference:x': kind must be seed, derived, ref, doc or local");
 
 	/* Duplicates: same kind, role, transport and ports; other kinds are not duplicates. */
 	snprintf(text, sizeof(text),
@@ -2391,6 +2424,80 @@ static void test_assign_ids(void)
 	matrix_free(&b);
 }
 
+/* The `client` role option, rule ranks, and matrices combined with ',' (sfb2015,teams). */
+static void test_client_and_combined(void)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	const char *a = tmp_text("combine-a.matrix", "product aaa \"A\"\n"
+						     "role fe \"FE\"\n"
+						     "role cl \"Clients\" client\n"
+						     "service sip 24 \"SIP\"\n"
+						     "service media - \"Media\"\n"
+						     "rule fe sip tcp 5061 local:t\n"
+						     "rule cl media udp 1024-65535 local:t\n");
+	const char *b = tmp_text("combine-b.matrix", "product bbb \"B\"\n"
+						     "role cl \"Clients again\" client\n"
+						     "role cloud \"Cloud\"\n"
+						     "service media - \"Media\"\n"
+						     "service relay - \"Relay\"\n"
+						     "rule cloud relay udp 3478-3481 doc:x\n"
+						     "rule cl media udp 50000-50019 local:t\n");
+	char both[2 * LX_PATH_LEN];
+	snprintf(both, sizeof(both), "%s,%s", a, b);
+	int rc = matrix_load(both, &m, &err);
+	if (CHECK(rc == 0, "combined matrix a,b loads%s", why(&err))) {
+		CHECK(!strcmp(m.product, "aaa,bbb") && m.nroles == 3 && m.nservices == 3 &&
+			  m.nrules == 4 && m.nfiles == 2,
+		      "combined: product %s, %d roles, %d services, %d rules from %d files",
+		      m.product, m.nroles, m.nservices, m.nrules, m.nfiles);
+		int cl = matrix_find_role(&m, "cl"), fe = matrix_find_role(&m, "fe");
+		CHECK(cl >= 0 && fe >= 0 && m.roles[cl].client && !m.roles[fe].client,
+		      "combined: 'client' is a role option; cl is a client role, fe is not");
+		char where[LX_PATH_LEN + 16], want[LX_PATH_LEN + 16];
+		matrix_rule_where(&m, &m.rules[2], where, sizeof(where));
+		snprintf(want, sizeof(want), "%s:6", b);
+		CHECK(!strcmp(where, want), "combined: rule 3 was read at %s (%s)", want, where);
+		/* Ranks: server rule over client rule whatever the width; then narrower; then
+		 * earlier line. */
+		CHECK(matrix_rule_rank(&m, 2) > matrix_rule_rank(&m, 3) &&
+			  matrix_rule_rank(&m, 0) > matrix_rule_rank(&m, 2) &&
+			  matrix_rule_rank(&m, 3) > matrix_rule_rank(&m, 1),
+		      "ranks: fe 5061 > cloud 3478-3481 > cl 50000-50019 > cl 1024-65535");
+		matrix_free(&m);
+	}
+	const char *c = tmp_text("combine-c.matrix", "product ccc \"C\"\n"
+						     "role fe \"FE\" client\n"
+						     "service sip 24 \"SIP\"\n"
+						     "rule fe sip tcp 5062 local:t\n");
+	snprintf(both, sizeof(both), "%s,%s", a, c);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "combine-c.matrix:2: role 'fe' is declared differently"),
+	      "combined: a role declared otherwise is an error with file:line (%s)", err.msg);
+	const char *d = tmp_text("combine-d.matrix", "product ddd \"D\"\n"
+						     "role fe \"FE\"\n"
+						     "service sip 46 \"SIP\"\n"
+						     "rule fe sip tcp 5062 local:t\n");
+	snprintf(both, sizeof(both), "%s,%s", a, d);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "combine-d.matrix:3: service 'sip' has another DSCP"),
+	      "combined: a service with another DSCP is an error with file:line (%s)", err.msg);
+	snprintf(both, sizeof(both), "%s,,%s", a, d);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "expected one matrix file or up to"),
+	      "combined: an empty name in the list is an error (%s)", err.msg);
+	rc = matrix_load("maps/sfb2015.matrix,maps/teams.matrix", &m, &err);
+	if (CHECK(rc == 0, "maps/sfb2015.matrix,maps/teams.matrix loads%s", why(&err))) {
+		CHECK(!strcmp(m.product, "sfb2015,teams") &&
+			  matrix_find_role(&m, "teams-cloud") >= 0,
+		      "sfb2015,teams: product %s, role teams-cloud", m.product);
+		matrix_free(&m);
+	}
+	matrix_bad_line("role-client-twice.matrix", "role cl \"C\" client client",
+			"unknown role option 'client' (expected includes=ROLE,... or client, each "
+			"at most once)");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2419,6 +2526,7 @@ int main(void)
 	test_site_keywords(&base);
 	test_compile_outbound();
 	test_assign_ids();
+	test_client_and_combined();
 	matrix_free(&base);
 
 	tmp_cleanup();

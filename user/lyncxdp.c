@@ -65,7 +65,8 @@ static const char usage_main[] =
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
     "\n"
-    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019), teams;\n"
+    "a hybrid site combines several: --product sfb2015,teams.\n"
     "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
@@ -93,7 +94,7 @@ static int file_exists(const char *path)
 }
 
 /* Product matrices live in maps/ beside the build, or in the installed share directory. */
-static int resolve_product(struct inputs *in)
+static int resolve_one_product(const char *product, char *out, size_t outlen)
 {
 	char exe[PATH_MAX], candidate[PATH_MAX];
 	const char *env = getenv("LYNCXDP_MAPS");
@@ -108,19 +109,48 @@ static int resolve_product(struct inputs *in)
 			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix",
 			       "%s/%s.matrix" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if (!dirs[i] || !dirs[i][0])
+		if (!dirs[i] || !dirs[i][0] || !text_is_slug(product, LX_SLUG_LEN))
 			continue;
-		snprintf(candidate, sizeof(candidate), fmts[i], dirs[i], in->product);
+		snprintf(candidate, sizeof(candidate), fmts[i], dirs[i], product);
 		if (file_exists(candidate)) {
-			text_copy(in->resolved, sizeof(in->resolved), candidate);
+			text_copy(out, outlen, candidate);
 			return 0;
 		}
 	}
 	fprintf(stderr,
-		"lyncxdp: unknown product '%s' (ocs2007r2, lync2010, lync2013, sfb2015), or its "
-		"matrix is not installed (set LYNCXDP_MAPS to the maps directory)\n",
-		in->product);
+		"lyncxdp: unknown product '%s' (ocs2007r2, lync2010, lync2013, sfb2015, teams), "
+		"or its matrix is not installed (set LYNCXDP_MAPS to the maps directory)\n",
+		product);
 	return -1;
+}
+
+/* One product, or several joined by ',' (a hybrid site: sfb2015,teams): their matrices'
+ * paths joined by ',', which matrix_load reads as one combined matrix. */
+static int resolve_product(struct inputs *in)
+{
+	char list[256], one[PATH_MAX];
+	size_t used = 0;
+	if (strlen(in->product) >= sizeof(list)) {
+		fprintf(stderr, "lyncxdp: --product: too long\n");
+		return -1;
+	}
+	text_copy(list, sizeof(list), in->product);
+	in->resolved[0] = '\0';
+	for (char *next, *p = list; p; p = next) {
+		next = strchr(p, ',');
+		if (next)
+			*next++ = '\0';
+		if (resolve_one_product(p, one, sizeof(one)) < 0)
+			return -1;
+		int w = snprintf(in->resolved + used, sizeof(in->resolved) - used, "%s%s",
+				 used ? "," : "", one);
+		if (w < 0 || (size_t)w >= sizeof(in->resolved) - used) {
+			fprintf(stderr, "lyncxdp: --product: the matrices' paths are too long\n");
+			return -1;
+		}
+		used += (size_t)w;
+	}
+	return 0;
 }
 
 static int load_inputs(struct inputs *in)
@@ -262,7 +292,8 @@ static const char help_attach[] =
     "keeps running after this command exits. Further interfaces share the same tables and\n"
     "must name the same files. The matrix and site are fully checked first: on any error\n"
     "nothing is attached.\n"
-    "  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
+    "  --product P   ocs2007r2, lync2010, lync2013, sfb2015 (default) or teams; several\n"
+    "                joined by ',' combine their matrices (sfb2015,teams)\n"
     "  --matrix F    a matrix file of your own instead of a product\n"
     "  --site F      which prefixes hold which role (see maps/site.example)\n"
     "  --mode M      native (driver) or generic (skb); default: native where supported\n"
@@ -707,7 +738,8 @@ static const char help_explain[] =
     "service, rule, direction, verdict, the policy's reason and the DSCP it leaves with.\n"
     "  --policy P  monitor (default) or enforce, as attach\n"
     "  --tag       DSCP tagging on, as attach --tag\n"
-    "  --tos N     the packet's TOS / traffic class byte before the program (default 0)\n";
+    "  --tos N     the packet's TOS / traffic class byte before the program: 0..255, decimal\n"
+    "              or hex (0xb8 = DSCP 46, ECN 0; default 0)\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
@@ -748,8 +780,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	printf("packet     %s %s -> %s\n", proto, src, dst);
 	if (r) {
 		printf("role       %s\nservice    %s (%s)\n", role, svc->slug, svc->name);
-		printf("rule       #%u: %s %s %s, %s:%d\n", res->last.rule, role,
-		       matrix_proto_name(r->proto), ports, in->m.path, r->line);
+		char where[2 * LX_PATH_LEN];
+		matrix_rule_where(&in->m, r, where, sizeof(where));
+		printf("rule       #%u: %s %s %s, %s\n", res->last.rule, role,
+		       matrix_proto_name(r->proto), ports, where);
 		printf("direction  %s\n", dir);
 	} else {
 		printf("role       -\nservice    -\ncounter    %s\n",
@@ -758,6 +792,19 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	printf("verdict    %s%s%s%s\n", verdict, reason ? " (" : "", reason ? reason : "",
 	       reason ? (res->retval == XDP_DROP ? ")" : ": enforce would drop it)") : "");
 	printf("dscp       %u\n", res->last.dscp);
+}
+
+/* 0..255, decimal or hex with 0x (a TOS byte is usually written 0xb8). */
+static int parse_byte(const char *s, unsigned long *out)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		const char *h = s + 2;
+		if (!*h || strlen(h) > 2 || strspn(h, "0123456789abcdefABCDEF") != strlen(h))
+			return -1;
+		*out = strtoul(h, NULL, 16);
+		return 0;
+	}
+	return text_parse_uint(s, 0, 255, out);
 }
 
 static int cmd_explain(int argc, char **argv)
@@ -781,8 +828,8 @@ static int cmd_explain(int argc, char **argv)
 			return usage_error("explain", "--policy is monitor or enforce");
 		else if (opt == 'T')
 			tag = 1;
-		else if (opt == 'S' && text_parse_uint(optarg, 0, 255, &tos) < 0)
-			return usage_error("explain", "--tos is 0..255");
+		else if (opt == 'S' && parse_byte(optarg, &tos) < 0)
+			return usage_error("explain", "--tos is 0..255, decimal or hex (0xb8)");
 		else if (opt == 'P' || opt == 'S')
 			continue;
 		else if (opt == OPT_HELP)

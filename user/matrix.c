@@ -8,7 +8,7 @@
  *   outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE
  *                                         the role opens connections to / from PORT
  *   icmp ipv4|ipv6 TYPE[:CODE] "Name"    ICMP protected hosts accept
- * SOURCE: seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD
+ * SOURCE: seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME, doc:NAME or local:WORD
  */
 #include "matrix.h"
 
@@ -282,15 +282,15 @@ static int parse_ports(struct text_file *tf, struct text_error *err, const char 
 	return 0;
 }
 
-/* seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD */
+/* seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME, doc:NAME or local:WORD */
 static int check_source(struct text_file *tf, struct text_error *err, const char *s)
 {
-	static const char *const kinds[] = { "seed", "derived", "ref", "local" };
+	static const char *const kinds[] = { "seed", "derived", "ref", "local", "doc" };
 	const char *colon = strchr(s, ':');
 	if (strlen(s) >= MATRIX_SOURCE_LEN || !colon || !colon[1])
 		return text_fail(tf, err,
-				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-				 "local:NAME",
+				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME, "
+				 "doc:NAME or local:NAME",
 				 s);
 	size_t kind = sizeof(kinds) / sizeof(kinds[0]);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -298,8 +298,8 @@ static int check_source(struct text_file *tf, struct text_error *err, const char
 		    !strncmp(s, kinds[i], strlen(kinds[i])))
 			kind = i;
 	if (kind == sizeof(kinds) / sizeof(kinds[0]))
-		return text_fail(tf, err, "source '%s': kind must be seed, derived, ref or local",
-				 s);
+		return text_fail(tf, err,
+				 "source '%s': kind must be seed, derived, ref, doc or local", s);
 	/* Seed ids are the files' numeric prefixes: digits, separated by single commas. */
 	for (const char *p = colon + 1; kind < 2 && *p; p++)
 		if (!(*p >= '0' && *p <= '9') &&
