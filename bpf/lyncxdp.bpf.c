@@ -570,51 +570,58 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
 	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
 	__u32 src_candidates = at_sport.local | at_dport.remote;
-	int dst_known = 0, src_known = 0;
 	__u32 in = 0, out = 0;
 
-	if (at_dport.local || at_sport.remote || cfg->protected_groups) {
+	/* The destination's group: for its own rule, for the policy, and as the peer a client
+	 * rule of the source needs. One lookup site, so the verifier walks it once. */
+	if (at_dport.local || at_sport.remote || cfg->protected_groups ||
+	    (src_candidates & cfg->client_groups))
 		d->dst_group = group_of(p, &p->daddr, cfg->flags);
-		dst_known = 1;
-	}
 	__u32 bit = group_bit(d->dst_group);
 	if (at_dport.local & bit)
 		in = local_rule(d->dst_group, p->proto, p->dport);
 	else if (at_sport.remote & bit)
 		in = remote_rule(d->dst_group, p->proto, p->sport);
 	d->dst_rule = in;
-	/* A protected destination that admits none of this: the policy refuses it whatever
-	 * the source is, so the source side is not classified (one lookup less on the drop
-	 * path), only looked up when it may be a protected host opening a flow. */
-	if (!in && (cfg->protected_groups & bit)) {
-		if (src_candidates & cfg->protected_groups)
-			d->src_group = group_of(p, &p->saddr, cfg->flags);
+	struct lx_rule_action *a_in = in ? bpf_map_lookup_elem(&tbl_actions, &in) : 0;
+	int in_client = a_in && a_in->client;
+
+	/*
+	 * Settled by the destination alone: a protected destination that admits none of this
+	 * (the policy refuses it whatever the source is: one lookup less on the drop path), or
+	 * a server role's rule at the destination when only groups without a server role have a
+	 * rule on the source's ports (a client rule never beats it: the common client -> server
+	 * packet). Then the source's group is looked up only when a protected host may be
+	 * opening a flow, which must be tracked whatever the classification.
+	 */
+	int settled = (!in && (cfg->protected_groups & bit)) ||
+		      (a_in && !in_client && !(src_candidates & cfg->server_groups));
+	if (settled ? (src_candidates & cfg->protected_groups) : (src_candidates || in_client))
+		d->src_group = group_of(p, &p->saddr, cfg->flags);
+	if (settled) {
+		if (a_in) {
+			d->rule = in;
+			d->dir = LX_DIR_IN;
+		}
 		return;
 	}
 
-	if (src_candidates) {
-		d->src_group = group_of(p, &p->saddr, cfg->flags);
-		src_known = 1;
-	}
 	bit = group_bit(d->src_group);
 	if (at_sport.local & bit)
 		out = local_rule(d->src_group, p->proto, p->sport);
 	else if (at_dport.remote & bit)
 		out = remote_rule(d->src_group, p->proto, p->dport);
-
-	struct lx_rule_action *a_in = in ? bpf_map_lookup_elem(&tbl_actions, &in) : 0;
 	struct lx_rule_action *a_out = out ? bpf_map_lookup_elem(&tbl_actions, &out) : 0;
-	if ((a_in && a_in->client) || (a_out && a_out->client)) {
-		if (!dst_known)
-			d->dst_group = group_of(p, &p->daddr, cfg->flags);
-		if (!src_known)
-			d->src_group = group_of(p, &p->saddr, cfg->flags);
-		if (!client_pair(p, cfg, d->dst_group, d->src_group)) {
-			if (a_in && a_in->client)
-				a_in = 0;
-			if (a_out && a_out->client)
-				a_out = 0;
-		}
+	int out_client = a_out && a_out->client;
+
+	/* A client rule needs both ends to be unicast holders of a role (both groups known:
+	 * the destination's was looked up for any client candidate at the source, the
+	 * source's for a client rule at the destination). */
+	if ((in_client || out_client) && !client_pair(p, cfg, d->dst_group, d->src_group)) {
+		if (in_client)
+			a_in = 0;
+		if (out_client)
+			a_out = 0;
 	}
 	if (a_out && (!a_in || a_out->rank > a_in->rank)) {
 		d->rule = out;

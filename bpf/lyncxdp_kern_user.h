@@ -205,6 +205,8 @@ struct lx_config {
 	__u32 droplog_per_sec; /* drop-log events per CPU per second; the rest are counted */
 	__u32 peer_groups;     /* groups that can be a client's peer: they hold a role and are no
 				  site prefix's broadcast address */
+	__u32 server_groups;   /* groups holding a role that is not a client role */
+	__u32 client_groups;   /* groups holding a client role */
 };
 
 /* Per interface slot: what the program does besides counting. Changed live by `lyncxdp set`. */

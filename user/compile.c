@@ -99,7 +99,7 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 
 static void set_config_flags(struct compiled *c)
 {
-	c->config_flags = LX_CFG_FILTER6 | (c->hosts4 ? LX_CFG_HOST4 : 0) |
+	c->config_flags = LX_CFG_FILTER6 | (c->hosts4 + c->broadcasts4 ? LX_CFG_HOST4 : 0) |
 			  (c->nets4 ? LX_CFG_NET4 : 0) | (c->hosts6 ? LX_CFG_HOST6 : 0) |
 			  (c->nets6 ? LX_CFG_NET6 : 0);
 }
@@ -158,7 +158,7 @@ static int add_broadcasts(const struct site *s, struct compiled *c, struct text_
 		b.group = (uint32_t)g;
 		b.len = 32;
 		c->addrs[first + kept++] = b;
-		c->hosts4++;
+		c->broadcasts4++;
 	}
 	c->naddrs = first + kept;
 	return 0;
@@ -271,11 +271,19 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	}
 	set_config_flags(c);
 	build_filters(s, c);
-	uint64_t present = 0;
+	uint64_t present = 0, servers = 0;
+	for (int r = 0; r < m->nroles; r++)
+		if (!m->roles[r].client)
+			servers |= 1ULL << r;
 	for (int g = 1; g < c->ngroups; g++) {
+		if (c->group_roles[g] & servers)
+			c->server_groups |= 1u << g;
+		if (c->group_roles[g] & ~servers)
+			c->client_groups |= 1u << g;
 		present |= c->group_roles[g];
 		if (c->group_roles[g] && !c->group_nonpeer[g])
 			c->peer_groups |= 1u << g;
+		c->role_groups += !c->group_nonpeer[g];
 		if (c->group_roles[g] & s->protected_roles)
 			c->protected_groups |= 1u << g;
 		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {

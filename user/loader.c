@@ -106,7 +106,7 @@ static void size_tables(struct lyncxdp_bpf *skel, const struct compiled *c)
 	bpf_map__set_max_entries(skel->maps.tbl_rules,
 				 (uint32_t)c->ngroups * LX_PROTO_MAX * LX_SLOTS_PER_PROTO);
 	bpf_map__set_max_entries(skel->maps.tbl_remote, at_least(c->nremote, 64));
-	bpf_map__set_max_entries(skel->maps.tbl_host4, at_least(c->hosts4, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_host4, at_least(c->hosts4 + c->broadcasts4, 64));
 	bpf_map__set_max_entries(skel->maps.tbl_host6, at_least(c->hosts6, 64));
 	bpf_map__set_max_entries(skel->maps.tbl_lpm4, at_least(c->nets4, 64));
 	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
@@ -366,6 +366,8 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 		.flags = c->config_flags,
 		.protected_groups = c->protected_groups,
 		.peer_groups = c->peer_groups,
+		.server_groups = c->server_groups,
+		.client_groups = c->client_groups,
 		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
 		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
 		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
