@@ -19,6 +19,7 @@
 
 #include "attach.h"
 #include "capture.h"
+#include "flows.h"
 #include "compile.h"
 #include "droplog.h"
 #include "exporter.h"
@@ -877,15 +878,21 @@ static int cmd_explain(int argc, char **argv)
 
 static const char help_replay[] =
     "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-    "                      FILE [--json] [--all]\n"
+    "                      FILE [--json] [--all] [--flows]\n"
     "\n"
     "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
     "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
-    "including what the policy dropped (enforce) or would drop (monitor).\n";
+    "including what the policy dropped (enforce) or would drop (monitor). A frame the\n"
+    "capture cut short (snap length) runs padded with zeros to its wire length, and its\n"
+    "bytes count at wire length; the report says how many were padded.\n"
+    "  --flows   also list every TCP/UDP flow (5-tuple): packets and bytes in each\n"
+    "            direction, the service and direction each direction was counted under,\n"
+    "            and the verdicts and drop reasons of its packets\n";
 
 struct replay_ctx {
 	struct testrun *t;
 	struct text_error *err;
+	struct flows_table *flows; /* NULL unless --flows */
 	int failed;
 };
 
@@ -893,7 +900,15 @@ static int replay_frame(const uint8_t *frame, size_t len, void *arg)
 {
 	struct replay_ctx *ctx = arg;
 	static struct testrun_result res;
-	if (testrun_frame(ctx->t, frame, len, &res, ctx->err) < 0) {
+	int r = testrun_frame(ctx->t, frame, len, &res, ctx->err);
+	if (r < 0) {
+		ctx->failed = 1;
+		return 1;
+	}
+	if (r == 0 && ctx->flows &&
+	    flows_add(ctx->flows, frame, len, res.last.rule, res.last.dir, res.last.counter,
+		      res.retval, res.last.reason) < 0) {
+		snprintf(ctx->err->msg, sizeof(ctx->err->msg), "out of memory listing flows");
 		ctx->failed = 1;
 		return 1;
 	}
@@ -905,13 +920,15 @@ static int cmd_replay(int argc, char **argv)
 	static const struct option opts[] = { INPUT_OPTIONS,
 					      { "json", no_argument, NULL, OPT_JSON },
 					      { "all", no_argument, NULL, 'a' },
+					      { "flows", no_argument, NULL, 'F' },
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
-	int opt, policy = LX_POLICY_MONITOR, tag = 0;
+	struct flows_table flows = { 0 };
+	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
@@ -925,6 +942,8 @@ static int cmd_replay(int argc, char **argv)
 			po.json = 1;
 		else if (opt == 'a')
 			po.all = 1;
+		else if (opt == 'F')
+			want_flows = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_replay, stdout), 0;
 		else
@@ -939,7 +958,7 @@ static int cmd_replay(int argc, char **argv)
 	struct testrun t = { 0 };
 	struct text_error err;
 	struct capture_counts counts;
-	struct replay_ctx ctx = { .t = &t, .err = &err };
+	struct replay_ctx ctx = { .t = &t, .err = &err, .flows = want_flows ? &flows : NULL };
 	struct stats_report report = { 0 };
 	if (rc == 0 &&
 	    testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0)
@@ -950,20 +969,34 @@ static int cmd_replay(int argc, char **argv)
 		rc = fail(&err);
 	if (rc == 0) {
 		uint64_t not_run = counts.skipped + t.too_short + t.too_long;
-		char extra[256];
-		snprintf(
-		    extra, sizeof(extra),
-		    "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
-		    (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
-		    (unsigned long long)not_run);
+		char *extra = NULL;
+		size_t extra_len = 0;
+		FILE *x = open_memstream(&extra, &extra_len);
+		if (!x) {
+			perror("lyncxdp: replay");
+			exit(1);
+		}
+		fprintf(x,
+			"\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"padded\": %llu, "
+			"\"not_run\": %llu},\n",
+			(unsigned long long)counts.frames, (unsigned long long)counts.truncated,
+			(unsigned long long)counts.padded, (unsigned long long)not_run);
+		if (want_flows)
+			flows_print_json(x, &flows, &in.m);
+		fclose(x);
 		po.json_extra = extra;
 		if (!po.json)
-			printf("%s: %llu frames (%llu captured short of their length, %llu not "
-			       "run)\n\n",
+			printf("%s: %llu frames (%llu captured short of their length, of them %llu "
+			       "padded to it; %llu not run)\n\n",
 			       path, (unsigned long long)counts.frames,
-			       (unsigned long long)counts.truncated, (unsigned long long)not_run);
+			       (unsigned long long)counts.truncated,
+			       (unsigned long long)counts.padded, (unsigned long long)not_run);
 		stats_print(stdout, &report, &po);
+		if (want_flows && !po.json)
+			flows_print(stdout, &flows, &in.m);
+		free(extra);
 	}
+	flows_free(&flows);
 	stats_free(&report);
 	testrun_close(&t);
 	free_inputs(&in);
@@ -1073,7 +1106,7 @@ static int cmd_check(int argc, char **argv)
 	printf("%s: %s, %d roles, %d services, %d rules (%d active with this site)\n", in.m.path,
 	       in.m.product, in.m.nroles, in.m.nservices, in.m.nrules, in.c.nactive);
 	printf("%s: %u IPv4 and %u IPv6 prefixes in %d role groups%s\n", in.s.path,
-	       in.c.hosts4 + in.c.nets4, in.c.hosts6 + in.c.nets6, in.c.ngroups - 1,
+	       in.c.hosts4 + in.c.nets4, in.c.hosts6 + in.c.nets6, in.c.role_groups,
 	       in.s.nwarnings ? " (see warnings above)" : "");
 	free_inputs(&in);
 	return 0;
