@@ -1728,6 +1728,211 @@ static void test_outbound_semantics(void)
 	test_matrix_rules(mpath);
 }
 
+/* ---- two-way flows of every product, with listed clients ---- */
+
+#define TW_CLIENT4  "10.1.0.10"
+#define TW_CLIENT4B "10.1.0.11"
+#define TW_CLIENT6  "2001:db8:c1::10"
+#define TW_CLIENT6B "2001:db8:c1::11"
+
+static void tw_ep(int family, const char *addr, unsigned port, char *buf, size_t len)
+{
+	ep_text(family, addr, port, buf, len);
+}
+
+/* Sends a -> b then b -> a; expects (rule, dir) each way. Returns 1 when both held. */
+static int tw_pair(struct dp *d, const char *name, int proto, int family, const char *a,
+		   unsigned aport, const char *b, unsigned bport, uint32_t rule_ab, uint32_t dir_ab,
+		   uint32_t rule_ba, uint32_t dir_ba, int quiet)
+{
+	static uint8_t buf[FRAME_MAX];
+	char src[80], dst[80], n[320];
+	int ok = 1;
+	uint8_t ipproto = proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+	tw_ep(family, a, aport, src, sizeof(src));
+	tw_ep(family, b, bport, dst, sizeof(dst));
+	snprintf(n, sizeof(n), "%s: %s -> %s", name, src, dst);
+	size_t len = frame(buf, ipproto, src, dst);
+	ok &= expect_rule_q(d, n, buf, len, rule_ab, dir_ab, quiet);
+	snprintf(n, sizeof(n), "%s: %s -> %s (reply)", name, dst, src);
+	len = frame(buf, ipproto, dst, src);
+	ok &= expect_rule_q(d, n, buf, len, rule_ba, dir_ba, quiet);
+	return ok;
+}
+
+/*
+ * For one product (or a combination, "a,b"): a site with every non-client role on its own
+ * host and a client subnet. For every rule of a server role, a two-way flow with a listed
+ * client on the port where the rule wins: the client's packets count under the server's rule
+ * `in` and the server's replies under the same rule `out` (a server role's port beats the
+ * client's range, both ways). A listed client's DNS and HTTPS with an address without a role
+ * are unclassified both ways; client-to-client RTP counts under the clients' rule, `in` both
+ * ways; a client to the subnet's broadcast address or to multicast is unclassified.
+ */
+static void test_two_way(const char *matrix_path)
+{
+	struct matrix m;
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(matrix_path, &m, &err) == 0, "%s loads%s", matrix_path, why(&err)))
+		return;
+	char sitepath[128], text[8192], label[LX_PATH_LEN + 32];
+	int k = 0, cl = matrix_find_role(&m, "clients");
+	snprintf(label, sizeof(label), "two-way %s", m.product);
+	for (int r = 0; r < m.nroles && r < 30; r++)
+		if (!m.roles[r].client && !m.roles[r].includes)
+			k +=
+			    snprintf(text + k, sizeof(text) - (size_t)k,
+				     "%s 192.0.2.%d 2001:db8::%x\n", m.roles[r].slug, r + 1, r + 1);
+	k += snprintf(text + k, sizeof(text) - (size_t)k, "clients 10.1.0.0/24 2001:db8:c1::/64\n");
+	snprintf(sitepath, sizeof(sitepath), "%s/two-way-%d.site", tmpdir,
+		 (int)strlen(matrix_path));
+	FILE *f = fopen(sitepath, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		CHECK(0, "%s: write %s", label, sitepath);
+		matrix_free(&m);
+		return;
+	}
+	if (!CHECK(cl >= 0 && m.roles[cl].client, "%s: the matrix has the client role 'clients'",
+		   label) ||
+	    !CHECK(site_load(sitepath, &m, &s, &err) == 0, "%s: site loads%s", label, why(&err))) {
+		matrix_free(&m);
+		return;
+	}
+	if (compile_tables(&m, &s, &c, &err) < 0) {
+		CHECK(0, "%s: compile%s", label, why(&err));
+		site_free(&s);
+		matrix_free(&m);
+		return;
+	}
+	struct dp d;
+	if (dp_open(&d, label, &m, &s) < 0) {
+		compile_free(&c);
+		site_free(&s);
+		matrix_free(&m);
+		return;
+	}
+	order_m = &m;
+	long servers = 0, bad = 0;
+	for (int i = 0; i < m.nrules; i++) {
+		const struct matrix_rule *r = &m.rules[i];
+		if (m.roles[r->role].client)
+			continue;
+		/* An address holding the rule's role: its own host, or one of a role it includes.
+		 */
+		int host = -1;
+		for (int h = 0; h < m.nroles && h < 30 && host < 0; h++)
+			if (!m.roles[h].client && !m.roles[h].includes &&
+			    (matrix_role_closure(&m, 1ULL << h) & (1ULL << r->role)))
+				host = h;
+		if (host < 0)
+			continue;
+		char addr4[32], addr6[48];
+		snprintf(addr4, sizeof(addr4), "192.0.2.%d", host + 1);
+		snprintf(addr6, sizeof(addr6), "2001:db8::%x", host + 1);
+		uint32_t g = 0;
+		for (int a = 0; a < c.naddrs; a++)
+			if (c.addrs[a].family == 4 && c.addrs[a].len == 32 &&
+			    c.addrs[a].addr[3] == host + 1 && c.addrs[a].addr[0] == 192)
+				g = c.addrs[a].group;
+		int remote = r->kind == LX_KIND_OUTBOUND_TO;
+		unsigned port = 0, own = 0;
+		for (uint32_t p = r->port_lo; p <= r->port_hi && !port; p++)
+			if ((remote ? compiled_remote_at(&c, g, r->proto, p)
+				    : compiled_rule_at(&c, g, r->proto, p)) == i + 1)
+				port = p;
+		if (!port)
+			continue; /* another rule of the address wins everywhere: tested elsewhere
+				   */
+		if (remote)	  /* the server's own port: one none of its own rules has */
+			for (uint32_t p = 40000; p < 65536 && !own; p++)
+				if (!compiled_rule_at(&c, g, r->proto, p))
+					own = p;
+		unsigned cport = remote ? port : 50010 + (unsigned)(i % 40);
+		unsigned sport = remote ? own : port;
+		for (int family = 4; family <= 6; family += 2) {
+			char name[256];
+			rule_label(&m, i, name, 200);
+			/* The client opens (listen, outbound-from: toward the server's port), or
+			 * the server opens (outbound-to: toward the client's port). */
+			int ok =
+			    remote
+				? tw_pair(&d, name, r->proto, family, family == 4 ? addr4 : addr6,
+					  sport, family == 4 ? TW_CLIENT4 : TW_CLIENT6, cport,
+					  (uint32_t)i + 1, LX_DIR_OUT, (uint32_t)i + 1, LX_DIR_IN,
+					  1)
+				: tw_pair(&d, name, r->proto, family,
+					  family == 4 ? TW_CLIENT4 : TW_CLIENT6, cport,
+					  family == 4 ? addr4 : addr6, sport, (uint32_t)i + 1,
+					  LX_DIR_IN, (uint32_t)i + 1, LX_DIR_OUT, 1);
+			servers++;
+			bad += !ok;
+		}
+	}
+	CHECK(servers > 0 && bad == 0,
+	      "%s: %ld two-way flows of a listed client with every server rule: the client's "
+	      "packets count under the server's rule, its replies under the same rule out (%ld "
+	      "wrong)",
+	      label, servers, bad);
+
+	/* A listed client's DNS and HTTPS to the internet: unclassified both ways. */
+	for (int family = 4; family <= 6; family += 2) {
+		const char *me = family == 4 ? TW_CLIENT4 : TW_CLIENT6;
+		const char *net = family == 4 ? NOROLE4 : NOROLE6;
+		CHECK(tw_pair(&d, "client DNS to the internet", LX_PROTO_UDP, family, me, 53000,
+			      net, 53, 0, 0, 0, 0, 1) &&
+			  tw_pair(&d, "client HTTPS to the internet", LX_PROTO_TCP, family, me,
+				  53001, net, 443, 0, 0, 0, 0, 1) &&
+			  tw_pair(&d, "client media to the internet", LX_PROTO_UDP, family, me,
+				  50000, net, 3478, 0, 0, 0, 0, 1),
+		      "%s ipv%d: a listed client's DNS, HTTPS and media with an address without a "
+		      "role are unclassified both ways",
+		      label, family);
+	}
+	/* Client-to-client RTP: the clients' rule at the receiver's port, in both ways. Ports
+	 * outside the Teams ranges are client-media; inside them, the Teams media type. */
+	static const unsigned rtp_ports[2][2] = { { 30000, 30002 }, { 50000, 50002 } };
+	uint32_t cg = 0;
+	for (int a = 0; a < c.naddrs; a++)
+		if (c.addrs[a].family == 4 && c.addrs[a].len == 24 && c.addrs[a].addr[0] == 10)
+			cg = c.addrs[a].group;
+	for (int pp = 0; pp < 2; pp++) {
+		uint32_t want = compiled_rule_at(&c, cg, LX_PROTO_UDP, rtp_ports[pp][1]);
+		const char *svc = want ? m.services[m.rules[want - 1].service].slug
+				       : "unclassified (no client rule there), counted";
+		int expected_svc =
+		    pp == 0 ? (!strcmp(m.product, "teams") ? !want : !strcmp(svc, "client-media"))
+			    : (strstr(m.product, "teams") ? !strcmp(svc, "teams-audio")
+							  : !strcmp(svc, "client-media"));
+		for (int family = 4; family <= 6; family += 2) {
+			int ok = tw_pair(&d, "client-to-client RTP", LX_PROTO_UDP, family,
+					 family == 4 ? TW_CLIENT4 : TW_CLIENT6, rtp_ports[pp][0],
+					 family == 4 ? TW_CLIENT4B : TW_CLIENT6B, rtp_ports[pp][1],
+					 want, LX_DIR_IN, want, LX_DIR_IN, 1);
+			CHECK(ok && expected_svc,
+			      "%s ipv%d: client-to-client RTP %u <-> %u counts as %s in, both ways",
+			      label, family, rtp_ports[pp][0], rtp_ports[pp][1], svc);
+		}
+	}
+	/* Broadcast and multicast are never a peer. */
+	CHECK(tw_pair(&d, "client to its subnet's broadcast address", LX_PROTO_UDP, 4, TW_CLIENT4,
+		      17500, "10.1.0.255", 17500, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client SSDP", LX_PROTO_UDP, 4, TW_CLIENT4, 50001, "239.255.255.250",
+			  1900, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client to 255.255.255.255", LX_PROTO_UDP, 4, TW_CLIENT4, 50001,
+			  "255.255.255.255", 50001, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client to ff02::c", LX_PROTO_UDP, 6, TW_CLIENT6, 50001, "ff02::c",
+			  1900, 0, 0, 0, 0, 1),
+	      "%s: a listed client with its subnet's broadcast address or multicast: unclassified "
+	      "both ways",
+	      label);
+	dp_close(&d);
+	compile_free(&c);
+	site_free(&s);
+	matrix_free(&m);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1755,6 +1960,11 @@ int main(void)
 	if (CHECK(rc == 0 && g.gl_pathc > 0, "maps/*.matrix: at least one matrix to test")) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
 			test_matrix_rules(g.gl_pathv[i]);
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			test_two_way(g.gl_pathv[i]);
+		test_two_way("maps/sfb2015.matrix,maps/teams.matrix");
 	}
 	if (rc == 0)
 		globfree(&g);

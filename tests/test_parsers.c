@@ -1173,10 +1173,11 @@ static void test_site_semantics(const struct matrix *m)
 	CHECK(c.ngroups == 7,
 	      "base site: 4 distinct role sets and 2 broadcast groups, groups 1..6 (ngroups %d)",
 	      c.ngroups);
-	CHECK(c.hosts4 == 5 && c.nets4 == 2 && c.hosts6 == 2 && c.nets6 == 2 &&
+	CHECK(c.hosts4 == 3 && c.broadcasts4 == 2 && c.role_groups == 4 && c.nets4 == 2 &&
+		  c.hosts6 == 2 && c.nets6 == 2 &&
 		  c.config_flags ==
 		      (LX_CFG_HOST4 | LX_CFG_NET4 | LX_CFG_HOST6 | LX_CFG_NET6 | LX_CFG_FILTER6),
-	      "base site: host and prefix counts, config flags");
+	      "base site: host and prefix counts (and 2 broadcast hosts), config flags");
 	check_filters(&s, &c, "base site");
 	CHECK(c.nactive == m->nrules, "base site: every rule is active");
 
