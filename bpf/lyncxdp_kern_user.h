@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 3
+#define LX_LAYOUT_VERSION 4
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -167,6 +167,23 @@ static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforc
 {
 	return (slot * LX_DROP_MAX + reason) * 2 + enforced;
 }
+
+/*
+ * IPv4 address -> group in three levels of 16, 8 and 8 bits (user/addr4.h builds them): an l1
+ * or l2 entry is a group, or LX_DIR4_CHILD | the index of the chunk of the next level that
+ * splits it further. Each level is one array read, inlined by the verifier.
+ */
+#define LX_DIR4_L1    65536
+#define LX_DIR4_CHUNK 256
+#define LX_DIR4_CHILD 0x80000000u
+
+struct lx_dir4_l2 {
+	__u32 entry[LX_DIR4_CHUNK]; /* by the address's third byte */
+};
+
+struct lx_dir4_l3 {
+	__u8 group[LX_DIR4_CHUNK]; /* by the address's last byte */
+};
 
 /* lx_config flags: which address maps hold entries, so empty ones cost nothing. */
 enum lx_config_flags {
