@@ -308,6 +308,22 @@ expect_eq "explain IPv6 udp to edge-external:3478" "edge-external stun in pass" 
 expect_eq "explain IPv6 udp from the Edge's 3478 to a client (the server's port wins)" \
 	"edge-external stun out pass" \
 	"$(exj udp '[2001:db8:ff::12]:3478' '[2001:db8:20::7]:50000')"
+# Combined products (a hybrid site): sfb2015,teams reads both matrices as one.
+out=$("$LYNCXDP" check --site "$MAPS/site.example" --product sfb2015,teams 2>&1)
+check "check --product sfb2015,teams: one combined matrix" grep -q ": sfb2015,teams, .* rules" <<<"$out"
+expect_eq "explain --product sfb2015,teams: a Teams relay's media to a client is teams-relay out" \
+	"teams-cloud teams-relay out pass" \
+	"$(lx $N explain --json --site "$MAPS/site.example" --product sfb2015,teams udp 52.112.1.1:3479 \
+		192.0.2.130:50010 | json_get "$JQ")"
+expect_eq "explain --product sfb2015: the same packet is the client's media (the cloud is a peer)" \
+	"clients client-media in pass" \
+	"$(lx $N explain --json --site "$MAPS/site.example" --product sfb2015 udp 52.112.1.1:3479 \
+		192.0.2.130:50010 | json_get "$JQ")"
+refused "--product sfb2015,nope" "^lyncxdp: unknown product 'nope'" \
+	"$LYNCXDP" check --site "$MAPS/site.example" --product sfb2015,nope
+refused "--matrix a,,b" "expected one matrix file or up to 4 separated by ','" \
+	"$LYNCXDP" check --site "$MAPS/site.example" --matrix "$MAPS/sfb2015.matrix,,$MAPS/teams.matrix"
+
 # Client scope: a client rule needs a peer holding a role.
 expect_eq "explain a listed client's DNS to an address without a role: unclassified" \
 	"None None None pass" "$(exj udp 192.0.2.130:53000 198.51.100.99:53)"
