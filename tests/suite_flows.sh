@@ -12,16 +12,13 @@
 # its wire length, and the flows, services and bytes are those of the full capture.
 # Needs root (BPF), tshark, editcap, python3.
 #
-# Usage: bash tests/suite_flows.sh      CAPTURES=DIR overrides the captures directory
+# Usage: bash tests/suite_flows.sh      CAPTURES=DIR overrides tests/captures
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ -z "${CAPTURES:-}" ]; then
-	CAPTURES=$TOP/tests/captures
-	[ -d "$CAPTURES" ] || CAPTURES=$TOP/../shared/captures
-fi
+CAPTURES=${CAPTURES:-$TOP/tests/captures}
 SITES=$TOP/tests/sites
 export LYNCXDP_MAPS=${LYNCXDP_MAPS:-$MAPS}
 WORK=$(mktemp -d /tmp/lyncxdp-flows.XXXXXX)
