@@ -2442,9 +2442,10 @@ static int count_marks(const char *path, const char *profile)
 
 static void test_qos_shipped(void)
 {
-	static const char *const products[] = { "ocs2007r2", "lync2010", "lync2013", "sfb2015" };
+	static const char *const products[] = { "ocs2007r2", "lync2010", "lync2013", "sfb2015",
+						"teams", "sfb2015.matrix,maps/teams" };
 	static const char *const profiles[] = { "sfb", "teams", "expressroute" };
-	for (size_t k = 0; k < 4; k++) {
+	for (size_t k = 0; k < 6; k++) {
 		char path[128];
 		struct matrix m;
 		struct text_error err = { { 0 } };

@@ -34,7 +34,8 @@ static int is_file(const char *path)
 int qos_profiles_path(const struct matrix *m, char *buf, size_t len)
 {
 	char dir[LX_PATH_LEN];
-	text_copy(dir, sizeof(dir), m->path);
+	/* beside the (first) matrix file: a combined matrix's path is a ',' list */
+	text_copy(dir, sizeof(dir), m->nfiles ? m->files[0] : m->path);
 	char *slash = strrchr(dir, '/');
 	if (slash)
 		*slash = '\0';
