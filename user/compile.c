@@ -200,6 +200,7 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 		return -1;
 	}
 	build_filters(s, c);
+	c->flows_max = s->flows_max;
 	uint64_t present = 0;
 	for (int g = 1; g < c->ngroups; g++) {
 		present |= c->group_roles[g];
