@@ -322,7 +322,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	struct loader_opts lo = { .iface_slot = (uint32_t)slot,
 				  .rule_cap = st.rule_cap,
 				  .pinned = 1,
-				  .size_for = fresh ? c : NULL };
+				  .size_for = fresh ? c : NULL,
+				  .compiled = c };
 	skel = loader_load(&lo, err);
 	if (!skel)
 		goto out;
@@ -651,7 +652,8 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 					  .pinned = 1,
 					  .fresh_tables = first < 0,
 					  .tables_from = first < 0 ? NULL : inst[first],
-					  .size_for = first < 0 ? c : NULL };
+					  .size_for = first < 0 ? c : NULL,
+					  .compiled = c };
 		inst[slot] = loader_load(&lo, err);
 		if (!inst[slot])
 			goto out;
@@ -715,13 +717,11 @@ int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	struct lx_config cfg = { 0 };
-	int config = pinned_map_fd("tbl_config", err);
+	/* The timeouts the program was loaded with (the loader's constants). */
+	const uint64_t tcp_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL;
+	const uint64_t closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL;
+	const uint64_t udp_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL;
 	__u32 zero = 0;
-	if (config >= 0) {
-		bpf_map_lookup_elem(config, &zero, &cfg);
-		close(config);
-	}
 	struct lx_flow_key key, next;
 	struct lx_flow f;
 	void *prev = NULL;
@@ -731,9 +731,9 @@ int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err)
 		if (bpf_map_lookup_elem(flows, &key, &f))
 			continue;
 		u->entries++;
-		uint64_t timeout = f.closing		       ? cfg.tcp_closing_ns
-				   : key.proto == LX_PROTO_TCP ? cfg.tcp_timeout_ns
-							       : cfg.udp_timeout_ns;
+		uint64_t timeout = f.closing		       ? closing_ns
+				   : key.proto == LX_PROTO_TCP ? tcp_ns
+							       : udp_ns;
 		if (now - f.last_seen_ns <= timeout)
 			u->live++;
 	}
