@@ -23,7 +23,9 @@ struct site_dscp {
 	int line;
 };
 
-#define SITE_MAX_DSCP 256
+#define SITE_MAX_DSCP  256
+#define SITE_MIN_FLOWS 1024u
+#define SITE_MAX_FLOWS 16777216u
 
 struct site {
 	char path[LX_PATH_LEN];
@@ -37,6 +39,8 @@ struct site {
 	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
 	int qos_line;		/* `qos PROFILE`: 0 when the site selects none */
 	struct qos_profile qos; /* the selected profile, read from maps/qos.profiles */
+	uint32_t flows_max;	/* `flows N`: size of the flow table, 0 for the default */
+	int flows_line;
 	int nprefixes;
 	struct site_prefix *prefixes;
 	int nwarnings;
