@@ -814,8 +814,15 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 					 const struct lx_config *cfg, __u64 *clock)
 {
 	if (d->rule && d->dir == LX_DIR_IN) {
-		if (rule_kind(d->rule) == LX_KIND_LISTEN)
-			return LX_DROP_NONE;
+		struct lx_rule_action *a = bpf_map_lookup_elem(&tbl_actions, &d->rule);
+		if (!a || a->kind == LX_KIND_LISTEN) {
+			/* Restricted to some roles (`from`): the source is looked up only here. */
+			if (!a || !(a->from_groups & LX_FROM_RESTRICTED))
+				return LX_DROP_NONE;
+			__u32 src =
+			    d->src_group ? d->src_group : group_of(p, &p->saddr, cfg->flags);
+			return a->from_groups & group_bit(src) ? LX_DROP_NONE : LX_DROP_SOURCE;
+		}
 		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */

@@ -18,7 +18,8 @@
  *    protected address that no destination-side rule takes is judged by the destination
  *    alone: the source side is not classified (it counts as unclassified).
  *  - enforce, for packets to an address holding a protected role: a listen rule of the
- *    destination passes; an outbound rule of the destination passes only on a live flow that
+ *    destination passes (one with `from ROLE,...` only from an address holding one of those
+ *    roles, else "source"); an outbound rule of the destination passes only on a live flow that
  *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout);
  *    ICMP passes when the matrix's or the site's allow list has it; a later fragment follows
  *    its first fragment (same source, destination, protocol, id), else "fragment"; a
@@ -565,8 +566,8 @@ static const uint32_t counter_of_kind[] = {
 
 /* Why a packet to a protected address may not pass (LX_DROP_NONE: it may). */
 static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
-		       struct ref_time now, uint32_t choices, struct ref_decision *d,
-		       struct ref_updates *u)
+		       uint64_t src_roles, struct ref_time now, uint32_t choices,
+		       struct ref_decision *d, struct ref_updates *u)
 {
 	uint32_t reason = LX_DROP_NONE;
 	switch (p->kind) {
@@ -591,8 +592,13 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 		break;
 	case REF_PORTS:
 		if (d->rule && d->dir == LX_DIR_IN) {
-			if (r->m->rules[d->rule - 1].kind == LX_KIND_LISTEN)
+			if (r->m->rules[d->rule - 1].kind == LX_KIND_LISTEN) {
+				/* `from ROLE,...`: only addresses holding one of them. */
+				uint64_t from = r->m->rules[d->rule - 1].from_roles;
+				if (from && !(src_roles & from))
+					reason = LX_DROP_SOURCE;
 				break;
+			}
 			/* An outbound rule of the destination: only a reply on its live flow. */
 			struct ref_flow_key k;
 			flow_key(p, 0, &k);
@@ -689,7 +695,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 	}
 
 	if (!d->reason && p.have_addrs && (dst_roles & protected_roles))
-		d->reason = policy(r, &p, dst_roles, now, choices, d, u);
+		d->reason = policy(r, &p, dst_roles, src_roles, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 
 	if (r->tag && d->rule && d->verdict == XDP_PASS && r->dscp[d->rule - 1] >= 0)

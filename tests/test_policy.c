@@ -419,7 +419,7 @@ static void test_edge_listen(void)
 {
 	struct inst in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
-	int nrules[2] = { 0, 0 };
+	int nrules[2] = { 0, 0 }, nrestricted[2] = { 0, 0 };
 	const char *roles[2] = { "edge-external", "edge-internal" };
 	const struct host *hosts[2] = { &EXT, &INT };
 	for (int k = 0; k < 2; k++) {
@@ -437,12 +437,17 @@ static void test_edge_listen(void)
 				for (int fam = 4; fam <= 6; fam += 2) {
 					uint8_t ipproto =
 					    r->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
-					struct frame f = pkt(ipproto, &PEER, 40000, hosts[k],
-							     ports[p], fam, 0, 10);
+					/* A rule `from ROLE,...`: from a Front End (every
+					 * restriction of the matrix names frontend), and
+					 * refused to anyone else with reason source. */
+					const struct host *src = r->from_roles ? &FE : &PEER;
+					struct frame f =
+					    pkt(ipproto, src, 40000, hosts[k], ports[p], fam, 0, 10);
 					expect(&in, &f, V_PASS, LX_DROP_NONE, NULL,
-					       "listen %s %s %s %u (rule line %d) IPv%d", roles[k],
-					       M.services[r->service].slug,
-					       matrix_proto_name(r->proto), ports[p], r->line, fam);
+					       "listen %s %s %s %u (rule line %d) from %s IPv%d",
+					       roles[k], M.services[r->service].slug,
+					       matrix_proto_name(r->proto), ports[p], r->line,
+					       src->name, fam);
 					CHECK(
 					    R.last.rule == (uint32_t)i + 1 &&
 						R.last.dir == LX_DIR_IN,
@@ -450,12 +455,31 @@ static void test_edge_listen(void)
 					    "(got rule %u, dir %u)",
 					    in.name, roles[k], matrix_proto_name(r->proto),
 					    ports[p], fam, i + 1, R.last.rule, R.last.dir);
+					if (!r->from_roles)
+						continue;
+					nrestricted[k]++;
+					static const struct host *const others[] = { &PEER, &PERIM,
+										     &CLIENT };
+					for (int o = 0; o < 3; o++) {
+						f = pkt(ipproto, others[o], 40000, hosts[k],
+							ports[p], fam, 0, 10);
+						expect(&in, &f, V_DROP, LX_DROP_SOURCE, NULL,
+						       "listen %s %s %u from %s, not a Front End "
+						       "IPv%d",
+						       roles[k], M.services[r->service].slug,
+						       ports[p], others[o]->name, fam);
+					}
 				}
 			}
 		}
 	}
 	CHECK(nrules[0] == 4, "matrix: edge-external has 4 listening rules (got %d)", nrules[0]);
 	CHECK(nrules[1] == 8, "matrix: edge-internal has 8 listening rules (got %d)", nrules[1]);
+	/* 5062, 8057, 4443, 23456: one port each, both families. */
+	CHECK(nrestricted[0] == 0 && nrestricted[1] == 4 * 2,
+	      "matrix: the edge-internal rules restricted to Front Ends (5062, 8057, 4443, 23456) "
+	      "were checked from other sources (%d, %d)",
+	      nrestricted[0], nrestricted[1]);
 	testrun_close(&in.t);
 }
 

@@ -337,7 +337,9 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 			      const struct compiled *c, struct text_error *err)
 {
 	for (int i = 0; i < m->nrules; i++) {
-		struct lx_rule_action a = { .dscp = c->dscp[i], .kind = (__u8)m->rules[i].kind };
+		struct lx_rule_action a = { .dscp = c->dscp[i],
+					    .kind = (__u8)m->rules[i].kind,
+					    .from_groups = c->from_groups[i] };
 		__u32 id = c->ids[i];
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
