@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 5
+#define LX_LAYOUT_VERSION 6
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -333,10 +333,18 @@ struct lx_frag_key {
 	__u8 daddr[16];
 };
 
+/*
+ * Only first fragments that pass are remembered: for LX_FRAG_TIMEOUT_NS (the kernel's
+ * ipfrag_time), and for at most LX_FRAG_MAX_BYTES of later fragments' payload.
+ */
 struct lx_frag_verdict {
-	__u32 reason; /* LX_DROP_NONE: the first fragment passed */
-	__u32 pad;
+	__u32 reason; /* LX_DROP_NONE: the first fragment passed (the only verdict stored) */
+	__u32 bytes;  /* payload of the later fragments that followed it */
+	__u64 first_ns;
 };
+
+#define LX_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL)
+#define LX_FRAG_MAX_BYTES  65535u
 
 /* ICMP allowed to protected hosts: key lx_icmp_key(family, type, code or LX_ICMP_ANY). */
 #define LX_ICMP_ANY 0x100

@@ -166,7 +166,7 @@ int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
 	r->tally.rules = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
 	r->tally.remarked = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
 	r->flows = table_new(sizeof(struct ref_flow_key), sizeof(struct ref_flow), 1u << 17);
-	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(uint32_t), 1u << 15);
+	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(struct ref_frag), 1u << 15);
 	if (!r->dscp || !r->tally.rules || !r->tally.remarked || !r->flows || !r->frags) {
 		ref_free(r);
 		return -1;
@@ -298,6 +298,7 @@ static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 	unsigned frag = be16(ip + 6);
 	if (frag & 0x1fff) {
 		p->kind = REF_LATER_FRAG;
+		p->frag_len = total - hlen;
 		return;
 	}
 	p->first_frag = (frag & 0x2000) != 0;
@@ -340,6 +341,7 @@ static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 			p->ipproto = ip[pos];
 			if (off & 0xfff8) {
 				p->kind = REF_LATER_FRAG;
+				p->frag_len = end - pos - 8;
 				return;
 			}
 			if (off & 1)
@@ -552,6 +554,12 @@ static void flow_key(const struct ref_pkt *p, int local_is_src, struct ref_flow_
 	memcpy(k->raddr, local_is_src ? p->daddr : p->saddr, 16);
 }
 
+/* 30 s, the kernel's ipfrag_time (a test run never comes near it: no ambiguity). */
+static int frag_expired(const struct ref_frag *f, struct ref_time now)
+{
+	return now.lo > f->first.hi && now.lo - f->first.hi > 30000000000ULL;
+}
+
 static void frag_key(const struct ref_pkt *p, struct ref_frag_key *k)
 {
 	memset(k, 0, sizeof(*k));
@@ -620,9 +628,16 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 	case REF_LATER_FRAG: {
 		struct ref_frag_key k;
 		frag_key(p, &k);
-		const uint32_t *first = table_get(r->frags, &k);
-		d->frag_followed = first != NULL;
-		return first ? *first : LX_DROP_FRAGMENT;
+		/* Only a passing first fragment is stored; it counts for 30 s and 64 KiB. */
+		const struct ref_frag *first = table_get(r->frags, &k);
+		if (!first || frag_expired(first, now) || first->bytes + p->frag_len > 65535)
+			return LX_DROP_FRAGMENT;
+		d->frag_followed = 1;
+		u->frag_key = k;
+		u->frag = *first;
+		u->frag.bytes += p->frag_len;
+		u->nfrags = 1;
+		return LX_DROP_NONE;
 	}
 	case REF_ICMP: {
 		int ok =
@@ -669,10 +684,16 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 	default:
 		return LX_DROP_NONE;
 	}
-	if (p->first_frag) { /* the later fragments follow this verdict */
-		frag_key(p, &u->frag_key);
-		u->frag_reason = reason;
-		u->nfrags = 1;
+	if (p->first_frag && reason == LX_DROP_NONE) { /* the later fragments follow it */
+		struct ref_frag_key k;
+		frag_key(p, &k);
+		const struct ref_frag *old = table_get(r->frags, &k);
+		if (!old || frag_expired(old, now)) { /* a live one is not replaced */
+			u->frag_key = k;
+			u->frag.first = now;
+			u->frag.bytes = 0;
+			u->nfrags = 1;
+		}
 	}
 	return reason;
 }
@@ -786,7 +807,7 @@ void ref_commit(struct ref *r, const struct ref_decision *d, const struct ref_up
 			fprintf(stderr, "reference: flow table full\n");
 			abort();
 		}
-	if (u->nfrags && table_put(r->frags, &u->frag_key, &u->frag_reason) < 0) {
+	if (u->nfrags && table_put(r->frags, &u->frag_key, &u->frag) < 0) {
 		fprintf(stderr, "reference: fragment table full\n");
 		abort();
 	}

@@ -829,16 +829,61 @@ static void test_fragments(void)
 		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
 		       "first fragment to forbidden udp 161 IPv%d", fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 0, 0x2001);
-		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
-		       "later fragment after a forbidden first drops with reason port IPv%d", fam);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment after a forbidden first: nothing was stored, fragment IPv%d",
+		       fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 1, 0x2002);
 		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "first fragment to udp 443 IPv%d",
 		       fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 0, 0x2002);
-		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed,
-		       "later fragment after a wrong-transport first drops with reason transport "
-		       "IPv%d",
-		       fam);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment after a wrong-transport first: fragment IPv%d", fam);
+
+		/* A second first fragment of the same datagram does not replace a passing one. */
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x2003);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment to udp 3478 (id 0x2003) IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 1, 0x2003);
+		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
+		       "a second first fragment, same id, to forbidden 161 IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x2003);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "the later fragment still follows the passing first IPv%d", fam);
+
+		/* At most 64 KiB of later fragments per datagram. */
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x2004);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment of a long datagram IPv%d", fam);
+		struct packet_spec ls = spec(IPPROTO_UDP, &PEER, 40000, &EXT, 3478, fam);
+		ls.payload_len = 1400;
+		ls.frag_offset = 9;
+		ls.more_fragments = 1;
+		ls.ipv6_fragment = fam == 6;
+		struct frame big = build(&ls);
+		size_t ipo = ip_off(&big);
+		if (fam == 4) {
+			big.b[ipo + 4] = 0x20;
+			big.b[ipo + 5] = 0x04;
+			ipv4_fix_checksum(big.b + ipo);
+		} else {
+			uint8_t *fh = big.b + ipo + 40;
+			memcpy(fh + 4, "\0\0\x20\x04", 4);
+		}
+		size_t len = fam == 4 ? (size_t)(big.b[ipo + 2] << 8 | big.b[ipo + 3]) -
+					    (size_t)(big.b[ipo] & 0x0f) * 4
+				      : (size_t)(big.b[ipo + 4] << 8 | big.b[ipo + 5]) - 8;
+		int passed = 0;
+		for (int k = 0; k < 60; k++) {
+			run(&in, &big);
+			if (R.retval != V_PASS)
+				break;
+			passed++;
+		}
+		ed.add[1][LX_DROP_FRAGMENT].packets++;
+		ed.add[1][LX_DROP_FRAGMENT].bytes += big.len;
+		CHECK(passed == (int)(65535 / len) && R.retval == V_DROP &&
+			  R.last.reason == LX_DROP_FRAGMENT,
+		      "%s [64 KiB cap IPv%d]: %d later fragments of %zu bytes pass (want %zu), the "
+		      "next drops as fragment",
+		      in.name, fam, passed, len, 65535 / len);
 
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x3001);
 		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
