@@ -841,7 +841,8 @@ static void test_fragments(void)
 
 		/* A second first fragment of the same datagram does not replace a passing one. */
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x2003);
-		expect(&in, &f, V_PASS, 0, &ed, "first fragment to udp 3478 (id 0x2003) IPv%d", fam);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment to udp 3478 (id 0x2003) IPv%d",
+		       fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 1, 0x2003);
 		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
 		       "a second first fragment, same id, to forbidden 161 IPv%d", fam);
