@@ -31,9 +31,6 @@
 #define TCP_RST		  0x04
 #define NSEC_PER_SEC	  1000000000ULL
 
-/* The kernel's tick rate, for the drop log's one-second window (0 when libbpf cannot tell). */
-extern unsigned int CONFIG_HZ __kconfig __weak;
-
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
@@ -214,6 +211,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } lx_droplog SEC(".maps");
+
+// Per CPU: the coarse clock as last read from the kernel, and in which jiffy (clock_ns).
+// Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_clock);
+} lx_clock SEC(".maps");
 
 // Per-CPU one-second window of the drop-log rate limit. Written by the program.
 struct {
@@ -708,14 +714,28 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 }
 
 /*
- * The coarse clock (jiffies resolution, plenty for timeouts of seconds), read at most once
- * per packet and only where a timeout needs it: every helper call costs, several times more
- * on CPUs whose returns go through a mitigation thunk.
+ * The coarse clock (CLOCK_MONOTONIC_COARSE: it moves once per jiffy, plenty for timeouts of
+ * seconds), only where a timeout needs it, and read from the kernel once per jiffy and CPU:
+ * jiffies are an inlined load, while every helper call costs, several times more on CPUs
+ * whose returns go through a mitigation thunk. Within a jiffy the cached value is what the
+ * helper returns, or at most one tick behind when it was read as the tick was being applied.
  */
 static __always_inline __u64 clock_ns(__u64 *now)
 {
-	if (!*now)
-		*now = bpf_ktime_get_coarse_ns();
+	if (*now)
+		return *now;
+	__u32 zero = 0;
+	__u64 j = bpf_jiffies64();
+	struct lx_clock *c = bpf_map_lookup_elem(&lx_clock, &zero);
+	if (c && c->jiffies == j && c->ns) {
+		*now = c->ns;
+		return *now;
+	}
+	*now = bpf_ktime_get_coarse_ns();
+	if (c) {
+		c->jiffies = j;
+		c->ns = *now;
+	}
 	return *now;
 }
 
@@ -913,15 +933,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
-	/* The window in jiffies, which the verifier inlines: a flood of drops reads no clock.
-	 * (start_ns holds jiffies then; only this function reads it.) */
-	if (CONFIG_HZ) {
-		__u64 j = bpf_jiffies64();
-		if (j - w->start_ns >= CONFIG_HZ) {
-			w->start_ns = j;
-			w->sent = 0;
-		}
-	} else if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
+	if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
 		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}

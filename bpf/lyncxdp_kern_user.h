@@ -333,6 +333,12 @@ struct lx_drop_event {
 	__u8 daddr[16];
 };
 
+/* The program's per-CPU cache of the coarse clock (lx_clock): read once per jiffy. */
+struct lx_clock {
+	__u64 jiffies;
+	__u64 ns; /* CLOCK_MONOTONIC_COARSE, as bpf_ktime_get_coarse_ns() returned it */
+};
+
 /* Rate limit of the drop log, per CPU. */
 struct lx_droplog_window {
 	__u64 start_ns;

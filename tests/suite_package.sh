@@ -120,7 +120,7 @@ rc=$?
 expect_eq "installed: lyncxdp check --site /usr/share/lyncxdp/site.example exits 0" 0 "$rc"
 check "installed: check finds the packaged matrix (/usr/share/lyncxdp/maps)" \
 	grep -q '^/usr/sbin/../share/lyncxdp/maps/sfb2015.matrix: sfb2015' <<<"$out"
-for p in $(cd "$TOP/maps" && ls -- *.matrix | sed 's/\.matrix$//'); do
+for p in $(cd "$TOP/maps" && ls -- *.matrix | sed 's/\.matrix$//') sfb2015,teams; do
 	check "installed: check --product $p" in_root lyncxdp check --product "$p" --site /usr/share/lyncxdp/site.example
 done
 

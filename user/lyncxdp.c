@@ -66,8 +66,8 @@ static const char usage_main[] =
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
     "\n"
-    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019), teams;\n"
-    "a hybrid site combines several: --product sfb2015,teams.\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015, teams (default sfb2015, also SfB 2019;\n"
+    "a hybrid site combines several: --product sfb2015,teams).\n"
     "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
