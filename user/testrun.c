@@ -46,6 +46,11 @@ int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_er
 	return loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err);
 }
 
+int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err)
+{
+	return loader_set_side(loader_iface_config_fd(t->skel), 0, side, err);
+}
+
 void testrun_close(struct testrun *t)
 {
 	loader_destroy(t->skel);
