@@ -71,6 +71,7 @@ struct ref_pkt {
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
 	int frag_proto;	 /* the protocol a fragment is remembered by */
+	size_t frag_len; /* a later fragment's payload */
 	const char *why; /* for REF_MALFORMED: what is wrong */
 };
 
@@ -109,6 +110,12 @@ struct ref_frag_key {
 	uint8_t saddr[16], daddr[16];
 };
 
+/* A first fragment that passed: when, and the later fragments' payload since. */
+struct ref_frag {
+	struct ref_time first;
+	uint64_t bytes;
+};
+
 /* State updates a decision makes, applied by ref_commit. */
 struct ref_updates {
 	int nflows;
@@ -116,7 +123,7 @@ struct ref_updates {
 	struct ref_flow flow[2];
 	int nfrags;
 	struct ref_frag_key frag_key;
-	uint32_t frag_reason;
+	struct ref_frag frag;
 };
 
 struct ref_count {

@@ -346,7 +346,8 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 		struct lx_rule_action a = { .dscp = c->dscp[i],
 					    .kind = (__u8)m->rules[i].kind,
 					    .client = (__u8)m->roles[m->rules[i].role].client,
-					    .rank = c->rank[i] };
+					    .rank = c->rank[i],
+					    .from_groups = c->from_groups[i] };
 		__u32 id = c->ids[i];
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
