@@ -458,6 +458,12 @@ expect_eq "enforce: the flows opened meanwhile are the Edge's own connection, no
 	$((flows0 + 1)) "$(lx $G status --json | jq .flows.opened)"
 check "status: flow-table occupancy and evictions" \
 	jq -e '.flows.max == 65536 and .flows.entries >= 1 and .flows.evicted == 0' <<<"$(lx $G status --json)"
+# The exporter publishes the same occupancy (the fleet's LyncxdpFlowTableNearFull alert reads it).
+expect_eq "stats --prometheus: lyncxdp_flows, _max, _opened_total, _evicted_total equal status --json" \
+	"$(lx $G status --json | jq -r '.flows | "\(.entries) \(.max) \(.opened) \(.evicted)"')" \
+	"$(lx $G stats --prometheus | awk '$1 == "lyncxdp_flows" { e = $2 } $1 == "lyncxdp_flows_max" { m = $2 }
+		$1 == "lyncxdp_flows_opened_total" { o = $2 } $1 == "lyncxdp_flows_evicted_total" { v = $2 }
+		END { print e, m, o, v }')"
 $PY - "$T/sdrops.json" "$E4" "$C4" "$E6" "$C6" >"$T/sdrops.check" <<'EOF'
 import json, sys
 path, e4, c4, e6, c6 = sys.argv[1:]

@@ -169,6 +169,30 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 	fprintf(out, "lyncxdp_rules %u\n", st->rules_active);
 }
 
+/* lx_flows: what `status` shows, so that a fleet can alert before the LRU evicts live flows. */
+static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
+{
+	const struct {
+		const char *name, *type, *help;
+		unsigned long long value;
+	} rows[] = {
+		{ "lyncxdp_flows", "gauge", "Entries in the flow table of protected hosts.",
+		  fu->entries },
+		{ "lyncxdp_flows_live", "gauge", "Flow table entries not yet timed out.",
+		  fu->live },
+		{ "lyncxdp_flows_max", "gauge",
+		  "Capacity of the flow table (the site's flows line).", fu->max },
+		{ "lyncxdp_flows_opened_total", "counter", "Flows opened by protected hosts.",
+		  fu->opened },
+		{ "lyncxdp_flows_evicted_total", "counter",
+		  "Flow table entries replaced by newer ones (opened - present).", fu->evicted },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		header(out, rows[i].name, rows[i].type, rows[i].help);
+		fprintf(out, "%s %llu\n", rows[i].name, rows[i].value);
+	}
+}
+
 static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 {
 	const char *names[] = { "lx_counters", "lx_special",   "lx_remarked",
@@ -205,7 +229,10 @@ int metrics_write(FILE *out, struct text_error *err)
 	}
 	struct lx_map_fds fds;
 	struct iface_report ir[LX_MAX_IFACES];
+	struct attach_flow_usage fu;
 	int n = 0, rc = 0;
+	if (attach_flow_usage(&fu, err) < 0)
+		return -1;
 	if (open_fds(&fds, err) < 0) {
 		close_fds(&fds);
 		return -1;
@@ -220,6 +247,7 @@ int metrics_write(FILE *out, struct text_error *err)
 	}
 	if (rc == 0) {
 		info_metrics(out, &st, ir, n);
+		flow_metrics(out, &fu);
 		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.",
 			    0, 0);
 		rule_metric(out, ir, n, "lyncxdp_bytes_total",
