@@ -16,6 +16,7 @@ void compile_free(struct compiled *c)
 	free(c->active);
 	free(c->dscp);
 	free(c->ids);
+	free(c->media);
 	memset(c, 0, sizeof(*c));
 }
 

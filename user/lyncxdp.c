@@ -25,9 +25,11 @@
 #include "metrics.h"
 #include "json.h"
 #include "matrix.h"
+#include "media.h"
 #include "packet.h"
 #include "site.h"
 #include "stats.h"
+#include "streams.h"
 #include "testrun.h"
 
 #ifndef LYNCXDP_VERSION
@@ -60,7 +62,7 @@ static const char usage_main[] =
     "          PROTO SRC:PORT DST:PORT\n"
     "                     run one packet through the real program and say what it decides\n"
     "  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
-    "         [--json] [--all]\n"
+    "         [--json] [--all] [--streams]\n"
     "                     run every frame of a capture through the real program\n"
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
@@ -84,6 +86,8 @@ struct inputs {
 	struct matrix m;
 	struct site s;
 	struct compiled c;
+	char media_path[PATH_MAX];
+	struct media_table media;
 };
 
 static int file_exists(const char *path)
@@ -123,6 +127,13 @@ static int resolve_product(struct inputs *in)
 	return -1;
 }
 
+static void free_inputs(struct inputs *in)
+{
+	compile_free(&in->c);
+	site_free(&in->s);
+	matrix_free(&in->m);
+}
+
 static int load_inputs(struct inputs *in)
 {
 	struct text_error err;
@@ -152,14 +163,19 @@ static int load_inputs(struct inputs *in)
 		matrix_free(&in->m);
 		return -1;
 	}
+	if (media_find(in->matrix_path, in->media_path, sizeof(in->media_path)) < 0) {
+		fprintf(stderr, "lyncxdp: the media data file (maps/media) is not installed beside "
+				"the matrices (set LYNCXDP_MAPS to the maps directory)\n");
+		free_inputs(in);
+		return -1;
+	}
+	if (media_load(in->media_path, &in->media, &err) < 0 ||
+	    compile_media(&in->c, &in->m, &in->s, &in->media, &err) < 0) {
+		fprintf(stderr, "lyncxdp: %s\n", err.msg);
+		free_inputs(in);
+		return -1;
+	}
 	return 0;
-}
-
-static void free_inputs(struct inputs *in)
-{
-	compile_free(&in->c);
-	site_free(&in->s);
-	matrix_free(&in->m);
 }
 
 enum { OPT_PRODUCT = 'p', OPT_MATRIX = 'm', OPT_SITE = 's', OPT_JSON = 'j', OPT_HELP = 'h' };
@@ -585,13 +601,15 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
 	fds->drops = fds->remarked < 0 ? -1 : pinned_map_fd("lx_drops", err);
 	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
-	fds->droplog_rl = fds->state = fds->last = -1;
-	return fds->rule_info < 0 ? -1 : 0;
+	fds->media = fds->rule_info < 0 ? -1 : pinned_map_fd("lx_media", err);
+	fds->droplog_rl = fds->state = fds->last = fds->streams = -1;
+	return fds->media < 0 ? -1 : 0;
 }
 
 static void close_pinned(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special, fds->remarked, fds->drops, fds->rule_info };
+	int all[] = { fds->counters, fds->special,   fds->remarked,
+		      fds->drops,    fds->rule_info, fds->media };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
@@ -830,11 +848,13 @@ static int cmd_explain(int argc, char **argv)
 
 static const char help_replay[] =
     "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-    "                      FILE [--json] [--all]\n"
+    "                      FILE [--json] [--all] [--streams]\n"
     "\n"
     "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
     "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
-    "including what the policy dropped (enforce) or would drop (monitor).\n";
+    "including what the policy dropped (enforce) or would drop (monitor).\n"
+    "  --streams  print the RTP streams of media services instead, as `lyncxdp streams`,\n"
+    "             with the capture's timestamps as arrival times\n";
 
 struct replay_ctx {
 	struct testrun *t;
@@ -842,10 +862,11 @@ struct replay_ctx {
 	int failed;
 };
 
-static int replay_frame(const uint8_t *frame, size_t len, void *arg)
+static int replay_frame(const uint8_t *frame, size_t len, uint64_t ts_ns, void *arg)
 {
 	struct replay_ctx *ctx = arg;
 	static struct testrun_result res;
+	testrun_set_time(ctx->t, ts_ns); /* media streams: the capture's arrival times */
 	if (testrun_frame(ctx->t, frame, len, &res, ctx->err) < 0) {
 		ctx->failed = 1;
 		return 1;
@@ -860,11 +881,12 @@ static int cmd_replay(int argc, char **argv)
 					      { "all", no_argument, NULL, 'a' },
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
+					      { "streams", no_argument, NULL, 'M' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
-	int opt, policy = LX_POLICY_MONITOR, tag = 0;
+	int opt, policy = LX_POLICY_MONITOR, tag = 0, streams = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
@@ -874,6 +896,8 @@ static int cmd_replay(int argc, char **argv)
 			continue;
 		else if (opt == 'T')
 			tag = 1;
+		else if (opt == 'M')
+			streams = 1;
 		else if (opt == OPT_JSON)
 			po.json = 1;
 		else if (opt == 'a')
@@ -897,8 +921,22 @@ static int cmd_replay(int argc, char **argv)
 	if (rc == 0 &&
 	    testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0)
 		rc = fail(&err);
-	if (rc == 0 && (capture_foreach(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))
+	if (rc == 0 &&
+	    (capture_foreach_timed(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))
 		rc = fail(&err);
+	if (rc == 0 && streams) {
+		struct streams_report sr;
+		struct streams_print_opts so = { .json = po.json, .t = &in.media };
+		if (streams_collect(t.fds.streams, t.fds.rule_info, &in.media, 1u, &sr, &err) < 0) {
+			rc = fail(&err);
+		} else {
+			streams_print(stdout, &sr, &so);
+			streams_free(&sr);
+		}
+		testrun_close(&t);
+		free_inputs(&in);
+		return rc;
+	}
 	if (rc == 0 && testrun_report(&t, &report, &err) < 0)
 		rc = fail(&err);
 	if (rc == 0) {

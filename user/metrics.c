@@ -15,6 +15,7 @@
 
 #include "attach.h"
 #include "matrix.h"
+#include "media.h"
 #include "stats.h"
 
 #ifndef LYNCXDP_VERSION
@@ -75,6 +76,30 @@ static void rule_metric(FILE *out, const struct iface_report *ir, int n, const c
 			rule_labels(out, ir[i].ifs->name, row);
 			fprintf(out, "} %llu\n",
 				(unsigned long long)(bytes ? c->bytes : c->packets));
+		}
+}
+
+/* Per media service, rule and direction: packets and bytes by what they carried. */
+static void media_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
+{
+	const char *name = bytes ? "lyncxdp_media_bytes_total" : "lyncxdp_media_packets_total";
+	header(out, name, "counter",
+	       bytes ? "Bytes of media services' UDP packets by what they carry (label media)."
+		     : "Packets of media services' UDP packets by what they carry (label media: "
+		       "stun, audio, video, sharing, rtcp, dtls, other).");
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < ir[i].r.nrows; k++) {
+			const struct stats_row *row = &ir[i].r.rows[k];
+			if (!row->info.media)
+				continue;
+			for (int m = 0; m < LX_MEDIA_MAX; m++) {
+				fprintf(out, "%s{", name);
+				rule_labels(out, ir[i].ifs->name, row);
+				label(out, "media", media_kind_name(m), 0);
+				fprintf(out, "} %llu\n",
+					(unsigned long long)(bytes ? row->media[m].bytes
+								   : row->media[m].packets));
+			}
 		}
 }
 
@@ -149,12 +174,12 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 
 static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 {
-	const char *names[] = { "lx_counters", "lx_special", "lx_remarked", "lx_drops",
-				"lx_rule_info" };
-	int *slots[] = { &fds->counters, &fds->special, &fds->remarked, &fds->drops,
-			 &fds->rule_info };
+	const char *names[] = { "lx_counters", "lx_special",   "lx_remarked",
+				"lx_drops",    "lx_rule_info", "lx_media" };
+	int *slots[] = { &fds->counters, &fds->special,	  &fds->remarked,
+			 &fds->drops,	 &fds->rule_info, &fds->media };
 	memset(fds, -1, sizeof(*fds));
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < 6; i++)
 		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
 			return -1;
 	return 0;
@@ -162,8 +187,9 @@ static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 
 static void close_fds(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special, fds->remarked, fds->drops, fds->rule_info };
-	for (size_t i = 0; i < 5; i++)
+	int all[] = { fds->counters, fds->special,   fds->remarked,
+		      fds->drops,    fds->rule_info, fds->media };
+	for (size_t i = 0; i < 6; i++)
 		if (all[i] >= 0)
 			close(all[i]);
 }
@@ -203,6 +229,8 @@ int metrics_write(FILE *out, struct text_error *err)
 			    "Bytes (whole frames) per rule and direction.", 0, 1);
 		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",
 			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
+		media_metric(out, ir, n, 0);
+		media_metric(out, ir, n, 1);
 		special_metric(out, ir, n, 0);
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);

@@ -13,7 +13,8 @@ struct stats_row {
 	uint32_t dir;
 	struct lx_rule_info info;
 	struct lx_count count;
-	struct lx_count remarked; /* DSCP rewritten by the tag mode */
+	struct lx_count remarked;	     /* DSCP rewritten by the tag mode */
+	struct lx_count media[LX_MEDIA_MAX]; /* media services: what their UDP packets carry */
 };
 
 struct stats_report {

@@ -16,9 +16,11 @@ int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
-	struct loader_opts lo = {
-		.iface_slot = 0, .rule_cap = t->rule_cap, .record_last = 1, .size_for = c
-	};
+	struct loader_opts lo = { .iface_slot = 0,
+				  .rule_cap = t->rule_cap,
+				  .record_last = 1,
+				  .size_for = c,
+				  .replay_clock = 1 };
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
@@ -35,6 +37,11 @@ int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err)
 {
 	return loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err);
+}
+
+void testrun_set_time(struct testrun *t, uint64_t ns)
+{
+	loader_set_replay_time(t->skel, ns);
 }
 
 void testrun_close(struct testrun *t)
