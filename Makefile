@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH)
 LIB_SRCS := $(filter-out user/lyncxdp.c,$(wildcard user/*.c))
 LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
-TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress
+TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress $(BUILD)/test_media
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
 .PHONY: all deps demo test test-unit format format-check install clean help
@@ -91,7 +91,7 @@ LX_CMDS := attach reload set detach status stats exporter drops explain replay c
 install: all
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp
 	install -d $(DESTDIR)/usr/local/share/lyncxdp/maps
-	install -m 0644 maps/*.matrix maps/site.example maps/README.md \
+	install -m 0644 maps/*.matrix maps/media maps/site.example maps/README.md \
 		$(DESTDIR)/usr/local/share/lyncxdp/maps/
 	install -D -m 0755 scripts/lyncxdp-service $(DESTDIR)/usr/local/lib/lyncxdp/lyncxdp-service
 	install -d $(DESTDIR)$(UNITDIR)

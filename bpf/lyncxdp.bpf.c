@@ -976,9 +976,15 @@ static __always_inline void stream_jitter(struct lx_stream *s, const struct rtp_
 		d = -d;
 	s->jitter += (__u64)d - ((s->jitter + 8) >> 4);
 	int regular = !r->marker && !cn && !s->last_cn && (__s32)(r->ts - s->last_ts) >= 0;
-	if (regular && packets_before)
-		s->mean_jitter =
-		    (s->mean_jitter * (packets_before - 1) + s->jitter) / packets_before;
+	if (!regular || !packets_before)
+		return;
+	/* mean += (jitter - mean) / n, kept 2^16 finer than the jitter so that truncating
+	 * at every packet does not add up */
+	__u64 target = s->jitter << 16;
+	if (target >= s->mean_jitter)
+		s->mean_jitter += (target - s->mean_jitter) / packets_before;
+	else
+		s->mean_jitter -= (s->mean_jitter - target) / packets_before;
 }
 
 static __always_inline __u16 seq_next(__u16 seq)

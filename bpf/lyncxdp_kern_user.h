@@ -414,7 +414,7 @@ struct lx_stream {
 	__u64 reordered;
 	__u64 duplicates;
 	__u64 jitter;	   /* RFC 3550 A.8, 1/256 timestamp unit */
-	__u64 mean_jitter; /* 1/256 timestamp unit */
+	__u64 mean_jitter; /* 1/2^24 timestamp unit */
 	__u64 window;	   /* bit i: sequence max_seq - i was received */
 	__u32 cycles;	   /* sequence wraps << 16 */
 	__u32 base_seq;

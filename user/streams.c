@@ -35,7 +35,7 @@ static void derive(struct stream_row *row, const struct media_table *t)
 	row->loss = row->expected ? (double)row->lost / (double)row->expected : 0.0;
 	double unit_ms = s->clock_hz ? 1000.0 / s->clock_hz / 256.0 : 0.0;
 	row->jitter_ms = (double)s->jitter * unit_ms;
-	row->mean_jitter_ms = (double)s->mean_jitter * unit_ms;
+	row->mean_jitter_ms = (double)s->mean_jitter * unit_ms / 65536.0;
 	row->verdict =
 	    t ? media_verdict(t, s->kind, s->packets, row->loss, row->jitter_ms) : "unclassified";
 }
