@@ -86,7 +86,7 @@ format-check:
 # only the .example is installed). Then: systemctl daemon-reload.
 UNITDIR ?= /etc/systemd/system
 DOCDIR  := /usr/local/share/doc/lyncxdp
-LX_CMDS := attach reload set detach status stats exporter drops explain replay check
+LX_CMDS := attach reload set detach status stats exporter streams drops explain replay check
 
 install: all
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp

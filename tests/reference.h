@@ -70,7 +70,9 @@ struct ref_pkt {
 	uint8_t icmp_type, icmp_code;
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
-	int frag_proto;	 /* the protocol a fragment is remembered by */
+	int frag_proto;		    /* the protocol a fragment is remembered by */
+	const uint8_t *udp_payload; /* UDP: the payload, udp_payload_len bytes by the IP length */
+	size_t udp_payload_len;
 	const char *why; /* for REF_MALFORMED: what is wrong */
 };
 
@@ -88,6 +90,8 @@ struct ref_decision {
 	int frag_followed; /* a later fragment found its first fragment's verdict */
 	int expired_flow;  /* a reply found its flow, but expired */
 	int ambiguous;	   /* expiry checks that the clock could not settle (see choices) */
+	uint32_t media;	   /* enum lx_media_kind of a media service's UDP packet, else MAX */
+	int media_tagged;  /* the tag mode wrote the DSCP of what a mixed service carried */
 };
 
 struct ref_flow_key {
@@ -107,8 +111,25 @@ struct ref_frag_key {
 	uint8_t saddr[16], daddr[16];
 };
 
+/* An RTP stream of a media service, as far as the tag mode needs it: confirmed or not. */
+struct ref_stream_key {
+	uint8_t family;
+	uint16_t sport, dport;
+	uint32_t ssrc;
+	uint8_t saddr[16], daddr[16];
+};
+
+struct ref_stream {
+	int confirmed;
+	uint16_t last_seq; /* on probation: the one packet seen */
+	int kind;	   /* enum lx_media_kind of its payload type */
+};
+
 /* State updates a decision makes, applied by ref_commit. */
 struct ref_updates {
+	int nstreams;
+	struct ref_stream_key stream_key;
+	struct ref_stream stream;
 	int nflows;
 	struct ref_flow_key flow_key[2];
 	struct ref_flow flow[2];
@@ -143,7 +164,16 @@ struct ref {
 	struct ref_table *flows;
 	struct ref_table *frags;
 	struct ref_tally tally;
+	/* Media (README "Media and call quality"), set by ref_set_media; none by default. */
+	const uint8_t *media_rule;	   /* [rule index] 1: UDP payloads inspected */
+	uint8_t media_dscp[LX_MEDIA_MAX];  /* tag mode, `-` media services, per kind */
+	uint8_t pt_kind[LX_PAYLOAD_TYPES]; /* payload type -> kind, LX_MEDIA_OTHER unknown */
+	struct ref_table *streams;
 };
+
+/* Media inspection as the program does it: rules inspected, DSCP per kind, payload types. */
+void ref_set_media(struct ref *r, const uint8_t *media_rule, const uint8_t *media_dscp,
+		   const uint8_t *pt_kind);
 
 int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
 	     const struct ref_timeouts *t, uint32_t compat);
@@ -154,6 +184,7 @@ void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag);
 void ref_clear_state(struct ref *r);
 size_t ref_nflows(const struct ref *r);
 size_t ref_nfrags(const struct ref *r);
+size_t ref_nstreams(const struct ref *r);
 
 /* The reference's packet parser (compat: enum ref_compat bits for the parse). */
 void ref_parse(const uint8_t *frame, size_t len, uint32_t compat, struct ref_pkt *p);

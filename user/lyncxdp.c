@@ -56,6 +56,8 @@ static const char usage_main[] =
     "                     per-service packet and byte counters, drops by reason\n"
     "  exporter --listen ADDR:PORT\n"
     "                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
+    "  streams [IFACE] [--json] [--interval S [--count N]]\n"
+    "                     RTP streams of media services: loss, jitter, poor-stream verdict\n"
     "  drops [--json] [--seconds S] [--count N]\n"
     "                     stream the log of dropped (or would-drop) packets\n"
     "  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
@@ -714,6 +716,113 @@ static int cmd_stats(int argc, char **argv)
 	return rc;
 }
 
+/* ---- streams ---- */
+
+static const char help_streams[] =
+    "Usage: lyncxdp streams [IFACE] [--json] [--interval SECONDS [--count N]]\n"
+    "\n"
+    "RTP streams the attached program tracks in media services (maps/media): per stream\n"
+    "(5-tuple and SSRC) the role, service, direction, media type, codec, packets, loss,\n"
+    "interarrival jitter (RFC 3550) and a verdict against Microsoft's Call Quality\n"
+    "Dashboard thresholds for a poor stream (see README, \"Media and call quality\").\n"
+    "  --interval S  print again every S seconds; --count N stops after N\n";
+
+/* The program's clock is CLOCK_MONOTONIC: this makes its times wall-clock times. */
+static int64_t monotonic_to_epoch(uint64_t *now_mono)
+{
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	*now_mono = (uint64_t)mono.tv_sec * 1000000000ULL + (uint64_t)mono.tv_nsec;
+	return ((int64_t)rt.tv_sec - (int64_t)mono.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec);
+}
+
+static int cmd_streams(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
+					      { "interval", required_argument, NULL, 'i' },
+					      { "count", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	struct streams_print_opts so = { 0 };
+	double interval = 0;
+	unsigned long count = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		char *end;
+		if (opt == OPT_JSON)
+			so.json = 1;
+		else if (opt == 'i') {
+			interval = strtod(optarg, &end);
+			if (*end || !(interval >= 0.1 && interval <= 86400))
+				return usage_error("streams",
+						   "--interval is seconds, 0.1 to 86400");
+		} else if (opt == 'c') {
+			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
+				return usage_error("streams", "--count is a positive number");
+		} else if (opt == OPT_HELP)
+			return fputs(help_streams, stdout), 0;
+		else
+			return option_error("streams", opt, argv);
+	}
+	if (argc - optind > 1)
+		return usage_error("streams", "at most one interface");
+	const char *ifname = argc > optind ? argv[optind] : NULL;
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	struct lx_state st;
+	struct text_error err;
+	int attached = state_read(&st, &err);
+	if (attached < 0)
+		return fail(&err);
+	if (!attached) {
+		fprintf(stderr, "lyncxdp: not attached to any interface\n");
+		return 1;
+	}
+	uint32_t mask = slot_mask_for(&st, ifname);
+	if (!mask) {
+		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
+		return 1;
+	}
+	/* Codec names and thresholds: the media data beside the attached matrix. */
+	static struct media_table media;
+	char media_path[PATH_MAX];
+	if (media_find(st.matrix, media_path, sizeof(media_path)) == 0 &&
+	    media_load(media_path, &media, &err) == 0)
+		so.t = &media;
+	int streams_fd = pinned_map_fd("lx_streams", &err);
+	int info_fd = streams_fd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
+	if (streams_fd < 0 || info_fd < 0) {
+		if (streams_fd >= 0)
+			close(streams_fd);
+		return fail(&err);
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	for (unsigned long n = 0; !stop_requested; n++) {
+		struct streams_report r;
+		if (streams_collect(streams_fd, info_fd, so.t, mask, &r, &err) < 0) {
+			rc = fail(&err);
+			break;
+		}
+		so.epoch_offset_ns = monotonic_to_epoch(&so.now_ns);
+		if (n && !so.json)
+			fputc('\n', stdout);
+		streams_print(stdout, &r, &so);
+		streams_free(&r);
+		if (!interval || (count && n + 1 >= count))
+			break;
+		struct timespec ts = { (time_t)interval,
+				       (long)((interval - (double)(time_t)interval) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+	close(streams_fd);
+	close(info_fd);
+	return rc;
+}
+
 /* ---- explain ---- */
 
 static const char help_explain[] =
@@ -1076,7 +1185,7 @@ static const struct cmd commands[] = {
 	{ "explain", cmd_explain, help_explain },    { "replay", cmd_replay, help_replay },
 	{ "check", cmd_check, help_check },	     { "set", cmd_set, help_set },
 	{ "reload", cmd_reload, help_reload },	     { "drops", cmd_drops, help_drops },
-	{ "exporter", cmd_exporter, help_exporter },
+	{ "exporter", cmd_exporter, help_exporter }, { "streams", cmd_streams, help_streams },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
