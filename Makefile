@@ -110,7 +110,8 @@ clean:
 
 # ---- `make bench`: per-packet cost, throughput, scaling, control plane (scripts/bench.sh).
 # Not part of `make test` or CI. BENCH_SECONDS shortens the throughput runs (default 10).
-BENCH_BPF := $(BUILD)/bench_pass.bpf.o $(BUILD)/bench_drop.bpf.o $(BUILD)/bench_txgen.bpf.o
+BENCH_BPF := $(BUILD)/bench_pass.bpf.o $(BUILD)/bench_floor.bpf.o $(BUILD)/bench_drop.bpf.o \
+             $(BUILD)/bench_txgen.bpf.o
 
 $(BUILD)/bench_%.bpf.o: bpf/bench_%.bpf.c | $(BUILD)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@

@@ -40,14 +40,30 @@ const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the k
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;
 
-// IPv4 prefixes (not /32) -> role-set group id. Written by the loader from the site file.
+// IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LX_MAX_PREFIXES);
-	__type(key, struct lx_lpm4_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_DIR4_L1);
+	__type(key, __u32);
 	__type(value, __u32);
-} tbl_lpm4 SEC(".maps");
+} tbl_dir4_l1 SEC(".maps");
+
+// Chunk -> by the third byte: group, or LX_DIR4_CHILD | chunk of tbl_dir4_l3. Loader, sized
+// for the site.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_dir4_l2);
+} tbl_dir4_l2 SEC(".maps");
+
+// Chunk -> by the last byte: group. Loader, sized for the site.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_dir4_l3);
+} tbl_dir4_l3 SEC(".maps");
 
 // IPv6 prefixes (not /128) -> role-set group id. Written by the loader.
 struct {
@@ -58,15 +74,6 @@ struct {
 	__type(value, __u32);
 } tbl_lpm6 SEC(".maps");
 
-// IPv4 hosts (/32) -> group id, roles of covering prefixes included. Written by the loader.
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LX_MAX_PREFIXES);
-	__type(key, __u32);
-	__type(value, __u32);
-} tbl_host4 SEC(".maps");
-
 // IPv6 hosts (/128) -> group id. Written by the loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -75,14 +82,6 @@ struct {
 	__type(key, struct lx_addr6);
 	__type(value, __u32);
 } tbl_host6 SEC(".maps");
-
-// One bit per IPv4 /24 touched by a site prefix (lx_filter4_bit). Written by the loader.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LX_FILTER_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} tbl_filter4 SEC(".maps");
 
 // One bit per hashed IPv6 /32 touched by a site prefix (lx_filter6_bit). Written by the loader.
 struct {
@@ -109,12 +108,12 @@ struct {
 	__type(value, struct lx_rule_slot);
 } tbl_rules SEC(".maps");
 
-// (group, proto, the peer's port) -> outbound-to rule id. Written by the loader.
+// (group, proto, the peer's port) -> outbound-to rule id, laid out as tbl_rules. Loader.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LX_MAX_REMOTE);
-	__type(key, struct lx_remote_key);
-	__type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_RULE_TABLE_SIZE);
+	__type(key, __u32);
+	__type(value, struct lx_rule_slot);
 } tbl_remote SEC(".maps");
 
 // Rule id -> kind and DSCP. Written by the loader; sized rule_cap.
@@ -496,6 +495,27 @@ static __always_inline int filtered_out(void *filter, __u32 bit)
 	return !w || !(*w & (1ULL << (bit % 64)));
 }
 
+/* The group of an IPv4 address (host byte order): three array reads at most. */
+static __always_inline __u32 group_of4(__u32 a)
+{
+	__u32 key = a >> 16;
+	__u32 *l1 = bpf_map_lookup_elem(&tbl_dir4_l1, &key);
+	if (!l1)
+		return 0;
+	if (!(*l1 & LX_DIR4_CHILD))
+		return *l1;
+	key = *l1 & ~LX_DIR4_CHILD;
+	struct lx_dir4_l2 *l2 = bpf_map_lookup_elem(&tbl_dir4_l2, &key);
+	if (!l2)
+		return 0;
+	__u32 v = l2->entry[(a >> 8) & 0xff];
+	if (!(v & LX_DIR4_CHILD))
+		return v;
+	key = v & ~LX_DIR4_CHILD;
+	struct lx_dir4_l3 *l3 = bpf_map_lookup_elem(&tbl_dir4_l3, &key);
+	return l3 ? l3->group[a & 0xff] : 0;
+}
+
 static __always_inline __u32 group_of(const struct packet *p, const struct lx_addr6 *addr,
 				      __u32 flags)
 {
@@ -503,24 +523,8 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 
 	__builtin_memcpy(&top, addr->addr, 4);
 	top = bpf_ntohl(top);
-	if (p->family == 4) {
-		__u32 a4;
-		if (filtered_out(&tbl_filter4, lx_filter4_bit(top)))
-			return 0;
-		__builtin_memcpy(&a4, addr->addr, 4);
-		if (flags & LX_CFG_HOST4) {
-			group = bpf_map_lookup_elem(&tbl_host4, &a4);
-			if (group)
-				return *group;
-		}
-		if (flags & LX_CFG_NET4) {
-			struct lx_lpm4_key key = { .prefixlen = 32, .addr = a4 };
-			group = bpf_map_lookup_elem(&tbl_lpm4, &key);
-			if (group)
-				return *group;
-		}
-		return 0;
-	}
+	if (p->family == 4)
+		return group_of4(top);
 	if ((flags & LX_CFG_FILTER6) && filtered_out(&tbl_filter6, lx_filter6_bit(top)))
 		return 0;
 	if (flags & LX_CFG_HOST6) {
@@ -562,9 +566,9 @@ static __always_inline __u32 local_rule(__u32 group, __u32 proto, __u16 port)
 /* The outbound-to rule of a group toward a peer's port. */
 static __always_inline __u32 remote_rule(__u32 group, __u32 proto, __u16 port)
 {
-	struct lx_remote_key key = { .group = group, .proto = (__u16)proto, .port = port };
-	__u32 *rule = bpf_map_lookup_elem(&tbl_remote, &key);
-	return rule ? *rule : 0;
+	__u32 idx = lx_rule_slot_index(group, proto, port);
+	struct lx_rule_slot *slot = bpf_map_lookup_elem(&tbl_remote, &idx);
+	return slot ? slot->rule[port % LX_RULES_PER_SLOT] : 0;
 }
 
 static __always_inline __u32 rule_kind(__u32 rule)

@@ -162,6 +162,23 @@ static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforc
 	return (slot * LX_DROP_MAX + reason) * 2 + enforced;
 }
 
+/*
+ * IPv4 address -> group in three levels of 16, 8 and 8 bits (user/addr4.h builds them): an l1
+ * or l2 entry is a group, or LX_DIR4_CHILD | the index of the chunk of the next level that
+ * splits it further. Each level is one array read, inlined by the verifier.
+ */
+#define LX_DIR4_L1    65536
+#define LX_DIR4_CHUNK 256
+#define LX_DIR4_CHILD 0x80000000u
+
+struct lx_dir4_l2 {
+	__u32 entry[LX_DIR4_CHUNK]; /* by the address's third byte */
+};
+
+struct lx_dir4_l3 {
+	__u8 group[LX_DIR4_CHUNK]; /* by the address's last byte */
+};
+
 /* lx_config flags: which address maps hold entries, so empty ones cost nothing. */
 enum lx_config_flags {
 	LX_CFG_HOST4 = 1u << 0,

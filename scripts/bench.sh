@@ -48,7 +48,8 @@ DROP_DST=203.0.113.10:22
 
 log() { echo "bench: $*" >&2; }
 
-for f in "$BENCH" "$BUILD/bench_pass.bpf.o" "$BUILD/bench_drop.bpf.o" "$BUILD/bench_txgen.bpf.o"; do
+for f in "$BENCH" "$BUILD/bench_pass.bpf.o" "$BUILD/bench_floor.bpf.o" "$BUILD/bench_drop.bpf.o" \
+	"$BUILD/bench_txgen.bpf.o"; do
 	[ -e "$f" ] || { log "missing $f: run 'make bench'"; exit 1; }
 done
 if [ "$(id -u)" -ne 0 ]; then
@@ -151,8 +152,8 @@ xdpfilter_setup() {
 		n=$((n + 1))
 	done < <(awk '$1 == "rule" { print $4, $5 } $1 == "outbound" { print $4, $6 }' "$MATRIX" |
 		sed 's/-[0-9]*$//' | sort -u)
-	"$BENCH" xf-ports "$MATRIX" "$BPFFS/xdp-filter/filter_ports" 2>>"$WORK/xf.log" || {
-		XF_WHY="filling the port ranges failed"
+	"$BENCH" xf-ports "$MATRIX" "$BPFFS/xdp-filter/filter_ports" 2>"$WORK/xf-ports.log" || {
+		XF_WHY="filling the port ranges failed: $(tail -n1 "$WORK/xf-ports.log")"
 		return 1
 	}
 	XF_ID=$(ip netns exec "$NS_XF" bpftool -j net show dev "$IF_XF" | jq -r '.[0].xdp[0].id // empty')
@@ -173,6 +174,7 @@ xdpfilter_setup() {
 section_cost() {
 	local rows=() i
 	rows+=("bare XDP_PASS=obj:$BUILD/bench_pass.bpf.o")
+	rows+=("floor=floor:$BUILD/bench_floor.bpf.o")
 	rows+=("lyncxdp monitor=lx:monitor:0:$MATRIX:$MSITE")
 	rows+=("lyncxdp monitor+tag=lx:monitor:1:$MATRIX:$MSITE")
 	rows+=("lyncxdp enforce=lx:enforce:0:$MATRIX:$PSITE")
@@ -195,6 +197,15 @@ section_cost() {
 			rows+=("prefixes $n=lx:monitor:0:$MATRIX:$WORK/prefixes$n.site")
 		else
 			rows+=("prefixes $n=na:gen-site failed")
+		fi
+	done
+	# The same sizes with the padding around the frames' own addresses (their /16s, the
+	# IPv6 /48s of their prefixes): host lookups and the trie walk where the traffic is.
+	for n in 10 1000 100000; do
+		if "$BENCH" gen-site --inside "$n" >"$WORK/inside$n.site"; then
+			rows+=("prefixes-inside $n=lx:monitor:0:$MATRIX:$WORK/inside$n.site")
+		else
+			rows+=("prefixes-inside $n=na:gen-site --inside failed")
 		fi
 	done
 	ns_add "$NS_COST" || return 1
@@ -282,8 +293,17 @@ T_END=$(date +%s)
 # Report: records -> JSON (targets computed there) -> table on stdout and Markdown.
 # ---------------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-mkdir -p "$OUT"
+# The kernel's mitigation lines: on some CPUs (AMD with SRSO "Safe RET", retpolines) every
+# call and return costs several times more, which moves every ratio.
+MITIGATIONS=$(for f in /sys/devices/system/cpu/vulnerabilities/*; do
+	[ -r "$f" ] && printf '%s\t%s\n' "$(basename "$f")" "$(cat "$f")"
+done | jq -R -s 'split("\n") | map(select(length > 0) | split("\t") | { (.[0]): .[1] }) | add // {}')
+# One results file per CPU model (tests/bench/results/<model>.md|json); the README lists the
+# latest of each. results.md/json stay the latest run, whatever the CPU.
+CPU_SLUG=$(echo "$CPU_MODEL" | tr 'A-Z' 'a-z' | sed 's/([^)]*)//g; s/[^a-z0-9]\+/-/g; s/^-//; s/-$//')
+mkdir -p "$OUT/results"
 jq -R -s \
+	--argjson mitigations "$MITIGATIONS" \
 	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
 	--arg cpu "$CPU_MODEL" --argjson ncpu "$(nproc)" --argjson runtime $((T_END - T_START)) \
 	--argjson repeat "$REPEAT" --argjson cost_runs "$COST_RUNS" \
@@ -298,4 +318,6 @@ jq -R -s \
 }
 jq -r -f tests/bench/table.jq --arg fmt text "$OUT/results.json"
 jq -r -f tests/bench/table.jq --arg fmt md "$OUT/results.json" >"$OUT/results.md"
-log "wrote $OUT/results.json and $OUT/results.md ($((T_END - T_START)) s)"
+cp "$OUT/results.json" "$OUT/results/${CPU_SLUG:-unknown}.json"
+cp "$OUT/results.md" "$OUT/results/${CPU_SLUG:-unknown}.md"
+log "wrote $OUT/results.json and $OUT/results.md, and as $OUT/results/${CPU_SLUG:-unknown}.* ($((T_END - T_START)) s)"

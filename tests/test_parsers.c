@@ -3,6 +3,7 @@
  * Unit tests of the user-space parsers and compiler, no kernel needed: matrix_load (rule,
  * outbound and icmp lines), site_load (prefixes and the protect, dscp and allow-icmp
  * keywords), site_parse_prefix, compile_tables (both tables), compile_assign_ids,
+ * addr4_build (the IPv4 address table against a longest-prefix match),
  * endpoint_parse and packet_build.
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
  * private temporary directory, good ones live in tests/data/.
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "addr4.h"
 #include "check.h"
 #include "compile.h"
 #include "matrix.h"
@@ -2373,6 +2375,100 @@ static void test_assign_ids(void)
 	matrix_free(&b);
 }
 
+/* ---- addr4_build: the three-level IPv4 table equals a longest-prefix match ---- */
+
+/* The walk the data path does (group_of4 in bpf/lyncxdp.bpf.c). */
+static uint32_t addr4_walk(const struct addr4_table *t, uint32_t a)
+{
+	uint32_t v = t->l1[a >> 16];
+	if (!(v & LX_DIR4_CHILD))
+		return v;
+	if ((v & ~LX_DIR4_CHILD) >= t->n2)
+		return 0xdead;
+	v = t->l2[v & ~LX_DIR4_CHILD].entry[(a >> 8) & 0xff];
+	if (!(v & LX_DIR4_CHILD))
+		return v;
+	if ((v & ~LX_DIR4_CHILD) >= t->n3)
+		return 0xdead;
+	return t->l3[v & ~LX_DIR4_CHILD].group[a & 0xff];
+}
+
+static uint32_t addr_u32(const struct compiled_addr *a)
+{
+	return (uint32_t)a->addr[0] << 24 | (uint32_t)a->addr[1] << 16 | (uint32_t)a->addr[2] << 8 |
+	       a->addr[3];
+}
+
+/* Longest prefix covering a, the later entry on a tie (as map updates overwrite). */
+static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
+{
+	int best = -1;
+	uint32_t group = 0;
+	for (int i = 0; i < c->naddrs; i++) {
+		const struct compiled_addr *p = &c->addrs[i];
+		uint32_t mask = p->len ? ~0u << (32 - p->len) : 0;
+		if (p->family == 4 && (a & mask) == (addr_u32(p) & mask) && p->len >= best) {
+			best = p->len;
+			group = p->group;
+		}
+	}
+	return group;
+}
+
+static void test_addr4(void)
+{
+	static struct compiled_addr addrs[600];
+	struct compiled c = { .addrs = addrs };
+	unsigned seed = 13;
+	int lens[] = { 0, 8, 12, 15, 16, 17, 20, 23, 24, 25, 26, 28, 30, 31, 32, 32, 32, 32 };
+	for (int round = 0; round < 8; round++) {
+		/* Clustered in a few /12s so that prefixes nest and chunks are shared. */
+		c.naddrs = round == 0 ? 0 : 50 + round * 60;
+		for (int i = 0; i < c.naddrs; i++) {
+			struct compiled_addr *a = &addrs[i];
+			uint32_t v = (uint32_t)rand_r(&seed) << 1 ^ (uint32_t)rand_r(&seed);
+			v = (v & 0x000fffffu) |
+			    (0xc0000000u + ((uint32_t)(rand_r(&seed) % 3) << 20));
+			a->family = i % 7 == 6 ? 6 : 4; /* IPv6 entries are not the table's */
+			a->len = lens[(unsigned)rand_r(&seed) % (sizeof(lens) / sizeof(lens[0]))];
+			if (round == 1 && i == 0)
+				a->len = 0; /* a default route */
+			uint32_t mask = a->len ? ~0u << (32 - a->len) : 0;
+			v &= mask;
+			a->addr[0] = (uint8_t)(v >> 24);
+			a->addr[1] = (uint8_t)(v >> 16);
+			a->addr[2] = (uint8_t)(v >> 8);
+			a->addr[3] = (uint8_t)v;
+			a->group = 1 + (uint32_t)rand_r(&seed) % 30;
+		}
+		struct addr4_table t;
+		if (!CHECK(addr4_build(&c, &t) == 0, "addr4 round %d: %d entries build", round,
+			   c.naddrs))
+			continue;
+		int bad = 0;
+		uint32_t first_bad = 0;
+		for (int k = 0; k < 200000; k++) {
+			uint32_t a;
+			if (k % 2 && c.naddrs) { /* near an entry: inside, at its edges */
+				const struct compiled_addr *p =
+				    &addrs[(unsigned)k % (unsigned)c.naddrs];
+				a = addr_u32(p) + (uint32_t)(rand_r(&seed) % 512) - 256;
+			} else {
+				a = (uint32_t)rand_r(&seed) << 1 ^ (uint32_t)rand_r(&seed);
+				if (k % 4 == 0)
+					a = (a & 0x000fffffu) | 0xc0000000u;
+			}
+			if (addr4_walk(&t, a) != addr4_lpm(&c, a) && !bad++)
+				first_bad = a;
+		}
+		CHECK(!bad,
+		      "addr4 round %d: 200000 addresses get the longest prefix's group (%d differ, "
+		      "first %08x), %u l2 and %u l3 chunks",
+		      round, bad, first_bad, t.n2, t.n3);
+		addr4_free(&t);
+	}
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2401,6 +2497,7 @@ int main(void)
 	test_site_keywords(&base);
 	test_compile_outbound();
 	test_assign_ids();
+	test_addr4();
 	matrix_free(&base);
 
 	tmp_cleanup();

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "addr4.h"
 #include "lyncxdp.skel.h"
 #include "media.h"
 #include "site.h"
@@ -102,15 +103,23 @@ static uint32_t at_least(uint32_t n, uint32_t floor)
  * they never have to grow in place. The rule table holds the groups in use, the address
  * maps their entries, the outbound table its entries.
  */
-static void size_tables(struct lyncxdp_bpf *skel, const struct compiled *c)
+static int size_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
+	struct addr4_table t4;
+	if (addr4_build(c, &t4) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
 	bpf_map__set_max_entries(skel->maps.tbl_rules,
 				 (uint32_t)c->ngroups * LX_PROTO_MAX * LX_SLOTS_PER_PROTO);
-	bpf_map__set_max_entries(skel->maps.tbl_remote, at_least(c->nremote, 64));
-	bpf_map__set_max_entries(skel->maps.tbl_host4, at_least(c->hosts4, 64));
+	bpf_map__set_max_entries(skel->maps.tbl_remote,
+				 (uint32_t)c->ngroups * LX_PROTO_MAX * LX_SLOTS_PER_PROTO);
+	bpf_map__set_max_entries(skel->maps.tbl_dir4_l2, at_least(t4.n2, 1));
+	bpf_map__set_max_entries(skel->maps.tbl_dir4_l3, at_least(t4.n3, 1));
 	bpf_map__set_max_entries(skel->maps.tbl_host6, at_least(c->hosts6, 64));
-	bpf_map__set_max_entries(skel->maps.tbl_lpm4, at_least(c->nets4, 64));
 	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
+	addr4_free(&t4);
+	return 0;
 }
 
 struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err)
@@ -134,10 +143,13 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
 	bpf_map__set_max_entries(skel->maps.tbl_actions, opts->rule_cap);
 
-	if (opts->size_for)
-		size_tables(skel, opts->size_for);
-	else if (opts->pinned && !opts->fresh_tables && !opts->tables_from &&
-		 reuse_pinned_tables(skel->obj, err) < 0) {
+	if (opts->size_for) {
+		if (size_tables(skel, opts->size_for, err) < 0) {
+			lyncxdp_bpf__destroy(skel);
+			return NULL;
+		}
+	} else if (opts->pinned && !opts->fresh_tables && !opts->tables_from &&
+		   reuse_pinned_tables(skel->obj, err) < 0) {
 		lyncxdp_bpf__destroy(skel);
 		return NULL;
 	}
@@ -213,20 +225,27 @@ static int write_array(int fd, const void *values, size_t value_size, uint32_t f
 static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 			   struct text_error *err)
 {
+	struct addr4_table t4;
+	if (addr4_build(c, &t4) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	int r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l1), t4.l1, sizeof(*t4.l1), 0,
+			    LX_DIR4_L1, "the IPv4 address table", err);
+	if (r == 0)
+		r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l2), t4.l2, sizeof(*t4.l2), 0,
+				t4.n2, "the IPv4 address table", err);
+	if (r == 0)
+		r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l3), t4.l3, sizeof(*t4.l3), 0,
+				t4.n3, "the IPv4 address table", err);
+	addr4_free(&t4);
+	if (r < 0)
+		return -1;
 	for (int i = 0; i < c->naddrs; i++) {
 		const struct compiled_addr *a = &c->addrs[i];
-		int r;
-		if (a->family == 4 && a->len == 32) {
-			__u32 key;
-			memcpy(&key, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host4), &key, &a->group,
-						0);
-		} else if (a->family == 4) {
-			struct lx_lpm4_key key = { .prefixlen = (__u32)a->len };
-			memcpy(&key.addr, a->addr, 4);
-			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_lpm4), &key, &a->group,
-						0);
-		} else if (a->len == 128) {
+		if (a->family == 4)
+			continue; /* in the three-level table */
+		if (a->len == 128) {
 			struct lx_addr6 key;
 			memcpy(key.addr, a->addr, 16);
 			r = bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_host6), &key, &a->group,
@@ -246,7 +265,8 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 	return 0;
 }
 
-static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
+/* The rule table, or the outbound-to table (remote): same layout, groups in use only. */
+static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c, int remote,
 			    struct text_error *err)
 {
 	/* Only groups in use: the rest of the preallocated table is already zero. */
@@ -261,36 +281,14 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c,
 			for (uint32_t port = 0; port < LX_PORTS; port++) {
 				uint32_t idx = lx_rule_slot_index(g, (uint32_t)proto, port);
 				table[idx].rule[port % LX_RULES_PER_SLOT] =
-				    compiled_rule_at(c, g, proto, port);
+				    remote ? compiled_remote_at(c, g, proto, port)
+					   : compiled_rule_at(c, g, proto, port);
 			}
-	int r = write_array(bpf_map__fd(skel->maps.tbl_rules), table, sizeof(*table), 0, slots,
-			    "the rule table", err);
+	int r = write_array(bpf_map__fd(remote ? skel->maps.tbl_remote : skel->maps.tbl_rules),
+			    table, sizeof(*table), 0, slots,
+			    remote ? "the outbound rules" : "the rule table", err);
 	free(table);
 	return r;
-}
-
-static int write_remote_table(struct lyncxdp_bpf *skel, const struct compiled *c,
-			      struct text_error *err)
-{
-	int fd = bpf_map__fd(skel->maps.tbl_remote);
-	for (uint32_t g = 1; g < (uint32_t)c->ngroups; g++)
-		for (int proto = 0; proto < LX_PROTO_MAX; proto++)
-			for (uint32_t port = 0; port < LX_PORTS; port++) {
-				__u32 rule = compiled_remote_at(c, g, proto, port);
-				if (!rule)
-					continue;
-				struct lx_remote_key key = { .group = g,
-							     .proto = (__u16)proto,
-							     .port = (__u16)port };
-				if (bpf_map_update_elem(fd, &key, &rule, 0)) {
-					snprintf(
-					    err->msg, sizeof(err->msg),
-					    "writing outbound rules (%u entries, at most %d): %s",
-					    c->nremote, LX_MAX_REMOTE, strerror(errno));
-					return -1;
-				}
-			}
-	return 0;
 }
 
 static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
@@ -412,11 +410,9 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 	if (write_addresses(skel, c, err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
 			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.tbl_filter4), c->filter4, sizeof(uint64_t), 0,
-			LX_FILTER_WORDS, "the IPv4 filter", err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
-	    write_rule_table(skel, c, err) < 0 || write_remote_table(skel, c, err) < 0 ||
+	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
 	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
 	    write_media(skel, c, err) < 0 || write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
 	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)

@@ -4,7 +4,8 @@
  *
  *   bench cost [--repeat N] [--runs R] --row LABEL=SPEC ...
  *       Per-packet cost with BPF_PROG_TEST_RUN over a fixed mix of Lync-shaped frames. SPEC:
- *       obj:FILE (first program of a BPF object), lx:monitor|enforce:TAG:MATRIX:SITE (a
+ *       obj:FILE (first program of a BPF object), floor:FILE (the floor program, its hash
+ *       maps filled with the destinations of the mix), lx:monitor|enforce:TAG:MATRIX:SITE (a
  *       private lyncxdp instance), id:PROG_ID (a loaded program, e.g. xdp-filter's) or
  *       na:REASON. Rows are interleaved inside every run, so drift hits them alike.
  *   bench tput --mode drop|lyncxdp|xdpfilter|pass --rx-if IF --tx-ns NS --tx-if IF ...
@@ -19,8 +20,9 @@
  *   bench xf-ports --matrix M --map PIN
  *       Fills xdp-filter's port map over every port range of the matrix, copying the value
  *       `xdp-filter port` wrote for each range's first port.
- *   bench gen-matrix BASE N / bench gen-site N
- *       Matrices and sites of N rules / N prefixes for the scaling rows (to stdout).
+ *   bench gen-matrix BASE N / bench gen-site [--inside] N
+ *       Matrices and sites of N rules / N prefixes for the scaling rows (to stdout); with
+ *       --inside the padding surrounds the mix's own addresses.
  *
  * Results go to stdout as records "R<TAB>section<TAB>row<TAB>metric<TAB>value"; progress
  * and errors go to stderr.
@@ -349,6 +351,29 @@ struct row {
 	uint32_t retval[MIX_ALL + 1];
 };
 
+/* The floor program's hash maps: every destination address of the mix, so lookups hit. */
+static int floor_fill(struct bpf_object *obj, char *why, size_t whylen)
+{
+	struct bpf_map *m4 = bpf_object__find_map_by_name(obj, "floor_host4");
+	struct bpf_map *m6 = bpf_object__find_map_by_name(obj, "floor_host6");
+	if (!m4 || !m6) {
+		snprintf(why, whylen, "floor program without floor_host4/floor_host6");
+		return -1;
+	}
+	for (int i = 0; i < MIX_ALL; i++) {
+		struct endpoint ep;
+		char buf[128];
+		uint32_t value = 1 + 2 * (uint32_t)i; /* counter index, +1 for odd ports */
+		if (endpoint_parse(mix[i].dst, &ep, buf, sizeof(buf)) < 0 ||
+		    bpf_map_update_elem(bpf_map__fd(ep.family == 4 ? m4 : m6), ep.addr, &value,
+					BPF_ANY)) {
+			snprintf(why, whylen, "filling the floor's maps: %s", mix[i].dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void row_open(struct row *r, const char *spec)
 {
 	const char *eq = strchr(spec, '=');
@@ -364,6 +389,10 @@ static void row_open(struct row *r, const char *spec)
 		snprintf(r->na, sizeof(r->na), "%s", s + 3);
 	} else if (!strncmp(s, "obj:", 4)) {
 		r->prog_fd = load_obj(s + 4, &r->obj, r->na, sizeof(r->na));
+	} else if (!strncmp(s, "floor:", 6)) {
+		r->prog_fd = load_obj(s + 6, &r->obj, r->na, sizeof(r->na));
+		if (r->prog_fd >= 0 && floor_fill(r->obj, r->na, sizeof(r->na)) < 0)
+			r->prog_fd = -1;
 	} else if (!strncmp(s, "id:", 3)) {
 		r->prog_fd = bpf_prog_get_fd_by_id((uint32_t)atoi(s + 3));
 		if (r->prog_fd < 0)
@@ -1595,6 +1624,11 @@ static int cmd_gen_matrix(int argc, char **argv)
 
 static int cmd_gen_site(int argc, char **argv)
 {
+	int inside = argc > 1 && !strcmp(argv[1], "--inside");
+	if (inside) {
+		argc--;
+		argv++;
+	}
 	if (argc < 2)
 		return 2;
 	int n = atoi(argv[1]);
@@ -1617,7 +1651,34 @@ static int cmd_gen_site(int argc, char **argv)
 		puts(argv[2 + i]); /* extra lines such as "protect ..." */
 	/* Padding, disjoint from the base and from each other: 40% IPv4 hosts, 30% IPv4 /28s,
 	 * 15% IPv6 hosts, 15% IPv6 /64s. Hosts are servers, prefixes client subnets. */
-	for (int i = 0; i < n - nbase; i++) {
+	for (int i = 0; inside && i < n - nbase; i++) {
+		/* --inside: around the frames' own addresses, never covering one of them: IPv4
+		 * hosts in 198.51/16 and 203.0/16 and /28s in 192.0/13, skipping the frames' /24s
+		 * (192.0.2, 198.51.100, 203.0.113); IPv6 hosts in 2001:db8:10::/64 and 2001:db8:ff::/64
+		 * above ::1:0, /64s in 2001:db8:20::/48 but its first. The trie lookups of the
+		 * frames then descend through the padding. */
+		int k = i / 20, r = i % 20;
+		if (r < 8) {
+			int h = k * 8 + r, net = h >> 8;
+			net += net >= 100;   /* 198.51.100 */
+			if (net < 255)
+				printf("frontend 198.51.%d.%d\n", net, h & 255);
+			else
+				printf("frontend 203.0.%d.%d\n", (net - 255) + ((net - 255) >= 113),
+				       h & 255);
+		} else if (r < 14) {
+			int h = k * 6 + (r - 8), net = h >> 4;
+			net += net >= 2; /* 192.0.2 */
+			printf("clients 192.%d.%d.%d/28\n", net >> 8, net & 255, (h & 15) << 4);
+		} else if (r < 17) {
+			int h = k * 3 + (r - 14);
+			printf("frontend 2001:db8:%s::1:%x\n", h & 1 ? "ff" : "10", h >> 1);
+		} else {
+			int h = k * 3 + (r - 17);
+			printf("clients 2001:db8:20:%x::/64\n", h + 1);
+		}
+	}
+	for (int i = 0; !inside && i < n - nbase; i++) {
 		int k = i / 20, r = i % 20;
 		if (r < 8) {
 			int h = k * 8 + r;

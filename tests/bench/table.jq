@@ -20,14 +20,28 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
 + [ $pp | to_entries[] | .key as $k | .value as $v
     | [ "per packet", $k, result($v; .ns | ns),
         (if $v.na or ($k | startswith("bare")) then ""
-         else [ (if $k != "xdp-filter" then "\(ratio($v.ns; $pp["xdp-filter"].ns) | x) of xdp-filter" else empty end),
+         else [ (if ($k | startswith("lyncxdp")) then "\(ratio($v.ns; $pp["floor"].ns) | x) of floor" else empty end),
+                (if $k != "xdp-filter" then "\(ratio($v.ns; $pp["xdp-filter"].ns) | x) of xdp-filter" else empty end),
                 "+\(($v.ns - ($pp["bare XDP_PASS"].ns // 0)) | r2) ns over bare",
                 (if $v.extra_frame_ns | isnum then "throughput frame \($v.extra_frame_ns | r1) ns (\($v.extra_frame_verdict))" else empty end)
               ] | join(", ") end),
         (if $k == "lyncxdp monitor" then
-           [ "<= " + ($R | tgt("lyncxdp monitor per packet <= 0.5x xdp-filter")) + " of xdp-filter",
-             "<= " + ($R | tgt("lyncxdp monitor per packet <= 67 ns")) ] | join("; ")
+           [ "<= " + ($R | tgt("lyncxdp monitor per packet <= 1.25x floor")) + " of floor",
+             "<= " + ($R | tgt("lyncxdp monitor per packet <= 67 ns")),
+             "<= " + ($R | tgt("lyncxdp monitor per packet <= 0.5x xdp-filter")) + " of xdp-filter" ] | join("; ")
+         elif $k == "lyncxdp enforce" then
+           [ "<= " + ($R | tgt("lyncxdp enforce per packet <= 1.5x floor")) + " of floor",
+             "<= " + ($R | tgt("lyncxdp enforce per packet <= 67 ns")) ] | join("; ")
+         elif $k == "lyncxdp monitor+tag" then
+           "<= monitor + " + ($R | tgt("lyncxdp monitor+tag per packet <= monitor + 2 ns"))
          else "" end) ] ]
++ [ ($R.frame_types // {}) as $ft | ["IPv4", "IPv6", "VLAN", "flow-tracked reply", "unclassified"][] as $t
+    | select($ft["lyncxdp monitor"][$t] != null)
+    | [ "per frame type", $t,
+        ([ [ "lyncxdp monitor", "lyncxdp monitor+tag", "lyncxdp enforce", "floor", "xdp-filter" ][] as $k
+           | select($ft[$k][$t] | isnum) | "\($k | sub("^lyncxdp "; "")) \($ft[$k][$t] | ns)" ] | join(", ")),
+        (if $ft.floor[$t] | isnum then "monitor \(ratio($ft["lyncxdp monitor"][$t]; $ft.floor[$t]) | x), enforce \(ratio($ft["lyncxdp enforce"][$t]; $ft.floor[$t]) | x) of floor" else "" end),
+        "" ] ]
 + [ $tp | to_entries[] | .key as $k | .value as $v
     | [ "throughput", $k, result($v; .pps | mpps),
         (if $v.na or ($k | startswith("bare")) then ""
@@ -57,6 +71,10 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
 | . as $rows
 | if $fmt == "md" then
     "# lyncxdp benchmark\n\n\($R.date), kernel \($R.kernel), \($R.cpu.model) (\($R.cpu.count) CPUs), \($R.runtime_s) s.\n",
+    (if ($R.cpu.mitigations // {}) | length > 0 then
+       "Mitigations (/sys/devices/system/cpu/vulnerabilities): " + ([ $R.cpu.mitigations | to_entries[]
+         | select(.value | test("^Not affected$") | not) | "\(.key): \(.value)" ] | join("; ")) + ".\n"
+     else "Mitigations: not recorded.\n" end),
     ($rows[0] | "| " + join(" | ") + " |"),
     ($rows[0] | map("---") | "| " + join(" | ") + " |"),
     ($rows[1:][] | map(gsub("\\|"; "\\|")) | "| " + join(" | ") + " |"),
@@ -68,6 +86,8 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
   else
     ([range(0; 5) as $i | [$rows[] | .[$i] | length] | max]) as $w
     | "lyncxdp benchmark  \($R.date)  kernel \($R.kernel)  \($R.cpu.model) (\($R.cpu.count) CPUs)  \($R.runtime_s) s",
+      "mitigations: " + ([ ($R.cpu.mitigations // {}) | to_entries[]
+         | select(.value | test("^Not affected$") | not) | "\(.key): \(.value)" ] | join("; ")),
       "",
       ($rows[] | [range(0; 5) as $i | .[$i] + (" " * ($w[$i] - (.[$i] | length) + 2) // "")] | join("") | sub(" +$"; "")),
       "",
