@@ -13,7 +13,7 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I$(BUILD) -Ibp
 CFLAGS  ?= -O2
 LDLIBS  := -lbpf -lelf -lz -lpcap -lmicrohttpd
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH) -Ibpf \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH) -Ibpf \
               -Wall -Wextra -Werror
 
 # Every module but the CLI's main: the tests link against the same objects.

@@ -31,6 +31,9 @@
 #define TCP_RST		  0x04
 #define NSEC_PER_SEC	  1000000000ULL
 
+/* The kernel's tick rate, for the drop log's one-second window (0 when libbpf cannot tell). */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
@@ -39,6 +42,19 @@ const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the k
 
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;
+
+/*
+ * What the loader compiled from the site: address maps in use, protected groups, flow
+ * timeouts, drop-log rate. Constant for the verifier, which removes what a site does not use
+ * (nothing protected: no policy, no flows). A reload loads new programs with new values.
+ */
+const volatile struct lx_config config = {};
+
+/* IPv6 through tbl_addr6 (user/addr6.h): its prefix lengths, longest first, and bucket mask. */
+const volatile __u8 addr6_on = 0;
+const volatile __u32 addr6_nlens = 0;
+const volatile __u8 addr6_lens[LX_ADDR6_LENS] = {};
+const volatile __u32 addr6_mask = 0;
 
 // IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
@@ -64,6 +80,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_dir4_l3);
 } tbl_dir4_l3 SEC(".maps");
+
+// IPv6 (masked address, prefix length) -> group, in buckets of lx_addr6_hash. Written by the
+// loader, sized for the site; used when addr6_on.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_addr6_bucket);
+} tbl_addr6 SEC(".maps");
 
 // IPv6 prefixes (not /128) -> role-set group id. Written by the loader.
 struct {
@@ -139,14 +164,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_media_config);
 } tbl_media SEC(".maps");
-
-// Address maps in use, protected groups, flow timeouts, drop-log rate. Written by the loader.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lx_config);
-} tbl_config SEC(".maps");
 
 // Per interface slot: policy and tag mode. Written by the loader (attach, set).
 struct {
@@ -312,6 +329,18 @@ struct packet {
 	__u16 payload_at;  /* UDP payload, from the IP header (0: none), for media services */
 	__u16 payload_len; /* its length by the IP header */
 };
+
+/*
+ * The config through a pointer the compiler knows nothing about, so that it cannot fold the
+ * loads (the initialiser is all zeros); the verifier still reads them from the frozen .rodata
+ * as constants and prunes the branches they decide.
+ */
+static __always_inline const struct lx_config *config_ptr(void)
+{
+	const struct lx_config *c = (const struct lx_config *)&config;
+	asm volatile("" : "+r"(c));
+	return c;
+}
 
 /* Parse results other than "ports found" are the lx_counter that counts them. */
 #define PARSED_L4 LX_CNT_MAX
@@ -516,6 +545,34 @@ static __always_inline __u32 group_of4(__u32 a)
 	return l3 ? l3->group[a & 0xff] : 0;
 }
 
+/* The group of an IPv6 address: the site's prefix lengths, longest first, one probe each. */
+static __always_inline __u32 group_of6(const struct lx_addr6 *addr)
+{
+	__u32 a[4];
+	__builtin_memcpy(a, addr->addr, 16);
+#pragma unroll
+	for (__u32 i = 0; i < LX_ADDR6_LENS; i++) {
+		if (i >= addr6_nlens)
+			break;
+		__u32 len = addr6_lens[i], m[4];
+#pragma unroll
+		for (__u32 k = 0; k < 4; k++)
+			m[k] = lx_addr6_word(a[k], k, len);
+		__u32 b = lx_addr6_hash(m, len) & addr6_mask;
+		struct lx_addr6_bucket *bucket = bpf_map_lookup_elem(&tbl_addr6, &b);
+		if (!bucket)
+			return 0;
+#pragma unroll
+		for (int w = 0; w < LX_ADDR6_WAYS; w++) {
+			struct lx_addr6_slot *slot = &bucket->slot[w];
+			if (slot->group && slot->len == len && slot->addr[0] == m[0] &&
+			    slot->addr[1] == m[1] && slot->addr[2] == m[2] && slot->addr[3] == m[3])
+				return slot->group;
+		}
+	}
+	return 0;
+}
+
 static __always_inline __u32 group_of(const struct packet *p, const struct lx_addr6 *addr,
 				      __u32 flags)
 {
@@ -527,6 +584,8 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 		return group_of4(top);
 	if ((flags & LX_CFG_FILTER6) && filtered_out(&tbl_filter6, lx_filter6_bit(top)))
 		return 0;
+	if (addr6_on)
+		return group_of6(addr);
 	if (flags & LX_CFG_HOST6) {
 		group = bpf_map_lookup_elem(&tbl_host6, addr);
 		if (group)
@@ -644,6 +703,18 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 	__builtin_memcpy(k->remote_addr, local_is_src ? p->daddr.addr : p->saddr.addr, 16);
 }
 
+/*
+ * The coarse clock (jiffies resolution, plenty for timeouts of seconds), read at most once
+ * per packet and only where a timeout needs it: every helper call costs, several times more
+ * on CPUs whose returns go through a mitigation thunk.
+ */
+static __always_inline __u64 clock_ns(__u64 *now)
+{
+	if (!*now)
+		*now = bpf_ktime_get_coarse_ns();
+	return *now;
+}
+
 static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 					const struct lx_config *cfg, __u64 now)
 {
@@ -655,7 +726,7 @@ static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 
 /* A protected host sends: when one of its outbound rules covers it, open or refresh the flow. */
 static __always_inline void track_outbound(const struct packet *p, const struct lx_config *cfg,
-					   __u32 src_group, __u64 now)
+					   __u32 src_group, __u64 *clock)
 {
 	if (!(cfg->protected_groups & group_bit(src_group)))
 		return;
@@ -669,6 +740,9 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 	flow_key(p, 1, &key);
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
 	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
+	if (!live && closing)
+		return; /* see below: nothing to close, nothing to open */
+	__u64 now = clock_ns(clock);
 	if (live && !flow_expired(live, p->proto, cfg, now)) {
 		/* Refresh in place: an LRU update per packet costs more than the rest of it. */
 		if (live->last_seen_ns != now)
@@ -688,12 +762,15 @@ static __always_inline void track_outbound(const struct packet *p, const struct 
 
 /* A reply toward a protected host passes only on a live flow the host opened. */
 static __always_inline int reply_allowed(const struct packet *p, const struct lx_config *cfg,
-					 __u64 now)
+					 __u64 *clock)
 {
 	struct lx_flow_key key = {};
 	flow_key(p, 0, &key);
 	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
-	if (!flow || flow_expired(flow, p->proto, cfg, now))
+	if (!flow)
+		return 0;
+	__u64 now = clock_ns(clock);
+	if (flow_expired(flow, p->proto, cfg, now))
 		return 0;
 	flow->last_seen_ns = now;
 	if (p->tcp_flags & (TCP_FIN | TCP_RST))
@@ -722,12 +799,12 @@ static __always_inline __u32 icmp_reason(const struct packet *p)
 }
 
 static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
-					 const struct lx_config *cfg, __u64 now)
+					 const struct lx_config *cfg, __u64 *clock)
 {
 	if (d->rule && d->dir == LX_DIR_IN) {
 		if (rule_kind(d->rule) == LX_KIND_LISTEN)
 			return LX_DROP_NONE;
-		return reply_allowed(p, cfg, now) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
+		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
 	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
@@ -739,7 +816,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 /* Why the policy refuses a packet to a protected address, LX_DROP_NONE when it may pass. */
 static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 					   const struct decision *d, const struct lx_config *cfg,
-					   __u64 now)
+					   __u64 *clock)
 {
 	__u32 reason;
 
@@ -756,7 +833,7 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 	else if (parsed == LX_CNT_OTHER_L4)
 		reason = LX_DROP_TRANSPORT;
 	else
-		reason = port_reason(p, d, cfg, now);
+		reason = port_reason(p, d, cfg, clock);
 
 	if (p->fragment == FRAG_FIRST) {
 		struct lx_frag_key key = {};
@@ -1084,14 +1161,22 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 }
 
 static __always_inline void log_drop(const struct packet *p, const struct decision *d,
-				     __u32 ifindex, int enforced, __u64 now, __u32 per_sec)
+				     __u32 ifindex, int enforced, __u64 *clock, __u32 per_sec)
 {
 	__u32 zero = 0;
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
-	if (now - w->start_ns >= NSEC_PER_SEC) {
-		w->start_ns = now;
+	/* The window in jiffies, which the verifier inlines: a flood of drops reads no clock.
+	 * (start_ns holds jiffies then; only this function reads it.) */
+	if (CONFIG_HZ) {
+		__u64 j = bpf_jiffies64();
+		if (j - w->start_ns >= CONFIG_HZ) {
+			w->start_ns = j;
+			w->sent = 0;
+		}
+	} else if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
+		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}
 	if (w->sent >= per_sec) {
@@ -1104,7 +1189,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 		return;
 	}
 	w->sent++;
-	e->time_ns = now;
+	e->time_ns = clock_ns(clock);
 	e->ifindex = ifindex;
 	e->group = d->dst_group;
 	e->family = p->family;
@@ -1145,7 +1230,7 @@ int lyncxdp(struct xdp_md *ctx)
 	struct packet p = {};
 	struct decision d = {};
 	__u16 eth_proto = 0;
-	__u32 zero = 0, slot = iface_slot;
+	__u32 slot = iface_slot;
 
 	/* parse */
 	int parsed = parse_ethernet(&c, &eth_proto);
@@ -1159,9 +1244,9 @@ int lyncxdp(struct xdp_md *ctx)
 			parsed = LX_CNT_NON_IP;
 	}
 
-	struct lx_config *cfg = bpf_map_lookup_elem(&tbl_config, &zero);
+	const struct lx_config *cfg = config_ptr();
 	struct lx_iface_config *ifc = bpf_map_lookup_elem(&lx_iface_config, &slot);
-	if (!cfg || !ifc)
+	if (!ifc)
 		return XDP_PASS;
 
 	/* classify */
@@ -1172,18 +1257,12 @@ int lyncxdp(struct xdp_md *ctx)
 		d.dst_group = group_of(&p, &p.daddr, cfg->flags);
 	}
 
-	/* act: flows of protected hosts, and the policy for protected destinations. A coarse
-	 * clock (jiffies) is plenty for timeouts of seconds, and costs far less per packet. */
-	__u64 now = 0;
-	if (cfg->protected_groups & group_bit(d.src_group)) {
-		now = bpf_ktime_get_coarse_ns();
-		track_outbound(&p, cfg, d.src_group, now);
-	}
-	if (cfg->protected_groups & group_bit(d.dst_group)) {
-		if (!now)
-			now = bpf_ktime_get_coarse_ns();
-		d.reason = policy_reason(&p, parsed, &d, cfg, now);
-	}
+	/* act: flows of protected hosts, and the policy for protected destinations. */
+	__u64 now = 0; /* clock_ns() reads it on first use */
+	if (cfg->protected_groups & group_bit(d.src_group))
+		track_outbound(&p, cfg, d.src_group, &now);
+	if (cfg->protected_groups & group_bit(d.dst_group))
+		d.reason = policy_reason(&p, parsed, &d, cfg, &now);
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;
 	__u32 verdict = d.reason && enforce ? XDP_DROP : XDP_PASS;
 
@@ -1196,7 +1275,7 @@ int lyncxdp(struct xdp_md *ctx)
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
 		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
-		log_drop(&p, &d, ctx->ingress_ifindex, enforce, now, cfg->droplog_per_sec);
+		log_drop(&p, &d, ctx->ingress_ifindex, enforce, &now, cfg->droplog_per_sec);
 	}
 
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */

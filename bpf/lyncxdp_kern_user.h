@@ -179,6 +179,53 @@ struct lx_dir4_l3 {
 	__u8 group[LX_DIR4_CHUNK]; /* by the address's last byte */
 };
 
+/*
+ * IPv6 address -> group: one exact-match table per prefix length the site uses, probed
+ * longest first (a longest-prefix match), all in one array of buckets that the loader fills
+ * (user/addr6.h). Each probe is one array read, inlined by the verifier, and a compare.
+ * Sites with more than LX_ADDR6_LENS lengths use the host hash and the trie instead.
+ */
+#define LX_ADDR6_LENS 8
+#define LX_ADDR6_WAYS 4
+
+struct lx_addr6_slot {
+	__u32 addr[4]; /* the address masked to len, as in the packet (network order) */
+	__u8 len;
+	__u8 group; /* 0: free slot */
+	__u16 pad;
+};
+
+struct lx_addr6_bucket {
+	struct lx_addr6_slot slot[LX_ADDR6_WAYS];
+};
+
+static inline __u32 lx_be32_mask(__u32 bits) /* the top `bits` bits of a network-order word */
+{
+	__u32 host = bits >= 32 ? ~0u : bits ? ~0u << (32 - bits) : 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap32(host);
+#else
+	return host;
+#endif
+}
+
+/* Word i of an address masked to len (both network order). */
+static inline __u32 lx_addr6_word(__u32 word, __u32 i, __u32 len)
+{
+	return len >= 32 * (i + 1) ? word : len <= 32 * i ? 0 : word & lx_be32_mask(len - 32 * i);
+}
+
+/* Bucket hash of a masked address and its length (multiply-xorshift). */
+static inline __u32 lx_addr6_hash(const __u32 m[4], __u32 len)
+{
+	__u64 h = (__u64)len * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ m[0]) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ m[1]) * 0x94d049bb133111ebULL;
+	h = (h ^ m[2]) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ m[3]) * 0x94d049bb133111ebULL;
+	return (__u32)(h >> 32);
+}
+
 /* lx_config flags: which address maps hold entries, so empty ones cost nothing. */
 enum lx_config_flags {
 	LX_CFG_HOST4 = 1u << 0,

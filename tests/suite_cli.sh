@@ -15,7 +15,6 @@ N=lxcli-n
 M=lxcli-m
 SITE=$TOP/tests/sites/cli.site
 OTHER=$TOP/tests/sites/cli-other.site
-NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
 require_clean_start lxcli-
 trap ns_cleanup EXIT
@@ -23,6 +22,18 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP # so that the EXIT trap runs
 ns_tmpdir
 T=$NS_TMP
+
+# Commands run as nobody (setpriv) read the binary, the matrices and the site: they run from a
+# world-readable copy, since the checkout itself may be private (a clone under /root, or in a
+# `mktemp -d` directory). The copied binary finds the copied matrices as ../maps.
+ns_tmpdir lxcli-nobody
+chmod 755 "$NS_TMP"
+mkdir "$NS_TMP/build" "$NS_TMP/maps"
+cp "$LYNCXDP" "$NS_TMP/build/lyncxdp"
+cp "$MAPS"/*.matrix "$NS_TMP/maps/"
+cp "$SITE" "$NS_TMP/cli.site"
+SITE=$NS_TMP/cli.site
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups "$NS_TMP/build/lyncxdp")
 
 ns_add $N
 ip -n $N link add lxcli-a type veth peer name lxcli-b
@@ -86,7 +97,7 @@ expect_eq "the main help lists every command" \
 	"attach reload set detach status stats exporter streams drops explain replay check" \
 	"$(echo $commands)"
 for c in $commands; do
-	out=$("${NOBODY[@]}" "$LYNCXDP" "$c" --help 2>"$T/err")
+	out=$("${NOBODY[@]}" "$c" --help 2>"$T/err")
 	rc=$?
 	expect_eq "lyncxdp $c --help: exit 0 without root, 'Usage: lyncxdp $c' on stdout" \
 		"0 Usage: lyncxdp $c " "$rc $(head -n 1 <<<"$out" | awk '{print $1, $2, $3}') $(cat "$T/err")"
@@ -272,7 +283,7 @@ expect_eq "check: a prefix listed twice is a warning with FILE:LINE, exit 0" \
 	"0 1" "$? $(grep -c "^$T/s/twice.site:2: warning: 192.0.2.11/32 is already frontend (line 1)" "$T/err")"
 
 # ---- check ----
-out=$("${NOBODY[@]}" "$LYNCXDP" check --site "$SITE" 2>"$T/err")
+out=$("${NOBODY[@]}" check --site "$SITE" 2>"$T/err")
 expect_eq "check without root: exit 0, nothing on stderr" "0 " "$? $(cat "$T/err")"
 check "check names product, rule and prefix counts" \
 	grep -Eq 'sfb2015, [0-9]+ roles, [0-9]+ services, [0-9]+ rules \([0-9]+ active with this site\)' <<<"$out"
@@ -381,7 +392,7 @@ for args in "attach lxcli-a --site $SITE" "detach lxcli-a" "detach --all" "statu
 	"drops --seconds 1" "exporter --listen 127.0.0.1:9817" "stats --prometheus"; do
 	# shellcheck disable=SC2086
 	refused "not root: ${args%% *}" "^lyncxdp: this command needs root" \
-		nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" $args
+		nsenter --net=/run/netns/$N "${NOBODY[@]}" $args
 done
 nobpffs() {
 	unshare -m sh -c 'while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf || exit 99; done
@@ -425,7 +436,7 @@ refused "detach of an unknown interface" "^lyncxdp: lxcli-nope: lyncxdp is not a
 	lx $N detach lxcli-nope
 refused "stats of an interface that is not attached" "^lyncxdp: lxcli-b: lyncxdp is not attached there$" \
 	lx $N stats lxcli-b
-refused "not root, attached: detach" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" detach lxcli-a
+refused "not root, attached: detach" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" detach lxcli-a
 refused "bpffs not mounted, attached: detach" "bpffs is not mounted" nobpffs detach lxcli-a
 refused "bpffs not mounted, attached: stats" "bpffs is not mounted" nobpffs stats
 refused "set of an interface that is not attached" "^lyncxdp: lxcli-b: lyncxdp is not attached there$" \
@@ -433,7 +444,7 @@ refused "set of an interface that is not attached" "^lyncxdp: lxcli-b: lyncxdp i
 refused "set of an unknown interface" "^lyncxdp: lxcli-nope: lyncxdp is not attached there$" \
 	lx $N set lxcli-nope --tag
 refused "not root, attached: set" "needs root" \
-	nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" set lxcli-a --policy enforce
+	nsenter --net=/run/netns/$N "${NOBODY[@]}" set lxcli-a --policy enforce
 refused "reload with a bad site" "^lyncxdp: $T/s/role.site:3: unknown role 'bogus-role'" \
 	lx $N reload --site "$T/s/role.site"
 refused "reload with a bad matrix" "^lyncxdp: $T/m/port.matrix:5: " lx $N reload --matrix "$T/m/port.matrix"
@@ -442,7 +453,7 @@ refused "reload with a missing site" "$T/missing.site: No such file or directory
 refused "reload --product unknown" "unknown product 'nope'" lx $N reload --product nope
 refused "reload with --product and --matrix" "--product or --matrix, not both" \
 	lx $N reload --product sfb2015 --matrix "$MAPS/sfb2015.matrix"
-refused "not root, attached: reload" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" "$LYNCXDP" reload
+refused "not root, attached: reload" "needs root" nsenter --net=/run/netns/$N "${NOBODY[@]}" reload
 refused "bpffs not mounted, attached: set" "bpffs is not mounted" nobpffs set lxcli-a --tag
 refused "bpffs not mounted, attached: drops" "bpffs is not mounted" nobpffs drops --seconds 1
 

@@ -13,7 +13,6 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CAPS=${CAPTURES:-$TOP/tests/captures}
-[ -d "$CAPS" ] || CAPS=$TOP/../shared/captures
 export LYNCXDP_MAPS=${LYNCXDP_MAPS:-$MAPS}
 WORK=$(mktemp -d /tmp/lyncxdp-media.XXXXXX)
 trap 'if [ -n "${LYNCXDP_KEEP_TMP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT

@@ -65,7 +65,7 @@ got=$(json_get '[(s["service"], s["direction"], s["media"], s["codec"], s["src"]
 expect_eq "one stream: client-media out, audio PCMU, 192.0.2.130:50000, 297 packets, 3 lost of 300" \
 	"[('client-media', 'out', 'audio', 'PCMU', '192.0.2.130', 50000, '0xC0FFEE01', 297, 3, 300)]" "$got"
 jit=$(json_get '"%.1f" % j["streams"][0]["jitter_ms"] if j["streams"] else "none"' <"$T/streams.json")
-check "its jitter is under 20 ms on a veth ($jit ms)" $PY -c "import sys; sys.exit(0 if float('$jit') < 20 else 1)"
+check "its jitter is under 100 ms on a veth, however loaded the machine ($jit ms)" $PY -c "import sys; sys.exit(0 if float('$jit') < 100 else 1)"
 first=$(json_get 'round(j["streams"][0]["first_seen"]) if j["streams"] else 0' <"$T/streams.json")
 check "first_seen is wall-clock time, within a minute of now ($first)" \
 	$PY -c "import time, sys; sys.exit(0 if abs(time.time() - $first) < 60 else 1)"

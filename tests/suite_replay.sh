@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Capture replay: every capture of ../shared/captures through `lyncxdp replay`, which runs each
+# Capture replay: every capture of tests/captures through `lyncxdp replay`, which runs each
 # frame through a private instance of the real XDP program with BPF_PROG_TEST_RUN (nothing is
 # attached, nothing pinned, nothing sent). Needs root (BPF), tshark, python3 with scapy, jq.
 #
@@ -8,13 +8,13 @@
 # matrix, and tshark counts the frames (and sums frame.len) that match it. The special counters
 # have generic filters (see derive_counts). No count is pinned from lyncxdp's own output.
 #
-# Usage: bash tests/suite_replay.sh      CAPTURES=DIR overrides $TOP/../shared/captures
+# Usage: bash tests/suite_replay.sh      CAPTURES=DIR overrides $TOP/tests/captures
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CAPS=${CAPTURES:-$TOP/../shared/captures}
+CAPS=${CAPTURES:-$TOP/tests/captures}
 SITES=$TOP/tests/sites
 PRODUCT=sfb2015
 # Binaries outside build/ (build/san/lyncxdp) find the matrices through this.
@@ -196,6 +196,12 @@ if [ ! -x "$LYNCXDP" ] || ! command -v tshark >/dev/null || ! command -v jq >/de
 fi
 ncaps=$(find "$CAPS" -maxdepth 1 \( -name '*.pcap' -o -name '*.pcapng' \) | wc -l)
 expect_eq "captures: 8 pcap/pcapng files in $CAPS" 8 "$ncaps"
+if [ -z "${CAPTURES:-}" ]; then
+	check "captures: every file matches tests/captures/SHA256SUMS (provenance in its README)" \
+		bash -c 'cd "$1" && sha256sum --quiet --strict -c SHA256SUMS' _ "$CAPS"
+else
+	skip "captures: checksums: CAPTURES=$CAPTURES is not the repository's set"
+fi
 for s in "$SITES"/replay-*.site; do
 	check "site $(basename "$s") passes lyncxdp check" "$LYNCXDP" check --product "$PRODUCT" --site "$s"
 done

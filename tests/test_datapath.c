@@ -1670,6 +1670,78 @@ static void test_outbound_semantics(void)
 	test_matrix_rules(mpath);
 }
 
+/*
+ * IPv6 prefixes of more lengths than the per-length tables take (LX_ADDR6_LENS): the program
+ * uses the host hash and the trie instead. Same answers as the tables give: longest prefix,
+ * hosts first, a host inside another role's prefix holds both roles. The same frames also
+ * run against the site without its three longest prefixes (8 lengths: the tables).
+ */
+static void test_ipv6_many_lengths(void)
+{
+	static const char *lens_few = "edge-external 2001:db8:ee00::/40 2001:db8:e110::/44\n"
+				      "edge-external 2001:db8:e2:1000::/52 2001:db8:e3:100::/56\n"
+				      "edge-external 2001:db8:e4:10::/60 2001:db8:e5::/64\n";
+	static const char *lens_more = "edge-external 2001:db8:e6:0:100::/72 2001:db8:e7:0:1::/80\n"
+				       "edge-external 2001:db8:e8::1:0:0/96\n";
+	static const char *common = "frontend 192.0.2.10 2001:db8::10\n"
+				    "mediation 2001:db8:d::/48\nfrontend 2001:db8:d::5\n";
+	static const struct {
+		const char *src, *dst;
+		uint8_t ipproto;
+		uint32_t rule, dir;
+		uint32_t rule_few; /* where the /96 is not in the site */
+	} frames[] = {
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:ee00:1::9]:3478", IPPROTO_UDP, 6, LX_DIR_IN,
+		  6 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:e4:1f::9]:3478", IPPROTO_UDP, 6, LX_DIR_IN,
+		  6 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:e5::9]:3478", IPPROTO_UDP, 6, LX_DIR_IN, 6 },
+		{ "[2001:db8:e8::1:0:7]:3478", "[2001:db8:aa::1]:40000", IPPROTO_UDP, 6, LX_DIR_OUT,
+		  0 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8::10]:5061", IPPROTO_TCP, 1, LX_DIR_IN, 1 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:d::5]:5120", IPPROTO_TCP, 10, LX_DIR_IN,
+		  10 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:d::6]:5061", IPPROTO_TCP, 9, LX_DIR_IN, 9 },
+		{ "[2001:db8:aa::1]:40000", "[2001:db8:ff::1]:3478", IPPROTO_UDP, 0, LX_DIR_IN, 0 },
+	};
+	for (int few = 0; few < 2; few++) {
+		char spath[PATH_MAX];
+		snprintf(spath, sizeof(spath), "%s/lengths-%d.site", tmpdir, few);
+		FILE *f = fopen(spath, "w");
+		int ok = f && fputs(lens_few, f) >= 0 && (few || fputs(lens_more, f) >= 0) &&
+			 fputs(common, f) >= 0;
+		ok = f && fclose(f) == 0 && ok;
+		struct matrix m;
+		struct site s;
+		struct text_error err = { { 0 } };
+		if (!CHECK(ok, "write %s", spath) || !CHECK(matrix_load(BASE_MATRIX, &m, &err) == 0,
+							    "%s loads%s", BASE_MATRIX, why(&err)))
+			return;
+		if (!CHECK(site_load(spath, &m, &s, &err) == 0, "%s loads%s", spath, why(&err))) {
+			matrix_free(&m);
+			return;
+		}
+		struct dp d;
+		if (dp_open(&d, few ? "ipv6 8 lengths (tables)" : "ipv6 11 lengths (hash and trie)",
+			    &m, &s) == 0) {
+			for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+				uint8_t buf[256];
+				char name[128];
+				size_t len =
+				    frame(buf, frames[i].ipproto, frames[i].src, frames[i].dst);
+				snprintf(name, sizeof(name), "%s -> %s", frames[i].src,
+					 frames[i].dst);
+				expect_rule(&d, name, buf, len,
+					    few ? frames[i].rule_few : frames[i].rule,
+					    frames[i].dir);
+			}
+		}
+		dp_close(&d);
+		site_free(&s);
+		matrix_free(&m);
+	}
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1704,6 +1776,7 @@ int main(void)
 	test_many_roles();
 	test_framing();
 	test_outbound_semantics();
+	test_ipv6_many_lengths();
 
 	char cmd[128];
 	glob_t sites;

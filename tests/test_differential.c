@@ -1126,7 +1126,13 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 	if (compile_tables(&M, &in->site, &in->comp, &err) < 0 ||
 	    compile_media(&in->comp, &M, &in->site, &MEDIA, &err) < 0)
 		die("%s", err.msg);
-	if (testrun_open(&in->t, &M, &in->site, &in->comp, LX_POLICY_MONITOR, 0, &err) < 0)
+	/* Shorter flow timeouts, so that flows expire within the run. */
+	struct lx_config cfg = loader_config(&in->comp);
+	cfg.tcp_timeout_ns = TIMEOUTS.tcp;
+	cfg.tcp_closing_ns = TIMEOUTS.tcp_closing;
+	cfg.udp_timeout_ns = TIMEOUTS.udp;
+	if (testrun_open_config(&in->t, &M, &in->site, &in->comp, LX_POLICY_MONITOR, 0, &cfg,
+				&err) < 0)
 		die("%s", err.msg);
 	if (ref_init(&in->ref, &M, &in->site, &TIMEOUTS, 0) < 0)
 		die("out of memory");
@@ -1137,18 +1143,6 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 	in->rule_hits = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(uint64_t));
 	if (!in->rule_hits)
 		die("out of memory");
-	/* Shorter flow timeouts, so that flows expire within the run. */
-	int cfg_fd = map_fd(in->t.prog_fd, "tbl_config");
-	struct lx_config cfg;
-	__u32 zero = 0;
-	if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg))
-		die("reading tbl_config: %s", strerror(errno));
-	cfg.tcp_timeout_ns = TIMEOUTS.tcp;
-	cfg.tcp_closing_ns = TIMEOUTS.tcp_closing;
-	cfg.udp_timeout_ns = TIMEOUTS.udp;
-	if (bpf_map_update_elem(cfg_fd, &zero, &cfg, 0))
-		die("writing tbl_config: %s", strerror(errno));
-	close(cfg_fd);
 	in->flows_fd = map_fd(in->t.prog_fd, "lx_flows");
 	in->frags_fd = map_fd(in->t.prog_fd, "lx_frags");
 	in->streams_fd = map_fd(in->t.prog_fd, "lx_streams");

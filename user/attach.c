@@ -302,7 +302,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	struct loader_opts lo = { .iface_slot = (uint32_t)slot,
 				  .rule_cap = st.rule_cap,
 				  .pinned = 1,
-				  .size_for = fresh ? c : NULL };
+				  .size_for = fresh ? c : NULL,
+				  .compiled = c };
 	skel = loader_load(&lo, err);
 	if (!skel)
 		goto out;
@@ -625,7 +626,8 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 					  .pinned = 1,
 					  .fresh_tables = first < 0,
 					  .tables_from = first < 0 ? NULL : inst[first],
-					  .size_for = first < 0 ? c : NULL };
+					  .size_for = first < 0 ? c : NULL,
+					  .compiled = c };
 		inst[slot] = loader_load(&lo, err);
 		if (!inst[slot])
 			goto out;

@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "addr4.h"
+#include "addr6.h"
 #include "lyncxdp.skel.h"
 #include "media.h"
 #include "site.h"
@@ -22,6 +23,20 @@ uint32_t loader_rule_cap(int nrules)
 	while (cap < (uint32_t)nrules + 1)
 		cap *= 2;
 	return cap;
+}
+
+/* The program's load-time config (its .rodata `config`) for a compiled site. */
+struct lx_config loader_config(const struct compiled *c)
+{
+	struct lx_config cfg = {
+		.flags = c->config_flags,
+		.protected_groups = c->protected_groups,
+		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
+		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
+		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
+		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
+	};
+	return cfg;
 }
 
 static int is_table(const struct bpf_map *map)
@@ -117,6 +132,14 @@ static int size_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	bpf_map__set_max_entries(skel->maps.tbl_dir4_l2, at_least(t4.n2, 1));
 	bpf_map__set_max_entries(skel->maps.tbl_dir4_l3, at_least(t4.n3, 1));
 	bpf_map__set_max_entries(skel->maps.tbl_host6, at_least(c->hosts6, 64));
+	struct addr6_table t6;
+	if (addr6_build(c, &t6) < 0) {
+		addr4_free(&t4);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	bpf_map__set_max_entries(skel->maps.tbl_addr6, t6.usable ? t6.nbuckets : 1);
+	addr6_free(&t6);
 	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
 	addr4_free(&t4);
 	return 0;
@@ -134,6 +157,21 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	skel->rodata->rule_cap = opts->rule_cap;
 	skel->rodata->record_last = opts->record_last ? 1 : 0;
 	skel->rodata->replay_clock = opts->replay_clock ? 1 : 0;
+	const struct compiled *c = opts->size_for ? opts->size_for : opts->compiled;
+	if (c) {
+		struct addr6_table t6;
+		if (addr6_build(c, &t6) < 0) {
+			snprintf(err->msg, sizeof(err->msg), "out of memory");
+			lyncxdp_bpf__destroy(skel);
+			return NULL;
+		}
+		skel->rodata->config = opts->config ? *opts->config : loader_config(c);
+		skel->rodata->addr6_on = (__u8)t6.usable;
+		skel->rodata->addr6_nlens = t6.nlens;
+		memcpy((void *)skel->rodata->addr6_lens, t6.lens, sizeof(t6.lens));
+		skel->rodata->addr6_mask = t6.usable ? t6.nbuckets - 1 : 0;
+		addr6_free(&t6);
+	}
 	bpf_map__set_max_entries(skel->maps.lx_counters,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_remarked,
@@ -239,6 +277,17 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l3), t4.l3, sizeof(*t4.l3), 0,
 				t4.n3, "the IPv4 address table", err);
 	addr4_free(&t4);
+	if (r < 0)
+		return -1;
+	struct addr6_table t6;
+	if (addr6_build(c, &t6) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	if (t6.usable)
+		r = write_array(bpf_map__fd(skel->maps.tbl_addr6), t6.buckets, sizeof(*t6.buckets),
+				0, t6.nbuckets, "the IPv6 address table", err);
+	addr6_free(&t6);
 	if (r < 0)
 		return -1;
 	for (int i = 0; i < c->naddrs; i++) {
@@ -396,15 +445,6 @@ static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
 			const struct compiled *c, struct text_error *err)
 {
-	struct lx_config cfg = {
-		.flags = c->config_flags,
-		.protected_groups = c->protected_groups,
-		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
-		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
-		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
-		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
-	};
-	__u32 zero = 0;
 	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
 
 	if (write_addresses(skel, c, err) < 0 ||
@@ -417,10 +457,6 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 	    write_media(skel, c, err) < 0 || write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
 	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
 		return -1;
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_config), &zero, &cfg, 0)) {
-		snprintf(err->msg, sizeof(err->msg), "writing the config: %s", strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 

@@ -32,11 +32,19 @@ struct loader_opts {
 	struct lyncxdp_bpf *tables_from;
 	/* When the tables are created by this load (not reused): size them for this site. */
 	const struct compiled *size_for;
+	/* What the tables were compiled from, when not size_for (joining an attach): the
+	 * program's load-time constants follow it. */
+	const struct compiled *compiled;
+	/* The program's load-time config when not loader_config() of the site (tests). */
+	const struct lx_config *config;
 };
 
 /* Table maps (tbl_*) hold what the matrix and site compile to; a reload replaces them
  * whole. Every other map is state that outlives reloads: counters, flows, drop log. */
 #define LOADER_TABLE_PREFIX "tbl_"
+
+/* The load-time config of the program (flags, protected groups, timeouts) for a site. */
+struct lx_config loader_config(const struct compiled *c);
 
 /* Rule ids a counter map must hold for this many rules (at least 1024, a power of two). */
 uint32_t loader_rule_cap(int nrules);

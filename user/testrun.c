@@ -13,6 +13,13 @@
 int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s,
 		 const struct compiled *c, uint32_t policy, uint32_t tag, struct text_error *err)
 {
+	return testrun_open_config(t, m, s, c, policy, tag, NULL, err);
+}
+
+int testrun_open_config(struct testrun *t, const struct matrix *m, const struct site *s,
+			const struct compiled *c, uint32_t policy, uint32_t tag,
+			const struct lx_config *config, struct text_error *err)
+{
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
@@ -20,7 +27,8 @@ int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s
 				  .rule_cap = t->rule_cap,
 				  .record_last = 1,
 				  .size_for = c,
-				  .replay_clock = 1 };
+				  .replay_clock = 1,
+				  .config = config };
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;

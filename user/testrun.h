@@ -27,6 +27,12 @@ struct testrun {
 int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s,
 		 const struct compiled *c, uint32_t policy, uint32_t tag, struct text_error *err);
 
+/* The same with a load-time config of its own (e.g. shorter flow timeouts); NULL: the
+ * site's, as attach loads it. */
+int testrun_open_config(struct testrun *t, const struct matrix *m, const struct site *s,
+			const struct compiled *c, uint32_t policy, uint32_t tag,
+			const struct lx_config *config, struct text_error *err);
+
 /* Changes the policy and tag mode of the instance, as `lyncxdp set` does live. */
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err);
 void testrun_close(struct testrun *t);
