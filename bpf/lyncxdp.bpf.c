@@ -326,7 +326,7 @@ struct packet {
 	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
 	struct lx_addr6 daddr;
 	void *ip;	   /* the IP header, for the DSCP rewrite */
-	__u16 payload_at;  /* UDP payload, from the IP header (0: none), for media services */
+	__u16 payload_at;  /* TCP/UDP payload, from the IP header (0: none), for media services */
 	__u16 payload_len; /* its length by the IP header */
 };
 
@@ -384,6 +384,8 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->sport = bpf_ntohs(tcp->source);
 		p->dport = bpf_ntohs(tcp->dest);
 		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->payload_at = (__u16)((void *)tcp - p->ip) + tcp->doff * 4;
+		p->payload_len = p->l4_room - tcp->doff * 4;
 		return PARSED_L4;
 	}
 	if (p->ipproto == IPPROTO_UDP) {
@@ -924,6 +926,8 @@ static __always_inline __u32 stun_kind(__u8 *b, void *end, __u32 room)
  * TURN ChannelData (RTP or RTCP inside), 128-191 RTP and RTCP (RFC 5761: payload types
  * 192-223 are RTCP); 0xFF10 is Microsoft's multiplexed TURN framing.
  */
+static __always_inline __u32 rtp_or_rtcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r);
+
 static __always_inline __u32 recognise(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
 {
 	if (room < 4 || (void *)(b + 4) > end)
@@ -946,7 +950,13 @@ static __always_inline __u32 recognise(__u8 *b, __u32 room, void *end, struct rt
 			return LX_MEDIA_OTHER;
 		b0 = b[0];
 	}
-	if ((b0 & 0xc0) != 0x80)
+	return rtp_or_rtcp(b, room, end, r);
+}
+
+/* RTP (RTP_CANDIDATE, fields in r) or RTCP (RFC 5761: payload types 192-223), else other. */
+static __always_inline __u32 rtp_or_rtcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
+{
+	if (room < 4 || (void *)(b + 4) > end || (b[0] & 0xc0) != 0x80)
 		return LX_MEDIA_OTHER;
 	__u8 b1 = b[1];
 	if (b1 >= 192 && b1 <= 223) {
@@ -963,6 +973,33 @@ static __always_inline __u32 recognise(__u8 *b, __u32 room, void *end, struct rt
 	return RTP_CANDIDATE;
 }
 
+/*
+ * TCP: the first frame of the segment only (cheap; a segment that starts inside a frame is
+ * other). MS-TURN over TCP frames each message as type (0x02 control: STUN; 0x03 data: RTP or
+ * RTCP), a zero byte and a 2-byte length; ICE-TCP (RFC 6544) uses RFC 4571's 2-byte length
+ * before RTP, RTCP or STUN.
+ */
+static __always_inline __u32 recognise_tcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
+{
+	if (room < 4 || (void *)(b + 4) > end)
+		return LX_MEDIA_OTHER;
+	__u32 len;
+	if ((b[0] == 2 || b[0] == 3) && b[1] == 0) {
+		len = (__u32)b[2] << 8 | b[3];
+		if (len + 4 > room)
+			return LX_MEDIA_OTHER;
+		if (b[0] == 2)
+			return stun_kind(b + 4, end, len);
+		return rtp_or_rtcp(b + 4, len, end, r);
+	}
+	len = (__u32)b[0] << 8 | b[1];
+	if (len + 2 > room)
+		return LX_MEDIA_OTHER;
+	if (b[2] < 4)
+		return stun_kind(b + 2, end, len);
+	return rtp_or_rtcp(b + 2, len, end, r);
+}
+
 static const struct lx_stream zero_stream = {};
 
 static __always_inline __u64 media_now(void)
@@ -977,6 +1014,7 @@ struct media_in {
 	__u32 dir;
 	__u32 payload_off; /* from ctx->data */
 	__u32 payload_len;
+	__u32 tcp;		  /* framed as recognise_tcp() says */
 	struct lx_stream_key key; /* all but the SSRC */
 };
 
@@ -1127,7 +1165,9 @@ __attribute__((noinline)) int lx_media_kind(struct xdp_md *ctx, struct media_in 
 	if (off > 1024) /* Ethernet, two VLAN tags, IPv6 and its extension headers, UDP */
 		return LX_MEDIA_OTHER;
 	struct rtp_fields r = {};
-	__u32 kind = recognise((__u8 *)data + off, in->payload_len, end, &r);
+	__u8 *b = (__u8 *)data + off;
+	__u32 kind = in->tcp ? recognise_tcp(b, in->payload_len, end, &r)
+			     : recognise(b, in->payload_len, end, &r);
 	if (kind != RTP_CANDIDATE)
 		return kind;
 	__u32 idx = r.pt;
@@ -1281,17 +1321,23 @@ int lyncxdp(struct xdp_md *ctx)
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */
 	__u32 mkind = LX_MEDIA_MAX;
 	struct lx_rule_action *a = NULL;
-	if (matched && p.proto == LX_PROTO_UDP) {
+	if (matched && p.payload_at) {
 		a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
-		if (a && a->media && p.payload_at) {
+		if (a && a->media && p.payload_len < 4) {
+			mkind = LX_MEDIA_OTHER; /* nothing to read (a TCP ACK): no call */
+			count(&lx_media,
+			      lx_media_counter_index(slot, rule_cap, d.rule, d.dir, mkind), bytes);
+		} else if (a && a->media) {
 			struct media_in in = {
 				.bytes = bytes,
 				.rule = d.rule,
 				.dir = d.dir,
 				.payload_off = l3_at + p.payload_at,
 				.payload_len = p.payload_len,
+				.tcp = p.proto == LX_PROTO_TCP,
 				.key = { .family = p.family,
 					 .slot = (__u8)slot,
+					 .proto = p.proto,
 					 .sport = p.sport,
 					 .dport = p.dport },
 			};

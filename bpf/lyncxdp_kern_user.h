@@ -450,7 +450,8 @@ static inline __u32 lx_media_counter_index(__u32 slot, __u32 rule_cap, __u32 rul
 struct lx_stream_key {
 	__u8 family;
 	__u8 slot;
-	__u16 pad;
+	__u8 proto; /* enum lx_proto */
+	__u8 pad;
 	__u32 ssrc;
 	__u16 sport;
 	__u16 dport;

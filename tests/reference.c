@@ -259,6 +259,10 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		p->sport = (uint16_t)be16(l4);
 		p->dport = (uint16_t)be16(l4 + 2);
 		p->tcp_flags = l4[13];
+		if (doff * 4 <= avail) {
+			p->udp_payload = l4 + doff * 4;
+			p->udp_payload_len = avail - doff * 4;
+		}
 		return;
 	}
 	if (proto == 17) { /* UDP */
@@ -649,8 +653,39 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 
 /* RFC 7983's first-byte ranges; RTP counts only in a stream confirmed by two packets in
  * sequence (RFC 3550 A.1). Returns the kind; a stream update, if any, goes into u. */
+static int rtp_kind(const struct ref *r, const struct ref_pkt *p, const uint8_t *b, size_t n,
+		    struct ref_updates *u);
+
+/* STUN whose length field covers exactly n bytes. */
+static int stun_exact(const uint8_t *b, size_t n)
+{
+	return n >= 20 && be16(b + 2) + 20 == n ? LX_MEDIA_STUN : LX_MEDIA_OTHER;
+}
+
+/* TCP: the segment's first frame, MS-TURN over TCP (0x02 control / 0x03 data, 0, length) or
+ * RFC 4571 (length, then RTP, RTCP or STUN). */
+static int media_kind_tcp(const struct ref *r, const struct ref_pkt *p, struct ref_updates *u)
+{
+	const uint8_t *b = p->udp_payload;
+	size_t n = p->udp_payload_len;
+	if (n < 4)
+		return LX_MEDIA_OTHER;
+	if ((b[0] == 2 || b[0] == 3) && b[1] == 0) {
+		size_t len = be16(b + 2);
+		if (len + 4 > n)
+			return LX_MEDIA_OTHER;
+		return b[0] == 2 ? stun_exact(b + 4, len) : rtp_kind(r, p, b + 4, len, u);
+	}
+	size_t len = be16(b);
+	if (len + 2 > n)
+		return LX_MEDIA_OTHER;
+	return b[2] < 4 ? stun_exact(b + 2, len) : rtp_kind(r, p, b + 2, len, u);
+}
+
 static int media_kind(const struct ref *r, const struct ref_pkt *p, struct ref_updates *u)
 {
+	if (p->proto == LX_PROTO_TCP)
+		return media_kind_tcp(r, p, u);
 	const uint8_t *b = p->udp_payload;
 	size_t n = p->udp_payload_len;
 	if (n < 4)
@@ -670,7 +705,14 @@ static int media_kind(const struct ref *r, const struct ref_pkt *p, struct ref_u
 		if (n < 4)
 			return LX_MEDIA_OTHER;
 	}
-	if (b[0] >> 6 != 2)
+	return rtp_kind(r, p, b, n, u);
+}
+
+/* RTP of a known payload type in a confirmed stream, or RTCP (payload types 192-223). */
+static int rtp_kind(const struct ref *r, const struct ref_pkt *p, const uint8_t *b, size_t n,
+		    struct ref_updates *u)
+{
+	if (n < 4 || b[0] >> 6 != 2)
 		return LX_MEDIA_OTHER;
 	if (b[1] >= 192 && b[1] <= 223)
 		return n >= 8 && ((size_t)be16(b + 2) + 1) * 4 <= n ? LX_MEDIA_RTCP
@@ -683,6 +725,7 @@ static int media_kind(const struct ref *r, const struct ref_pkt *p, struct ref_u
 	struct ref_stream_key k;
 	memset(&k, 0, sizeof(k));
 	k.family = (uint8_t)p->family;
+	k.proto = (uint8_t)p->proto;
 	k.sport = p->sport;
 	k.dport = p->dport;
 	k.ssrc = (uint32_t)be16(b + 8) << 16 | be16(b + 10);
@@ -764,7 +807,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 
 	/* A media service's UDP payload, inspected whatever the mode (the stream table). */
 	int mkind = -1;
-	if (d->rule && p.proto == LX_PROTO_UDP && p.kind == REF_PORTS && r->media_rule &&
+	if (d->rule && p.kind == REF_PORTS && p.udp_payload && r->media_rule &&
 	    r->media_rule[d->rule - 1])
 		mkind = media_kind(r, &p, u);
 	int dscp = d->rule ? r->dscp[d->rule - 1] : -1;

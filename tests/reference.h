@@ -70,8 +70,9 @@ struct ref_pkt {
 	uint8_t icmp_type, icmp_code;
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
-	int frag_proto;		    /* the protocol a fragment is remembered by */
-	const uint8_t *udp_payload; /* UDP: the payload, udp_payload_len bytes by the IP length */
+	int frag_proto; /* the protocol a fragment is remembered by */
+	const uint8_t
+	    *udp_payload; /* TCP/UDP: the payload, udp_payload_len bytes by the IP length */
 	size_t udp_payload_len;
 	const char *why; /* for REF_MALFORMED: what is wrong */
 };
@@ -113,7 +114,7 @@ struct ref_frag_key {
 
 /* An RTP stream of a media service, as far as the tag mode needs it: confirmed or not. */
 struct ref_stream_key {
-	uint8_t family;
+	uint8_t family, proto;
 	uint16_t sport, dport;
 	uint32_t ssrc;
 	uint8_t saddr[16], daddr[16];

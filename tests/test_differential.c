@@ -212,6 +212,7 @@ struct desc {
 	size_t payload;
 	size_t trailer;	  /* bytes after the IP datagram (Ethernet padding, trailers) */
 	size_t media_len; /* > 0: the payload starts with media[] (RTP, STUN, ...) */
+	size_t media_at;  /* where the RTP header starts in media[] */
 	uint8_t media[20];
 };
 
@@ -684,6 +685,7 @@ static void media_header(struct desc *d, uint16_t seq, uint8_t pt, uint32_t ssrc
 	uint8_t *m = d->media;
 	size_t at = 0;
 	int x = (int)rnd(100);
+	d->media_at = 0;
 	if (x < 8) { /* STUN with the cookie, length covering the rest */
 		memset(m, 0, 8);
 		put16(m, 1);
@@ -703,7 +705,14 @@ static void media_header(struct desc *d, uint16_t seq, uint8_t pt, uint32_t ssrc
 		d->media_len = 3;
 		return;
 	}
-	if (x < 30 && d->payload >= 4) { /* TURN ChannelData around the RTP */
+	if (d->ipproto == 6 && chance(50)) { /* MS-TURN over TCP, data frame */
+		m[0] = 3, m[1] = 0;
+		put16(m + 2, (unsigned)(d->payload - 4 - rnd(3)));
+		at = 4;
+	} else if (d->ipproto == 6) { /* RFC 4571 */
+		put16(m, (unsigned)(d->payload - 2 - rnd(3)));
+		at = 2;
+	} else if (x < 30 && d->payload >= 4) { /* TURN ChannelData around the RTP */
 		put16(m, 0x4001);
 		put16(m + 2, (unsigned)(d->payload - 4 - rnd(3)));
 		at = 4;
@@ -714,12 +723,13 @@ static void media_header(struct desc *d, uint16_t seq, uint8_t pt, uint32_t ssrc
 	put32(m + at + 4, (uint32_t)seq * 160);
 	put32(m + at + 8, ssrc);
 	d->media_len = at + 12;
+	d->media_at = at;
 }
 
 /* UDP rule traffic becomes the first packet of a media stream now and then. */
 static void maybe_media(struct gen *g, struct desc *d)
 {
-	if (d->ipproto != 17 || !chance(30))
+	if ((d->ipproto != 17 && d->ipproto != 6) || !chance(30))
 		return;
 	if (d->payload < 16)
 		d->payload = 16 + rnd(200);
@@ -734,7 +744,7 @@ static int gen_media_next(struct gen *g, struct desc *d)
 	if (!g->nmedia)
 		return 0;
 	struct desc *s = &g->media[rnd((uint32_t)(g->nmedia < 16 ? g->nmedia : 16))];
-	size_t at = s->media[0] == 0x40 ? 4 : 0;
+	size_t at = s->media_at;
 	if (s->media_len < at + 12)
 		return 0;
 	uint16_t seq = (uint16_t)(s->media[at + 2] << 8 | s->media[at + 3]);

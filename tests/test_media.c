@@ -57,12 +57,14 @@ static void close_inst(struct inst *in)
 	site_free(&in->s);
 }
 
-/* A UDP frame SRC -> DST carrying payload; returns the result of the real program. */
+/* A UDP (or TCP) frame SRC -> DST carrying payload; returns the result of the program. */
 static struct testrun_result RES;
-static int run_udp(struct inst *in, const char *src, const char *dst, const uint8_t *payload,
-		   size_t plen, uint8_t tos)
+static int run_l4(struct inst *in, int ipproto, const char *src, const char *dst,
+		  const uint8_t *payload, size_t plen, uint8_t tos)
 {
-	struct packet_spec spec = { .ipproto = IPPROTO_UDP, .tos = tos, .payload_len = plen };
+	struct packet_spec spec = {
+		.ipproto = (uint8_t)ipproto, .tos = tos, .payload_len = plen, .tcp_flags = 0x18
+	};
 	char why[128];
 	uint8_t frame[2048];
 	struct text_error err = { { 0 } };
@@ -76,6 +78,18 @@ static int run_udp(struct inst *in, const char *src, const char *dst, const uint
 	if (testrun_frame(&in->t, frame, len, &RES, &err) != 0)
 		die(err.msg);
 	return (int)RES.last.media;
+}
+
+static int run_udp(struct inst *in, const char *src, const char *dst, const uint8_t *payload,
+		   size_t plen, uint8_t tos)
+{
+	return run_l4(in, IPPROTO_UDP, src, dst, payload, plen, tos);
+}
+
+static int run_tcp(struct inst *in, const char *src, const char *dst, const uint8_t *payload,
+		   size_t plen)
+{
+	return run_l4(in, IPPROTO_TCP, src, dst, payload, plen, 0);
 }
 
 static size_t rtp(uint8_t *b, unsigned pt, int marker, uint16_t seq, uint32_t ts, uint32_t ssrc,
@@ -193,7 +207,35 @@ static void test_recognition(void)
 	b[2] = 0x7f;
 	k = run_udp(&in, CLIENT ":50036", PEER ":3478", b, 80, 0);
 	EXPECT_KIND(k, LX_MEDIA_OTHER, "ChannelData whose length runs past the datagram is other");
-	/* Not inspected: a service that is not a media service, and non-UDP. */
+	/* TCP: MS-TURN over TCP framing (0x02 control: STUN, 0x03 data: RTP), RFC 4571. */
+	uint8_t f[256];
+	memset(f, 0, 24);
+	f[0] = 0x02, f[3] = 20;
+	f[4 + 1] = 0x01, f[4 + 4] = 0x21, f[4 + 5] = 0x12, f[4 + 6] = 0xa4, f[4 + 7] = 0x42;
+	k = run_tcp(&in, CLIENT ":50060", PEER ":443", f, 24);
+	EXPECT_KIND(k, LX_MEDIA_STUN, "TCP, MS-TURN control frame with STUN is stun");
+	for (unsigned i = 0; i < 2; i++) {
+		n = rtp(f + 4, 8, 0, (uint16_t)(40 + i), 160 * i, 0x88888888, 160);
+		f[0] = 0x03, f[1] = 0, f[2] = (uint8_t)(n >> 8), f[3] = (uint8_t)n;
+		k = run_tcp(&in, CLIENT ":50062", PEER ":443", f, 4 + n);
+	}
+	EXPECT_KIND(k, LX_MEDIA_AUDIO, "TCP, MS-TURN data frames with PCMA in sequence: audio");
+	for (unsigned i = 0; i < 2; i++) {
+		n = rtp(f + 2, 121, 0, (uint16_t)(90 + i), 3000 * i, 0x99999999, 200);
+		f[0] = (uint8_t)(n >> 8), f[1] = (uint8_t)n;
+		k = run_tcp(&in, CLIENT ":50064", PEER ":50066", f, 2 + n);
+	}
+	EXPECT_KIND(k, LX_MEDIA_VIDEO, "TCP, RFC 4571 framed RTVideo in sequence: video");
+	memset(f, 0x41, 100);
+	f[0] = 0x17, f[1] = 0x03, f[2] = 0x03, f[3] = 0, f[4] = 95;
+	k = run_tcp(&in, CLIENT ":50068", PEER ":443", f, 100);
+	EXPECT_KIND(k, LX_MEDIA_OTHER, "TCP, a TLS record is other");
+	k = run_tcp(&in, CLIENT ":50068", PEER ":443", f, 0);
+	EXPECT_KIND(k, LX_MEDIA_OTHER, "TCP, a segment without payload is other");
+	k = run_tcp(&in, CLIENT ":50070", "192.0.2.11:5061", f, 100);
+	EXPECT_KIND(k, LX_MEDIA_MAX, "TCP to a non-media service (sip-tls) is not inspected");
+
+	/* Not inspected: a service that is not a media service, and unclassified UDP. */
 	memset(b, 0, 20);
 	k = run_udp(&in, CLIENT ":68", "192.0.2.1:67", b, 20, 0);
 	EXPECT_KIND(k, LX_MEDIA_MAX, "a UDP packet of a non-media service (DHCP) is not inspected");
@@ -224,9 +266,9 @@ static void test_recognition(void)
 	for (int i = 0; i < sr.n; i++)
 		unconfirmed |=
 		    sr.rows[i].key.ssrc == 0x66666666 || sr.rows[i].key.ssrc == 0x22222222;
-	CHECK(!unconfirmed && sr.n == 4,
-	      "only confirmed streams are listed: 4 (PCMU, video, sharing, ChannelData; not the "
-	      "restarted one, back on probation); got %d",
+	CHECK(!unconfirmed && sr.n == 6,
+	      "only confirmed streams are listed: 6 (PCMU, video, sharing, ChannelData, MS-TURN "
+	      "TCP, RFC 4571; not the restarted one, back on probation); got %d",
 	      sr.n);
 	streams_free(&sr);
 
@@ -239,11 +281,11 @@ static void test_recognition(void)
 		if (!strcmp(rep.rows[i].info.service, "client-media"))
 			for (int k2 = 0; k2 < LX_MEDIA_MAX; k2++)
 				kinds[k2] += rep.rows[i].media[k2].packets;
-	CHECK(kinds[LX_MEDIA_STUN] == 3 && kinds[LX_MEDIA_DTLS] == 1 && kinds[LX_MEDIA_RTCP] == 1 &&
-		  kinds[LX_MEDIA_AUDIO] == 3 && kinds[LX_MEDIA_VIDEO] == 1 &&
+	CHECK(kinds[LX_MEDIA_STUN] == 4 && kinds[LX_MEDIA_DTLS] == 1 && kinds[LX_MEDIA_RTCP] == 1 &&
+		  kinds[LX_MEDIA_AUDIO] == 4 && kinds[LX_MEDIA_VIDEO] == 2 &&
 		  kinds[LX_MEDIA_SHARING] == 1,
-	      "per-kind counters of client-media: stun 3, dtls 1, rtcp 1, audio 3, video 1, "
-	      "sharing 1 (got %llu %llu %llu %llu %llu %llu, other %llu)",
+	      "per-kind counters of client-media (UDP and TCP): stun 4, dtls 1, rtcp 1, audio 4, "
+	      "video 2, sharing 1 (got %llu %llu %llu %llu %llu %llu, other %llu)",
 	      (unsigned long long)kinds[LX_MEDIA_STUN], (unsigned long long)kinds[LX_MEDIA_DTLS],
 	      (unsigned long long)kinds[LX_MEDIA_RTCP], (unsigned long long)kinds[LX_MEDIA_AUDIO],
 	      (unsigned long long)kinds[LX_MEDIA_VIDEO],
@@ -332,7 +374,8 @@ static uint64_t false_positives(struct inst *in, const char *what, uint64_t coun
 		    T.pt[b[1] & 0x7f].kind)
 			(*header_like)++;
 		/* One flow for all of them: the worst case, a stream table entry per SSRC. */
-		int k = run_udp(in, CLIENT ":50500", PEER ":50600", b, n, 0);
+		int k = kind == 4 ? run_tcp(in, CLIENT ":50502", PEER ":443", b, n)
+				  : run_udp(in, CLIENT ":50500", PEER ":50600", b, n, 0);
 		fp += k == LX_MEDIA_AUDIO || k == LX_MEDIA_VIDEO || k == LX_MEDIA_SHARING;
 	}
 	(void)what;
@@ -352,6 +395,7 @@ static void test_false_positives(uint64_t random_count)
 		{ "DNS queries", 20000, 1 },
 		{ "QUIC long-header packets", 20000, 2 },
 		{ "QUIC short-header packets", 20000, 3 },
+		{ "random payloads over TCP", 100000, 4 },
 	};
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
 		uint64_t header_like = 0;

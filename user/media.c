@@ -232,7 +232,7 @@ int compile_media(struct compiled *c, const struct matrix *m, const struct site 
 	for (int i = 0; i < t->ninspect; i++) {
 		int svc = service_index(m, t->inspect[i]);
 		for (int r = 0; svc >= 0 && r < m->nrules; r++)
-			if (m->rules[r].service == svc && m->rules[r].proto == LX_PROTO_UDP)
+			if (m->rules[r].service == svc)
 				c->media[r] = 1;
 	}
 	for (int k = 0; k < LX_MEDIA_MAX; k++) {

@@ -115,10 +115,11 @@ static void print_json(FILE *out, const struct streams_report *r,
 			stats_dir_name(s->dir), media_kind_name(s->kind));
 		json_string(out, streams_codec(o->t, s->pt, codec, sizeof(codec)));
 		fprintf(out,
-			", \"payload_type\": %u, \"src\": \"%s\", \"sport\": %u, \"dst\": \"%s\", "
-			"\"dport\": %u, \"ssrc\": \"0x%08X\", \"turn_channel\": %s,",
-			s->pt, src, row->key.sport, dst, row->key.dport, row->key.ssrc,
-			s->channel ? "true" : "false");
+			", \"payload_type\": %u, \"transport\": \"%s\", \"src\": \"%s\", "
+			"\"sport\": %u, \"dst\": \"%s\", \"dport\": %u, \"ssrc\": \"0x%08X\", "
+			"\"turn_channel\": %s,",
+			s->pt, row->key.proto == LX_PROTO_TCP ? "tcp" : "udp", src, row->key.sport,
+			dst, row->key.dport, row->key.ssrc, s->channel ? "true" : "false");
 		fprintf(out,
 			"\n   \"packets\": %llu, \"bytes\": %llu, \"expected\": %llu, "
 			"\"received\": %llu, \"lost\": %llu, \"loss\": %.6f, \"reordered\": %llu, "
