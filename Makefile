@@ -23,7 +23,7 @@ SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
 TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress $(BUILD)/test_media
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
-.PHONY: all deps demo test test-unit format format-check install clean help
+.PHONY: all deps demo test test-unit format format-check install man deb print-version clean help
 
 all: $(BUILD)/lyncxdp
 
@@ -34,6 +34,10 @@ help:
 	@echo "make test       every test, ending with 'N passed, N failed'"
 	@echo "make install    binary to /usr/local/sbin, matrices to /usr/local/share/lyncxdp,"
 	@echo "                systemd units, /etc/lyncxdp/lyncxdp.conf.example, docs (DESTDIR=...)"
+	@echo "                (PREFIX=/usr/local), man page, bash completion"
+	@echo "make deb        lyncxdp_VERSION_ARCH.deb here (scripts/deb/build.sh):"
+	@echo "                apt install ./lyncxdp_*.deb"
+	@echo "make man        build/lyncxdp.8 from the real --help texts"
 	@echo "make format     clang-format the C sources"
 
 deps:
@@ -47,14 +51,14 @@ $(BUILD)/lyncxdp.skel.h: $(BUILD)/lyncxdp.bpf.o
 
 $(BUILD)/obj/%.o: user/%.c $(HEADERS) | $(BUILD)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_COMMON) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/san/%.o: user/%.c $(HEADERS) | $(BUILD)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -c $< -o $@
 
 $(BUILD)/lyncxdp: $(BUILD)/obj/lyncxdp.o $(LIB_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/san/lyncxdp: $(BUILD)/san/lyncxdp.o $(SAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
@@ -81,29 +85,57 @@ format:
 format-check:
 	clang-format --dry-run --Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/*.c tests/*.h
 
-# DESTDIR stages the files elsewhere (packaging, tests). Units go to UNITDIR; the configuration
-# example next to where lyncxdp.service reads /etc/lyncxdp/lyncxdp.conf (never overwritten:
-# only the .example is installed). Then: systemctl daemon-reload.
+# DESTDIR stages the files elsewhere (packaging, tests); PREFIX is /usr/local, or /usr for the
+# Debian package (`make deb`). Units go to UNITDIR; the configuration example next to where
+# lyncxdp.service reads /etc/lyncxdp/lyncxdp.conf (never overwritten: only the .example is
+# installed). The paths in the units, the wrapper and the example follow PREFIX. Then:
+# systemctl daemon-reload.
+PREFIX  ?= /usr/local
 UNITDIR ?= /etc/systemd/system
-DOCDIR  := /usr/local/share/doc/lyncxdp
-LX_CMDS := attach reload set detach status stats exporter streams drops explain replay check
+DOCDIR  := $(PREFIX)/share/doc/lyncxdp
+COMPDIR := $(PREFIX)/share/bash-completion/completions
+AT_PREFIX := sed 's|/usr/local/|$(PREFIX)/|g'
 
-install: all
-	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)/usr/local/sbin/lyncxdp
-	install -d $(DESTDIR)/usr/local/share/lyncxdp/maps
+install: all man
+	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)$(PREFIX)/sbin/lyncxdp
+	install -d $(DESTDIR)$(PREFIX)/share/lyncxdp/maps
 	install -m 0644 maps/*.matrix maps/media maps/site.example maps/README.md \
-		$(DESTDIR)/usr/local/share/lyncxdp/maps/
-	install -D -m 0755 scripts/lyncxdp-service $(DESTDIR)/usr/local/lib/lyncxdp/lyncxdp-service
-	install -d $(DESTDIR)$(UNITDIR)
-	install -m 0644 scripts/lyncxdp.service scripts/lyncxdp-exporter.service $(DESTDIR)$(UNITDIR)/
-	install -D -m 0644 scripts/lyncxdp.conf.example $(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
+		$(DESTDIR)$(PREFIX)/share/lyncxdp/maps/
+	install -m 0644 maps/site.example $(DESTDIR)$(PREFIX)/share/lyncxdp/site.example
+	install -d $(DESTDIR)$(PREFIX)/lib/lyncxdp $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/lyncxdp
+	$(AT_PREFIX) scripts/lyncxdp-service >$(DESTDIR)$(PREFIX)/lib/lyncxdp/lyncxdp-service
+	chmod 0755 $(DESTDIR)$(PREFIX)/lib/lyncxdp/lyncxdp-service
+	for u in lyncxdp.service lyncxdp-exporter.service; do \
+		$(AT_PREFIX) scripts/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	$(AT_PREFIX) scripts/lyncxdp.conf.example >$(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
+	chmod 0644 $(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	{ echo "lyncxdp $(VERSION): every command's --help"; echo; \
 	  $(BUILD)/lyncxdp --help; \
-	  for c in $(LX_CMDS); do echo; echo "---- lyncxdp $$c"; echo; $(BUILD)/lyncxdp $$c --help; done; \
+	  for c in $$($(BUILD)/lyncxdp --help | sed -n '/^Commands:/,/^$$/p' | grep -Eo '^  [a-z][a-z-]*'); do \
+		echo; echo "---- lyncxdp $$c"; echo; $(BUILD)/lyncxdp $$c --help; done; \
 	  echo; echo "---- lyncxdp-service"; echo; bash scripts/lyncxdp-service --help; \
 	} >$(BUILD)/lyncxdp.txt
 	install -m 0644 $(BUILD)/lyncxdp.txt $(DESTDIR)$(DOCDIR)/lyncxdp.txt
+	install -D -m 0644 $(BUILD)/lyncxdp.8 $(DESTDIR)$(PREFIX)/share/man/man8/lyncxdp.8
+	install -D -m 0644 scripts/lyncxdp.bash-completion $(DESTDIR)$(COMPDIR)/lyncxdp
+
+# lyncxdp(8): generated from the real `--help` of the program and of each command, plus the
+# hand-written sections (file formats, exit status, files, examples) of scripts/lyncxdp.8.in.
+man: $(BUILD)/lyncxdp.8
+
+$(BUILD)/lyncxdp.8: $(BUILD)/lyncxdp scripts/manpage.sh scripts/lyncxdp.8.in
+	bash scripts/manpage.sh $(BUILD)/lyncxdp scripts/lyncxdp.8.in >$@.tmp && mv $@.tmp $@
+
+# The Debian package, lyncxdp_VERSION_ARCH.deb in DEBDIR, by default this directory
+# (scripts/deb/build.sh: Debian's build flags, `make install PREFIX=/usr`, dpkg-shlibdeps,
+# dpkg-gencontrol, dpkg-deb). tests/suite_package.sh builds it with DEBDIR=a scratch directory.
+DEBDIR ?= $(CURDIR)
+deb: deps
+	@bash scripts/deb/build.sh $(DEBDIR)
+
+print-version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf $(BUILD)

@@ -8,10 +8,14 @@ packages=(
 	# build
 	clang llvm gcc make pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev libpcap-dev
 	clang-format libclang-rt-14-dev libmicrohttpd-dev
+	# the Debian package (make deb): dpkg-buildflags, dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb
+	dpkg-dev
 	# run
 	iproute2
 	# tests and benchmark
 	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl
+	# the package's test (suite_package): lintian, man -l, systemd-analyze verify
+	lintian man-db systemd
 )
 
 missing=()
