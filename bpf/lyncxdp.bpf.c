@@ -31,9 +31,6 @@
 #define TCP_RST		  0x04
 #define NSEC_PER_SEC	  1000000000ULL
 
-/* The kernel's tick rate, for the drop log's one-second window (0 when libbpf cannot tell). */
-extern unsigned int CONFIG_HZ __kconfig __weak;
-
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
@@ -252,6 +249,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } lx_droplog SEC(".maps");
+
+// Per CPU: the coarse clock as last read from the kernel, and in which jiffy (clock_ns).
+// Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_clock);
+} lx_clock SEC(".maps");
 
 // Per-CPU one-second window of the drop-log rate limit. Written by the program.
 struct {
@@ -641,17 +647,36 @@ static __always_inline __u32 rule_kind(__u32 rule)
 struct decision {
 	__u32 rule;
 	__u32 dir;
+	__u32 dst_rule;	 /* the destination's own rule: what a protected host admits */
 	__u32 dst_group; /* 0 when unknown or no role */
 	__u32 src_group;
 	__u32 reason; /* enum lx_drop_reason */
 };
 
+/* Multicast, and IPv4 class E and limited broadcast: never a client's peer. */
+static __always_inline int group_address(const struct packet *p, const struct lx_addr6 *addr)
+{
+	return p->family == 4 ? addr->addr[0] >= 224 : addr->addr[0] == 0xff;
+}
+
+/* Both ends can carry a client rule: each holds a role and is a unicast host. */
+static __always_inline int client_pair(const struct packet *p, const struct lx_config *cfg,
+				       __u32 dst_group, __u32 src_group)
+{
+	return (cfg->peer_groups & group_bit(dst_group)) &&
+	       (cfg->peer_groups & group_bit(src_group)) && !group_address(p, &p->daddr) &&
+	       !group_address(p, &p->saddr);
+}
+
 /*
- * Destination side first: a packet toward a role's port (listen: in) or a reply toward a
- * role's outbound flow (in). Then the source side: the role answering from its port or
- * opening a connection (out). `in` wins when both sides match. The source group is also
- * looked up when a protected host may be opening a flow, which must be tracked whatever
- * the classification.
+ * Both ends: the destination's rule (its own port: listen/outbound-from, or the peer's port
+ * for its outbound-to: "in") and the source's (likewise: "out"). When both have one, the
+ * higher rank the loader stored wins, the destination's on a tie (maps/README.md,
+ * "Precedence"). A client role's rule counts only between two unicast ends that both hold a
+ * role, so the peer's group is looked up when the candidate is a client rule. A protected
+ * destination that admits none of this is judged by the destination alone. The source
+ * group is also looked up when a protected host may be opening a flow, which must be
+ * tracked whatever the classification.
  */
 static __always_inline void classify(const struct packet *p, const struct lx_config *cfg,
 				     struct decision *d)
@@ -659,37 +684,66 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
 	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
 	__u32 src_candidates = at_sport.local | at_dport.remote;
+	__u32 in = 0, out = 0;
 
-	if (at_dport.local || at_sport.remote || cfg->protected_groups)
+	/* The destination's group: for its own rule, for the policy, and as the peer a client
+	 * rule of the source needs. One lookup site, so the verifier walks it once. */
+	if (at_dport.local || at_sport.remote || cfg->protected_groups ||
+	    (src_candidates & cfg->client_groups))
 		d->dst_group = group_of(p, &p->daddr, cfg->flags);
 	__u32 bit = group_bit(d->dst_group);
-	d->dir = LX_DIR_IN;
 	if (at_dport.local & bit)
-		d->rule = local_rule(d->dst_group, p->proto, p->dport);
+		in = local_rule(d->dst_group, p->proto, p->dport);
 	else if (at_sport.remote & bit)
-		d->rule = remote_rule(d->dst_group, p->proto, p->sport);
-	if (d->rule) {
-		if (src_candidates & cfg->protected_groups)
-			d->src_group = group_of(p, &p->saddr, cfg->flags);
-		return;
-	}
-	/* A protected destination that admits none of this: the policy refuses it whatever
-	 * the source is, so the source side is not classified (one lookup less on the drop
-	 * path), only looked up when it may be a protected host opening a flow. */
-	if (cfg->protected_groups & bit) {
-		if (src_candidates & cfg->protected_groups)
-			d->src_group = group_of(p, &p->saddr, cfg->flags);
+		in = remote_rule(d->dst_group, p->proto, p->sport);
+	d->dst_rule = in;
+	struct lx_rule_action *a_in = in ? bpf_map_lookup_elem(&tbl_actions, &in) : 0;
+	int in_client = a_in && a_in->client;
+
+	/*
+	 * Settled by the destination alone: a protected destination that admits none of this
+	 * (the policy refuses it whatever the source is: one lookup less on the drop path), or
+	 * a server role's rule at the destination when only groups without a server role have a
+	 * rule on the source's ports (a client rule never beats it: the common client -> server
+	 * packet). Then the source's group is looked up only when a protected host may be
+	 * opening a flow, which must be tracked whatever the classification.
+	 */
+	int settled = (!in && (cfg->protected_groups & bit)) ||
+		      (a_in && !in_client && !(src_candidates & cfg->server_groups));
+	if (settled ? (src_candidates & cfg->protected_groups) : (src_candidates || in_client))
+		d->src_group = group_of(p, &p->saddr, cfg->flags);
+	if (settled) {
+		if (a_in) {
+			d->rule = in;
+			d->dir = LX_DIR_IN;
+		}
 		return;
 	}
 
-	if (src_candidates)
-		d->src_group = group_of(p, &p->saddr, cfg->flags);
 	bit = group_bit(d->src_group);
-	d->dir = LX_DIR_OUT;
 	if (at_sport.local & bit)
-		d->rule = local_rule(d->src_group, p->proto, p->sport);
+		out = local_rule(d->src_group, p->proto, p->sport);
 	else if (at_dport.remote & bit)
-		d->rule = remote_rule(d->src_group, p->proto, p->dport);
+		out = remote_rule(d->src_group, p->proto, p->dport);
+	struct lx_rule_action *a_out = out ? bpf_map_lookup_elem(&tbl_actions, &out) : 0;
+	int out_client = a_out && a_out->client;
+
+	/* A client rule needs both ends to be unicast holders of a role (both groups known:
+	 * the destination's was looked up for any client candidate at the source, the
+	 * source's for a client rule at the destination). */
+	if ((in_client || out_client) && !client_pair(p, cfg, d->dst_group, d->src_group)) {
+		if (in_client)
+			a_in = 0;
+		if (out_client)
+			a_out = 0;
+	}
+	if (a_out && (!a_in || a_out->rank > a_in->rank)) {
+		d->rule = out;
+		d->dir = LX_DIR_OUT;
+	} else if (a_in) {
+		d->rule = in;
+		d->dir = LX_DIR_IN;
+	}
 }
 
 /* ---- act: flows opened by protected hosts ---- */
@@ -706,14 +760,28 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 }
 
 /*
- * The coarse clock (jiffies resolution, plenty for timeouts of seconds), read at most once
- * per packet and only where a timeout needs it: every helper call costs, several times more
- * on CPUs whose returns go through a mitigation thunk.
+ * The coarse clock (CLOCK_MONOTONIC_COARSE: it moves once per jiffy, plenty for timeouts of
+ * seconds), only where a timeout needs it, and read from the kernel once per jiffy and CPU:
+ * jiffies are an inlined load, while every helper call costs, several times more on CPUs
+ * whose returns go through a mitigation thunk. Within a jiffy the cached value is what the
+ * helper returns, or at most one tick behind when it was read as the tick was being applied.
  */
 static __always_inline __u64 clock_ns(__u64 *now)
 {
-	if (!*now)
-		*now = bpf_ktime_get_coarse_ns();
+	if (*now)
+		return *now;
+	__u32 zero = 0;
+	__u64 j = bpf_jiffies64();
+	struct lx_clock *c = bpf_map_lookup_elem(&lx_clock, &zero);
+	if (c && c->jiffies == j && c->ns) {
+		*now = c->ns;
+		return *now;
+	}
+	*now = bpf_ktime_get_coarse_ns();
+	if (c) {
+		c->jiffies = j;
+		c->ns = *now;
+	}
 	return *now;
 }
 
@@ -803,8 +871,8 @@ static __always_inline __u32 icmp_reason(const struct packet *p)
 static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
 					 const struct lx_config *cfg, __u64 *clock)
 {
-	if (d->rule && d->dir == LX_DIR_IN) {
-		if (rule_kind(d->rule) == LX_KIND_LISTEN)
+	if (d->dst_rule) {
+		if (rule_kind(d->dst_rule) == LX_KIND_LISTEN)
 			return LX_DROP_NONE;
 		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
 	}
@@ -1207,15 +1275,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
-	/* The window in jiffies, which the verifier inlines: a flood of drops reads no clock.
-	 * (start_ns holds jiffies then; only this function reads it.) */
-	if (CONFIG_HZ) {
-		__u64 j = bpf_jiffies64();
-		if (j - w->start_ns >= CONFIG_HZ) {
-			w->start_ns = j;
-			w->sent = 0;
-		}
-	} else if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
+	if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
 		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}

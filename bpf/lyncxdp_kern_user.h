@@ -132,12 +132,18 @@ struct lx_remote_key {
 	__u16 port;
 };
 
-/* Per rule: what the act stage does with its packets. */
+/*
+ * Per rule: how it competes with the other end's rule, and what the act stage does with its
+ * packets. When both ends of a packet have a rule, the higher rank wins (equal: the
+ * destination's); the loader computes it (matrix_rule_rank: a server role's rule beats a
+ * client rule, then the smaller port range, then the earlier matrix line).
+ */
 struct lx_rule_action {
-	__u8 dscp;  /* LX_DSCP_KEEP: leave the packet's DSCP alone */
-	__u8 kind;  /* enum lx_rule_kind */
-	__u8 media; /* 1: a media service (maps/media): UDP payloads are inspected */
-	__u8 pad;
+	__u8 dscp;   /* LX_DSCP_KEEP: leave the packet's DSCP alone */
+	__u8 kind;   /* enum lx_rule_kind */
+	__u8 client; /* 1: a client role's rule: counts only when the peer holds a role */
+	__u8 media;  /* 1: a media service (maps/media): its payloads are inspected */
+	__u32 rank;
 };
 
 static inline __u32 lx_port_index(__u32 proto, __u32 port)
@@ -261,7 +267,10 @@ struct lx_config {
 	__u64 tcp_closing_ns;	/* after FIN or RST */
 	__u64 udp_timeout_ns;
 	__u32 droplog_per_sec; /* drop-log events per CPU per second; the rest are counted */
-	__u32 pad;
+	__u32 peer_groups;     /* groups that can be a client's peer: they hold a role and are no
+				  site prefix's broadcast address */
+	__u32 server_groups;   /* groups holding a role that is not a client role */
+	__u32 client_groups;   /* groups holding a client role */
 };
 
 /* Per interface slot: what the program does besides counting. Changed live by `lyncxdp set`. */
@@ -322,6 +331,12 @@ struct lx_drop_event {
 	__u16 dport;
 	__u8 saddr[16];
 	__u8 daddr[16];
+};
+
+/* The program's per-CPU cache of the coarse clock (lx_clock): read once per jiffy. */
+struct lx_clock {
+	__u64 jiffies;
+	__u64 ns; /* CLOCK_MONOTONIC_COARSE, as bpf_ktime_get_coarse_ns() returned it */
 };
 
 /* Rate limit of the drop log, per CPU. */

@@ -320,4 +320,15 @@ jq -r -f tests/bench/table.jq --arg fmt text "$OUT/results.json"
 jq -r -f tests/bench/table.jq --arg fmt md "$OUT/results.json" >"$OUT/results.md"
 cp "$OUT/results.json" "$OUT/results/${CPU_SLUG:-unknown}.json"
 cp "$OUT/results.md" "$OUT/results/${CPU_SLUG:-unknown}.md"
-log "wrote $OUT/results.json and $OUT/results.md, and as $OUT/results/${CPU_SLUG:-unknown}.* ($((T_END - T_START)) s)"
+# README: the latest table of every CPU model measured, between its bench markers.
+if grep -q '^<!-- bench:begin -->' README.md && grep -q '^<!-- bench:end -->' README.md; then
+	for f in "$OUT"/results/*.json; do
+		jq -r -f tests/bench/table.jq --arg fmt readme "$f" && echo
+	done >"$WORK/readme-bench.md"
+	awk -v tables="$WORK/readme-bench.md" '
+		/^<!-- bench:end -->/ { skip = 0 }
+		!skip { print }
+		/^<!-- bench:begin -->/ { while ((getline l < tables) > 0) print l; skip = 1 }' README.md >"$WORK/README.md" &&
+		cat "$WORK/README.md" >README.md
+fi
+log "wrote $OUT/results.json and $OUT/results.md, and as $OUT/results/${CPU_SLUG:-unknown}.*, README's tables ($((T_END - T_START)) s)"

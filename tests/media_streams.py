@@ -49,10 +49,11 @@ def replay(site, cap, *extra):
     return json.loads(r.stdout)
 
 
-def tshark_streams(cap):
-    """tshark's RTP streams: {(src, sport, dst, dport, ssrc): dict}."""
-    out = subprocess.run(["tshark", "-r", cap, "-o", "rtp.heuristic_rtp:TRUE", "-q", "-z",
-                          "rtp,streams"], capture_output=True, text=True).stdout
+def tshark_streams(cap, decode=()):
+    """tshark's RTP streams: {(src, sport, dst, dport, ssrc): dict}. decode: extra tshark
+    arguments (-d tcp.port==P,rtp: RTP over TCP, RFC 4571, which no heuristic finds)."""
+    out = subprocess.run(["tshark", "-r", cap, "-o", "rtp.heuristic_rtp:TRUE", *decode, "-q",
+                          "-z", "rtp,streams"], capture_output=True, text=True).stdout
     streams = {}
     for line in out.splitlines():
         m = re.match(r"\s*[\d.]+\s+[\d.]+\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(0x[0-9A-Fa-f]+)"
@@ -64,18 +65,19 @@ def tshark_streams(cap):
         streams[key] = {"payload": m[6], "packets": int(m[7]), "lost": int(m[8]),
                         "mean_jitter": float(m[13])}
     # The payload type of each stream's first packet, from tshark too.
-    fields = subprocess.run(["tshark", "-r", cap, "-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp",
-                             "-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e",
-                             "ipv6.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "ipv6.dst",
-                             "-e", "udp.dstport", "-e", "rtp.ssrc", "-e", "rtp.p_type"],
-                            capture_output=True, text=True).stdout
+    fields = subprocess.run(["tshark", "-r", cap, "-o", "rtp.heuristic_rtp:TRUE", *decode, "-Y",
+                             "rtp", "-T", "fields", "-E", "separator=,", "-E", "occurrence=f",
+                             "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport", "-e",
+                             "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e",
+                             "udp.dstport", "-e", "tcp.dstport", "-e", "rtp.ssrc", "-e",
+                             "rtp.p_type"], capture_output=True, text=True).stdout
     for line in fields.splitlines():
         f = line.split(",")
-        if len(f) < 8 or not f[6]:
+        if len(f) < 10 or not f[8]:
             continue
-        key = (f[0] or f[1], int(f[2]), f[3] or f[4], int(f[5]), int(f[6], 16))
+        key = (f[0] or f[1], int(f[2] or f[3]), f[4] or f[5], int(f[6] or f[7]), int(f[8], 16))
         if key in streams and "pt" not in streams[key]:
-            streams[key]["pt"] = int(f[7])
+            streams[key]["pt"] = int(f[9])
     return streams
 
 
@@ -93,7 +95,13 @@ def compare_captures():
     for cap in caps:
         name = os.path.basename(cap)
         theirs = tshark_streams(cap)
-        mine = ours(replay(SITE_ALL, cap, "--streams"))
+        report = replay(SITE_ALL, cap, "--streams")
+        mine = ours(report)
+        # RTP over TCP (RFC 4571, MS-TURN over TCP): tshark decodes it when told the port.
+        for s in report["streams"]:
+            if s["transport"] == "tcp":
+                more = tshark_streams(cap, ("-d", f"tcp.port=={s['dport']},rtp"))
+                theirs.update({k: v for k, v in more.items() if k not in theirs})
         total_theirs += len(theirs)
         for key, t in sorted(theirs.items()):
             label = f"{name} {key[0]}:{key[1]} -> {key[2]}:{key[3]} ssrc 0x{key[4]:08X}"
@@ -131,14 +139,14 @@ def compare_captures():
         fp = counted - sum(s["packets"] - 1 for k, s in mine.items() if k in theirs)
         check(counted == in_streams and fp == 0,
               f"{name}: {counted} packets counted as RTP media, all in streams tshark finds "
-              f"(false positives {fp} of {inspected} inspected UDP packets)")
+              f"(false positives {fp} of {inspected} inspected packets)")
         fp_packets += fp
         udp_total += inspected
         rtp_packets_total += counted
     check(total_compared + total_excluded == total_theirs and total_compared >= 6,
           f"captures: {total_theirs} tshark streams, {total_compared} compared, "
           f"{total_excluded} excluded by payload type")
-    print(f"# captures: {udp_total} inspected UDP packets, {rtp_packets_total} counted as RTP "
+    print(f"# captures: {udp_total} inspected packets, {rtp_packets_total} counted as RTP "
           f"media, {fp_packets} false positives")
 
 

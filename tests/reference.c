@@ -11,12 +11,17 @@
  *    ICMP (protocol 1 in IPv4) and ICMPv6 (58 in IPv6). A header that does not fit in the
  *    IP datagram (as its length field says) is truncated: malformed.
  *  - roles of an address: the roles of every site prefix containing it, plus includes=.
- *  - classification: destination side first (listen / outbound-from rules by destination
- *    port, then outbound-to rules by source port: "in"), then the source side (listen /
- *    outbound-from by source port, then outbound-to by destination port: "out"); within one
- *    of these tables the smallest port range wins, then the earlier line. A packet to a
- *    protected address that no destination-side rule takes is judged by the destination
- *    alone: the source side is not classified (it counts as unclassified).
+ *  - classification: both ends. The destination's rule (listen / outbound-from rules by
+ *    destination port, else outbound-to rules by source port: "in") and the source's (listen
+ *    / outbound-from by source port, else outbound-to by destination port: "out"). Rules
+ *    are ordered by: a rule of a role that is not `client` first, then the smallest port
+ *    range, then the earlier line; the best of each table, then the better of the two ends
+ *    (the destination's when it is the same rule). A client role's rule counts only when
+ *    both ends hold a role, neither is multicast (IPv4 224.0.0.0 and up, IPv6 ff00::/8) and
+ *    neither is the last address of a listed IPv4 prefix of /30 or shorter (its broadcast
+ *    address) that no listed /31 or /32 names. A packet to a protected address that no
+ *    destination-side rule takes is judged by the destination alone: the source side is
+ *    not classified (it counts as unclassified).
  *  - enforce, for packets to an address holding a protected role: a listen rule of the
  *    destination passes; an outbound rule of the destination passes only on a live flow that
  *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout);
@@ -428,24 +433,63 @@ uint64_t ref_roles_of(const struct ref *r, int family, const uint8_t *addr)
 	return matrix_role_closure(r->m, roles);
 }
 
+static int client_rule(const struct ref *r, uint32_t rule)
+{
+	return r->m->roles[r->m->rules[rule - 1].role].client;
+}
+
+/* 1 when rule a (1-based) goes before rule b: not a client rule, narrower, earlier line. */
+static int better(const struct ref *r, uint32_t a, uint32_t b)
+{
+	const struct matrix_rule *x = &r->m->rules[a - 1], *y = &r->m->rules[b - 1];
+	if (client_rule(r, a) != client_rule(r, b))
+		return !client_rule(r, a);
+	unsigned wa = (unsigned)x->port_hi - x->port_lo, wb = (unsigned)y->port_hi - y->port_lo;
+	if (wa != wb)
+		return wa < wb;
+	return a < b;
+}
+
 /* The winning rule (1-based id) among the rules of `roles` in one table, 0 if none. */
 static uint32_t best_rule(const struct ref *r, uint64_t roles, int proto, unsigned port,
 			  int outbound_to)
 {
-	int best = -1;
-	unsigned best_width = 0;
+	uint32_t best = 0;
 	for (int i = 0; i < r->m->nrules; i++) {
 		const struct matrix_rule *rule = &r->m->rules[i];
 		if (rule->proto != proto || (rule->kind == LX_KIND_OUTBOUND_TO) != outbound_to ||
 		    !(roles & (1ULL << rule->role)) || port < rule->port_lo || port > rule->port_hi)
 			continue;
-		unsigned width = (unsigned)rule->port_hi - rule->port_lo;
-		if (best < 0 || width < best_width) { /* equal width: the earlier line stays */
-			best = i;
-			best_width = width;
-		}
+		if (!best || better(r, (uint32_t)i + 1, best))
+			best = (uint32_t)i + 1;
 	}
-	return (uint32_t)(best + 1);
+	return best;
+}
+
+/* Can this address be a client's peer: it holds a role and is one unicast host. */
+int ref_is_peer(const struct ref *r, int family, const uint8_t *addr)
+{
+	if (!ref_roles_of(r, family, addr))
+		return 0;
+	if (family == 6)
+		return addr[0] != 0xff;
+	if (addr[0] >= 224)
+		return 0;
+	int broadcast = 0, named = 0;
+	for (int i = 0; i < r->s->nprefixes; i++) {
+		const struct site_prefix *p = &r->s->prefixes[i];
+		if (!prefix_contains(p, 4, addr))
+			continue;
+		if (p->len > 30) {
+			named = 1;
+			continue;
+		}
+		int last = 1; /* every host bit of addr set */
+		for (int bit = p->len; bit < 32; bit++)
+			last &= (addr[bit / 8] >> (7 - bit % 8)) & 1;
+		broadcast |= last;
+	}
+	return !broadcast || named;
 }
 
 static int any_rule(const struct ref *r, uint64_t roles, int proto, unsigned port, int kind)
@@ -587,8 +631,8 @@ static const uint32_t counter_of_kind[] = {
 
 /* Why a packet to a protected address may not pass (LX_DROP_NONE: it may). */
 static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
-		       struct ref_time now, uint32_t choices, struct ref_decision *d,
-		       struct ref_updates *u)
+		       uint32_t dst_rule, struct ref_time now, uint32_t choices,
+		       struct ref_decision *d, struct ref_updates *u)
 {
 	uint32_t reason = LX_DROP_NONE;
 	switch (p->kind) {
@@ -612,8 +656,8 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 		reason = LX_DROP_TRANSPORT;
 		break;
 	case REF_PORTS:
-		if (d->rule && d->dir == LX_DIR_IN) {
-			if (r->m->rules[d->rule - 1].kind == LX_KIND_LISTEN)
+		if (dst_rule) { /* what the destination itself admits, whichever end counts it */
+			if (r->m->rules[dst_rule - 1].kind == LX_KIND_LISTEN)
 				break;
 			/* An outbound rule of the destination: only a reply on its live flow. */
 			struct ref_flow_key k;
@@ -759,6 +803,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 	d->counter = counter_of_kind[p.kind];
 
 	uint64_t src_roles = 0, dst_roles = 0;
+	uint32_t dst_rule = 0;
 	if (p.have_addrs) {
 		src_roles = ref_roles_of(r, p.family, p.saddr);
 		dst_roles = ref_roles_of(r, p.family, p.daddr);
@@ -769,15 +814,31 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		/* Destination side, then source side; a protected destination that has no rule
 		 * for it refuses the packet whatever the source is: judged by the destination
 		 * alone, the source side is not classified (README, "Enforcement"). */
-		d->dir = LX_DIR_IN;
-		d->rule = best_rule(r, dst_roles, p.proto, p.dport, 0);
-		if (!d->rule)
-			d->rule = best_rule(r, dst_roles, p.proto, p.sport, 1);
-		if (!d->rule && !(dst_roles & protected_roles)) {
+		uint32_t in = best_rule(r, dst_roles, p.proto, p.dport, 0), out = 0;
+		if (!in)
+			in = best_rule(r, dst_roles, p.proto, p.sport, 1);
+		dst_rule = in;
+		if (in || !(dst_roles & protected_roles)) {
+			out = best_rule(r, src_roles, p.proto, p.sport, 0);
+			if (!out)
+				out = best_rule(r, src_roles, p.proto, p.dport, 1);
+		}
+		if (((in && client_rule(r, in)) || (out && client_rule(r, out))) &&
+		    !(ref_is_peer(r, p.family, p.saddr) && ref_is_peer(r, p.family, p.daddr))) {
+			d->no_peer = 1;
+			if (in && client_rule(r, in))
+				in = 0;
+			if (out && client_rule(r, out))
+				out = 0;
+		}
+		if (in && out)
+			d->both_ends = better(r, out, in) ? 2 : 1;
+		if (out && (!in || better(r, out, in))) {
+			d->rule = out;
 			d->dir = LX_DIR_OUT;
-			d->rule = best_rule(r, src_roles, p.proto, p.sport, 0);
-			if (!d->rule)
-				d->rule = best_rule(r, src_roles, p.proto, p.dport, 1);
+		} else {
+			d->rule = in;
+			d->dir = LX_DIR_IN;
 		}
 		/* A protected host opens (or refreshes) a flow its outbound rules cover. A FIN or
 		 * RST closes a live flow but never opens one (a host's RST answering a forged
@@ -802,7 +863,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 	}
 
 	if (p.have_addrs && (dst_roles & protected_roles))
-		d->reason = policy(r, &p, dst_roles, now, choices, d, u);
+		d->reason = policy(r, &p, dst_roles, dst_rule, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 
 	/* A media service's UDP payload, inspected whatever the mode (the stream table). */

@@ -90,6 +90,8 @@ struct ref_decision {
 	int reply_passed;  /* passed as a reply on a live flow */
 	int frag_followed; /* a later fragment found its first fragment's verdict */
 	int expired_flow;  /* a reply found its flow, but expired */
+	int both_ends;	   /* both ends had a rule: 1 the destination's won, 2 the source's */
+	int no_peer;	   /* a client rule did not count: an end is no unicast role holder */
 	int ambiguous;	   /* expiry checks that the clock could not settle (see choices) */
 	uint32_t media;	   /* enum lx_media_kind of a media service's UDP packet, else MAX */
 	int media_tagged;  /* the tag mode wrote the DSCP of what a mixed service carried */
@@ -186,6 +188,9 @@ void ref_clear_state(struct ref *r);
 size_t ref_nflows(const struct ref *r);
 size_t ref_nfrags(const struct ref *r);
 size_t ref_nstreams(const struct ref *r);
+
+/* 1 when the address can be a client rule's peer (see reference.c, "classification"). */
+int ref_is_peer(const struct ref *r, int family, const uint8_t *addr);
 
 /* The reference's packet parser (compat: enum ref_compat bits for the parse). */
 void ref_parse(const uint8_t *frame, size_t len, uint32_t compat, struct ref_pkt *p);

@@ -156,6 +156,10 @@ refused "explain --tos 256" "^lyncxdp explain: --tos is 0..255" \
 	"$LYNCXDP" explain --site "$SITE" --tos 256 tcp 192.0.2.1:1 192.0.2.11:5061
 refused "explain --tos x" "^lyncxdp explain: --tos is 0..255" \
 	"$LYNCXDP" explain --site "$SITE" --tos x tcp 192.0.2.1:1 192.0.2.11:5061
+refused "explain --tos 0x100" "^lyncxdp explain: --tos is 0..255, decimal or hex" \
+	"$LYNCXDP" explain --site "$SITE" --tos 0x100 tcp 192.0.2.1:1 192.0.2.11:5061
+refused "explain --tos 0x" "^lyncxdp explain: --tos is 0..255, decimal or hex" \
+	"$LYNCXDP" explain --site "$SITE" --tos 0x tcp 192.0.2.1:1 192.0.2.11:5061
 refused "replay --policy bogus" "^lyncxdp replay: --policy is monitor or enforce" \
 	"$LYNCXDP" replay --site "$SITE" --policy bogus /dev/null
 
@@ -312,8 +316,40 @@ expect_eq "explain IPv6 tcp to frontend:5061" "frontend sip-tls in pass" \
 	"$(exj tcp '[2001:db8:20::5]:50000' '[2001:db8:10::11]:5061')"
 expect_eq "explain IPv6 udp to edge-external:3478" "edge-external stun in pass" \
 	"$(exj udp '[2001:db8::99]:40000' '[2001:db8:ff::12]:3478')"
-expect_eq "explain IPv6 udp to a client subnet (prefix, media)" "clients client-media in pass" \
+expect_eq "explain IPv6 udp from the Edge's 3478 to a client (the server's port wins)" \
+	"edge-external stun out pass" \
 	"$(exj udp '[2001:db8:ff::12]:3478' '[2001:db8:20::7]:50000')"
+# Combined products (a hybrid site): sfb2015,teams reads both matrices as one.
+out=$("$LYNCXDP" check --site "$MAPS/site.example" --product sfb2015,teams 2>&1)
+check "check --product sfb2015,teams: one combined matrix" grep -q ": sfb2015,teams, .* rules" <<<"$out"
+expect_eq "explain --product sfb2015,teams: a Teams relay's media to a client is teams-relay out" \
+	"teams-cloud teams-relay out pass" \
+	"$(lx $N explain --json --site "$MAPS/site.example" --product sfb2015,teams udp 52.112.1.1:3479 \
+		192.0.2.130:50010 | json_get "$JQ")"
+expect_eq "explain --product sfb2015: the same packet is the client's media (the cloud is a peer)" \
+	"clients client-media in pass" \
+	"$(lx $N explain --json --site "$MAPS/site.example" --product sfb2015 udp 52.112.1.1:3479 \
+		192.0.2.130:50010 | json_get "$JQ")"
+refused "--product sfb2015,nope" "^lyncxdp: unknown product 'nope'" \
+	"$LYNCXDP" check --site "$MAPS/site.example" --product sfb2015,nope
+refused "--matrix a,,b" "expected one matrix file or up to 4 separated by ','" \
+	"$LYNCXDP" check --site "$MAPS/site.example" --matrix "$MAPS/sfb2015.matrix,,$MAPS/teams.matrix"
+
+# Client scope: a client rule needs a peer holding a role.
+expect_eq "explain a listed client's DNS to an address without a role: unclassified" \
+	"None None None pass" "$(exj udp 192.0.2.130:53000 198.51.100.99:53)"
+expect_eq "explain the DNS answer to a listed client: unclassified" \
+	"None None None pass" "$(exj udp 198.51.100.99:53 192.0.2.130:53000)"
+expect_eq "explain a listed client's HTTPS to a web site: unclassified" \
+	"None None None pass" "$(exj tcp 192.0.2.130:53000 198.51.100.99:443)"
+expect_eq "explain client-to-client RTP: client-media in" \
+	"clients client-media in pass" "$(exj udp 192.0.2.130:50000 192.0.2.131:50002)"
+expect_eq "explain client RTP to the subnet broadcast address: unclassified" \
+	"None None None pass" "$(exj udp 192.0.2.130:17500 192.0.2.255:17500)"
+expect_eq "explain client SSDP to multicast: unclassified" \
+	"None None None pass" "$(exj udp 192.0.2.130:50000 239.255.255.250:1900)"
+expect_eq "explain client media to the Edge's relay port: edge-media-relay in" \
+	"edge-external edge-media-relay in pass" "$(exj udp 192.0.2.130:50000 203.0.113.11:50010)"
 expect_eq "explain udp to a frontend's audio port (all-servers)" "all-servers media-audio in pass" \
 	"$(exj udp 198.51.100.99:40000 192.0.2.12:50000)"
 expect_eq "explain tcp on a port no role has is unclassified" "None None None pass" \
@@ -371,6 +407,10 @@ expect_eq "explain --tag: stun takes the site's 40 (matrix: leave as it is)" \
 	"edge-external in pass None 40" "$(exp --tag udp 198.51.100.1:40000 203.0.113.10:3478)"
 expect_eq "explain without --tag --tos 184: the DSCP stays 46" \
 	"edge-external in pass None 46" "$(exp --tos 184 udp 198.51.100.1:40000 203.0.113.10:3478)"
+expect_eq "explain --tos 0xb8 (hex) is --tos 184: DSCP 46" \
+	"edge-external in pass None 46" "$(exp --tos 0xb8 udp 198.51.100.1:40000 203.0.113.10:3478)"
+expect_eq "explain --tos 0x0B: DSCP 2" \
+	"edge-external in pass None 2" "$(exp --tos 0x0B udp 198.51.100.1:40000 203.0.113.10:3478)"
 expect_eq "explain --tag: an unclassified packet keeps its DSCP (--tos 40: 10)" \
 	"None None pass None 10" "$(exp --tag --tos 40 udp 198.51.100.1:40000 198.51.100.2:9)"
 refused "explain: PROTO icmp" "PROTO is tcp or udp" ex icmp 192.0.2.1:1 192.0.2.11:5061

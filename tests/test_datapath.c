@@ -468,22 +468,39 @@ static const char *table_name(int table)
 				 : "listen and outbound-from, by the role's own port";
 }
 
-/* winners[port] for one role set, transport and table: smallest range, then earliest line. */
+/* The documented order of rules (maps/README.md, "Precedence"): 1 when rule a (1-based) goes
+ * before rule b: a rule of a role that is not `client` first, then the smaller range, then the
+ * earlier line. */
+static const struct matrix *order_m;
+static int goes_before(uint32_t a, uint32_t b)
+{
+	const struct matrix_rule *x = &order_m->rules[a - 1], *y = &order_m->rules[b - 1];
+	int cx = order_m->roles[x->role].client, cy = order_m->roles[y->role].client;
+	if (cx != cy)
+		return cy;
+	uint32_t wx = (uint32_t)x->port_hi - x->port_lo, wy = (uint32_t)y->port_hi - y->port_lo;
+	if (wx != wy)
+		return wx < wy;
+	return x->line < y->line;
+}
+
+static int is_client_rule(uint32_t rule)
+{
+	return rule && order_m->roles[order_m->rules[rule - 1].role].client;
+}
+
+/* winners[port] for one role set, transport and table, in the documented order. */
 static void winners_for(const struct matrix *m, uint64_t set, int proto, int table, uint16_t *win)
 {
-	static uint32_t width[LX_PORTS];
+	order_m = m;
 	memset(win, 0, sizeof(uint16_t) * LX_PORTS);
 	for (int i = 0; i < m->nrules; i++) {
 		const struct matrix_rule *r = &m->rules[i];
 		if (r->proto != proto || table_of(r) != table || !(set & (1ULL << r->role)))
 			continue;
-		uint32_t w = (uint32_t)r->port_hi - r->port_lo;
 		for (uint32_t p = r->port_lo; p <= r->port_hi; p++)
-			if (!win[p] || w < width[p] ||
-			    (w == width[p] && m->rules[win[p] - 1].line > r->line)) {
+			if (!win[p] || goes_before((uint32_t)i + 1, win[p]))
 				win[p] = (uint16_t)(i + 1);
-				width[p] = w;
-			}
 	}
 }
 
@@ -495,30 +512,30 @@ struct want {
 };
 
 /*
- * The documented order of sides. Destination first: its rule on its own port (dport), then
- * its outbound-to rule toward the source's port (sport): in. Then the source: its rule on its
- * own port (sport), then its outbound-to rule toward the destination's port (dport): out.
- * A role of -1 is an address without a role.
+ * The documented decision between the two ends. The destination's rule: on its own port
+ * (dport), else its outbound-to rule toward the source's port (sport): in. The source's: on
+ * its own port (sport), else its outbound-to rule toward the destination's port: out. A
+ * client rule counts only when both ends hold a role (every address here is a unicast host).
+ * Of the two, the one that goes first wins; the destination's when it is the same rule. A
+ * role of -1 is an address without a role.
  */
 static struct want expected(winners_t *win, int src_role, int dst_role, int proto, uint16_t sport,
 			    uint16_t dport)
 {
-	struct want w = { 0, LX_DIR_IN };
-	if (dst_role >= 0) {
-		if ((w.rule = win[dst_role][TBL_OWN][proto][dport]) != 0)
-			return w;
-		if ((w.rule = win[dst_role][TBL_PEER][proto][sport]) != 0)
-			return w;
+	uint32_t in = 0, out = 0;
+	if (dst_role >= 0 && !(in = win[dst_role][TBL_OWN][proto][dport]))
+		in = win[dst_role][TBL_PEER][proto][sport];
+	if (src_role >= 0 && !(out = win[src_role][TBL_OWN][proto][sport]))
+		out = win[src_role][TBL_PEER][proto][dport];
+	if (src_role < 0 || dst_role < 0) {
+		if (is_client_rule(in))
+			in = 0;
+		if (is_client_rule(out))
+			out = 0;
 	}
-	w.dir = LX_DIR_OUT;
-	if (src_role >= 0) {
-		if ((w.rule = win[src_role][TBL_OWN][proto][sport]) != 0)
-			return w;
-		w.rule = win[src_role][TBL_PEER][proto][dport];
-	}
-	if (!w.rule)
-		w.dir = LX_DIR_IN;
-	return w;
+	if (out && (!in || goes_before(out, in)))
+		return (struct want){ out, LX_DIR_OUT };
+	return (struct want){ in, LX_DIR_IN };
 }
 
 static void addr_of_role(int role, int family, char *buf, size_t len)
@@ -561,6 +578,35 @@ static size_t role_frame(uint8_t *buf, int family, int proto, int role, unsigned
 {
 	return out ? pair_frame(buf, family, proto, role, own_port, -1, peer_port)
 		   : pair_frame(buf, family, proto, -1, peer_port, role, own_port);
+}
+
+/*
+ * The peer for a probe of a rule: the address without a role, unless the rule is a client
+ * rule, which needs a peer holding a role: then the first role of the batch (another than
+ * the rule's) that lets the rule win there.
+ */
+static int probe_peer(winners_t *win, int first, int last, int role, int proto, unsigned own_port,
+		      unsigned peer_port, int out, uint32_t rule)
+{
+	if (!is_client_rule(rule))
+		return -1;
+	for (int peer = first; peer < last; peer++) {
+		if (peer == role)
+			continue;
+		struct want w =
+		    out ? expected(win, role, peer, proto, (uint16_t)own_port, (uint16_t)peer_port)
+			: expected(win, peer, role, proto, (uint16_t)peer_port, (uint16_t)own_port);
+		if (w.rule == rule && w.dir == (out ? LX_DIR_OUT : LX_DIR_IN))
+			return peer;
+	}
+	return -1;
+}
+
+static size_t probe_frame(uint8_t *buf, int family, int proto, int role, unsigned own_port,
+			  int peer, unsigned peer_port, int out)
+{
+	return out ? pair_frame(buf, family, proto, role, own_port, peer, peer_port)
+		   : pair_frame(buf, family, proto, peer, peer_port, role, own_port);
 }
 
 /* A port of the role's own on which none of its rules sits (0 when every port has one). */
@@ -665,8 +711,10 @@ static void test_rules_of_batch(struct dp *d, const char *product, const struct 
 						 family,
 						 out ? "out: role -> peer" : "in: peer -> role",
 						 peer_port, own_port);
-				size_t len = role_frame(buf, family, r->proto, r->role, own_port,
-							peer_port, out);
+				int peer = probe_peer(win, first, last, r->role, r->proto, own_port,
+						      peer_port, out, (uint32_t)i + 1);
+				size_t len = probe_frame(buf, family, r->proto, r->role, own_port,
+							 peer, peer_port, out);
 				expect_rule(d, name, buf, len, (uint32_t)i + 1,
 					    out ? LX_DIR_OUT : LX_DIR_IN);
 			}
@@ -681,8 +729,10 @@ static void test_rules_of_batch(struct dp *d, const char *product, const struct 
 						 "port %u on rule %u: the own port decides first",
 						 rl, family, out ? "out" : "in", port, taken,
 						 own[taken]);
-					size_t len = role_frame(buf, family, r->proto, r->role,
-								taken, port, out);
+					int peer = probe_peer(win, first, last, r->role, r->proto,
+							      taken, port, out, own[taken]);
+					size_t len = probe_frame(buf, family, r->proto, r->role,
+								 taken, peer, port, out);
 					expect_rule(d, name, buf, len, own[taken],
 						    out ? LX_DIR_OUT : LX_DIR_IN);
 				}
@@ -1357,15 +1407,22 @@ static void test_classify_semantics(struct dp *d)
 	struct packet_spec s;
 	size_t len;
 
-	/* in wins over out when both ends match a rule. */
+	/* Both ends match a rule: equal ranges, so the earlier line wins, whichever end. */
 	len = frame(buf, IPPROTO_TCP, "192.0.2.10:443", "198.51.100.1:5068");
-	expect_rule(d, "frontend:443 -> mediation:5068, both match: in (rule 8) wins", buf, len, 8,
-		    LX_DIR_IN);
+	expect_rule(d, "frontend:443 -> mediation:5068, both match: the earlier line (rule 2) wins",
+		    buf, len, 2, LX_DIR_OUT);
 	len = frame(buf, IPPROTO_TCP, "198.51.100.1:5068", "192.0.2.10:443");
-	expect_rule(d, "mediation:5068 -> frontend:443, both match: in (rule 2) wins", buf, len, 2,
-		    LX_DIR_IN);
+	expect_rule(d, "mediation:5068 -> frontend:443, both match: the earlier line (rule 2) wins",
+		    buf, len, 2, LX_DIR_IN);
 	len = frame(buf, IPPROTO_TCP, "[2001:db8::10]:5061", "[2001:db8:d::1]:5068");
-	expect_rule(d, "ipv6 frontend:5061 -> mediation:5068: in (rule 8) wins", buf, len, 8,
+	expect_rule(d, "ipv6 frontend:5061 -> mediation:5068: the earlier line (rule 1) wins", buf,
+		    len, 1, LX_DIR_OUT);
+	/* A single port beats a range at the other end, whichever is the destination. */
+	len = frame(buf, IPPROTO_TCP, "192.0.2.10:5061", "198.51.100.1:5100");
+	expect_rule(d, "frontend:5061 -> mediation:5100 (wide-b 5050-5149): the single port wins",
+		    buf, len, 1, LX_DIR_OUT);
+	len = frame(buf, IPPROTO_TCP, "198.51.100.1:5100", "192.0.2.10:5061");
+	expect_rule(d, "mediation:5100 -> frontend:5061: the single port wins", buf, len, 1,
 		    LX_DIR_IN);
 	len = frame(buf, IPPROTO_TCP, "192.0.2.10:5061", "198.51.100.1:9999");
 	expect_rule(d, "frontend:5061 -> mediation:9999 (no rule there): out (rule 1)", buf, len, 1,
@@ -1633,13 +1690,14 @@ static void test_outbound_semantics(void)
 			{ IPPROTO_TCP, OB_FE4 ":5061", OB_EDGE4 ":40000", 2, LX_DIR_IN,
 			  "fe:5061 -> edge: the edge's outbound-to (destination) beats fe's listen "
 			  "(source)" },
-			{ IPPROTO_TCP, OB_EDGE4 ":40000", OB_FE4 ":5061", 7, LX_DIR_IN,
-			  "edge -> fe:5061: fe's listen (destination) beats the edge's outbound-to "
-			  "(source)" },
+			{ IPPROTO_TCP, OB_EDGE4 ":40000", OB_FE4 ":5061", 2, LX_DIR_OUT,
+			  "edge -> fe:5061: both single ports, the edge's outbound-to is the "
+			  "earlier "
+			  "line" },
 			{ IPPROTO_TCP, OB_FE6 ":5061", OB_EDGE6 ":40000", 2, LX_DIR_IN,
-			  "ipv6 fe:5061 -> edge: destination side first" },
-			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_FE6 ":5061", 7, LX_DIR_IN,
-			  "ipv6 edge -> fe:5061: destination side first" },
+			  "ipv6 fe:5061 -> edge: the earlier line, whichever end" },
+			{ IPPROTO_TCP, OB_EDGE6 ":40000", OB_FE6 ":5061", 2, LX_DIR_OUT,
+			  "ipv6 edge -> fe:5061: the earlier line, whichever end" },
 			{ IPPROTO_TCP, OB_FE4 ":40000", OB_EDGE4 ":5061", 1, LX_DIR_IN,
 			  "fe -> edge:5061: the edge's listen" },
 			{ IPPROTO_TCP, OB_FE4 ":5062", OB_EDGE4 ":40000", 3, LX_DIR_IN,
@@ -1668,6 +1726,211 @@ static void test_outbound_semantics(void)
 	matrix_free(&m);
 	/* And the general per-rule, boundary and pair tests on the same matrix. */
 	test_matrix_rules(mpath);
+}
+
+/* ---- two-way flows of every product, with listed clients ---- */
+
+#define TW_CLIENT4  "10.1.0.10"
+#define TW_CLIENT4B "10.1.0.11"
+#define TW_CLIENT6  "2001:db8:c1::10"
+#define TW_CLIENT6B "2001:db8:c1::11"
+
+static void tw_ep(int family, const char *addr, unsigned port, char *buf, size_t len)
+{
+	ep_text(family, addr, port, buf, len);
+}
+
+/* Sends a -> b then b -> a; expects (rule, dir) each way. Returns 1 when both held. */
+static int tw_pair(struct dp *d, const char *name, int proto, int family, const char *a,
+		   unsigned aport, const char *b, unsigned bport, uint32_t rule_ab, uint32_t dir_ab,
+		   uint32_t rule_ba, uint32_t dir_ba, int quiet)
+{
+	static uint8_t buf[FRAME_MAX];
+	char src[80], dst[80], n[320];
+	int ok = 1;
+	uint8_t ipproto = proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+	tw_ep(family, a, aport, src, sizeof(src));
+	tw_ep(family, b, bport, dst, sizeof(dst));
+	snprintf(n, sizeof(n), "%s: %s -> %s", name, src, dst);
+	size_t len = frame(buf, ipproto, src, dst);
+	ok &= expect_rule_q(d, n, buf, len, rule_ab, dir_ab, quiet);
+	snprintf(n, sizeof(n), "%s: %s -> %s (reply)", name, dst, src);
+	len = frame(buf, ipproto, dst, src);
+	ok &= expect_rule_q(d, n, buf, len, rule_ba, dir_ba, quiet);
+	return ok;
+}
+
+/*
+ * For one product (or a combination, "a,b"): a site with every non-client role on its own
+ * host and a client subnet. For every rule of a server role, a two-way flow with a listed
+ * client on the port where the rule wins: the client's packets count under the server's rule
+ * `in` and the server's replies under the same rule `out` (a server role's port beats the
+ * client's range, both ways). A listed client's DNS and HTTPS with an address without a role
+ * are unclassified both ways; client-to-client RTP counts under the clients' rule, `in` both
+ * ways; a client to the subnet's broadcast address or to multicast is unclassified.
+ */
+static void test_two_way(const char *matrix_path)
+{
+	struct matrix m;
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(matrix_path, &m, &err) == 0, "%s loads%s", matrix_path, why(&err)))
+		return;
+	char sitepath[128], text[8192], label[LX_PATH_LEN + 32];
+	int k = 0, cl = matrix_find_role(&m, "clients");
+	snprintf(label, sizeof(label), "two-way %s", m.product);
+	for (int r = 0; r < m.nroles && r < 30; r++)
+		if (!m.roles[r].client && !m.roles[r].includes)
+			k +=
+			    snprintf(text + k, sizeof(text) - (size_t)k,
+				     "%s 192.0.2.%d 2001:db8::%x\n", m.roles[r].slug, r + 1, r + 1);
+	k += snprintf(text + k, sizeof(text) - (size_t)k, "clients 10.1.0.0/24 2001:db8:c1::/64\n");
+	snprintf(sitepath, sizeof(sitepath), "%s/two-way-%d.site", tmpdir,
+		 (int)strlen(matrix_path));
+	FILE *f = fopen(sitepath, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		CHECK(0, "%s: write %s", label, sitepath);
+		matrix_free(&m);
+		return;
+	}
+	if (!CHECK(cl >= 0 && m.roles[cl].client, "%s: the matrix has the client role 'clients'",
+		   label) ||
+	    !CHECK(site_load(sitepath, &m, &s, &err) == 0, "%s: site loads%s", label, why(&err))) {
+		matrix_free(&m);
+		return;
+	}
+	if (compile_tables(&m, &s, &c, &err) < 0) {
+		CHECK(0, "%s: compile%s", label, why(&err));
+		site_free(&s);
+		matrix_free(&m);
+		return;
+	}
+	struct dp d;
+	if (dp_open(&d, label, &m, &s) < 0) {
+		compile_free(&c);
+		site_free(&s);
+		matrix_free(&m);
+		return;
+	}
+	order_m = &m;
+	long servers = 0, bad = 0;
+	for (int i = 0; i < m.nrules; i++) {
+		const struct matrix_rule *r = &m.rules[i];
+		if (m.roles[r->role].client)
+			continue;
+		/* An address holding the rule's role: its own host, or one of a role it includes.
+		 */
+		int host = -1;
+		for (int h = 0; h < m.nroles && h < 30 && host < 0; h++)
+			if (!m.roles[h].client && !m.roles[h].includes &&
+			    (matrix_role_closure(&m, 1ULL << h) & (1ULL << r->role)))
+				host = h;
+		if (host < 0)
+			continue;
+		char addr4[32], addr6[48];
+		snprintf(addr4, sizeof(addr4), "192.0.2.%d", host + 1);
+		snprintf(addr6, sizeof(addr6), "2001:db8::%x", host + 1);
+		uint32_t g = 0;
+		for (int a = 0; a < c.naddrs; a++)
+			if (c.addrs[a].family == 4 && c.addrs[a].len == 32 &&
+			    c.addrs[a].addr[3] == host + 1 && c.addrs[a].addr[0] == 192)
+				g = c.addrs[a].group;
+		int remote = r->kind == LX_KIND_OUTBOUND_TO;
+		unsigned port = 0, own = 0;
+		for (uint32_t p = r->port_lo; p <= r->port_hi && !port; p++)
+			if ((remote ? compiled_remote_at(&c, g, r->proto, p)
+				    : compiled_rule_at(&c, g, r->proto, p)) == i + 1)
+				port = p;
+		if (!port)
+			continue; /* another rule of the address wins everywhere: tested elsewhere
+				   */
+		if (remote)	  /* the server's own port: one none of its own rules has */
+			for (uint32_t p = 40000; p < 65536 && !own; p++)
+				if (!compiled_rule_at(&c, g, r->proto, p))
+					own = p;
+		unsigned cport = remote ? port : 50010 + (unsigned)(i % 40);
+		unsigned sport = remote ? own : port;
+		for (int family = 4; family <= 6; family += 2) {
+			char name[256];
+			rule_label(&m, i, name, 200);
+			/* The client opens (listen, outbound-from: toward the server's port), or
+			 * the server opens (outbound-to: toward the client's port). */
+			int ok =
+			    remote
+				? tw_pair(&d, name, r->proto, family, family == 4 ? addr4 : addr6,
+					  sport, family == 4 ? TW_CLIENT4 : TW_CLIENT6, cport,
+					  (uint32_t)i + 1, LX_DIR_OUT, (uint32_t)i + 1, LX_DIR_IN,
+					  1)
+				: tw_pair(&d, name, r->proto, family,
+					  family == 4 ? TW_CLIENT4 : TW_CLIENT6, cport,
+					  family == 4 ? addr4 : addr6, sport, (uint32_t)i + 1,
+					  LX_DIR_IN, (uint32_t)i + 1, LX_DIR_OUT, 1);
+			servers++;
+			bad += !ok;
+		}
+	}
+	CHECK(servers > 0 && bad == 0,
+	      "%s: %ld two-way flows of a listed client with every server rule: the client's "
+	      "packets count under the server's rule, its replies under the same rule out (%ld "
+	      "wrong)",
+	      label, servers, bad);
+
+	/* A listed client's DNS and HTTPS to the internet: unclassified both ways. */
+	for (int family = 4; family <= 6; family += 2) {
+		const char *me = family == 4 ? TW_CLIENT4 : TW_CLIENT6;
+		const char *net = family == 4 ? NOROLE4 : NOROLE6;
+		CHECK(tw_pair(&d, "client DNS to the internet", LX_PROTO_UDP, family, me, 53000,
+			      net, 53, 0, 0, 0, 0, 1) &&
+			  tw_pair(&d, "client HTTPS to the internet", LX_PROTO_TCP, family, me,
+				  53001, net, 443, 0, 0, 0, 0, 1) &&
+			  tw_pair(&d, "client media to the internet", LX_PROTO_UDP, family, me,
+				  50000, net, 3478, 0, 0, 0, 0, 1),
+		      "%s ipv%d: a listed client's DNS, HTTPS and media with an address without a "
+		      "role are unclassified both ways",
+		      label, family);
+	}
+	/* Client-to-client RTP: the clients' rule at the receiver's port, in both ways. Ports
+	 * outside the Teams ranges are client-media; inside them, the Teams media type. */
+	static const unsigned rtp_ports[2][2] = { { 30000, 30002 }, { 50000, 50002 } };
+	uint32_t cg = 0;
+	for (int a = 0; a < c.naddrs; a++)
+		if (c.addrs[a].family == 4 && c.addrs[a].len == 24 && c.addrs[a].addr[0] == 10)
+			cg = c.addrs[a].group;
+	for (int pp = 0; pp < 2; pp++) {
+		uint32_t want = compiled_rule_at(&c, cg, LX_PROTO_UDP, rtp_ports[pp][1]);
+		const char *svc = want ? m.services[m.rules[want - 1].service].slug
+				       : "unclassified (no client rule there), counted";
+		int expected_svc =
+		    pp == 0 ? (!strcmp(m.product, "teams") ? !want : !strcmp(svc, "client-media"))
+			    : (strstr(m.product, "teams") ? !strcmp(svc, "teams-audio")
+							  : !strcmp(svc, "client-media"));
+		for (int family = 4; family <= 6; family += 2) {
+			int ok = tw_pair(&d, "client-to-client RTP", LX_PROTO_UDP, family,
+					 family == 4 ? TW_CLIENT4 : TW_CLIENT6, rtp_ports[pp][0],
+					 family == 4 ? TW_CLIENT4B : TW_CLIENT6B, rtp_ports[pp][1],
+					 want, LX_DIR_IN, want, LX_DIR_IN, 1);
+			CHECK(ok && expected_svc,
+			      "%s ipv%d: client-to-client RTP %u <-> %u counts as %s in, both ways",
+			      label, family, rtp_ports[pp][0], rtp_ports[pp][1], svc);
+		}
+	}
+	/* Broadcast and multicast are never a peer. */
+	CHECK(tw_pair(&d, "client to its subnet's broadcast address", LX_PROTO_UDP, 4, TW_CLIENT4,
+		      17500, "10.1.0.255", 17500, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client SSDP", LX_PROTO_UDP, 4, TW_CLIENT4, 50001, "239.255.255.250",
+			  1900, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client to 255.255.255.255", LX_PROTO_UDP, 4, TW_CLIENT4, 50001,
+			  "255.255.255.255", 50001, 0, 0, 0, 0, 1) &&
+		  tw_pair(&d, "client to ff02::c", LX_PROTO_UDP, 6, TW_CLIENT6, 50001, "ff02::c",
+			  1900, 0, 0, 0, 0, 1),
+	      "%s: a listed client with its subnet's broadcast address or multicast: unclassified "
+	      "both ways",
+	      label);
+	dp_close(&d);
+	compile_free(&c);
+	site_free(&s);
+	matrix_free(&m);
 }
 
 /*
@@ -1769,6 +2032,11 @@ int main(void)
 	if (CHECK(rc == 0 && g.gl_pathc > 0, "maps/*.matrix: at least one matrix to test")) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
 			test_matrix_rules(g.gl_pathv[i]);
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			test_two_way(g.gl_pathv[i]);
+		test_two_way("maps/sfb2015.matrix,maps/teams.matrix");
 	}
 	if (rc == 0)
 		globfree(&g);

@@ -125,8 +125,24 @@ static struct addr_entry addrs[MAX_ADDRS];
 static int naddrs;
 
 static const char *const PEERS[] = {
-	"203.0.113.200", "203.0.113.201",      "198.51.100.200",     "192.0.2.1",
-	"192.0.2.100",	 "2001:db8:ffff::200", "2001:db8:ffff::201", "2001:db8:30::5",
+	"203.0.113.200",
+	"203.0.113.201",
+	"198.51.100.200",
+	"192.0.2.1",
+	"192.0.2.100",
+	"2001:db8:ffff::200",
+	"2001:db8:ffff::201",
+	"2001:db8:30::5",
+	/* multicast and broadcast: never a client's peer */
+	"239.255.255.250",
+	"255.255.255.255",
+	"224.0.0.251",
+	"ff02::c",
+	"ff05::1:3",
+	/* broadcast addresses of listed prefixes (clients /25, director /27, edge /28) */
+	"192.0.2.255",
+	"192.0.2.223",
+	"203.0.113.47",
 };
 
 static void add_addr(int family, const uint8_t *a, int len, uint64_t roles)
@@ -1079,6 +1095,7 @@ struct instance {
 	uint64_t reasons[2][LX_DROP_MAX]; /* [enforced] */
 	uint64_t counters[LX_CNT_MAX];
 	uint64_t replies, flows_opened, expired, frags_followed, remarked, ambiguous;
+	uint64_t dst_won, src_won, no_peer;
 	uint64_t rewrites_valid_sum, rewrites_bad_sum;
 	uint64_t media_tagged, media_kinds[LX_MEDIA_MAX];
 	uint64_t *rule_hits; /* [rule][dir] */
@@ -1385,6 +1402,9 @@ static void note_coverage(struct instance *in, const struct ref_decision *d, con
 	in->flows_opened += (uint64_t)d->flow_opened;
 	in->expired += (uint64_t)d->expired_flow;
 	in->frags_followed += (uint64_t)d->frag_followed;
+	in->dst_won += d->both_ends == 1;
+	in->src_won += d->both_ends == 2;
+	in->no_peer += (uint64_t)d->no_peer;
 	in->ambiguous += d->ambiguous ? 1 : 0;
 	in->media_tagged += (uint64_t)d->media_tagged;
 	if (d->media < LX_MEDIA_MAX)
@@ -1620,6 +1640,13 @@ static void check_coverage(const struct instance *in, int is_protected, int long
 		    in->name, (unsigned long long)in->flows_opened, (unsigned long long)in->replies,
 		    (unsigned long long)in->expired, (unsigned long long)in->frags_followed);
 	}
+	CHECK(
+	    in->dst_won && in->src_won && in->no_peer,
+	    "%s: both ends had a rule %llu times (the destination's won %llu, the source's %llu); "
+	    "a client rule without a unicast peer holding a role did not count %llu times",
+	    in->name, (unsigned long long)(in->dst_won + in->src_won),
+	    (unsigned long long)in->dst_won, (unsigned long long)in->src_won,
+	    (unsigned long long)in->no_peer);
 	CHECK(
 	    in->remarked > 0 && in->rewrites_valid_sum > 0 && in->rewrites_bad_sum == 0,
 	    "%s: DSCP re-marked %llu frames; a valid IPv4 checksum stayed valid %llu times, broke "

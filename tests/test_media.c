@@ -212,12 +212,12 @@ static void test_recognition(void)
 	memset(f, 0, 24);
 	f[0] = 0x02, f[3] = 20;
 	f[4 + 1] = 0x01, f[4 + 4] = 0x21, f[4 + 5] = 0x12, f[4 + 6] = 0xa4, f[4 + 7] = 0x42;
-	k = run_tcp(&in, CLIENT ":50060", PEER ":443", f, 24);
+	k = run_tcp(&in, CLIENT ":50060", PEER ":50061", f, 24);
 	EXPECT_KIND(k, LX_MEDIA_STUN, "TCP, MS-TURN control frame with STUN is stun");
 	for (unsigned i = 0; i < 2; i++) {
 		n = rtp(f + 4, 8, 0, (uint16_t)(40 + i), 160 * i, 0x88888888, 160);
 		f[0] = 0x03, f[1] = 0, f[2] = (uint8_t)(n >> 8), f[3] = (uint8_t)n;
-		k = run_tcp(&in, CLIENT ":50062", PEER ":443", f, 4 + n);
+		k = run_tcp(&in, CLIENT ":50062", PEER ":50063", f, 4 + n);
 	}
 	EXPECT_KIND(k, LX_MEDIA_AUDIO, "TCP, MS-TURN data frames with PCMA in sequence: audio");
 	for (unsigned i = 0; i < 2; i++) {
@@ -228,9 +228,9 @@ static void test_recognition(void)
 	EXPECT_KIND(k, LX_MEDIA_VIDEO, "TCP, RFC 4571 framed RTVideo in sequence: video");
 	memset(f, 0x41, 100);
 	f[0] = 0x17, f[1] = 0x03, f[2] = 0x03, f[3] = 0, f[4] = 95;
-	k = run_tcp(&in, CLIENT ":50068", PEER ":443", f, 100);
+	k = run_tcp(&in, CLIENT ":50068", PEER ":50069", f, 100);
 	EXPECT_KIND(k, LX_MEDIA_OTHER, "TCP, a TLS record is other");
-	k = run_tcp(&in, CLIENT ":50068", PEER ":443", f, 0);
+	k = run_tcp(&in, CLIENT ":50068", PEER ":50069", f, 0);
 	EXPECT_KIND(k, LX_MEDIA_OTHER, "TCP, a segment without payload is other");
 	k = run_tcp(&in, CLIENT ":50070", "192.0.2.11:5061", f, 100);
 	EXPECT_KIND(k, LX_MEDIA_MAX, "TCP to a non-media service (sip-tls) is not inspected");
@@ -374,7 +374,7 @@ static uint64_t false_positives(struct inst *in, const char *what, uint64_t coun
 		    T.pt[b[1] & 0x7f].kind)
 			(*header_like)++;
 		/* One flow for all of them: the worst case, a stream table entry per SSRC. */
-		int k = kind == 4 ? run_tcp(in, CLIENT ":50502", PEER ":443", b, n)
+		int k = kind == 4 ? run_tcp(in, CLIENT ":50502", PEER ":50503", b, n)
 				  : run_udp(in, CLIENT ":50500", PEER ":50600", b, n, 0);
 		fp += k == LX_MEDIA_AUDIO || k == LX_MEDIA_VIDEO || k == LX_MEDIA_SHARING;
 	}

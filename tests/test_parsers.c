@@ -555,8 +555,10 @@ static void test_matrix_errors(void)
 			"includes=: role 'pool' is not declared above this line");
 	matrix_bad_line("includes-empty.matrix",
 			"role pool \"P\" includes=", "includes= names no role");
-	matrix_bad_line("role-option.matrix", "role pool \"P\" contains=frontend",
-			"unknown role option 'contains=frontend' (expected includes=)");
+	matrix_bad_line(
+	    "role-option.matrix", "role pool \"P\" contains=frontend",
+	    "unknown role option 'contains=frontend' (expected includes=ROLE,... or client, "
+	    "each at most once)");
 	matrix_bad_line("name-unquoted.matrix", "role pool Pool",
 			"name 'Pool' must be in double quotes");
 
@@ -596,16 +598,18 @@ static void test_matrix_errors(void)
 			"DSCP '0x2e' is not 0..63 or '-'");
 
 	/* Sources. */
-	matrix_bad_line("source-no-colon.matrix", "rule frontend stun udp 3478 seed004",
-			"source 'seed004': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
-	matrix_bad_line("source-empty-id.matrix", "rule frontend stun udp 3478 seed:",
-			"source 'seed:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
+	matrix_bad_line(
+	    "source-no-colon.matrix", "rule frontend stun udp 3478 seed004",
+	    "source 'seed004': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
+	matrix_bad_line(
+	    "source-empty-id.matrix", "rule frontend stun udp 3478 seed:",
+	    "source 'seed:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
 	matrix_bad_line("source-kind.matrix", "rule frontend stun udp 3478 vendor:004",
-			"source 'vendor:004': kind must be seed, derived, ref or local");
+			"source 'vendor:004': kind must be seed, derived, ref, doc or local");
 	matrix_bad_line("source-kind-prefix.matrix", "rule frontend stun udp 3478 seeds:004",
-			"source 'seeds:004': kind must be seed, derived, ref or local");
+			"source 'seeds:004': kind must be seed, derived, ref, doc or local");
 	/* The documented form is seed:NNN: an id that is not a number cannot name a seed. */
 	matrix_bad_line("source-id-not-number.matrix", "rule frontend stun udp 3478 seed:abc", "");
 
@@ -652,6 +656,21 @@ static void test_matrix_errors(void)
  * digits, ascending, no repeats (maps/README.md), and each a file SEEDS_DIR/NNN_*.txt;
  * ref:NAME names a reference document, REFERENCE_DIR/NAME.md.
  */
+#define MAPS_README "maps/README.md"
+
+/* 1 when the file holds the text. */
+static int file_mentions(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
 static void test_shipped_sources(const struct matrix *m, const char *path)
 {
 	struct stat st;
@@ -666,6 +685,19 @@ static void test_shipped_sources(const struct matrix *m, const char *path)
 		const char *colon = strchr(r->source, ':');
 		if (!colon || starts_with(r->source, "local:"))
 			continue;
+		if (starts_with(r->source, "doc:")) {
+			/* A published document: maps/README.md lists each with its address. */
+			char cite[MATRIX_SOURCE_LEN + 4];
+			snprintf(cite, sizeof(cite), "`%s`", r->source);
+			refs++;
+			if (!text_is_slug(colon + 1, LX_SLUG_LEN) ||
+			    !file_mentions(MAPS_README, cite)) {
+				bad_refs++;
+				CHECK(0, "%s line %d (rule %d): source %s: not listed in %s", path,
+				      r->line, i + 1, r->source, MAPS_README);
+			}
+			continue;
+		}
 		if (starts_with(r->source, "ref:")) {
 			char doc[PATH_MAX];
 			refs++;
@@ -853,7 +885,10 @@ static void test_shipped_matrices(void)
 		int kinds[3] = { 0, 0, 0 };
 		for (int r = 0; r < m.nrules; r++)
 			kinds[m.rules[r].kind]++;
-		CHECK(kinds[LX_KIND_LISTEN] > 0 && kinds[LX_KIND_OUTBOUND_TO] > 0,
+		/* Every on-premises product has an Edge that opens connections; Teams has no
+		 * server of the site's own. */
+		CHECK(kinds[LX_KIND_LISTEN] > 0 &&
+			  (kinds[LX_KIND_OUTBOUND_TO] > 0 || !strcmp(m.product, "teams")),
 		      "%s: %d listen, %d outbound-to, %d outbound-from rules", path,
 		      kinds[LX_KIND_LISTEN], kinds[LX_KIND_OUTBOUND_TO],
 		      kinds[LX_KIND_OUTBOUND_FROM]);
@@ -1120,12 +1155,26 @@ static void test_site_semantics(const struct matrix *m)
 			  c.group_roles[a->group] == roles_of(m, want_roles[i].roles),
 		      "base site: %s holds %s", want_roles[i].prefix, want_roles[i].roles);
 	}
-	CHECK(c.ngroups == 5, "base site: 4 distinct role sets, groups 1..4 (ngroups %d)",
+	/* The broadcast addresses of the two IPv4 prefixes keep their roles, in groups that
+	 * are never a client's peer. */
+	const struct compiled_addr *b24 = find_addr(&c, "203.0.113.255");
+	const struct compiled_addr *b28 = find_addr(&c, "198.51.100.15");
+	const struct compiled_addr *n24 = find_addr(&c, "203.0.113.0/24");
+	CHECK(b24 && b28 && n24 && b24->group != n24->group &&
+		  c.group_roles[b24->group] == c.group_roles[n24->group] &&
+		  c.group_nonpeer[b24->group] && c.group_nonpeer[b28->group] &&
+		  !(c.peer_groups & (1u << b24->group | 1u << b28->group)) &&
+		  (c.peer_groups & 1u << n24->group),
+	      "base site: 203.0.113.255 and 198.51.100.15 (broadcast addresses) keep their roles, "
+	      "never a peer");
+	CHECK(c.ngroups == 7,
+	      "base site: 4 distinct role sets and 2 broadcast groups, groups 1..6 (ngroups %d)",
 	      c.ngroups);
-	CHECK(c.hosts4 == 3 && c.nets4 == 2 && c.hosts6 == 2 && c.nets6 == 2 &&
+	CHECK(c.hosts4 == 3 && c.broadcasts4 == 2 && c.role_groups == 4 && c.nets4 == 2 &&
+		  c.hosts6 == 2 && c.nets6 == 2 &&
 		  c.config_flags ==
 		      (LX_CFG_HOST4 | LX_CFG_NET4 | LX_CFG_HOST6 | LX_CFG_NET6 | LX_CFG_FILTER6),
-	      "base site: host and prefix counts, config flags");
+	      "base site: host and prefix counts (and 2 broadcast hosts), config flags");
 	check_filters(&s, &c, "base site");
 	CHECK(c.nactive == m->nrules, "base site: every rule is active");
 
@@ -1727,16 +1776,16 @@ static void test_matrix_outbound_errors(void)
 	matrix_bad_line("outbound-backwards.matrix",
 			"outbound edge-external stun udp from 59999-50000 ref:x",
 			"port range 59999-50000 runs backwards");
+	matrix_bad_line("outbound-ref-empty.matrix", "outbound edge-external stun udp to 53 ref:",
+			"source 'ref:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME "
+			"or local:NAME");
 	matrix_bad_line(
-	    "outbound-ref-empty.matrix", "outbound edge-external stun udp to 53 ref:",
-	    "source 'ref:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or local:NAME");
-	matrix_bad_line("outbound-local-empty.matrix",
-			"outbound edge-external stun udp to 53 local:",
-			"source 'local:': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-			"local:NAME");
+	    "outbound-local-empty.matrix", "outbound edge-external stun udp to 53 local:",
+	    "source 'local:': expected seed:NNN, derived:NNN[,NNN], ref:NAME, doc:NAME or "
+	    "local:NAME");
 	matrix_bad_line("outbound-source-kind.matrix",
 			"outbound edge-external stun udp to 53 reference:x",
-			"source 'reference:x': kind must be seed, derived, ref or local");
+			"source 'reference:x': kind must be seed, derived, ref, doc or local");
 
 	/* Duplicates: same kind, role, transport and ports; other kinds are not duplicates. */
 	snprintf(text, sizeof(text),
@@ -1915,8 +1964,11 @@ static void test_site_keywords(const struct matrix *m)
 		if (compile_tables(m, &s, &c, &err) == 0) {
 			const struct compiled_addr *fe = find_addr(&c, "192.0.2.10");
 			const struct compiled_addr *edge = find_addr(&c, "203.0.113.0/24");
-			CHECK(fe && edge && c.protected_groups == 1u << edge->group,
-			      "protect edge-external: only the edge group is protected (0x%x)",
+			const struct compiled_addr *bc = find_addr(&c, "203.0.113.255");
+			CHECK(fe && edge && bc &&
+				  c.protected_groups == (1u << edge->group | 1u << bc->group),
+			      "protect edge-external: only the edge groups (its prefix and its "
+			      "broadcast address) are protected (0x%x)",
 			      c.protected_groups);
 			compile_free(&c);
 		}
@@ -2370,6 +2422,80 @@ static void test_assign_ids(void)
 	matrix_free(&b);
 }
 
+/* The `client` role option, rule ranks, and matrices combined with ',' (sfb2015,teams). */
+static void test_client_and_combined(void)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	const char *a = tmp_text("combine-a.matrix", "product aaa \"A\"\n"
+						     "role fe \"FE\"\n"
+						     "role cl \"Clients\" client\n"
+						     "service sip 24 \"SIP\"\n"
+						     "service media - \"Media\"\n"
+						     "rule fe sip tcp 5061 local:t\n"
+						     "rule cl media udp 1024-65535 local:t\n");
+	const char *b = tmp_text("combine-b.matrix", "product bbb \"B\"\n"
+						     "role cl \"Clients again\" client\n"
+						     "role cloud \"Cloud\"\n"
+						     "service media - \"Media\"\n"
+						     "service relay - \"Relay\"\n"
+						     "rule cloud relay udp 3478-3481 doc:x\n"
+						     "rule cl media udp 50000-50019 local:t\n");
+	char both[2 * LX_PATH_LEN];
+	snprintf(both, sizeof(both), "%s,%s", a, b);
+	int rc = matrix_load(both, &m, &err);
+	if (CHECK(rc == 0, "combined matrix a,b loads%s", why(&err))) {
+		CHECK(!strcmp(m.product, "aaa,bbb") && m.nroles == 3 && m.nservices == 3 &&
+			  m.nrules == 4 && m.nfiles == 2,
+		      "combined: product %s, %d roles, %d services, %d rules from %d files",
+		      m.product, m.nroles, m.nservices, m.nrules, m.nfiles);
+		int cl = matrix_find_role(&m, "cl"), fe = matrix_find_role(&m, "fe");
+		CHECK(cl >= 0 && fe >= 0 && m.roles[cl].client && !m.roles[fe].client,
+		      "combined: 'client' is a role option; cl is a client role, fe is not");
+		char where[LX_PATH_LEN + 16], want[LX_PATH_LEN + 16];
+		matrix_rule_where(&m, &m.rules[2], where, sizeof(where));
+		snprintf(want, sizeof(want), "%s:6", b);
+		CHECK(!strcmp(where, want), "combined: rule 3 was read at %s (%s)", want, where);
+		/* Ranks: server rule over client rule whatever the width; then narrower; then
+		 * earlier line. */
+		CHECK(matrix_rule_rank(&m, 2) > matrix_rule_rank(&m, 3) &&
+			  matrix_rule_rank(&m, 0) > matrix_rule_rank(&m, 2) &&
+			  matrix_rule_rank(&m, 3) > matrix_rule_rank(&m, 1),
+		      "ranks: fe 5061 > cloud 3478-3481 > cl 50000-50019 > cl 1024-65535");
+		matrix_free(&m);
+	}
+	const char *c = tmp_text("combine-c.matrix", "product ccc \"C\"\n"
+						     "role fe \"FE\" client\n"
+						     "service sip 24 \"SIP\"\n"
+						     "rule fe sip tcp 5062 local:t\n");
+	snprintf(both, sizeof(both), "%s,%s", a, c);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "combine-c.matrix:2: role 'fe' is declared differently"),
+	      "combined: a role declared otherwise is an error with file:line (%s)", err.msg);
+	const char *d = tmp_text("combine-d.matrix", "product ddd \"D\"\n"
+						     "role fe \"FE\"\n"
+						     "service sip 46 \"SIP\"\n"
+						     "rule fe sip tcp 5062 local:t\n");
+	snprintf(both, sizeof(both), "%s,%s", a, d);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "combine-d.matrix:3: service 'sip' has another DSCP"),
+	      "combined: a service with another DSCP is an error with file:line (%s)", err.msg);
+	snprintf(both, sizeof(both), "%s,,%s", a, d);
+	rc = matrix_load(both, &m, &err);
+	CHECK(rc < 0 && strstr(err.msg, "expected one matrix file or up to"),
+	      "combined: an empty name in the list is an error (%s)", err.msg);
+	rc = matrix_load("maps/sfb2015.matrix,maps/teams.matrix", &m, &err);
+	if (CHECK(rc == 0, "maps/sfb2015.matrix,maps/teams.matrix loads%s", why(&err))) {
+		CHECK(!strcmp(m.product, "sfb2015,teams") &&
+			  matrix_find_role(&m, "teams-cloud") >= 0,
+		      "sfb2015,teams: product %s, role teams-cloud", m.product);
+		matrix_free(&m);
+	}
+	matrix_bad_line("role-client-twice.matrix", "role cl \"C\" client client",
+			"unknown role option 'client' (expected includes=ROLE,... or client, each "
+			"at most once)");
+}
+
 /* ---- addr4_build: the three-level IPv4 table equals a longest-prefix match ---- */
 
 /* The walk the data path does (group_of4 in bpf/lyncxdp.bpf.c). */
@@ -2599,6 +2725,7 @@ int main(void)
 	test_site_keywords(&base);
 	test_compile_outbound();
 	test_assign_ids();
+	test_client_and_combined();
 	test_addr4();
 	test_addr6();
 	matrix_free(&base);

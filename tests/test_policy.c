@@ -49,6 +49,8 @@ static const struct host EXT = { "edge-external", "203.0.113.10", "2001:db8:ff::
 static const struct host INT = { "edge-internal", "198.51.100.10", "2001:db8:100::10" };
 static const struct host FE = { "frontend", "192.0.2.11", "2001:db8:10::11" };
 static const struct host CLIENT = { "client", "192.0.2.130", "2001:db8:20::30" };
+/* Another listed client: a client rule counts only toward a peer holding a role. */
+static const struct host CLIENT2 = { "client2", "192.0.2.131", "2001:db8:20::31" };
 /* No role: peers on the Internet, a DNS server, a federation partner, a perimeter server. */
 static const struct host PEER = { "peer", "203.0.113.200", "2001:db8:ffff::200" };
 static const struct host PEER2 = { "peer2", "203.0.113.201", "2001:db8:ffff::201" };
@@ -1269,7 +1271,9 @@ static int tag_run(struct inst *in, const struct frame *f, int want, uint32_t ru
 static struct frame tag_frame(const struct tag_class *tc, int fam, int nvlans, uint8_t tos,
 			      size_t payload)
 {
-	struct packet_spec s = spec(tc->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, &PEER,
+	/* A client's rule needs a peer holding a role: another client (maps/README.md). */
+	const struct host *src = tc->dst == &CLIENT ? &CLIENT2 : &PEER;
+	struct packet_spec s = spec(tc->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, src,
 				    40000, tc->dst, tc->port, fam);
 	s.tos = tos;
 	s.nvlans = nvlans;
@@ -1492,7 +1496,13 @@ static void test_random(struct inst *tag, uint64_t seed)
 		struct packet_spec s = spec(r->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP,
 					    &PEER, (uint16_t)(1024 + rnd(64000)), dst, port, 4);
 		char src[32];
-		snprintf(src, sizeof(src), "203.0.113.%u", 100 + rnd(150));
+		/* No role toward the Front End; another listed client toward a client (a client
+		 * rule needs a peer holding a role): its own rule on an ephemeral port is never
+		 * narrower than the destination's. */
+		if (dst == &CLIENT)
+			snprintf(src, sizeof(src), "192.0.2.%u", 131 + rnd(100));
+		else
+			snprintf(src, sizeof(src), "203.0.113.%u", 100 + rnd(150));
 		s.src = ep(src, s.src.port);
 		s.tos = (uint8_t)rnd(256);
 		s.ipv4_options = (uint8_t)(4 * rnd(11));

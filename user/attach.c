@@ -203,7 +203,7 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->rules_active = (uint32_t)c->nactive;
 	st->prefixes4 = c->hosts4 + c->nets4;
 	st->prefixes6 = c->hosts6 + c->nets6;
-	st->groups = (uint32_t)c->ngroups - 1;
+	st->groups = (uint32_t)c->role_groups;
 	st->loaded_at = (uint64_t)time(NULL);
 	st->max_rule_id = c->max_id;
 	st->matrix_hash = m->hash;

@@ -87,25 +87,43 @@ int capture_foreach_timed(const char *path, capture_timed_fn fn, void *arg,
 	while ((r = pcap_next_ex(pc, &h, &data)) == 1) {
 		counts->frames++;
 		uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000ULL + (uint64_t)h->ts.tv_usec;
+		/* What was on the wire: caplen bytes captured, len - caplen cut by the snap length.
+		 */
+		size_t wire = h->len > h->caplen ? h->len : h->caplen;
 		if (h->caplen < h->len)
 			counts->truncated++;
-		if (dlt == DLT_EN10MB) {
+		if (dlt == DLT_EN10MB && wire == h->caplen) {
 			if (fn(data, h->caplen, ts, arg))
 				break;
 			continue;
 		}
-		uint16_t ethertype;
-		size_t hdrlen;
-		if (link_header(dlt, data, h->caplen, &ethertype, &hdrlen) < 0 ||
-		    h->caplen - hdrlen > FRAME_MAX) {
+		uint16_t ethertype = 0;
+		size_t hdrlen = 0, at = 0;
+		if (dlt != DLT_EN10MB &&
+		    link_header(dlt, data, h->caplen, &ethertype, &hdrlen) < 0) {
 			counts->skipped++;
 			continue;
 		}
-		memset(frame, 0, 12);
-		frame[12] = (uint8_t)(ethertype >> 8);
-		frame[13] = (uint8_t)ethertype;
-		memcpy(frame + 14, data + hdrlen, h->caplen - hdrlen);
-		if (fn(frame, 14 + h->caplen - hdrlen, ts, arg))
+		if (h->caplen - hdrlen > FRAME_MAX) {
+			counts->skipped++;
+			continue;
+		}
+		if (dlt != DLT_EN10MB) { /* an Ethernet header in place of the link's own */
+			memset(frame, 0, 12);
+			frame[12] = (uint8_t)(ethertype >> 8);
+			frame[13] = (uint8_t)ethertype;
+			at = 14;
+		}
+		memcpy(frame + at, data + hdrlen, h->caplen - hdrlen);
+		size_t len = at + h->caplen - hdrlen, want = at + wire - hdrlen;
+		if (want > len) {
+			if (want > FRAME_MAX + 14)
+				want = FRAME_MAX + 14;
+			memset(frame + len, 0, want - len);
+			len = want;
+			counts->padded++;
+		}
+		if (fn(frame, len, ts, arg))
 			break;
 	}
 	if (r == -1) {

@@ -15,6 +15,7 @@ void compile_free(struct compiled *c)
 	free(c->port_groups);
 	free(c->active);
 	free(c->dscp);
+	free(c->rank);
 	free(c->ids);
 	free(c->media);
 	memset(c, 0, sizeof(*c));
@@ -33,14 +34,15 @@ static int contains(const struct site_prefix *outer, const struct site_prefix *i
 	return (outer->addr[full] & mask) == (inner->addr[full] & mask);
 }
 
-static int group_for(struct compiled *c, uint64_t roles)
+static int group_for(struct compiled *c, uint64_t roles, int nonpeer)
 {
 	for (int g = 1; g < c->ngroups; g++)
-		if (c->group_roles[g] == roles)
+		if (c->group_roles[g] == roles && c->group_nonpeer[g] == nonpeer)
 			return g;
 	if (c->ngroups == LX_MAX_GROUPS)
 		return -1;
 	c->group_roles[c->ngroups] = roles;
+	c->group_nonpeer[c->ngroups] = (uint8_t)nonpeer;
 	return c->ngroups++;
 }
 
@@ -54,7 +56,8 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 {
 	int *stack = malloc(sizeof(int) * (size_t)(s->nprefixes + 1));
 	uint64_t *acc = malloc(sizeof(uint64_t) * (size_t)(s->nprefixes + 1));
-	c->addrs = calloc((size_t)s->nprefixes, sizeof(*c->addrs));
+	/* Room for one broadcast address per IPv4 prefix (add_broadcasts). */
+	c->addrs = calloc((size_t)s->nprefixes * 2 + 1, sizeof(*c->addrs));
 	if (!stack || !acc || !c->addrs) {
 		free(stack);
 		free(acc);
@@ -70,7 +73,7 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 		acc[i] = p->roles | (depth ? acc[stack[depth - 1]] : 0);
 		stack[depth++] = i;
 
-		int g = group_for(c, matrix_role_closure(m, acc[i]));
+		int g = group_for(c, matrix_role_closure(m, acc[i]), 0);
 		if (g < 0) {
 			snprintf(
 			    err->msg, sizeof(err->msg),
@@ -92,10 +95,74 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 	}
 	free(stack);
 	free(acc);
-	c->config_flags = LX_CFG_FILTER6 | (c->hosts4 ? LX_CFG_HOST4 : 0) |
+	return rc;
+}
+
+static void set_config_flags(struct compiled *c)
+{
+	c->config_flags = LX_CFG_FILTER6 | (c->hosts4 + c->broadcasts4 ? LX_CFG_HOST4 : 0) |
 			  (c->nets4 ? LX_CFG_NET4 : 0) | (c->hosts6 ? LX_CFG_HOST6 : 0) |
 			  (c->nets6 ? LX_CFG_NET6 : 0);
-	return rc;
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+	const struct compiled_addr *x = a, *y = b;
+	int r = memcmp(x->addr, y->addr, 4);
+	return r ? r : y->len - x->len; /* longest prefix first */
+}
+
+/*
+ * The last address of every listed IPv4 prefix of /30 or shorter is its subnet's broadcast
+ * address: it keeps the roles it holds (rules, protection) but is never a client's peer
+ * (maps/README.md, "Clients"). It gets its own host entry, in a group marked non-peer, with
+ * the roles of the longest such prefix holding it; a listed /31 or /32 that covers it is a
+ * host the site named, and stays a peer.
+ */
+static int add_broadcasts(const struct site *s, struct compiled *c, struct text_error *err)
+{
+	int first = c->naddrs, n = 0;
+	for (int i = 0; i < first; i++) {
+		const struct compiled_addr *p = &c->addrs[i];
+		if (p->family != 4 || p->len > 30)
+			continue;
+		struct compiled_addr *b = &c->addrs[first + n++];
+		*b = *p;
+		uint32_t host = (uint32_t)p->addr[0] << 24 | (uint32_t)p->addr[1] << 16 |
+				(uint32_t)p->addr[2] << 8 | p->addr[3];
+		host |= p->len ? (1u << (32 - p->len)) - 1 : 0xffffffffu;
+		for (int k = 0; k < 4; k++)
+			b->addr[k] = (uint8_t)(host >> (24 - 8 * k));
+	}
+	qsort(c->addrs + first, (size_t)n, sizeof(*c->addrs), addr_cmp);
+	int kept = 0;
+	for (int i = 0; i < n; i++) {
+		struct compiled_addr b = c->addrs[first + i];
+		if (kept && !memcmp(c->addrs[first + kept - 1].addr, b.addr, 4))
+			continue; /* a longer prefix with the same broadcast address came first */
+		int named = 0;
+		for (int k = 0; k < s->nprefixes && !named; k++) {
+			const struct site_prefix *p = &s->prefixes[k];
+			named = p->family == 4 && p->len > 30 && !memcmp(p->addr, b.addr, 3) &&
+				(p->addr[3] ^ b.addr[3]) >> (32 - p->len) == 0;
+		}
+		if (named)
+			continue;
+		int g = group_for(c, c->group_roles[b.group], 1);
+		if (g < 0) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s: the site's prefixes make more than %d distinct combinations "
+				 "of roles (broadcast addresses included)",
+				 s->path, LX_MAX_GROUPS - 1);
+			return -1;
+		}
+		b.group = (uint32_t)g;
+		b.len = 32;
+		c->addrs[first + kept++] = b;
+		c->broadcasts4++;
+	}
+	c->naddrs = first + kept;
+	return 0;
 }
 
 static void set_bit(uint64_t *words, uint32_t bit)
@@ -130,9 +197,9 @@ static int in_remote_table(const struct matrix_rule *r)
 	return r->kind == LX_KIND_OUTBOUND_TO;
 }
 
-/* Most specific rule wins: the smallest port range; on a tie, the earlier line. */
+/* The highest rank wins (matrix_rule_rank): the same order that settles the two ends. */
 static void resolve(const struct matrix *m, struct compiled *c, int g, int proto, int remote,
-		    uint32_t *width)
+		    uint32_t *rank)
 {
 	uint16_t *best =
 	    (remote ? c->remote_table : c->rule_table) + compiled_index((uint32_t)g, proto, 0);
@@ -141,12 +208,12 @@ static void resolve(const struct matrix *m, struct compiled *c, int g, int proto
 		if (r->proto != proto || in_remote_table(r) != remote ||
 		    !(c->group_roles[g] & (1ULL << r->role)))
 			continue;
-		uint32_t w = (uint32_t)(r->port_hi - r->port_lo);
+		uint32_t w = c->rank[i];
 		for (uint32_t port = r->port_lo; port <= r->port_hi; port++) {
-			if (best[port] && width[port] <= w)
+			if (best[port] && rank[port] >= w)
 				continue;
 			best[port] = (uint16_t)(i + 1);
-			width[port] = w;
+			rank[port] = w;
 		}
 	}
 	for (uint32_t port = 0; port < LX_PORTS; port++) {
@@ -184,26 +251,40 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(*c->port_groups));
 	c->active = calloc((size_t)m->nrules + 1, 1);
 	c->dscp = calloc((size_t)m->nrules + 1, 1);
+	c->rank = calloc((size_t)m->nrules + 1, sizeof(*c->rank));
 	c->ids = calloc((size_t)m->nrules + 1, sizeof(*c->ids));
 	c->filter4 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
 	c->filter6 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
 	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
 	if (!c->rule_table || !c->remote_table || !c->port_groups || !c->active || !c->dscp ||
-	    !c->ids || !c->filter4 || !c->filter6 || !width) {
+	    !c->rank || !c->ids || !c->filter4 || !c->filter6 || !width) {
 		free(width);
 		compile_free(c);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -1;
 	}
-	if (assign_groups(m, s, c, err) < 0) {
+	for (int i = 0; i < m->nrules; i++)
+		c->rank[i] = matrix_rule_rank(m, i);
+	if (assign_groups(m, s, c, err) < 0 || add_broadcasts(s, c, err) < 0) {
 		free(width);
 		compile_free(c);
 		return -1;
 	}
+	set_config_flags(c);
 	build_filters(s, c);
-	uint64_t present = 0;
+	uint64_t present = 0, servers = 0;
+	for (int r = 0; r < m->nroles; r++)
+		if (!m->roles[r].client)
+			servers |= 1ULL << r;
 	for (int g = 1; g < c->ngroups; g++) {
+		if (c->group_roles[g] & servers)
+			c->server_groups |= 1u << g;
+		if (c->group_roles[g] & ~servers)
+			c->client_groups |= 1u << g;
 		present |= c->group_roles[g];
+		if (c->group_roles[g] && !c->group_nonpeer[g])
+			c->peer_groups |= 1u << g;
+		c->role_groups += !c->group_nonpeer[g];
 		if (c->group_roles[g] & s->protected_roles)
 			c->protected_groups |= 1u << g;
 		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {

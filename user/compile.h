@@ -24,12 +24,18 @@ struct compiled_addr {
 struct compiled {
 	int ngroups; /* group ids 1..ngroups-1 are used; 0 means "no role" */
 	uint64_t group_roles[LX_MAX_GROUPS];
+	uint8_t group_nonpeer[LX_MAX_GROUPS]; /* a prefix's broadcast address: never a peer */
+	uint32_t peer_groups;		      /* groups a client rule accepts as its peer */
+	uint32_t server_groups;		      /* groups holding a role that is not `client` */
+	uint32_t client_groups;		      /* groups holding a `client` role */
 	int naddrs;
 	struct compiled_addr *addrs;
-	uint32_t hosts4, nets4, hosts6, nets6;
-	uint32_t config_flags; /* enum lx_config_flags */
-	uint64_t *filter4;     /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
-	uint64_t *filter6;     /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
+	uint32_t hosts4, nets4, hosts6, nets6; /* the site's own prefixes */
+	uint32_t broadcasts4;		       /* IPv4 host entries added for subnet broadcasts */
+	int role_groups;		       /* distinct role sets (groups not marked nonpeer) */
+	uint32_t config_flags;		       /* enum lx_config_flags */
+	uint64_t *filter4; /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
+	uint64_t *filter6; /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
 	uint32_t protected_groups;
 	/* [group][proto][port] -> rule id: on the role's own port (listen, outbound-from) */
 	uint16_t *rule_table;
@@ -40,6 +46,7 @@ struct compiled {
 	int nrules;			    /* = matrix nrules; rule id = index + 1 */
 	uint8_t *active;		    /* [rule index] 1 when the rule's role is present */
 	uint8_t *dscp;			    /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
+	uint32_t *rank;			    /* [rule index] matrix_rule_rank */
 	uint16_t *ids;			    /* [rule index] id in the tables and counters */
 	uint32_t max_id;		    /* highest id in use */
 	int nactive;

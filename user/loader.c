@@ -31,6 +31,9 @@ struct lx_config loader_config(const struct compiled *c)
 	struct lx_config cfg = {
 		.flags = c->config_flags,
 		.protected_groups = c->protected_groups,
+		.peer_groups = c->peer_groups,
+		.server_groups = c->server_groups,
+		.client_groups = c->client_groups,
 		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
 		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
 		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
@@ -346,7 +349,9 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 	for (int i = 0; i < m->nrules; i++) {
 		struct lx_rule_action a = { .dscp = c->dscp[i],
 					    .kind = (__u8)m->rules[i].kind,
-					    .media = c->media ? c->media[i] : 0 };
+					    .media = c->media ? c->media[i] : 0,
+					    .client = (__u8)m->roles[m->rules[i].role].client,
+					    .rank = c->rank[i] };
 		__u32 id = c->ids[i];
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,

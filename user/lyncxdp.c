@@ -19,6 +19,7 @@
 
 #include "attach.h"
 #include "capture.h"
+#include "flows.h"
 #include "compile.h"
 #include "droplog.h"
 #include "exporter.h"
@@ -69,7 +70,8 @@ static const char usage_main[] =
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
     "\n"
-    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019).\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019), teams;\n"
+    "a hybrid site combines several: --product sfb2015,teams.\n"
     "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
@@ -99,7 +101,7 @@ static int file_exists(const char *path)
 }
 
 /* Product matrices live in maps/ beside the build, or in the installed share directory. */
-static int resolve_product(struct inputs *in)
+static int resolve_one_product(const char *product, char *out, size_t outlen)
 {
 	char exe[PATH_MAX], candidate[PATH_MAX];
 	const char *env = getenv("LYNCXDP_MAPS");
@@ -114,18 +116,18 @@ static int resolve_product(struct inputs *in)
 			       "%s/../share/lyncxdp/maps/%s.matrix", "%s/%s.matrix",
 			       "%s/%s.matrix" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if (!dirs[i] || !dirs[i][0])
+		if (!dirs[i] || !dirs[i][0] || !text_is_slug(product, LX_SLUG_LEN))
 			continue;
-		snprintf(candidate, sizeof(candidate), fmts[i], dirs[i], in->product);
+		snprintf(candidate, sizeof(candidate), fmts[i], dirs[i], product);
 		if (file_exists(candidate)) {
-			text_copy(in->resolved, sizeof(in->resolved), candidate);
+			text_copy(out, outlen, candidate);
 			return 0;
 		}
 	}
 	fprintf(stderr,
-		"lyncxdp: unknown product '%s' (ocs2007r2, lync2010, lync2013, sfb2015), or its "
-		"matrix is not installed (set LYNCXDP_MAPS to the maps directory)\n",
-		in->product);
+		"lyncxdp: unknown product '%s' (ocs2007r2, lync2010, lync2013, sfb2015, teams), "
+		"or its matrix is not installed (set LYNCXDP_MAPS to the maps directory)\n",
+		product);
 	return -1;
 }
 
@@ -134,6 +136,35 @@ static void free_inputs(struct inputs *in)
 	compile_free(&in->c);
 	site_free(&in->s);
 	matrix_free(&in->m);
+}
+
+/* One product, or several joined by ',' (a hybrid site: sfb2015,teams): their matrices'
+ * paths joined by ',', which matrix_load reads as one combined matrix. */
+static int resolve_product(struct inputs *in)
+{
+	char list[256], one[PATH_MAX];
+	size_t used = 0;
+	if (strlen(in->product) >= sizeof(list)) {
+		fprintf(stderr, "lyncxdp: --product: too long\n");
+		return -1;
+	}
+	text_copy(list, sizeof(list), in->product);
+	in->resolved[0] = '\0';
+	for (char *next, *p = list; p; p = next) {
+		next = strchr(p, ',');
+		if (next)
+			*next++ = '\0';
+		if (resolve_one_product(p, one, sizeof(one)) < 0)
+			return -1;
+		int w = snprintf(in->resolved + used, sizeof(in->resolved) - used, "%s%s",
+				 used ? "," : "", one);
+		if (w < 0 || (size_t)w >= sizeof(in->resolved) - used) {
+			fprintf(stderr, "lyncxdp: --product: the matrices' paths are too long\n");
+			return -1;
+		}
+		used += (size_t)w;
+	}
+	return 0;
 }
 
 static int load_inputs(struct inputs *in)
@@ -280,7 +311,8 @@ static const char help_attach[] =
     "keeps running after this command exits. Further interfaces share the same tables and\n"
     "must name the same files. The matrix and site are fully checked first: on any error\n"
     "nothing is attached.\n"
-    "  --product P   ocs2007r2, lync2010, lync2013 or sfb2015 (default)\n"
+    "  --product P   ocs2007r2, lync2010, lync2013, sfb2015 (default) or teams; several\n"
+    "                joined by ',' combine their matrices (sfb2015,teams)\n"
     "  --matrix F    a matrix file of your own instead of a product\n"
     "  --site F      which prefixes hold which role (see maps/site.example)\n"
     "  --mode M      native (driver) or generic (skb); default: native where supported\n"
@@ -834,7 +866,8 @@ static const char help_explain[] =
     "service, rule, direction, verdict, the policy's reason and the DSCP it leaves with.\n"
     "  --policy P  monitor (default) or enforce, as attach\n"
     "  --tag       DSCP tagging on, as attach --tag\n"
-    "  --tos N     the packet's TOS / traffic class byte before the program (default 0)\n";
+    "  --tos N     the packet's TOS / traffic class byte before the program: 0..255, decimal\n"
+    "              or hex (0xb8 = DSCP 46, ECN 0; default 0)\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
@@ -875,8 +908,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	printf("packet     %s %s -> %s\n", proto, src, dst);
 	if (r) {
 		printf("role       %s\nservice    %s (%s)\n", role, svc->slug, svc->name);
-		printf("rule       #%u: %s %s %s, %s:%d\n", res->last.rule, role,
-		       matrix_proto_name(r->proto), ports, in->m.path, r->line);
+		char where[2 * LX_PATH_LEN];
+		matrix_rule_where(&in->m, r, where, sizeof(where));
+		printf("rule       #%u: %s %s %s, %s\n", res->last.rule, role,
+		       matrix_proto_name(r->proto), ports, where);
 		printf("direction  %s\n", dir);
 	} else {
 		printf("role       -\nservice    -\ncounter    %s\n",
@@ -885,6 +920,19 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	printf("verdict    %s%s%s%s\n", verdict, reason ? " (" : "", reason ? reason : "",
 	       reason ? (res->retval == XDP_DROP ? ")" : ": enforce would drop it)") : "");
 	printf("dscp       %u\n", res->last.dscp);
+}
+
+/* 0..255, decimal or hex with 0x (a TOS byte is usually written 0xb8). */
+static int parse_byte(const char *s, unsigned long *out)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		const char *h = s + 2;
+		if (!*h || strlen(h) > 2 || strspn(h, "0123456789abcdefABCDEF") != strlen(h))
+			return -1;
+		*out = strtoul(h, NULL, 16);
+		return 0;
+	}
+	return text_parse_uint(s, 0, 255, out);
 }
 
 static int cmd_explain(int argc, char **argv)
@@ -908,8 +956,8 @@ static int cmd_explain(int argc, char **argv)
 			return usage_error("explain", "--policy is monitor or enforce");
 		else if (opt == 'T')
 			tag = 1;
-		else if (opt == 'S' && text_parse_uint(optarg, 0, 255, &tos) < 0)
-			return usage_error("explain", "--tos is 0..255");
+		else if (opt == 'S' && parse_byte(optarg, &tos) < 0)
+			return usage_error("explain", "--tos is 0..255, decimal or hex (0xb8)");
 		else if (opt == 'P' || opt == 'S')
 			continue;
 		else if (opt == OPT_HELP)
@@ -957,17 +1005,23 @@ static int cmd_explain(int argc, char **argv)
 
 static const char help_replay[] =
     "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-    "                      FILE [--json] [--all] [--streams]\n"
+    "                      FILE [--json] [--all] [--flows] [--streams]\n"
     "\n"
     "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
     "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
-    "including what the policy dropped (enforce) or would drop (monitor).\n"
-    "  --streams  print the RTP streams of media services instead, as `lyncxdp streams`,\n"
-    "             with the capture's timestamps as arrival times\n";
+    "including what the policy dropped (enforce) or would drop (monitor). A frame the\n"
+    "capture cut short (snap length) runs padded with zeros to its wire length, and its\n"
+    "bytes count at wire length; the report says how many were padded.\n"
+    "  --flows   also list every TCP/UDP flow (5-tuple): packets and bytes in each\n"
+    "            direction, the service and direction each direction was counted under,\n"
+    "            and the verdicts and drop reasons of its packets\n"
+    "  --streams print the RTP streams of media services instead, as `lyncxdp streams`,\n"
+    "            with the capture's timestamps as arrival times\n";
 
 struct replay_ctx {
 	struct testrun *t;
 	struct text_error *err;
+	struct flows_table *flows; /* NULL unless --flows */
 	int failed;
 };
 
@@ -976,7 +1030,15 @@ static int replay_frame(const uint8_t *frame, size_t len, uint64_t ts_ns, void *
 	struct replay_ctx *ctx = arg;
 	static struct testrun_result res;
 	testrun_set_time(ctx->t, ts_ns); /* media streams: the capture's arrival times */
-	if (testrun_frame(ctx->t, frame, len, &res, ctx->err) < 0) {
+	int r = testrun_frame(ctx->t, frame, len, &res, ctx->err);
+	if (r < 0) {
+		ctx->failed = 1;
+		return 1;
+	}
+	if (r == 0 && ctx->flows &&
+	    flows_add(ctx->flows, frame, len, res.last.rule, res.last.dir, res.last.counter,
+		      res.retval, res.last.reason) < 0) {
+		snprintf(ctx->err->msg, sizeof(ctx->err->msg), "out of memory listing flows");
 		ctx->failed = 1;
 		return 1;
 	}
@@ -988,6 +1050,7 @@ static int cmd_replay(int argc, char **argv)
 	static const struct option opts[] = { INPUT_OPTIONS,
 					      { "json", no_argument, NULL, OPT_JSON },
 					      { "all", no_argument, NULL, 'a' },
+					      { "flows", no_argument, NULL, 'F' },
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
 					      { "streams", no_argument, NULL, 'M' },
@@ -995,7 +1058,8 @@ static int cmd_replay(int argc, char **argv)
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
-	int opt, policy = LX_POLICY_MONITOR, tag = 0, streams = 0;
+	struct flows_table flows = { 0 };
+	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0, streams = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
@@ -1011,6 +1075,8 @@ static int cmd_replay(int argc, char **argv)
 			po.json = 1;
 		else if (opt == 'a')
 			po.all = 1;
+		else if (opt == 'F')
+			want_flows = 1;
 		else if (opt == OPT_HELP)
 			return fputs(help_replay, stdout), 0;
 		else
@@ -1025,7 +1091,7 @@ static int cmd_replay(int argc, char **argv)
 	struct testrun t = { 0 };
 	struct text_error err;
 	struct capture_counts counts;
-	struct replay_ctx ctx = { .t = &t, .err = &err };
+	struct replay_ctx ctx = { .t = &t, .err = &err, .flows = want_flows ? &flows : NULL };
 	struct stats_report report = { 0 };
 	if (rc == 0 &&
 	    testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0)
@@ -1042,6 +1108,7 @@ static int cmd_replay(int argc, char **argv)
 			streams_print(stdout, &sr, &so);
 			streams_free(&sr);
 		}
+		flows_free(&flows);
 		testrun_close(&t);
 		free_inputs(&in);
 		return rc;
@@ -1050,20 +1117,34 @@ static int cmd_replay(int argc, char **argv)
 		rc = fail(&err);
 	if (rc == 0) {
 		uint64_t not_run = counts.skipped + t.too_short + t.too_long;
-		char extra[256];
-		snprintf(
-		    extra, sizeof(extra),
-		    "\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"not_run\": %llu},\n",
-		    (unsigned long long)counts.frames, (unsigned long long)counts.truncated,
-		    (unsigned long long)not_run);
+		char *extra = NULL;
+		size_t extra_len = 0;
+		FILE *x = open_memstream(&extra, &extra_len);
+		if (!x) {
+			perror("lyncxdp: replay");
+			exit(1);
+		}
+		fprintf(x,
+			"\"capture\": {\"frames\": %llu, \"truncated\": %llu, \"padded\": %llu, "
+			"\"not_run\": %llu},\n",
+			(unsigned long long)counts.frames, (unsigned long long)counts.truncated,
+			(unsigned long long)counts.padded, (unsigned long long)not_run);
+		if (want_flows)
+			flows_print_json(x, &flows, &in.m);
+		fclose(x);
 		po.json_extra = extra;
 		if (!po.json)
-			printf("%s: %llu frames (%llu captured short of their length, %llu not "
-			       "run)\n\n",
+			printf("%s: %llu frames (%llu captured short of their length, of them %llu "
+			       "padded to it; %llu not run)\n\n",
 			       path, (unsigned long long)counts.frames,
-			       (unsigned long long)counts.truncated, (unsigned long long)not_run);
+			       (unsigned long long)counts.truncated,
+			       (unsigned long long)counts.padded, (unsigned long long)not_run);
 		stats_print(stdout, &report, &po);
+		if (want_flows && !po.json)
+			flows_print(stdout, &flows, &in.m);
+		free(extra);
 	}
+	flows_free(&flows);
 	stats_free(&report);
 	testrun_close(&t);
 	free_inputs(&in);
@@ -1173,7 +1254,7 @@ static int cmd_check(int argc, char **argv)
 	printf("%s: %s, %d roles, %d services, %d rules (%d active with this site)\n", in.m.path,
 	       in.m.product, in.m.nroles, in.m.nservices, in.m.nrules, in.c.nactive);
 	printf("%s: %u IPv4 and %u IPv6 prefixes in %d role groups%s\n", in.s.path,
-	       in.c.hosts4 + in.c.nets4, in.c.hosts6 + in.c.nets6, in.c.ngroups - 1,
+	       in.c.hosts4 + in.c.nets4, in.c.hosts6 + in.c.nets6, in.c.role_groups,
 	       in.s.nwarnings ? " (see warnings above)" : "");
 	free_inputs(&in);
 	return 0;

@@ -2,13 +2,13 @@
 /*
  * Parses a port matrix file. The format is documented in maps/README.md:
  *   product SLUG "Name"
- *   role SLUG "Name" [includes=ROLE,...]
+ *   role SLUG "Name" [includes=ROLE,...] [client]
  *   service SLUG DSCP|- "Name"
  *   rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE          the role listens on PORT
  *   outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE
  *                                         the role opens connections to / from PORT
  *   icmp ipv4|ipv6 TYPE[:CODE] "Name"    ICMP protected hosts accept
- * SOURCE: seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD
+ * SOURCE: seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME, doc:NAME or local:WORD
  */
 #include "matrix.h"
 
@@ -102,17 +102,35 @@ static int check_new_slug(struct text_file *tf, struct text_error *err, const ch
 	return 0;
 }
 
+/* The file being read (0 for the first of a combined matrix). */
+static int current_file(const struct matrix *m)
+{
+	return m->nfiles - 1;
+}
+
 static int parse_product(struct text_file *tf, struct text_error *err, struct matrix *m,
-			 const struct text_tokens *t)
+			 const struct text_tokens *t, int *seen)
 {
 	if (need_fields(tf, err, t, 3, 3, "product SLUG \"Name\"") < 0)
 		return -1;
-	if (m->product[0])
+	if (*seen)
 		return text_fail(tf, err, "second 'product' line");
 	if (check_new_slug(tf, err, "product", t->tok[1], 0) < 0 || check_name(tf, err, t, 2) < 0)
 		return -1;
-	text_copy(m->product, sizeof(m->product), t->tok[1]);
-	text_copy(m->product_name, sizeof(m->product_name), t->tok[2]);
+	*seen = 1;
+	if (!m->product[0]) {
+		text_copy(m->product, sizeof(m->product), t->tok[1]);
+		text_copy(m->product_name, sizeof(m->product_name), t->tok[2]);
+		return 0;
+	}
+	/* A combined matrix: "sfb2015,teams", "Skype for Business Server 2015 + Teams". */
+	size_t n = strlen(m->product), need = n + 1 + strlen(t->tok[1]);
+	if (need >= sizeof(m->product))
+		return text_fail(tf, err, "combined product name '%s,%s' is too long", m->product,
+				 t->tok[1]);
+	snprintf(m->product + n, sizeof(m->product) - n, ",%s", t->tok[1]);
+	n = strlen(m->product_name);
+	snprintf(m->product_name + n, sizeof(m->product_name) - n, " + %s", t->tok[2]);
 	return 0;
 }
 
@@ -137,9 +155,33 @@ static int parse_includes(struct text_file *tf, struct text_error *err, struct m
 static int parse_role(struct text_file *tf, struct text_error *err, struct matrix *m,
 		      const struct text_tokens *t)
 {
-	if (need_fields(tf, err, t, 3, 4, "role SLUG \"Name\" [includes=ROLE,...]") < 0)
+	if (need_fields(tf, err, t, 3, 5, "role SLUG \"Name\" [includes=ROLE,...] [client]") < 0)
 		return -1;
+	struct matrix_role role = { .line = tf->line };
+	for (int i = 3; i < t->n; i++) {
+		if (!strcmp(t->tok[i], "client") && !role.client) {
+			role.client = 1;
+			continue;
+		}
+		if (strncmp(t->tok[i], "includes=", 9) != 0 || role.includes)
+			return text_fail(tf, err,
+					 "unknown role option '%s' (expected includes=ROLE,... or "
+					 "client, each at most once)",
+					 t->tok[i]);
+		if (parse_includes(tf, err, m, t->tok[i] + 9, &role.includes) < 0)
+			return -1;
+	}
 	int existing = matrix_find_role(m, t->tok[1]);
+	if (existing >= 0 && current_file(m) > 0 && m->roles[existing].file < current_file(m)) {
+		/* A combined matrix: the earlier file declared it; it must say the same. */
+		const struct matrix_role *o = &m->roles[existing];
+		if (o->includes != role.includes || o->client != role.client)
+			return text_fail(tf, err,
+					 "role '%s' is declared differently in %s (line %d): "
+					 "matrices combined must agree on their roles",
+					 t->tok[1], m->files[o->file], o->line);
+		return 0;
+	}
 	if (check_new_slug(tf, err, "role", t->tok[1],
 			   existing >= 0 ? m->roles[existing].line : 0) < 0 ||
 	    check_name(tf, err, t, 2) < 0)
@@ -155,19 +197,10 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	if (m->nroles == MATRIX_MAX_ROLES)
 		return text_fail(tf, err, "more than %d roles", MATRIX_MAX_ROLES);
 
-	struct matrix_role *role = &m->roles[m->nroles];
-	memset(role, 0, sizeof(*role));
-	if (t->n == 4) {
-		if (strncmp(t->tok[3], "includes=", 9) != 0)
-			return text_fail(tf, err, "unknown role option '%s' (expected includes=)",
-					 t->tok[3]);
-		if (parse_includes(tf, err, m, t->tok[3] + 9, &role->includes) < 0)
-			return -1;
-	}
-	text_copy(role->slug, sizeof(role->slug), t->tok[1]);
-	text_copy(role->name, sizeof(role->name), t->tok[2]);
-	role->line = tf->line;
-	m->nroles++;
+	text_copy(role.slug, sizeof(role.slug), t->tok[1]);
+	text_copy(role.name, sizeof(role.name), t->tok[2]);
+	role.file = current_file(m);
+	m->roles[m->nroles++] = role;
 	return 0;
 }
 
@@ -198,10 +231,22 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 	if (need_fields(tf, err, t, 4, 4, "service SLUG DSCP|- \"Name\"") < 0)
 		return -1;
 	int existing = matrix_find_service(m, t->tok[1]);
+	struct matrix_service svc = { .line = tf->line, .file = current_file(m) };
+	if (existing >= 0 && current_file(m) > 0 && m->services[existing].file < current_file(m)) {
+		/* A combined matrix: the earlier file declared it; it must say the same. */
+		const struct matrix_service *o = &m->services[existing];
+		if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
+			return -1;
+		if (o->dscp != svc.dscp)
+			return text_fail(tf, err,
+					 "service '%s' has another DSCP in %s (line %d): matrices "
+					 "combined must agree on their services",
+					 t->tok[1], m->files[o->file], o->line);
+		return 0;
+	}
 	if (check_new_slug(tf, err, "service", t->tok[1],
 			   existing >= 0 ? m->services[existing].line : 0) < 0)
 		return -1;
-	struct matrix_service svc = { .line = tf->line };
 	if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0 || check_name(tf, err, t, 3) < 0)
 		return -1;
 	text_copy(svc.slug, sizeof(svc.slug), t->tok[1]);
@@ -237,15 +282,15 @@ static int parse_ports(struct text_file *tf, struct text_error *err, const char 
 	return 0;
 }
 
-/* seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME or local:WORD */
+/* seed:NNN[,NNN], derived:NNN[,NNN], ref:NAME, doc:NAME or local:WORD */
 static int check_source(struct text_file *tf, struct text_error *err, const char *s)
 {
-	static const char *const kinds[] = { "seed", "derived", "ref", "local" };
+	static const char *const kinds[] = { "seed", "derived", "ref", "local", "doc" };
 	const char *colon = strchr(s, ':');
 	if (strlen(s) >= MATRIX_SOURCE_LEN || !colon || !colon[1])
 		return text_fail(tf, err,
-				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME or "
-				 "local:NAME",
+				 "source '%s': expected seed:NNN, derived:NNN[,NNN], ref:NAME, "
+				 "doc:NAME or local:NAME",
 				 s);
 	size_t kind = sizeof(kinds) / sizeof(kinds[0]);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -253,8 +298,8 @@ static int check_source(struct text_file *tf, struct text_error *err, const char
 		    !strncmp(s, kinds[i], strlen(kinds[i])))
 			kind = i;
 	if (kind == sizeof(kinds) / sizeof(kinds[0]))
-		return text_fail(tf, err, "source '%s': kind must be seed, derived, ref or local",
-				 s);
+		return text_fail(tf, err,
+				 "source '%s': kind must be seed, derived, ref, doc or local", s);
 	/* Seed ids are the files' numeric prefixes: digits, separated by single commas. */
 	for (const char *p = colon + 1; kind < 2 && *p; p++)
 		if (!(*p >= '0' && *p <= '9') &&
@@ -313,7 +358,9 @@ static int parse_rule(struct text_file *tf, struct text_error *err, struct matri
 {
 	if (need_fields(tf, err, t, 6, 6, "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE") < 0)
 		return -1;
-	struct matrix_rule r = { .line = tf->line, .kind = LX_KIND_LISTEN };
+	struct matrix_rule r = { .line = tf->line,
+				 .kind = LX_KIND_LISTEN,
+				 .file = current_file(m) };
 	if (parse_rule_fields(tf, err, m, t, 4, &r) < 0)
 		return -1;
 	return add_rule(tf, err, m, &r, t->tok[4]);
@@ -325,7 +372,7 @@ static int parse_outbound(struct text_file *tf, struct text_error *err, struct m
 	if (need_fields(tf, err, t, 7, 7,
 			"outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE") < 0)
 		return -1;
-	struct matrix_rule r = { .line = tf->line };
+	struct matrix_rule r = { .line = tf->line, .file = current_file(m) };
 	if (!strcmp(t->tok[4], "to"))
 		r.kind = LX_KIND_OUTBOUND_TO;
 	else if (!strcmp(t->tok[4], "from"))
@@ -390,14 +437,14 @@ static int parse_icmp(struct text_file *tf, struct text_error *err, struct matri
 }
 
 static int parse_line(struct text_file *tf, struct text_error *err, struct matrix *m,
-		      const struct text_tokens *t)
+		      const struct text_tokens *t, int *product_seen)
 {
 	const char *kw = t->tok[0];
 	if (t->quoted[0])
 		return text_fail(tf, err, "a line starts with a keyword, not a quoted name");
 	if (!strcmp(kw, "product"))
-		return parse_product(tf, err, m, t);
-	if (!m->product[0])
+		return parse_product(tf, err, m, t, product_seen);
+	if (!*product_seen)
 		return text_fail(tf, err, "the first line must be 'product SLUG \"Name\"'");
 	if (!strcmp(kw, "role"))
 		return parse_role(tf, err, m, t);
@@ -415,36 +462,78 @@ static int parse_line(struct text_file *tf, struct text_error *err, struct matri
 			 kw);
 }
 
-int matrix_load(const char *path, struct matrix *m, struct text_error *err)
+static int load_one(const char *path, struct matrix *m, struct text_error *err)
 {
 	struct text_file tf;
 	struct text_tokens t;
-	int r;
+	int r, product_seen = 0, rules_before = m->nrules;
 
-	memset(m, 0, sizeof(*m));
-	text_copy(m->path, sizeof(m->path), path);
 	if (text_open(&tf, path, err) < 0)
 		return -1;
 	while ((r = text_next(&tf, &t, err)) > 0) {
 		if (t.n == 0)
 			continue;
-		if (parse_line(&tf, err, m, &t) < 0) {
+		if (parse_line(&tf, err, m, &t, &product_seen) < 0) {
 			r = -1;
 			break;
 		}
 	}
-	m->hash = tf.hash;
-	if (r == 0 && !m->product[0]) {
+	/* FNV-1a over the files in turn, as if they were one. */
+	m->hash = m->nfiles == 1 ? tf.hash : (m->hash ^ tf.hash) * 0x100000001b3ULL;
+	if (r == 0 && !product_seen) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: no 'product' line: not a port matrix",
 			 path, tf.line ? tf.line : 1);
 		r = -1;
-	} else if (r == 0 && m->nrules == 0) {
+	} else if (r == 0 && m->nrules == rules_before) {
 		snprintf(err->msg, sizeof(err->msg), "%s:%d: the matrix has no rule", path,
 			 tf.line);
 		r = -1;
 	}
 	text_close(&tf);
+	return r;
+}
+
+int matrix_load(const char *path, struct matrix *m, struct text_error *err)
+{
+	char list[LX_PATH_LEN];
+	int r = 0;
+
+	memset(m, 0, sizeof(*m));
+	text_copy(m->path, sizeof(m->path), path);
+	if (strlen(path) >= sizeof(list)) {
+		snprintf(err->msg, sizeof(err->msg), "%.64s...: matrix path too long", path);
+		return -1;
+	}
+	text_copy(list, sizeof(list), path);
+	for (char *next, *one = list; one && r == 0; one = next) {
+		next = strchr(one, ',');
+		if (next)
+			*next++ = '\0';
+		if (!*one || m->nfiles == MATRIX_MAX_FILES) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s: expected one matrix file or up to %d separated by ','", path,
+				 MATRIX_MAX_FILES);
+			r = -1;
+			break;
+		}
+		text_copy(m->files[m->nfiles++], sizeof(m->files[0]), one);
+		r = load_one(one, m, err);
+	}
 	if (r < 0)
 		matrix_free(m);
 	return r;
+}
+
+void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf, size_t len)
+{
+	const char *file = r->file >= 0 && r->file < m->nfiles ? m->files[r->file] : m->path;
+	snprintf(buf, len, "%s:%d", file, r->line);
+}
+
+uint32_t matrix_rule_rank(const struct matrix *m, int index)
+{
+	const struct matrix_rule *r = &m->rules[index];
+	uint32_t narrow = 65535u - (uint32_t)(r->port_hi - r->port_lo); /* 1..65535 */
+	uint32_t server = m->roles[r->role].client ? 0 : 1;
+	return server << 30 | narrow << 14 | (uint32_t)(LX_MAX_RULES - 1 - index);
 }

@@ -16,7 +16,9 @@ struct matrix_role {
 	char slug[LX_SLUG_LEN];
 	char name[LX_NAME_LEN];
 	uint64_t includes; /* roles whose addresses also hold this one */
+	int client;	   /* `client`: its rules count only with a peer holding a role */
 	int line;
+	int file;
 };
 
 struct matrix_service {
@@ -24,6 +26,7 @@ struct matrix_service {
 	char name[LX_NAME_LEN];
 	int dscp; /* 0..63, or MATRIX_DSCP_KEEP */
 	int line;
+	int file;
 };
 
 struct matrix_rule {
@@ -35,6 +38,7 @@ struct matrix_rule {
 	uint16_t port_hi;
 	char source[MATRIX_SOURCE_LEN];
 	int line;
+	int file; /* index into the matrix's files (a combined matrix has several) */
 };
 
 /* An ICMP type (and code) protected hosts accept by default; sites can add more. */
@@ -49,8 +53,12 @@ struct matrix_icmp {
 #define MATRIX_ICMP_ANY (-1)
 #define MATRIX_MAX_ICMP 256
 
+#define MATRIX_MAX_FILES 4
+
 struct matrix {
-	char path[LX_PATH_LEN];
+	char path[LX_PATH_LEN]; /* as given: one file, or several joined by ',' */
+	int nfiles;
+	char files[MATRIX_MAX_FILES][LX_PATH_LEN];
 	char product[LX_SLUG_LEN];
 	char product_name[LX_NAME_LEN];
 	uint64_t hash; /* FNV-1a of the file */
@@ -64,7 +72,22 @@ struct matrix {
 	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
 };
 
+/*
+ * Reads a matrix file, or several separated by ',' (a combined product such as
+ * sfb2015,teams): later files add their roles, services and rules to the first's; a role or
+ * service they declare again must be declared identically.
+ */
 int matrix_load(const char *path, struct matrix *m, struct text_error *err);
+
+/* Where a rule was read: its file and line, as "path:line". */
+void matrix_rule_where(const struct matrix *m, const struct matrix_rule *r, char *buf, size_t len);
+
+/*
+ * The rank of a rule when the two ends of a packet both have one: the higher rank wins
+ * (maps/README.md, "Precedence"). A rule of a role that is not a client role beats a client
+ * rule; then the smaller port range; then the earlier line (index = rule index in m).
+ */
+uint32_t matrix_rule_rank(const struct matrix *m, int index);
 void matrix_free(struct matrix *m);
 
 int matrix_find_role(const struct matrix *m, const char *slug);

@@ -174,6 +174,9 @@ int media_find(const char *matrix_path, char *out, size_t size)
 		*slash = '\0';
 	if (matrix_path) {
 		text_copy(mdir, sizeof(mdir), matrix_path);
+		char *comma = strchr(mdir, ','); /* several matrices (a hybrid site): the first */
+		if (comma)
+			*comma = '\0';
 		slash = strrchr(mdir, '/');
 		if (slash)
 			*slash = '\0';

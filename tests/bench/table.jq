@@ -12,6 +12,7 @@ def status($t): if $t == null then "" elif $t.met == null then "n/a"
   elif $t.met then "MET" else "MISSED" end;
 def tgt($name): (.targets | map(select(.target == $name)) | first) as $t
   | if $t == null then "" else "\($t.limit)\(if $t.unit == "x" then "x" else " \($t.unit)" end) \(status($t))" end;
+def tgtp($R; $pre; $name; $post): ($R | tgt($name)) as $t | if $t == "" then empty else $pre + $t + $post end;
 def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
 
 . as $R
@@ -20,20 +21,20 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
 + [ $pp | to_entries[] | .key as $k | .value as $v
     | [ "per packet", $k, result($v; .ns | ns),
         (if $v.na or ($k | startswith("bare")) then ""
-         else [ (if ($k | startswith("lyncxdp")) then "\(ratio($v.ns; $pp["floor"].ns) | x) of floor" else empty end),
+         else [ (if ($k | startswith("lyncxdp")) and ($pp.floor.ns | isnum) then "\(ratio($v.ns; $pp["floor"].ns) | x) of floor" else empty end),
                 (if $k != "xdp-filter" then "\(ratio($v.ns; $pp["xdp-filter"].ns) | x) of xdp-filter" else empty end),
                 "+\(($v.ns - ($pp["bare XDP_PASS"].ns // 0)) | r2) ns over bare",
                 (if $v.extra_frame_ns | isnum then "throughput frame \($v.extra_frame_ns | r1) ns (\($v.extra_frame_verdict))" else empty end)
               ] | join(", ") end),
         (if $k == "lyncxdp monitor" then
-           [ "<= " + ($R | tgt("lyncxdp monitor per packet <= 1.25x floor")) + " of floor",
-             "<= " + ($R | tgt("lyncxdp monitor per packet <= 67 ns")),
-             "<= " + ($R | tgt("lyncxdp monitor per packet <= 0.5x xdp-filter")) + " of xdp-filter" ] | join("; ")
+           [ tgtp($R; "<= "; "lyncxdp monitor per packet <= 1.25x floor"; " of floor"),
+             tgtp($R; "<= "; "lyncxdp monitor per packet <= 67 ns"; ""),
+             tgtp($R; "<= "; "lyncxdp monitor per packet <= 0.5x xdp-filter"; " of xdp-filter") ] | join("; ")
          elif $k == "lyncxdp enforce" then
-           [ "<= " + ($R | tgt("lyncxdp enforce per packet <= 1.5x floor")) + " of floor",
-             "<= " + ($R | tgt("lyncxdp enforce per packet <= 67 ns")) ] | join("; ")
+           [ tgtp($R; "<= "; "lyncxdp enforce per packet <= 1.5x floor"; " of floor"),
+             tgtp($R; "<= "; "lyncxdp enforce per packet <= 67 ns"; "") ] | join("; ")
          elif $k == "lyncxdp monitor+tag" then
-           "<= monitor + " + ($R | tgt("lyncxdp monitor+tag per packet <= monitor + 2 ns"))
+           [ tgtp($R; "<= monitor + "; "lyncxdp monitor+tag per packet <= monitor + 2 ns"; "") ] | join("")
          else "" end) ] ]
 + [ ($R.frame_types // {}) as $ft | ["IPv4", "IPv6", "VLAN", "flow-tracked reply", "unclassified"][] as $t
     | select($ft["lyncxdp monitor"][$t] != null)
@@ -69,7 +70,14 @@ def result(v; f): if v.na then "n/a: \(v.na)" else (v | f) end;
     [ "control", "map memory (memlock)", "\(($c.memlock_bytes // 0) / 1048576 | r2) MiB",
       "\($c.maps) maps, \($c.rules) rules, \($c.prefixes) prefixes", "" ] ] end)
 | . as $rows
-| if $fmt == "md" then
+| if $fmt == "readme" then
+    "### \($R.cpu.model)\n\n\($R.date), kernel \($R.kernel), \($R.cpu.count) CPUs, `make bench` at \($R.info.source.commit // "?")"
+      + (if ($R.cpu.mitigations // {}) | length > 0 then ". Mitigations: " + ([ $R.cpu.mitigations | to_entries[]
+         | select(.value | test("^Not affected$") | not) | "\(.key): \(.value)" ] | join("; ")) else ". Mitigations: not recorded" end) + ".\n",
+    ($rows[0] | "| " + join(" | ") + " |"),
+    ($rows[0] | map("---") | "| " + join(" | ") + " |"),
+    ($rows[1:][] | map(gsub("\\|"; "\\|")) | "| " + join(" | ") + " |")
+  elif $fmt == "md" then
     "# lyncxdp benchmark\n\n\($R.date), kernel \($R.kernel), \($R.cpu.model) (\($R.cpu.count) CPUs), \($R.runtime_s) s.\n",
     (if ($R.cpu.mitigations // {}) | length > 0 then
        "Mitigations (/sys/devices/system/cpu/vulnerabilities): " + ([ $R.cpu.mitigations | to_entries[]

@@ -5,8 +5,10 @@
  * through a private instance of the real XDP program (BPF_PROG_TEST_RUN, opened once;
  * maps/sfb2015.matrix and tests/data/differential/protected.site, enforce and tag mode).
  * Without root the frames are only checked, not run.
+ * Every frame also goes to `replay --flows`' table (its own 5-tuple parser), printed at the end.
  * Invariants: no crash, no leak, no undefined behaviour; frames are Ethernet-sized; every
- * frame read is handed over or counted as skipped; a refusal names the file.
+ * frame read is handed over or counted as skipped; a refusal names the file; padded frames are
+ * among the truncated ones.
  */
 #include "fuzz.h"
 
@@ -14,6 +16,7 @@
 
 #include "capture.h"
 #include "compile.h"
+#include "flows.h"
 #include "matrix.h"
 #include "site.h"
 #include "testrun.h"
@@ -32,6 +35,7 @@ static struct {
 	struct testrun t;
 	int bpf; /* the program runs the frames */
 	uint64_t frames, runs;
+	struct flows_table flows;
 } fuzz_replay;
 
 int fuzz_replay_init(int *argc, char ***argv);
@@ -72,6 +76,8 @@ static int fuzz_replay_frame(const uint8_t *frame, size_t len, void *arg)
 			sum ^= frame[i];
 		(void)sum;
 	}
+	if (flows_add(&fuzz_replay.flows, frame, len, 0, 0, LX_CNT_UNCLASSIFIED, XDP_PASS, 0) < 0)
+		abort();
 	if (!fuzz_replay.bpf)
 		return 0;
 	int rc = testrun_frame(&fuzz_replay.t, frame, len, &res, &err);
@@ -104,7 +110,15 @@ int fuzz_replay_one(const uint8_t *data, size_t size)
 	fuzz_last_rc = capture_foreach(path, fuzz_replay_frame, &handed, &counts, &err);
 	if (fuzz_last_rc < 0)
 		fuzz_check_error(path, &err);
-	if (handed + counts.skipped != counts.frames || counts.truncated > counts.frames) {
+	FILE *out = fopen("/dev/null", "w");
+	if (out) {
+		flows_print(out, &fuzz_replay.flows, &fuzz_replay.m);
+		flows_print_json(out, &fuzz_replay.flows, &fuzz_replay.m);
+		fclose(out);
+	}
+	flows_free(&fuzz_replay.flows);
+	if (handed + counts.skipped != counts.frames || counts.truncated > counts.frames ||
+	    counts.padded > counts.truncated) {
 		fprintf(stderr,
 			"capture_foreach: %llu frames read, %llu handed over, %llu skipped\n",
 			(unsigned long long)counts.frames, (unsigned long long)handed,
