@@ -30,6 +30,8 @@
 #define TCP_FIN		  0x01
 #define TCP_RST		  0x04
 #define NSEC_PER_SEC	  1000000000ULL
+#define AF_INET		  2
+#define AF_INET6	  10
 
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
@@ -185,6 +187,14 @@ struct {
 	__type(key, struct lx_flow_key);
 	__type(value, struct lx_flow);
 } lx_flows SEC(".maps");
+
+// New entries of lx_flows (evictions = opened - entries present). Written by the program.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_flow_stats);
+} lx_flow_stats SEC(".maps");
 
 // First-fragment verdicts for the fragments that follow. Written by the program.
 struct {
@@ -794,40 +804,86 @@ static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 	return now - f->last_seen_ns > timeout;
 }
 
-/* A protected host sends: when one of its outbound rules covers it, open or refresh the flow. */
-static __always_inline void track_outbound(const struct packet *p, const struct lx_config *cfg,
-					   __u32 src_group, __u64 *clock)
+/*
+ * Did a packet from a protected address arrive on the side where that host is? Only asked
+ * of packets that would open, refresh or close a flow (the rare path). Routed: the route
+ * back to the source must leave through the interface the packet came in on (a reverse-path
+ * check with the kernel's FIB); a bridge cannot say, so the operator declares the side.
+ */
+static __always_inline int from_host_side(struct xdp_md *ctx, const struct packet *p, __u32 side)
+{
+	if (side == LX_SIDE_PROTECTED)
+		return 1;
+	if (side != LX_SIDE_ROUTE)
+		return 0;
+	struct bpf_fib_lookup fib = {};
+	fib.ifindex = ctx->ingress_ifindex;
+	if (p->family == 4) {
+		fib.family = AF_INET;
+		__builtin_memcpy(&fib.ipv4_src, p->daddr.addr, 4);
+		__builtin_memcpy(&fib.ipv4_dst, p->saddr.addr, 4);
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, p->daddr.addr, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->saddr.addr, 16);
+	}
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	return (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) &&
+	       fib.ifindex == ctx->ingress_ifindex;
+}
+
+/*
+ * A protected host sends: when one of its outbound rules covers it, open or refresh the flow.
+ * Returns LX_DROP_SPOOFED when the packet claims the host's address from the wrong side.
+ */
+static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct packet *p,
+					    const struct lx_config *cfg, __u32 side,
+					    __u32 src_group, __u64 *clock)
 {
 	if (!(cfg->protected_groups & group_bit(src_group)))
-		return;
+		return LX_DROP_NONE;
 	__u32 rule = local_rule(src_group, p->proto, p->sport);
-	if (!rule || rule_kind(rule) != LX_KIND_OUTBOUND_FROM) {
-		rule = remote_rule(src_group, p->proto, p->dport);
-		if (!rule)
-			return;
-	}
+	__u32 kind = rule ? rule_kind(rule) : LX_KIND_OUTBOUND_TO;
+	/* From a port the host listens on: a reply on an inbound connection (a SYN-ACK, a
+	 * STUN answer), never a flow of its own; replies to that port are admitted anyway. */
+	if (kind == LX_KIND_LISTEN)
+		return LX_DROP_NONE;
+	if (kind != LX_KIND_OUTBOUND_FROM && !remote_rule(src_group, p->proto, p->dport))
+		return LX_DROP_NONE;
 	struct lx_flow_key key = {};
 	flow_key(p, 1, &key);
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
+	__u32 ifindex = ctx->ingress_ifindex;
 	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
-	if (!live && closing)
-		return; /* see below: nothing to close, nothing to open */
-	__u64 now = clock_ns(clock);
-	if (live && !flow_expired(live, p->proto, cfg, now)) {
+	if (live && !flow_expired(live, p->proto, cfg, clock_ns(clock))) {
+		/* Where the host was seen before needs no second look. */
+		if (live->ifindex != ifindex && !from_host_side(ctx, p, side))
+			return LX_DROP_SPOOFED;
 		/* Refresh in place: an LRU update per packet costs more than the rest of it. */
-		if (live->last_seen_ns != now)
-			live->last_seen_ns = now;
+		if (live->last_seen_ns != *clock)
+			live->last_seen_ns = *clock;
+		if (live->ifindex != ifindex)
+			live->ifindex = ifindex;
 		if (closing)
 			live->closing = 1;
-		return;
+		return LX_DROP_NONE;
 	}
+	if (!from_host_side(ctx, p, side))
+		return LX_DROP_SPOOFED;
 	/* A FIN or RST closes a flow but never opens one: the host's RST answering a forged
 	 * packet must not let the next forged packet in. Any other packet opens it, so flows
 	 * established before lyncxdp was attached survive the switch to enforce. */
 	if (closing)
-		return;
-	struct lx_flow flow = { .last_seen_ns = now };
+		return LX_DROP_NONE;
+	struct lx_flow flow = { .last_seen_ns = clock_ns(clock), .ifindex = ifindex };
+	if (!live) {
+		__u32 zero = 0;
+		struct lx_flow_stats *fs = bpf_map_lookup_elem(&lx_flow_stats, &zero);
+		if (fs)
+			fs->opened++;
+	}
 	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
+	return LX_DROP_NONE;
 }
 
 /* A reply toward a protected host passes only on a live flow the host opened. */
@@ -1291,7 +1347,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 	w->sent++;
 	e->time_ns = clock_ns(clock);
 	e->ifindex = ifindex;
-	e->group = d->dst_group;
+	e->group = d->reason == LX_DROP_SPOOFED ? d->src_group : d->dst_group;
 	e->family = p->family;
 	e->ipproto = p->ipproto;
 	e->reason = (__u8)d->reason;
@@ -1360,8 +1416,8 @@ int lyncxdp(struct xdp_md *ctx)
 	/* act: flows of protected hosts, and the policy for protected destinations. */
 	__u64 now = 0; /* clock_ns() reads it on first use */
 	if (cfg->protected_groups & group_bit(d.src_group))
-		track_outbound(&p, cfg, d.src_group, &now);
-	if (cfg->protected_groups & group_bit(d.dst_group))
+		d.reason = track_outbound(ctx, &p, cfg, ifc->side, d.src_group, &now);
+	if (!d.reason && (cfg->protected_groups & group_bit(d.dst_group)))
 		d.reason = policy_reason(&p, parsed, &d, cfg, &now);
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;
 	__u32 verdict = d.reason && enforce ? XDP_DROP : XDP_PASS;

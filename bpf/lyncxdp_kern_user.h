@@ -62,7 +62,8 @@ enum lx_drop_reason {
 	LX_DROP_UNSOLICITED = 3, /* looks like a reply to an outbound flow that was never opened */
 	LX_DROP_FRAGMENT = 4,	 /* non-first fragment whose first fragment did not pass */
 	LX_DROP_MALFORMED = 5,	 /* truncated or inconsistent headers */
-	LX_DROP_MAX = 6,
+	LX_DROP_SPOOFED = 6,	 /* a protected host's address, arriving where that host is not */
+	LX_DROP_MAX = 7,
 };
 
 /* Counters for packets that match no rule, one per reason. */
@@ -273,10 +274,24 @@ struct lx_config {
 	__u32 client_groups;   /* groups holding a client role */
 };
 
+/*
+ * Where protected hosts are, seen from one interface: may a packet from a protected address
+ * that opens, refreshes or closes a flow arrive here? The zero value trusts the interface
+ * (private test instances: explain, replay, tests); `attach` sets route unless told.
+ */
+enum lx_side {
+	LX_SIDE_PROTECTED = 0,	 /* protected hosts are behind this interface (declared) */
+	LX_SIDE_ROUTE = 1,	 /* ask the kernel's routing table (reverse path, bpf_fib_lookup) */
+	LX_SIDE_UNPROTECTED = 2, /* no protected host is behind this interface (declared) */
+	LX_SIDE_MAX = 3,
+};
+
 /* Per interface slot: what the program does besides counting. Changed live by `lyncxdp set`. */
 struct lx_iface_config {
 	__u32 policy; /* enum lx_policy */
 	__u32 tag;    /* 1: rewrite DSCP of classified packets */
+	__u32 side;   /* enum lx_side */
+	__u32 pad;
 };
 
 /* A connection opened by a protected host, from that host's side. */
@@ -293,7 +308,13 @@ struct lx_flow_key {
 struct lx_flow {
 	__u64 last_seen_ns;
 	__u32 closing; /* FIN or RST seen */
-	__u32 pad;
+	__u32 ifindex; /* where the host's packets were seen to arrive: refreshes there are not
+			* checked again */
+};
+
+/* Flow-table activity, per CPU; occupancy is counted by walking lx_flows. Program. */
+struct lx_flow_stats {
+	__u64 opened; /* new entries: what was opened minus what is left was evicted */
 };
 
 /* The verdict of a first fragment, for the fragments that follow it. */
@@ -322,7 +343,7 @@ static inline __u32 lx_icmp_key(__u32 family, __u32 type, __u32 code)
 struct lx_drop_event {
 	__u64 time_ns; /* CLOCK_MONOTONIC */
 	__u32 ifindex;
-	__u32 group; /* of the destination */
+	__u32 group; /* of the destination; of the source when the reason is spoofed */
 	__u8 family;
 	__u8 ipproto;
 	__u8 reason;   /* enum lx_drop_reason */
@@ -385,6 +406,8 @@ struct lx_iface_state {
 	char name[16];
 	__u32 policy; /* enum lx_policy, as last set */
 	__u32 tag;
+	__u32 side; /* enum lx_side, as last set */
+	__u32 pad;
 };
 
 enum lx_xdp_mode {
@@ -401,7 +424,7 @@ struct lx_state {
 	__u32 prefixes4;
 	__u32 prefixes6;
 	__u32 groups;
-	__u32 pad;
+	__u32 flows_max; /* size of lx_flows (the site's `flows` line, or the default) */
 	__u64 loaded_at;
 	__u64 reloaded_at; /* 0 until the first reload */
 	__u32 reloads;

@@ -23,6 +23,12 @@ bounded by socket timeouts. Addresses are IPv4 or IPv6 (without brackets).
   ping DST COUNT WAIT                ICMP / ICMPv6 echo through the kernel; prints the answers
   forge IFACE GWMAC SRC DST SPORT DPORT COUNT
                                      COUNT forged TCP SYN-ACKs (scapy) out of IFACE
+  spoof IFACE GWMAC SRC DST tcp|udp SPORT DPORT FLAGS COUNT
+                                     COUNT frames with any source (scapy) out of IFACE; FLAGS
+                                     are scapy's TCP flags ("S", "SA", "R"), "-" for UDP
+  connect_from SRC SPORT DST DPORT TIMEOUT
+                                     a TCP connect() from SRC:SPORT; prints "connected" or
+                                     "connect failed: REASON"
   bad_ipv4_csum IFACE GWMAC SRC DST DPORT
                                      one UDP datagram whose IPv4 header checksum is wrong
   vlan_send IFACE DSTMAC "VLANS SRC DST tcp|udp SPORT DPORT COUNT TOS,TOS..."...
@@ -239,6 +245,26 @@ def forge(iface, gwmac, src, dst, sport, dport, count):
     p = Ether(dst=gwmac) / L3(src=src, dst=dst) / TCP(sport=int(sport), dport=int(dport),
                                                      flags="SA", seq=1000, ack=2000)
     sendp([p] * int(count), iface=iface, verbose=0)
+
+
+def spoof(iface, gwmac, src, dst, proto, sport, dport, flags, count):
+    from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, sendp
+    L3 = IPv6 if ":" in dst else IP
+    l4 = (TCP(sport=int(sport), dport=int(dport), flags=flags, seq=1000) if proto == "tcp"
+          else UDP(sport=int(sport), dport=int(dport)) / Raw(b"spoofed"))
+    sendp([Ether(dst=gwmac) / L3(src=src, dst=dst) / l4] * int(count), iface=iface, verbose=0)
+
+
+def connect_from(src, sport, dst, dport, ctimeout):
+    s = socket.socket(fam(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, int(sport)))
+    s.settimeout(float(ctimeout))
+    try:
+        s.connect((dst, int(dport)))
+        print("connected")
+    except OSError as e:
+        print("connect failed: %s" % e)
 
 
 def vlan_send(iface, dstmac, *specs):

@@ -32,7 +32,12 @@
  *    transport, else "port". Non-IP frames always pass.
  *  - flows are opened (refreshed) by a protected host's TCP/UDP packets when one of its
  *    outbound rules covers them: outbound-from by its own port, outbound-to by the peer's;
- *    a FIN or RST refreshes and closes a live flow, but never opens one.
+ *    a FIN or RST refreshes and closes a live flow, but never opens one. A packet from a
+ *    port whose winning rule is one the host listens on is a reply: it touches no flow.
+ *  - side: such a packet (one that would open, refresh or close a flow) arriving on an
+ *    interface declared unprotected is "spoofed" (and touches no flow), unless its flow is
+ *    live and was seen on that same interface before; the policy for a protected
+ *    destination is then not asked.
  *  - tag: classified packets that pass leave with their rule's service DSCP (site override),
  *    ECN kept, IPv4 checksum updated (RFC 1624 eqn. 3). A media service whose DSCP is `-`
  *    (mixed) takes the DSCP of what its UDP packet carries, once an RTP stream is confirmed.
@@ -843,18 +848,26 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		/* A protected host opens (or refreshes) a flow its outbound rules cover. A FIN or
 		 * RST closes a live flow but never opens one (a host's RST answering a forged
 		 * packet must not let the next one in). */
-		if ((src_roles & protected_roles) &&
-		    (any_rule(r, src_roles, p.proto, p.sport, LX_KIND_OUTBOUND_FROM) ||
+		uint32_t own = (src_roles & protected_roles)
+				   ? best_rule(r, src_roles, p.proto, p.sport, 0)
+				   : 0;
+		int own_kind = own ? (int)r->m->rules[own - 1].kind : LX_KIND_OUTBOUND_TO;
+		if ((src_roles & protected_roles) && own_kind != LX_KIND_LISTEN &&
+		    (own_kind == LX_KIND_OUTBOUND_FROM ||
 		     any_rule(r, src_roles, p.proto, p.dport, LX_KIND_OUTBOUND_TO))) {
 			struct ref_flow_key k;
 			flow_key(&p, 1, &k);
 			const struct ref_flow *old = flow_get(r, u, &k);
 			int fin_rst = (p.tcp_flags & 0x05) != 0;
 			struct ref_flow f = { .last = now };
+			/* A live flow remembers the interface its host was seen on; every frame
+			 * of a test run arrives on the same one, so it is never asked again. */
 			if (old && !flow_expired(r, old, p.proto, now, choices, d)) {
 				f.closing = old->closing || fin_rst;
 				flow_set(u, &k, &f);
 				d->flow_opened = 1;
+			} else if (r->side == LX_SIDE_UNPROTECTED) {
+				d->reason = LX_DROP_SPOOFED;
 			} else if (!fin_rst) {
 				flow_set(u, &k, &f);
 				d->flow_opened = 1;
@@ -862,7 +875,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		}
 	}
 
-	if (p.have_addrs && (dst_roles & protected_roles))
+	if (!d->reason && p.have_addrs && (dst_roles & protected_roles))
 		d->reason = policy(r, &p, dst_roles, dst_rule, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 

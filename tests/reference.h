@@ -162,6 +162,7 @@ struct ref {
 	uint32_t compat;
 	uint32_t policy; /* enum lx_policy */
 	uint32_t tag;
+	uint32_t side; /* enum lx_side: protected or unprotected (route is not modelled) */
 	struct ref_timeouts timeouts;
 	int *dscp; /* [rule index]: tag-mode DSCP or -1 */
 	struct ref_table *flows;

@@ -132,7 +132,7 @@ refused "attach --policy without a value" "option '--policy' needs a value" lx $
 refused "attach --tag with a value" "--tag" lx $N attach lxcli-a --site "$SITE" --tag=yes
 refused "set without an interface" "^lyncxdp set: expected one interface" lx $N set --policy enforce
 refused "set with two interfaces" "^lyncxdp set: expected one interface" lx $N set lxcli-a lxcli-b --tag
-refused "set with nothing to set" "^lyncxdp set: nothing to set: give --policy, --tag or --no-tag" lx $N set lxcli-a
+refused "set with nothing to set" "^lyncxdp set: nothing to set: give --policy, --tag, --no-tag or --side" lx $N set lxcli-a
 refused "set --policy bogus" "^lyncxdp set: --policy is monitor or enforce" lx $N set lxcli-a --policy bogus
 refused "set --policy without a value" "option '--policy' needs a value" lx $N set lxcli-a --policy
 refused "reload with an argument" "^lyncxdp reload: takes no arguments" lx $N reload lxcli-a
@@ -264,7 +264,7 @@ hints_exist "site with an unknown role" "$LYNCXDP" check --site "$T/s/role.site"
 roles=$(awk '$1 == "role" { printf "%s%s", sep, $2; sep = ", " }' "$MAPS/sfb2015.matrix")
 err=$("$LYNCXDP" check --site "$T/s/role.site" 2>&1 >/dev/null)
 check "unknown role: the message lists every role of the matrix and the keywords" grep -qF \
-	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp)" <<<"$err"
+	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp, flows)" <<<"$err"
 expect_eq "check: protect: unknown role names it" "lyncxdp: $T/s/protect-role.site:2: protect: unknown role 'nosuch'" \
 	"$("$LYNCXDP" check --site "$T/s/protect-role.site" 2>&1 >/dev/null)"
 expect_eq "check: dscp: a second line of one service names the first" \
@@ -397,6 +397,17 @@ expect_eq "explain --policy enforce: from source port 5061 to an Edge port, no f
 	"edge-external in drop unsolicited 0" "$(exp --policy enforce tcp 198.51.100.1:5061 203.0.113.10:40000)"
 expect_eq "explain --policy enforce: to the media relay, no flow (reason unsolicited)" \
 	"edge-external in drop unsolicited 0" "$(exp --policy enforce udp 198.51.100.1:40000 203.0.113.10:50010)"
+expect_eq "explain --policy enforce: the Edge's DNS query, arriving on its own side (default), passes" \
+	"edge-external out pass None 0" "$(exp --policy enforce tcp 203.0.113.10:3389 198.51.100.1:53)"
+expect_eq "explain --side unprotected --policy enforce: the same frame on the outside leg is spoofed" \
+	"edge-external out drop spoofed 0" "$(exp --side unprotected --policy enforce tcp 203.0.113.10:3389 198.51.100.1:53)"
+expect_eq "explain --side unprotected (monitor): passes, reason spoofed (would drop)" \
+	"edge-external out pass spoofed 0" "$(exp --side unprotected tcp 203.0.113.10:3389 198.51.100.1:53)"
+expect_eq "explain --side unprotected: the Edge's SYN-ACK from its listening 443 opens nothing, is no spoof" \
+	"edge-external out pass None 0" "$(exp --side unprotected --policy enforce tcp 203.0.113.10:443 198.51.100.1:53)"
+out=$(lx $N explain --site "$T/s/policy.site" --side route tcp 203.0.113.10:3389 198.51.100.1:53 2>&1)
+expect_eq "explain --side route: refused (a test run arrives on no interface), exit 2" \
+	"2 lyncxdp explain: --side is protected or unprotected (see \`lyncxdp explain --help\`)" "$? $(head -1 <<<"$out")"
 expect_eq "explain --policy enforce: to an unprotected frontend's closed port passes" \
 	"None None pass None 0" "$(exp --policy enforce tcp 198.51.100.1:40000 192.0.2.11:9)"
 expect_eq "explain --tag: SIP/TLS takes the site's dscp 26 (matrix default 24)" \

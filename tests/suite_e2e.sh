@@ -231,7 +231,8 @@ check "stats --json: counters unclassified non_ip fragments icmp other_l4 malfor
 	jq -e '[.unclassified, .non_ip, .fragments, .icmp, .other_l4, .malformed, .total]
 		| all(.packets >= 0 and .bytes >= 0)' "$T/all.json"
 check "stats --json: no policy drop nor would-drop counted (the site protects nothing)" jq -e \
-	'[.drops[], .would_drop[]] | length == 10 and all(.packets == 0 and .bytes == 0)' "$T/all.json"
+	'(.drops | keys) == (.would_drop | keys) and (.drops | length) >= 5 and
+	 ([.drops[], .would_drop[]] | all(.packets == 0 and .bytes == 0))' "$T/all.json"
 check "stats --json: total = sum of every row and counter" jq -e \
 	'.total.packets == ([.services[].packets] + [.unclassified, .non_ip, .fragments, .icmp,
 	 .other_l4, .malformed | .packets] | add)' "$T/all.json"

@@ -18,6 +18,12 @@
 #    discovery still work.
 # 3. monitor -> enforce -> monitor while transfers run (one to the Edge's 443, one the Edge
 #    opened itself): the data arrive intact, nothing is dropped, counters never go backwards.
+# 4. spoofed protected sources (issue 10), with the default side (route: a reverse-path check
+#    in the gateway's FIB): one frame "from" the Edge's 3389 to the attacker's 53 sent into the
+#    outside leg opens nothing; the attacker's real connect() from 53 to a real listener on the
+#    Edge's 3389 times out (UDP, the relay range and IPv6 alike); monitor counts them would-drop
+#    spoofed; the drop log names them; replaying the client-side capture with
+#    --side unprotected gives the same drops in monitor and enforce.
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=tests/lib.sh
@@ -143,6 +149,8 @@ serve $E tcp_server 5061 sink
 serve $E tcp_server 8080 sink
 serve $E udp_echo 3478
 serve $E media 50010 "$T/media.log" "$T/media.ctrl"
+serve $E tcp_server 3389 sink # not an Edge port: what a spoofed flow would open
+serve $E udp_echo 3390
 serve $C tcp_server 5061 echo # an "external" SIP server the Edge connects to
 
 # ---- attach, monitor ----
@@ -151,8 +159,10 @@ for i in lxenf-g0 lxenf-g1; do
 	expect_eq "attach $i --policy monitor ($out)" 0 $?
 done
 lx $G status --json >"$T/status-attach.json"
-expect_eq "status --json: both interfaces, monitor" "lxenf-g0 monitor,lxenf-g1 monitor" \
-	"$(json_get '",".join("%s %s" % (i["name"], i["policy"]) for i in j["interfaces"])' <"$T/status-attach.json")"
+expect_eq "status --json: both interfaces, monitor, side route (the default)" \
+	"lxenf-g0 monitor route,lxenf-g1 monitor route" \
+	"$(json_get '",".join("%s %s %s" % (i["name"], i["policy"], i["side"]) for i in j["interfaces"])' <"$T/status-attach.json")"
+check "status: the SIDE column shows route" grep -q "^lxenf-g0 .* route " <<<"$(lx $G status)"
 
 # connection checks, the same in both policies
 svc_checks() {
@@ -389,6 +399,85 @@ EOF
 )
 check "counters never went backwards over $((${#SNAPS[@]} + ${#samples[@]})) reports of the whole run ($out)" \
 	grep -q '^ok ' <<<"$out"
+
+# ---- spoofed protected sources ----
+policy_reason() { # BEFORE AFTER drops|would_drop REASON: the packets it grew by
+	jq -n --slurpfile a "$1" --slurpfile b "$2" \
+		"\$b[0].$3.$4.packets - \$a[0].$3.$4.packets"
+}
+# monitor: a control first (the listener is real: a connect() from port 80 is served), then
+# the spoofed frames pass but are counted, and open no flow
+expect_eq "monitor: a connect() from the client's port 80 to the Edge's 3389 is served (control)" \
+	connected "$(h $C connect_from $C4 80 $E4 3389 3)"
+snap p0
+h $C spoof lxenf-c0 "$GMAC" $E4 $C4 tcp 3389 53 S 1
+h $C spoof lxenf-c0 "$GMAC" $E6 $C6 tcp 3389 53 S 1
+h $C spoof lxenf-c0 "$GMAC" $E4 $C4 udp 50020 3478 - 1
+snap p1
+expect_eq "monitor: 3 spoofed frames 'from' the Edge on the outside leg: 3 would-drop spoofed" \
+	3 "$(policy_reason "$T/p0.json" "$T/p1.json" would_drop spoofed)"
+expect_eq "monitor: and nothing dropped" 0 "$(policy_reason "$T/p0.json" "$T/p1.json" drops spoofed)"
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy enforce >/dev/null; done
+flows0=$(lx $G status --json | jq .flows.opened)
+ns_bg $G timeout 60 "$LYNCXDP" drops --json --seconds 30 >"$T/sdrops.json" 2>"$T/sdrops.err"
+DROPS_PID=$NS_BG_PID
+sleep 0.5
+snap p2
+ns_capture_start $C lxenf-c0 "$T/spoof.pcap" || fail "tcpdump on lxenf-c0"
+ns_capture_start $E lxenf-e0 "$T/spoof-edge.pcap" || fail "tcpdump on lxenf-e0"
+h $C spoof lxenf-c0 "$GMAC" $E4 $C4 tcp 3389 53 S 1
+out=$(h $C connect_from $C4 53 $E4 3389 2)
+check "enforce: after a spoofed SYN 'from' Edge:3389 to the attacker's 53, the attacker's connect() from 53 to the Edge's 3389 times out ($out)" \
+	grep -q 'connect failed: timed out' <<<"$out"
+h $C spoof lxenf-c0 "$GMAC" $E6 $C6 tcp 3389 53 SA 1
+out=$(h $C connect_from $C6 53 $E6 3389 2)
+check "enforce: the same over IPv6 (a spoofed SYN-ACK) times out ($out)" \
+	grep -q 'connect failed: timed out' <<<"$out"
+h $C spoof lxenf-c0 "$GMAC" $E4 $C4 udp 3390 53 - 1
+expect_eq "enforce: after a spoofed UDP 'from' Edge:3390 to 53, the attacker's datagrams from 53 to the Edge's 3390 get no answer" \
+	0 "$(h $C udp_send $C4 53 $E4 3390 3 1)"
+n0=$(media_from 3478)
+h $C spoof lxenf-c0 "$GMAC" $E4 $C4 udp 50010 3478 - 1
+h $C udp_send $C4 3478 $E4 50010 3 0 >/dev/null
+sleep 0.3
+expect_eq "enforce: after a spoofed UDP 'from' the relay port 50010, the attacker's datagrams to it do not arrive" \
+	"$n0" "$(media_from 3478)"
+ns_capture_stop "$T/spoof.pcap"
+ns_capture_stop "$T/spoof-edge.pcap"
+# (after the captures: replayed as arriving outside, the Edge's own frames would be spoofed)
+expect_eq "enforce: the Edge's own connection to an external 5061 still works (its side is right)" \
+	"$(digest "$T/small")" "$(h $E tcp_client $C4 5061 "$T/small" echo 0 3)"
+snap p3
+kill -INT "$DROPS_PID" 2>/dev/null
+wait "$DROPS_PID"
+expect_eq "enforce: 4 spoofed frames dropped as spoofed" 4 \
+	"$(policy_reason "$T/p2.json" "$T/p3.json" drops spoofed)"
+expect_eq "enforce: the Edge never saw the attacker's packets to 3389/3390/50010 from 53/3478" "0 0" \
+	"$(cap_count "$T/spoof-edge.pcap" "(tcp.dstport == 3389 && tcp.srcport == 53) || (udp.dstport == 3390 && udp.srcport == 53) || (udp.dstport == 50010 && udp.srcport == 3478)")"
+expect_eq "enforce: the flows opened meanwhile are the Edge's own connection, nothing spoofed (opened +1)" \
+	$((flows0 + 1)) "$(lx $G status --json | jq .flows.opened)"
+check "status: flow-table occupancy and evictions" \
+	jq -e '.flows.max == 65536 and .flows.entries >= 1 and .flows.evicted == 0' <<<"$(lx $G status --json)"
+$PY - "$T/sdrops.json" "$E4" "$C4" "$E6" "$C6" >"$T/sdrops.check" <<'EOF'
+import json, sys
+path, e4, c4, e6, c6 = sys.argv[1:]
+recs = [j for j in map(json.loads, open(path)) if "suppressed" not in j]
+def has(proto, src, dst):
+    return any(r["proto"] == proto and r["src"] == src and r["dst"] == dst and
+               r["reason"] == "spoofed" and r["action"] == "dropped" and
+               r["interface"] == "lxenf-g0" and r["role"] == "edge-external" for r in recs)
+print(has("tcp", e4 + ":3389", c4 + ":53"), has("tcp", "[%s]:3389" % e6, "[%s]:53" % c6),
+      has("udp", e4 + ":50010", c4 + ":3478"))
+EOF
+expect_eq "drops --json: the spoofed frames with reason spoofed, the Edge's role, interface lxenf-g0" \
+	"True True True" "$(cat "$T/sdrops.check")"
+# the client-side capture (the outside leg), replayed as arriving there: monitor's would-drops
+# equal enforce's drops, reason by reason, spoofed included
+rep_m=$("$LYNCXDP" replay --site "$SITE" --side unprotected --json "$T/spoof.pcap" | jq -c .would_drop)
+rep_e=$("$LYNCXDP" replay --site "$SITE" --side unprotected --policy enforce --json "$T/spoof.pcap" | jq -c .drops)
+expect_eq "replay --side unprotected of the outside capture: monitor would_drop = enforce drops" "$rep_m" "$rep_e"
+check "replay --side unprotected: the 4 spoofed frames are there ($rep_e)" \
+	jq -e '.spoofed.packets == 4' <<<"$rep_e"
 
 ns_cleanup
 expect_clean lxenf-

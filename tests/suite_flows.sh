@@ -177,6 +177,15 @@ flow_case teams-hybrid stun_msteams_unidir.pcapng flows-teams.site sfb2015,teams
 expect udp 52.115.136.55:3479 10.0.0.1:50006 "teams-relay out"
 case_end
 
+# The text form of the same listing: the flow, then one line per direction.
+out=$("$LYNCXDP" replay --product teams --site "$SITES/flows-teams.site" --flows \
+	"$CAPTURES/stun_msteams_unidir.pcapng" 2>&1)
+check "teams: replay --flows (text) lists the flow" grep -q '^udp A 52.115.136.55:3479  B 10.0.0.1:50006$' <<<"$out"
+check "teams: replay --flows (text): A->B 12 packets 5944 bytes, teams-relay out" \
+	grep -qE '^    A->B +12 packets +5944 bytes +teams-relay out \(teams-cloud, rule [0-9]+\)$' <<<"$out"
+check "teams: replay --flows (text): B->A sent nothing" grep -qE '^    B->A +0 packets +0 bytes$' <<<"$out"
+check "teams: replay --flows (text): verdicts" grep -q '^    verdicts pass 12, drop 0$' <<<"$out"
+
 # ---- rtp.pcapng: media through the Edge's relay range both ways, peer-to-peer RTP, and RTP to
 # an address without a role ----
 flow_case rtp rtp.pcapng flows-rtp.site sfb2015

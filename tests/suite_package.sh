@@ -121,7 +121,7 @@ rc=$?
 expect_eq "installed: lyncxdp check --site /usr/share/lyncxdp/site.example exits 0" 0 "$rc"
 check "installed: check finds the packaged matrix (/usr/share/lyncxdp/maps)" \
 	grep -q '^/usr/sbin/../share/lyncxdp/maps/sfb2015.matrix: sfb2015' <<<"$out"
-for p in ocs2007r2 lync2010 lync2013; do
+for p in ocs2007r2 lync2010 lync2013 teams sfb2015,teams; do
 	check "installed: check --product $p" in_root lyncxdp check --product "$p" --site /usr/share/lyncxdp/site.example
 done
 
@@ -219,7 +219,7 @@ complete_words() {
 commands=$(echo $(printf '%s\n' $listed --help --version | sort))
 expect_eq "completion: commands" "$commands" "$(complete_words lyncxdp '' | sed 's/ $//')"
 expect_eq "completion: a command's prefix" "stats status " "$(complete_words lyncxdp sta)"
-expect_eq "completion: --product values" "lync2010 lync2013 ocs2007r2 sfb2015 " "$(complete_words lyncxdp attach --product '')"
+expect_eq "completion: --product values" "lync2010 lync2013 ocs2007r2 sfb2015 teams " "$(complete_words lyncxdp attach --product '')"
 expect_eq "completion: --product a,b completes the item after the comma" "sfb2015,lync2010 sfb2015,lync2013 " \
 	"$(complete_words lyncxdp replay --product sfb2015,lync)"
 expect_eq "completion: --policy values" "enforce monitor " "$(complete_words lyncxdp set eth0 --policy '')"

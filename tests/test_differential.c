@@ -12,8 +12,9 @@
  * other protocols, non-IP, VLAN tags (one, two, three), IPv4 options, IPv6 extension chains
  * of 0..7 headers, fragments (first and later, with and without the first), then mutated:
  * truncated at every header boundary, bad IHL, lengths, versions, data offsets, flags, bytes.
- * The policy (monitor, enforce) and the tag mode change live (testrun_set) every few hundred
- * frames. The flow timeouts of the instances are shortened so that expiry happens in seconds.
+ * The policy (monitor, enforce), the tag mode and the side the frames arrive on (protected,
+ * unprotected) change live (testrun_set, testrun_set_side) every few hundred frames. The flow
+ * timeouts of the instances are shortened so that expiry happens in seconds.
  *
  * A difference is a mismatch, printed with the frame (the test stops after 20), unless the
  * reference explains it by imitating one of the program's known deviations from the
@@ -1175,12 +1176,13 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 	in->streams_fd = map_fd(in->t.prog_fd, "lx_streams");
 }
 
-static void set_mode(struct instance *in, uint32_t policy, uint32_t tag)
+static void set_mode(struct instance *in, uint32_t policy, uint32_t tag, uint32_t side)
 {
 	struct text_error err;
-	if (testrun_set(&in->t, policy, tag, &err) < 0)
+	if (testrun_set(&in->t, policy, tag, &err) < 0 || testrun_set_side(&in->t, side, &err) < 0)
 		die("%s", err.msg);
 	ref_set_mode(&in->ref, policy, tag);
+	in->ref.side = side;
 }
 
 /* Both the program's flow and fragment tables and the references' start empty again. */
@@ -1756,17 +1758,23 @@ int main(int argc, char **argv)
 	int ndirected = directed_frames(directed);
 	for (uint32_t policy = LX_POLICY_MONITOR; policy <= LX_POLICY_ENFORCE; policy++)
 		for (int k = 0; k < 2 && !failed; k++) {
-			set_mode(&inst[k], policy, 1);
-			for (int j = 0; j < ndirected && !failed; j++)
-				failed = run_frame(&inst[k], directed[j].b, directed[j].len) < 0;
+			for (uint32_t side = LX_SIDE_PROTECTED; side <= LX_SIDE_UNPROTECTED;
+			     side += LX_SIDE_UNPROTECTED - LX_SIDE_PROTECTED) {
+				set_mode(&inst[k], policy, 1, side);
+				for (int j = 0; j < ndirected && !failed; j++)
+					failed =
+					    run_frame(&inst[k], directed[j].b, directed[j].len) < 0;
+			}
 		}
 
 	for (uint64_t i = 0; i < packets && !failed && total_mismatches < MAX_MISMATCHES; i++) {
 		if (i == next_switch) {
 			uint32_t policy = chance(50) ? LX_POLICY_ENFORCE : LX_POLICY_MONITOR;
 			uint32_t tag = (uint32_t)chance(50);
+			/* Now and then the frames arrive where no protected host is. */
+			uint32_t side = chance(20) ? LX_SIDE_UNPROTECTED : LX_SIDE_PROTECTED;
 			for (int k = 0; k < 2; k++)
-				set_mode(&inst[k], policy, tag);
+				set_mode(&inst[k], policy, tag, side);
 			next_switch = i + 1 + rnd(400);
 			switches++;
 		}
@@ -1793,8 +1801,9 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 2; k++) {
 		struct instance *in = &inst[k];
 		CHECK(
-		    !failed && in->runs == packets + 2 * (uint64_t)ndirected && in->mismatches == 0,
-		    "%s: %llu frames (%d directed cases in both policies, then %llu random) "
+		    !failed && in->runs == packets + 4 * (uint64_t)ndirected && in->mismatches == 0,
+		    "%s: %llu frames (%d directed cases in both policies and both sides, then %llu "
+		    "random) "
 		    "through the program and the reference, %llu mismatches (seed %llu)",
 		    in->name, (unsigned long long)in->runs, ndirected, (unsigned long long)packets,
 		    (unsigned long long)in->mismatches, (unsigned long long)seed);

@@ -974,7 +974,7 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(
 	    m, "unknown-role.site", "frontend 192.0.2.10\ndirector 192.0.2.20\n", 2,
 	    "unknown role 'director' (the test matrix has: frontend, edge-external, mediation, "
-	    "all-servers, everything; keywords: protect, dscp, allow-icmp)");
+	    "all-servers, everything; keywords: protect, dscp, allow-icmp, flows)");
 	site_bad(m, "no-prefix.site", "# roles\nfrontend\n", 2,
 		 "role 'frontend' without a prefix: expected 'ROLE PREFIX ...'");
 	site_bad(m, "bad-address.site", "frontend 192.0.2.10 192.0.2.300\n", 1,
@@ -2098,6 +2098,29 @@ static void test_site_keywords(const struct matrix *m)
 	/* 50 per line: the 257th is on the sixth allow-icmp line, line 7 of the file. */
 	site_error_at(m, "allow-icmp-257.site", text, (size_t)k, 7,
 		      "more than 256 allowed ICMP types");
+
+	/* flows N: the flow table's size. */
+	site_bad(m, "flows-none.site", "frontend 192.0.2.10\nflows\n", 2,
+		 "expected 'flows N' (N 1024..16777216)");
+	site_bad(m, "flows-small.site", "flows 1023\n", 1, "expected 'flows N' (N 1024..16777216)");
+	site_bad(m, "flows-big.site", "flows 16777217\n", 1,
+		 "expected 'flows N' (N 1024..16777216)");
+	site_bad(m, "flows-two.site", "flows 4096 8192\n", 1,
+		 "expected 'flows N' (N 1024..16777216)");
+	site_bad(m, "flows-dup.site", "flows 4096\nfrontend 192.0.2.10\nflows 4096\n", 3,
+		 "flows: already set at line 1");
+	struct site fs;
+	struct compiled fc;
+	struct text_error ferr = { { 0 } };
+	const char *fpath = tmp_text("flows.site", "frontend 192.0.2.10\nflows 200000\n");
+	int frc = site_load(fpath, m, &fs, &ferr);
+	if (CHECK(frc == 0 && fs.flows_max == 200000 && fs.flows_line == 2,
+		  "flows 200000: the site's flow-table size%s", why(&ferr))) {
+		if (CHECK(compile_tables(m, &fs, &fc, &ferr) == 0 && fc.flows_max == 200000,
+			  "flows 200000: compiled for the loader%s", why(&ferr)))
+			compile_free(&fc);
+		site_free(&fs);
+	}
 }
 
 /* ---- compile: the remote table, outbound precedence ---- */

@@ -10,6 +10,9 @@
  * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
 #include <linux/bpf.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -286,6 +289,14 @@ static void inst_set(struct inst *in, uint32_t policy, uint32_t tag)
 	if (testrun_set(&in->t, policy, tag, &err) < 0)
 		die("%s: %s", in->name, err.msg);
 	in->policy = policy;
+}
+
+/* The side the next frames arrive on (testrun_set_side). */
+static void inst_side(struct inst *in, uint32_t side)
+{
+	struct text_error err = { { 0 } };
+	if (testrun_set_side(&in->t, side, &err) < 0)
+		die("%s: %s", in->name, err.msg);
 }
 
 static void run(struct inst *in, const struct frame *f)
@@ -959,6 +970,8 @@ static void test_malformed_arp_frontend(void)
 
 #define SEQ_MAX 256
 
+static int seq_outside_from; /* index of the first frame arriving on the outside leg */
+
 static int build_sequence(struct frame *seq)
 {
 	int n = 0;
@@ -1004,6 +1017,15 @@ static int build_sequence(struct frame *seq)
 	}
 	seq[n++] = arp_frame(0);
 	seq[n++] = arp_frame(2);
+	/* From here on the frames arrive where no protected host is (the outside leg). */
+	seq_outside_from = n;
+	for (int fam = 4; fam <= 6; fam += 2) {
+		seq[n++] = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x02, 0);
+		seq[n++] = pkt(IPPROTO_UDP, &EXT, 50020, &PEER, 3478, fam, 0, 30);
+		seq[n++] = pkt(IPPROTO_UDP, &PEER, 3478, &EXT, 50020, fam, 0, 30);
+		seq[n++] = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x10, 0);
+	}
 	if (n > SEQ_MAX)
 		die("sequence too long");
 	return n;
@@ -1019,6 +1041,10 @@ static void test_monitor_vs_enforce(void)
 	int mon_not_pass = 0, reason_diff = 0, enf_wrong = 0, drops_seen = 0;
 	char first[3][160] = { "", "", "" };
 	for (int i = 0; i < n; i++) {
+		if (i == seq_outside_from) {
+			inst_side(&mon, LX_SIDE_UNPROTECTED);
+			inst_side(&enf, LX_SIDE_UNPROTECTED);
+		}
 		run(&mon, &seq[i]);
 		struct lx_last ml = R.last;
 		uint32_t mv = R.retval;
@@ -1608,6 +1634,251 @@ static void test_random(struct inst *tag, uint64_t seed)
 	check_remarked(tag, exp_remarked, "after the random run and the checksum edges");
 }
 
+/* ---- 10. spoofed protected sources, replies from listen ports, a flood from outside ---- */
+
+/* Entries in the instance's lx_flows, and how many it ever opened (lx_flow_stats). */
+static uint64_t flows_present(struct inst *in)
+{
+	struct lx_flow_key key, next;
+	void *prev = NULL;
+	uint64_t n = 0;
+	while (!bpf_map_get_next_key(in->t.fds.flows, prev, &next)) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+static uint64_t flows_opened(struct inst *in)
+{
+	struct lx_flow_stats percpu[512];
+	__u32 zero = 0;
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t n = 0;
+	if (ncpu > 512 || bpf_map_lookup_elem(in->t.fds.flow_stats, &zero, percpu))
+		die("reading lx_flow_stats");
+	for (int i = 0; i < ncpu; i++)
+		n += percpu[i].opened;
+	return n;
+}
+
+static void test_spoofed(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	drops_read(&in, &before);
+	for (int fam = 4; fam <= 6; fam += 2) {
+		/* The attack of issue 10: one frame claiming to come from the Edge's 3389 toward
+		 * the attacker's 53 (an outbound DNS rule of the Edge) on the outside leg. */
+		inst_side(&in, LX_SIDE_UNPROTECTED);
+		uint64_t n0 = flows_present(&in);
+		struct frame f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: tcp SYN 'from' edge-external:3389 -> peer:53 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x02, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "then the attacker's SYN peer:53 -> edge-external:3389 IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &EXT, 3389, &PEER, 53, fam, 0, 20);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: udp 'from' edge-external:3389 -> peer:53 IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &EXT, 3389, &PEER, 3478, fam, 0, 20);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: udp 'from' edge-external:3389 -> peer:3478 IPv%d", fam);
+		f = pkt(IPPROTO_UDP, &EXT, 51000, &PEER, 40000, fam, 0, 20);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: udp 'from' the relay range edge-external:51000 IPv%d",
+		       fam);
+		f = pkt(IPPROTO_UDP, &PEER, 40000, &EXT, 51000, fam, 0, 20);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "then peer:40000 -> edge-external:51000 is unsolicited IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &INT, 41000, &PERIM, 5061, fam, 0x02, 0);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: tcp 'from' edge-internal:41000 -> perimeter:5061 IPv%d",
+		       fam);
+		f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x04, 0);
+		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
+		       "unprotected side: a RST 'from' the Edge is spoofed too IPv%d", fam);
+		CHECK(flows_present(&in) == n0,
+		      "enforce [unprotected side IPv%d]: no spoofed packet opened a flow (%llu "
+		      "entries, before %llu)",
+		      fam, (unsigned long long)flows_present(&in), (unsigned long long)n0);
+
+		/* The same frames from the Edge's own side are the Edge's: they open flows. */
+		inst_side(&in, LX_SIDE_PROTECTED);
+		f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "protected side: tcp SYN edge-external:3389 -> peer:53 IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x12, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "protected side: its answer peer:53 -> edge-external:3389 passes IPv%d",
+		       fam);
+		/* ... and the answer arriving on the outside leg still passes: the check is on
+		 * packets from protected addresses only. */
+		inst_side(&in, LX_SIDE_UNPROTECTED);
+		f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x10, 10);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "unprotected side: the answer on the Edge's flow passes IPv%d", fam);
+		/* A live flow the Edge opened here is refreshed from where it was seen. */
+		f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x10, 10);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "a live flow first seen on this interface refreshes without a new check "
+		       "IPv%d",
+		       fam);
+
+		/* Replies from the Edge's listen ports never open a flow. */
+		inst_side(&in, LX_SIDE_PROTECTED);
+		uint64_t n1 = flows_present(&in), o1 = flows_opened(&in);
+		static const uint16_t attacker_ports[] = { 53, 80, 443, 5061, 5269, 3478 };
+		for (size_t k = 0; k < sizeof(attacker_ports) / sizeof(attacker_ports[0]); k++) {
+			uint16_t ap = attacker_ports[k];
+			f = pkt(IPPROTO_TCP, &EXT, 443, &PEER, ap, fam, 0x12, 0);
+			expect(&in, &f, V_PASS, 0, &ed,
+			       "the Edge's SYN-ACK from 443 to peer:%u passes IPv%d", ap, fam);
+			f = pkt(IPPROTO_TCP, &EXT, 5061, &PEER, ap, fam, 0x12, 0);
+			expect(&in, &f, V_PASS, 0, &ed,
+			       "the Edge's SYN-ACK from 5061 to peer:%u passes IPv%d", ap, fam);
+			f = pkt(IPPROTO_UDP, &EXT, 3478, &PEER, ap, fam, 0, 40);
+			expect(&in, &f, V_PASS, 0, &ed,
+			       "the Edge's STUN answer from 3478 to peer:%u passes IPv%d", ap, fam);
+		}
+		CHECK(flows_present(&in) == n1 && flows_opened(&in) == o1,
+		      "enforce [IPv%d]: 18 replies from the Edge's listen ports (443, 5061, 3478) "
+		      "to peer ports 53/80/443/5061/5269/3478 opened no flow (%llu -> %llu "
+		      "entries, %llu -> %llu opened)",
+		      fam, (unsigned long long)n1, (unsigned long long)flows_present(&in),
+		      (unsigned long long)o1, (unsigned long long)flows_opened(&in));
+		f = pkt(IPPROTO_UDP, &PEER, 53, &EXT, 3478, fam, 0, 40);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "an inbound STUN request to 3478 still passes (listen) IPv%d", fam);
+		f = pkt(IPPROTO_TCP, &PEER, 443, &EXT, 40555, fam, 0x02, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "but peer:443 -> edge-external:40555 finds no flow IPv%d", fam);
+	}
+	check_drops_delta(&in, &before, &ed, "spoofed and listen-port replies");
+	testrun_close(&in.t);
+
+	/* Monitor: a spoofed packet passes, would-drop "spoofed", and opens nothing. */
+	struct inst mon;
+	inst_open(&mon, "monitor", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	inst_side(&mon, LX_SIDE_UNPROTECTED);
+	struct frame f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, 4, 0x02, 0);
+	expect(&mon, &f, V_PASS, LX_DROP_SPOOFED, NULL,
+	       "unprotected side: the spoofed SYN passes, would-drop spoofed");
+	f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, 4, 0x02, 0);
+	expect(&mon, &f, V_PASS, LX_DROP_UNSOLICITED, NULL,
+	       "and the attacker's SYN is counted unsolicited (no flow was opened)");
+	CHECK(flows_present(&mon) == 0, "monitor: the spoofed packet opened no flow (%llu)",
+	      (unsigned long long)flows_present(&mon));
+	testrun_close(&mon.t);
+}
+
+#define FLOOD_PACKETS 1000000
+/* Each frame once: with repeat > 1 every test run would join and leave the XDP dispatcher,
+ * two synchronize_rcu() per call. A million distinct 5-tuples, 15 times what lx_flows holds. */
+#define FLOOD_REPEAT  1
+
+/* One attack frame of the flood: k picks the kind, i spreads addresses and ports. */
+static struct frame flood_frame(uint64_t i, int *side)
+{
+	static const uint16_t aports[] = { 53, 80, 443, 5061, 5269, 3478 };
+	int fam = (i & 1) ? 6 : 4;
+	int kind = (int)((i >> 1) % 5);
+	uint16_t ap = aports[(i >> 4) % 6];
+	uint32_t host = (uint32_t)(i >> 3); /* a different attacker every few frames */
+	struct packet_spec sp;
+	switch (kind) {
+	case 0: /* spoofed: the Edge's address, an outbound port of it, arriving outside */
+		sp = spec(IPPROTO_TCP, &EXT, (uint16_t)(1024 + i % 60000), &PEER, ap, fam);
+		*side = LX_SIDE_UNPROTECTED;
+		break;
+	case 1: /* spoofed UDP from the relay range */
+		sp = spec(IPPROTO_UDP, &EXT, (uint16_t)(50000 + i % 10000), &PEER, ap, fam);
+		*side = LX_SIDE_UNPROTECTED;
+		break;
+	case 2: /* the attacker's SYNs to 443/5061 from the ports the Edge has outbound rules to */
+		sp = spec(IPPROTO_TCP, &PEER, ap, &EXT, (i >> 5) & 1 ? 5061 : 443, fam);
+		*side = LX_SIDE_UNPROTECTED;
+		break;
+	case 3: /* the Edge's SYN-ACKs answering them, on the Edge's side */
+		sp = spec(IPPROTO_TCP, &EXT, (i >> 5) & 1 ? 5061 : 443, &PEER, ap, fam);
+		sp.tcp_flags = 0x12;
+		*side = LX_SIDE_PROTECTED;
+		break;
+	default: /* the Edge's STUN answers from 3478 */
+		sp = spec(IPPROTO_UDP, &EXT, 3478, &PEER, ap, fam);
+		*side = LX_SIDE_PROTECTED;
+		break;
+	}
+	/* The attacker: 100.64.0.0/10 (IPv4), 2001:db8:aaaa::/48 (IPv6), never a site address. */
+	struct endpoint *att = sp.src.port == ap && kind == 2 ? &sp.src : &sp.dst;
+	if (fam == 4) {
+		att->addr[0] = 100;
+		att->addr[1] = (uint8_t)(64 | ((host >> 16) & 63));
+		att->addr[2] = (uint8_t)(host >> 8);
+		att->addr[3] = (uint8_t)host;
+	} else {
+		static const uint8_t pfx[6] = { 0x20, 0x01, 0x0d, 0xb8, 0xaa, 0xaa };
+		memcpy(att->addr, pfx, 6);
+		memset(att->addr + 6, 0, 10);
+		att->addr[13] = (uint8_t)(host >> 16);
+		att->addr[14] = (uint8_t)(host >> 8);
+		att->addr[15] = (uint8_t)host;
+	}
+	sp.payload_len = 20;
+	return build(&sp);
+}
+
+/*
+ * A million packets of every kind above from outside (and the Edge's own answers to them):
+ * no new entry in lx_flows, and the live flow of a federation connection survives and works.
+ */
+static void test_flood(void)
+{
+	struct inst in;
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	inst_side(&in, LX_SIDE_PROTECTED);
+	struct frame f = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, 4, 0x02, 0);
+	expect(&in, &f, V_PASS, 0, NULL, "a live federation flow: SYN edge:40100 -> partner:5061");
+	uint64_t n0 = flows_present(&in), o0 = flows_opened(&in);
+	uint64_t runs[2] = { 0, 0 }, drops = 0;
+	/* Two passes, so that each runs with its side set once: outside kinds, then the Edge's. */
+	for (int pass = 0; pass < 2; pass++) {
+		inst_side(&in, pass ? LX_SIDE_PROTECTED : LX_SIDE_UNPROTECTED);
+		for (uint64_t i = 0; i < FLOOD_PACKETS / FLOOD_REPEAT; i++) {
+			int side;
+			struct frame g = flood_frame(i, &side);
+			if ((side == LX_SIDE_PROTECTED) != pass)
+				continue;
+			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = g.b,
+				    .data_size_in = (__u32)g.len, .repeat = FLOOD_REPEAT);
+			if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
+				die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+			runs[pass] += FLOOD_REPEAT;
+			drops += opts.retval == XDP_DROP ? FLOOD_REPEAT : 0;
+		}
+	}
+	uint64_t n1 = flows_present(&in), o1 = flows_opened(&in);
+	CHECK(runs[0] + runs[1] == FLOOD_PACKETS,
+	      "flood: %d attack packets run (%llu from outside, %llu answers of the Edge), %llu "
+	      "dropped",
+	      FLOOD_PACKETS, (unsigned long long)runs[0], (unsigned long long)runs[1],
+	      (unsigned long long)drops);
+	CHECK(n1 == n0 && o1 == o0,
+	      "flood: lx_flows has no new entry (%llu entries before, %llu after; opened %llu -> "
+	      "%llu)",
+	      (unsigned long long)n0, (unsigned long long)n1, (unsigned long long)o0,
+	      (unsigned long long)o1);
+	inst_side(&in, LX_SIDE_UNPROTECTED);
+	f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, 4, 0x12, 0);
+	expect(&in, &f, V_PASS, 0, NULL,
+	       "flood: the live federation flow is intact (partner's SYN-ACK passes)");
+	testrun_close(&in.t);
+}
+
 /* ---- main ---- */
 
 static void load(const char *site_path, struct site *s, struct compiled *c)
@@ -1664,6 +1935,10 @@ int main(void)
 	test_random(&tag, seed);
 	testrun_close(&tag.t);
 	free(exp_remarked);
+	puts("== 10. spoofed protected sources, replies from listen ports");
+	test_spoofed();
+	puts("== 11. a million attack packets from outside");
+	test_flood();
 
 	compile_free(&C_base);
 	compile_free(&C_icmp);

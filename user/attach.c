@@ -31,6 +31,25 @@ const char *attach_mode_name(uint32_t mode)
 	return mode == LX_MODE_NATIVE ? "native" : mode == LX_MODE_GENERIC ? "generic" : "?";
 }
 
+static const char *const side_names[LX_SIDE_MAX] = {
+	[LX_SIDE_PROTECTED] = "protected",
+	[LX_SIDE_ROUTE] = "route",
+	[LX_SIDE_UNPROTECTED] = "unprotected",
+};
+
+const char *attach_side_name(uint32_t side)
+{
+	return side < LX_SIDE_MAX ? side_names[side] : "?";
+}
+
+int attach_parse_side(const char *text)
+{
+	for (int i = 0; i < LX_SIDE_MAX; i++)
+		if (!strcmp(text, side_names[i]))
+			return i;
+	return -1;
+}
+
 const char *attach_policy_name(uint32_t policy)
 {
 	return policy == LX_POLICY_ENFORCE ? "enforce" : "monitor";
@@ -204,6 +223,7 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->prefixes4 = c->hosts4 + c->nets4;
 	st->prefixes6 = c->hosts6 + c->nets6;
 	st->groups = (uint32_t)c->role_groups;
+	st->flows_max = c->flows_max ? c->flows_max : LX_MAX_FLOWS;
 	st->loaded_at = (uint64_t)time(NULL);
 	st->max_rule_id = c->max_id;
 	st->matrix_hash = m->hash;
@@ -311,7 +331,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	if (fresh && loader_write_tables(skel, m, s, c, err) < 0)
 		goto out;
 	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, o->policy, o->tag, err) <
-	    0)
+		0 ||
+	    loader_set_side(loader_iface_config_fd(skel), (uint32_t)slot, o->side, err) < 0)
 		goto out;
 	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, o->mode, err);
 	if (link_fd < 0)
@@ -332,6 +353,7 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	text_copy(ifs->name, sizeof(ifs->name), ifname);
 	ifs->policy = o->policy;
 	ifs->tag = o->tag;
+	ifs->side = o->side;
 	ifs->mode = link_mode(link_fd, &ifs->prog_id, &ifs->link_id);
 	if (state_write(&st, err) < 0) {
 		unlink(pin);
@@ -454,7 +476,7 @@ int detach_all(struct text_error *err)
 	return rc;
 }
 
-int attach_set(const char *ifname, int policy, int tag, struct text_error *err)
+int attach_set(const char *ifname, int policy, int tag, int side, struct text_error *err)
 {
 	struct lx_state st;
 	int lock, rc = -1;
@@ -466,10 +488,14 @@ int attach_set(const char *ifname, int policy, int tag, struct text_error *err)
 		ifs->policy = (uint32_t)policy;
 	if (tag >= 0)
 		ifs->tag = (uint32_t)tag;
+	if (side >= 0)
+		ifs->side = (uint32_t)side;
 	int fd = pinned_map_fd("lx_iface_config", err);
 	if (fd < 0)
 		goto out;
 	rc = loader_set_iface(fd, (uint32_t)slot, ifs->policy, ifs->tag, err);
+	if (rc == 0)
+		rc = loader_set_side(fd, (uint32_t)slot, ifs->side, err);
 	close(fd);
 	if (rc == 0)
 		rc = state_write(&st, err);
@@ -671,4 +697,54 @@ int attach_link_alive(const struct lx_iface_state *ifs)
 	int alive = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.xdp.ifindex != 0;
 	close(fd);
 	return alive;
+}
+
+int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err)
+{
+	memset(u, 0, sizeof(*u));
+	int flows = pinned_map_fd("lx_flows", err);
+	if (flows < 0)
+		return -1;
+	int stats = pinned_map_fd("lx_flow_stats", err);
+	if (stats < 0) {
+		close(flows);
+		return -1;
+	}
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	if (!bpf_obj_get_info_by_fd(flows, &info, &info_len))
+		u->max = info.max_entries;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	/* The timeouts the program was loaded with (the loader's constants). */
+	const uint64_t tcp_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL;
+	const uint64_t closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL;
+	const uint64_t udp_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL;
+	__u32 zero = 0;
+	struct lx_flow_key key, next;
+	struct lx_flow f;
+	void *prev = NULL;
+	while (!bpf_map_get_next_key(flows, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(flows, &key, &f))
+			continue;
+		u->entries++;
+		uint64_t timeout = f.closing		       ? closing_ns
+				   : key.proto == LX_PROTO_TCP ? tcp_ns
+							       : udp_ns;
+		if (now - f.last_seen_ns <= timeout)
+			u->live++;
+	}
+	int ncpu = libbpf_num_possible_cpus();
+	struct lx_flow_stats *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
+	if (percpu && ncpu > 0 && !bpf_map_lookup_elem(stats, &zero, percpu))
+		for (int i = 0; i < ncpu; i++)
+			u->opened += percpu[i].opened;
+	free(percpu);
+	u->evicted = u->opened > u->entries ? u->opened - u->entries : 0;
+	close(flows);
+	close(stats);
+	return 0;
 }

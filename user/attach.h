@@ -22,6 +22,7 @@ struct attach_opts {
 	enum attach_mode mode;
 	uint32_t policy; /* enum lx_policy */
 	uint32_t tag;
+	uint32_t side; /* enum lx_side: where protected hosts are, seen from this interface */
 };
 
 int attach_iface(const char *ifname, const struct attach_opts *o, const struct matrix *m,
@@ -36,7 +37,7 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 		  struct text_error *err);
 
 /* Changes an attached interface's policy and tag live; -1 keeps a setting as it is. */
-int attach_set(const char *ifname, int policy, int tag, struct text_error *err);
+int attach_set(const char *ifname, int policy, int tag, int side, struct text_error *err);
 int detach_iface(const char *ifname, struct text_error *err);
 int detach_all(struct text_error *err);
 
@@ -51,8 +52,18 @@ int attach_link_alive(const struct lx_iface_state *ifs);
 
 const char *attach_mode_name(uint32_t mode);
 const char *attach_policy_name(uint32_t policy);
+const char *attach_side_name(uint32_t side);
+int attach_parse_side(const char *text); /* enum lx_side, -1 when not a side's name */
 
 /* Inode of this process's network namespace: interfaces are named within one. */
 uint64_t attach_current_netns(void);
+
+/* The flow table: size, entries present (live: not timed out), new entries ever opened,
+ * and so how many the LRU evicted (the program never deletes one). */
+struct attach_flow_usage {
+	uint32_t max;
+	uint64_t entries, live, opened, evicted;
+};
+int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err);
 
 #endif

@@ -272,6 +272,7 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	}
 	set_config_flags(c);
 	build_filters(s, c);
+	c->flows_max = s->flows_max;
 	uint64_t present = 0, servers = 0;
 	for (int r = 0; r < m->nroles; r++)
 		if (!m->roles[r].client)

@@ -37,6 +37,7 @@ struct compiled {
 	uint64_t *filter4; /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
 	uint64_t *filter6; /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
 	uint32_t protected_groups;
+	uint32_t flows_max; /* the site's `flows N`, 0 for LX_MAX_FLOWS */
 	/* [group][proto][port] -> rule id: on the role's own port (listen, outbound-from) */
 	uint16_t *rule_table;
 	/* [group][proto][port] -> rule id: on the peer's port (outbound-to) */

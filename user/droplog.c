@@ -32,7 +32,7 @@ static int64_t clock_ns(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* "frontend,all-servers": the roles of the destination's group. */
+/* "frontend,all-servers": the roles of the group (destination's; source's when spoofed). */
 static void group_roles(const struct lx_state *st, uint32_t group, char *buf, size_t len)
 {
 	size_t used = 0;

@@ -144,6 +144,8 @@ static int size_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	bpf_map__set_max_entries(skel->maps.tbl_addr6, t6.usable ? t6.nbuckets : 1);
 	addr6_free(&t6);
 	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
+	/* Not a table, but created with them on the first attach (kept over reloads). */
+	bpf_map__set_max_entries(skel->maps.lx_flows, c->flows_max ? c->flows_max : LX_MAX_FLOWS);
 	addr4_free(&t4);
 	return 0;
 }
@@ -238,6 +240,8 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 	fds->last = bpf_map__fd(skel->maps.lx_last);
 	fds->media = bpf_map__fd(skel->maps.lx_media);
 	fds->streams = bpf_map__fd(skel->maps.lx_streams);
+	fds->flows = bpf_map__fd(skel->maps.lx_flows);
+	fds->flow_stats = bpf_map__fd(skel->maps.lx_flow_stats);
 }
 
 /* Array maps are written in batches: a full table is a million slots. */
@@ -385,9 +389,25 @@ int loader_iface_config_fd(struct lyncxdp_bpf *skel)
 int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
 		     struct text_error *err)
 {
-	struct lx_iface_config ic = { .policy = policy, .tag = tag };
+	struct lx_iface_config ic = { 0 };
+	bpf_map_lookup_elem(iface_config_fd, &slot, &ic); /* keeps the side */
+	ic.policy = policy;
+	ic.tag = tag;
 	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
 		snprintf(err->msg, sizeof(err->msg), "setting the interface policy: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct text_error *err)
+{
+	struct lx_iface_config ic = { 0 };
+	bpf_map_lookup_elem(iface_config_fd, &slot, &ic);
+	ic.side = side;
+	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
+		snprintf(err->msg, sizeof(err->msg), "setting the interface side: %s",
 			 strerror(errno));
 		return -1;
 	}

@@ -60,6 +60,8 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 /* Sets one interface slot's policy and tag mode (live: the program reads it per packet). */
 int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
 		     struct text_error *err);
+/* Sets one interface slot's side (enum lx_side), keeping its policy and tag. */
+int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct text_error *err);
 int loader_iface_config_fd(struct lyncxdp_bpf *skel);
 
 int loader_prog_fd(struct lyncxdp_bpf *skel);
@@ -77,8 +79,10 @@ struct lx_map_fds {
 	int rule_info;
 	int state;
 	int last;
-	int media;   /* lx_media: per-kind counters of media services */
-	int streams; /* lx_streams: RTP streams */
+	int media;	/* lx_media: per-kind counters of media services */
+	int streams;	/* lx_streams: RTP streams */
+	int flows;	/* lx_flows, for occupancy */
+	int flow_stats; /* lx_flow_stats */
 };
 void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds);
 

@@ -45,12 +45,12 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  attach IFACE --site FILE [--product P | --matrix FILE] [--mode native|generic]\n"
-    "               [--policy monitor|enforce] [--tag]\n"
+    "               [--policy monitor|enforce] [--tag] [--side route|protected|unprotected]\n"
     "                     load the classifier on IFACE (state pinned in /sys/fs/bpf/lyncxdp)\n"
     "  reload [--product P | --matrix FILE] [--site FILE]\n"
     "                     apply a changed matrix or site to every attached interface at once\n"
-    "  set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
-    "                     change policy or tagging live, without detaching\n"
+    "  set IFACE [--policy monitor|enforce] [--tag | --no-tag] [--side S]\n"
+    "                     change policy, tagging or side live, without detaching\n"
     "  detach IFACE | --all   remove it from IFACE (the last one removes every pin)\n"
     "  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
     "  stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]] [--all]\n"
@@ -62,16 +62,16 @@ static const char usage_main[] =
     "  drops [--json] [--seconds S] [--count N]\n"
     "                     stream the log of dropped (or would-drop) packets\n"
     "  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
-    "          PROTO SRC:PORT DST:PORT\n"
+    "          [--side protected|unprotected] PROTO SRC:PORT DST:PORT\n"
     "                     run one packet through the real program and say what it decides\n"
     "  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
-    "         [--json] [--all] [--streams]\n"
+    "         [--json] [--all] [--side protected|unprotected] [--streams]\n"
     "                     run every frame of a capture through the real program\n"
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
     "\n"
-    "Products: ocs2007r2, lync2010, lync2013, sfb2015 (default; also SfB 2019), teams;\n"
-    "a hybrid site combines several: --product sfb2015,teams.\n"
+    "Products: ocs2007r2, lync2010, lync2013, sfb2015, teams (default sfb2015, also SfB 2019;\n"
+    "a hybrid site combines several: --product sfb2015,teams).\n"
     "`lyncxdp COMMAND --help` describes one command.\n";
 
 struct cmd {
@@ -306,6 +306,7 @@ static int kernel_ready(void)
 static const char help_attach[] =
     "Usage: lyncxdp attach IFACE --site FILE [--product P | --matrix FILE]\n"
     "                      [--mode native|generic] [--policy monitor|enforce] [--tag]\n"
+    "                      [--side route|protected|unprotected]\n"
     "\n"
     "Loads the classifier on IFACE, pins its link and maps under /sys/fs/bpf/lyncxdp so it\n"
     "keeps running after this command exits. Further interfaces share the same tables and\n"
@@ -318,7 +319,13 @@ static const char help_attach[] =
     "  --mode M      native (driver) or generic (skb); default: native where supported\n"
     "  --policy P    monitor (default): count what enforce would drop, pass everything;\n"
     "                enforce: drop what the site's `protect` roles do not allow\n"
-    "  --tag         rewrite DSCP of classified packets (matrix defaults, site overrides)\n";
+    "  --tag         rewrite DSCP of classified packets (matrix defaults, site overrides)\n"
+    "  --side S      where the protected hosts are, seen from IFACE. A packet from a\n"
+    "                protected address that would open or refresh a flow must come from\n"
+    "                there, else it is dropped as spoofed (counted in monitor).\n"
+    "                route (default): the kernel's route back to the source must leave\n"
+    "                through IFACE (a routed gateway, IP forwarding on); on a bridge declare\n"
+    "                it: protected (they are behind IFACE) or unprotected (none is)\n";
 
 static int cmd_attach(int argc, char **argv)
 {
@@ -326,10 +333,13 @@ static int cmd_attach(int argc, char **argv)
 					      { "mode", required_argument, NULL, 'M' },
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
+					      { "side", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
-	struct attach_opts ao = { .mode = ATTACH_MODE_AUTO, .policy = LX_POLICY_MONITOR };
+	struct attach_opts ao = { .mode = ATTACH_MODE_AUTO,
+				  .policy = LX_POLICY_MONITOR,
+				  .side = LX_SIDE_ROUTE };
 	int opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
@@ -344,6 +354,10 @@ static int cmd_attach(int argc, char **argv)
 			return usage_error("attach", "--policy is monitor or enforce");
 		else if (opt == 'T')
 			ao.tag = 1;
+		else if (opt == 'D' && attach_parse_side(optarg) >= 0)
+			ao.side = (uint32_t)attach_parse_side(optarg);
+		else if (opt == 'D')
+			return usage_error("attach", "--side is route, protected or unprotected");
 		else if (opt == 'M')
 			return usage_error("attach", "--mode is native or generic");
 		else if (opt == OPT_HELP)
@@ -362,10 +376,10 @@ static int cmd_attach(int argc, char **argv)
 		rc = fail(&err);
 	if (rc == 0)
 		printf("lyncxdp: attached to %s: %s, %d of %d rules active, %u IPv4 and %u IPv6 "
-		       "prefixes, policy %s%s\n",
+		       "prefixes, policy %s%s, side %s\n",
 		       ifname, in.m.product, in.c.nactive, in.m.nrules, in.c.hosts4 + in.c.nets4,
 		       in.c.hosts6 + in.c.nets6, attach_policy_name(ao.policy),
-		       ao.tag ? ", DSCP tagging" : "");
+		       ao.tag ? ", DSCP tagging" : "", attach_side_name(ao.side));
 	free_inputs(&in);
 	return rc;
 }
@@ -451,6 +465,7 @@ static int cmd_reload(int argc, char **argv)
 
 static const char help_set[] =
     "Usage: lyncxdp set IFACE [--policy monitor|enforce] [--tag | --no-tag]\n"
+    "                         [--side route|protected|unprotected]\n"
     "\n"
     "Changes an attached interface's policy or DSCP tagging at once, without detaching:\n"
     "counters and tracked flows are kept, so established flows of protected hosts go on.\n";
@@ -460,9 +475,10 @@ static int cmd_set(int argc, char **argv)
 	static const struct option opts[] = { { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
 					      { "no-tag", no_argument, NULL, 'N' },
+					      { "side", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
-	int policy = -1, tag = -1, opt;
+	int policy = -1, tag = -1, side = -1, opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
 			return usage_error("set", "--policy is monitor or enforce");
@@ -470,26 +486,30 @@ static int cmd_set(int argc, char **argv)
 			tag = 1;
 		else if (opt == 'N')
 			tag = 0;
+		else if (opt == 'D' && (side = attach_parse_side(optarg)) < 0)
+			return usage_error("set", "--side is route, protected or unprotected");
 		else if (opt == OPT_HELP)
 			return fputs(help_set, stdout), 0;
-		else if (opt != 'P')
+		else if (opt != 'P' && opt != 'D')
 			return option_error("set", opt, argv);
 	}
 	if (argc - optind != 1)
 		return usage_error("set", "expected one interface");
-	if (policy < 0 && tag < 0)
-		return usage_error("set", "nothing to set: give --policy, --tag or --no-tag");
+	if (policy < 0 && tag < 0 && side < 0)
+		return usage_error("set",
+				   "nothing to set: give --policy, --tag, --no-tag or --side");
 	int rc = kernel_ready();
 	if (rc)
 		return rc;
 	struct text_error err;
-	if (attach_set(argv[optind], policy, tag, &err) < 0)
+	if (attach_set(argv[optind], policy, tag, side, &err) < 0)
 		return fail(&err);
-	printf("lyncxdp: %s:%s%s%s\n", argv[optind], policy >= 0 ? " policy " : "",
+	printf("lyncxdp: %s:%s%s%s%s%s\n", argv[optind], policy >= 0 ? " policy " : "",
 	       policy >= 0 ? attach_policy_name((uint32_t)policy) : "",
 	       tag < 0 ? ""
 	       : tag   ? " tagging on"
-		       : " tagging off");
+		       : " tagging off",
+	       side >= 0 ? " side " : "", side >= 0 ? attach_side_name((uint32_t)side) : "");
 	return 0;
 }
 
@@ -508,7 +528,8 @@ static void format_time(uint64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void print_status_json(const struct lx_state *st, int attached)
+static void print_status_json(const struct lx_state *st, int attached,
+			      const struct attach_flow_usage *fu)
 {
 	char when[32];
 	printf("{\"attached\": %s", attached ? "true" : "false");
@@ -529,6 +550,10 @@ static void print_status_json(const struct lx_state *st, int attached)
 		format_time(st->reloaded_at, when, sizeof(when));
 		printf(", \"reloads\": %u, \"reloaded_at\": ", st->reloads);
 		st->reloads ? printf("\"%s\"", when) : printf("null");
+		printf(", \"flows\": {\"max\": %u, \"entries\": %llu, \"live\": %llu, \"opened\": "
+		       "%llu, \"evicted\": %llu}",
+		       fu->max, (unsigned long long)fu->entries, (unsigned long long)fu->live,
+		       (unsigned long long)fu->opened, (unsigned long long)fu->evicted);
 	}
 	printf(", \"interfaces\": [");
 	int first = 1;
@@ -539,17 +564,20 @@ static void print_status_json(const struct lx_state *st, int attached)
 		format_time(ifs->attached_at, when, sizeof(when));
 		printf("%s{\"name\": ", first ? "" : ", ");
 		json_string(stdout, ifs->name);
-		printf(", \"ifindex\": %u, \"mode\": \"%s\", \"policy\": \"%s\", \"tag\": %s, "
-		       "\"prog_id\": %u, \"link_id\": %u, \"attached_at\": \"%s\", \"alive\": %s}",
-		       ifs->ifindex, attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
-		       ifs->tag ? "true" : "false", ifs->prog_id, ifs->link_id, when,
-		       attach_link_alive(ifs) ? "true" : "false");
+		printf(
+		    ", \"ifindex\": %u, \"mode\": \"%s\", \"policy\": \"%s\", \"tag\": %s, "
+		    "\"side\": \"%s\", \"prog_id\": %u, \"link_id\": %u, \"attached_at\": \"%s\", "
+		    "\"alive\": %s}",
+		    ifs->ifindex, attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
+		    ifs->tag ? "true" : "false", attach_side_name(ifs->side), ifs->prog_id,
+		    ifs->link_id, when, attach_link_alive(ifs) ? "true" : "false");
 		first = 0;
 	}
 	printf("]}\n");
 }
 
-static void print_status_text(const struct lx_state *st, int attached)
+static void print_status_text(const struct lx_state *st, int attached,
+			      const struct attach_flow_usage *fu)
 {
 	char when[32];
 	if (!attached) {
@@ -564,17 +592,21 @@ static void print_status_text(const struct lx_state *st, int attached)
 	       "loaded    %s\n",
 	       st->rules_total, st->rules_active, st->prefixes4, st->prefixes6, st->groups, when);
 	format_time(st->reloaded_at, when, sizeof(when));
-	printf("reloaded  %s\n\n", st->reloads ? when : "never");
-	printf("%-16s %7s %-8s %-8s %-4s %7s %7s %-21s %s\n", "IFACE", "IFINDEX", "MODE", "POLICY",
-	       "TAG", "PROG", "LINK", "ATTACHED", "STATE");
+	printf("reloaded  %s\n", st->reloads ? when : "never");
+	printf("flows     %llu of %u entries (%llu live), %llu opened, %llu evicted\n\n",
+	       (unsigned long long)fu->entries, fu->max, (unsigned long long)fu->live,
+	       (unsigned long long)fu->opened, (unsigned long long)fu->evicted);
+	printf("%-16s %7s %-8s %-8s %-4s %-11s %7s %7s %-21s %s\n", "IFACE", "IFINDEX", "MODE",
+	       "POLICY", "TAG", "SIDE", "PROG", "LINK", "ATTACHED", "STATE");
 	for (int i = 0; i < LX_MAX_IFACES; i++) {
 		const struct lx_iface_state *ifs = &st->ifaces[i];
 		if (!ifs->ifindex)
 			continue;
 		format_time(ifs->attached_at, when, sizeof(when));
-		printf("%-16s %7u %-8s %-8s %-4s %7u %7u %-21s %s\n", ifs->name, ifs->ifindex,
+		printf("%-16s %7u %-8s %-8s %-4s %-11s %7u %7u %-21s %s\n", ifs->name, ifs->ifindex,
 		       attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
-		       ifs->tag ? "on" : "off", ifs->prog_id, ifs->link_id, when,
+		       ifs->tag ? "on" : "off", attach_side_name(ifs->side), ifs->prog_id,
+		       ifs->link_id, when,
 		       attach_link_alive(ifs) ? "running" : "gone (interface removed?)");
 	}
 }
@@ -603,7 +635,10 @@ static int cmd_status(int argc, char **argv)
 	int attached = state_read(&st, &err);
 	if (attached < 0)
 		return fail(&err);
-	json ? print_status_json(&st, attached) : print_status_text(&st, attached);
+	struct attach_flow_usage fu = { 0 };
+	if (attached > 0 && attach_flow_usage(&fu, &err) < 0)
+		return fail(&err);
+	json ? print_status_json(&st, attached, &fu) : print_status_text(&st, attached, &fu);
 	return 0;
 }
 
@@ -857,6 +892,13 @@ static int cmd_streams(int argc, char **argv)
 
 /* ---- explain ---- */
 
+/* The sides a test run can model: frames arrive on no interface, so nothing to route by. */
+static int test_side(const char *text)
+{
+	int side = attach_parse_side(text);
+	return side == LX_SIDE_PROTECTED || side == LX_SIDE_UNPROTECTED ? side : -1;
+}
+
 static const char help_explain[] =
     "Usage: lyncxdp explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
     "                       [--json] PROTO SRC:PORT DST:PORT\n"
@@ -867,7 +909,9 @@ static const char help_explain[] =
     "  --policy P  monitor (default) or enforce, as attach\n"
     "  --tag       DSCP tagging on, as attach --tag\n"
     "  --tos N     the packet's TOS / traffic class byte before the program: 0..255, decimal\n"
-    "              or hex (0xb8 = DSCP 46, ECN 0; default 0)\n";
+    "              or hex (0xb8 = DSCP 46, ECN 0; default 0)\n"
+    "  --side S    where the packet arrives, as attach --side: protected (default: on the\n"
+    "              side of the protected hosts) or unprotected (a capture of the outside leg)\n";
 
 static void print_explain(const struct inputs *in, const struct testrun_result *res,
 			  const char *proto, const char *src, const char *dst, int json)
@@ -942,10 +986,11 @@ static int cmd_explain(int argc, char **argv)
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
 					      { "tos", required_argument, NULL, 'S' },
+					      { "side", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
-	int json = 0, opt, policy = LX_POLICY_MONITOR, tag = 0;
+	int json = 0, opt, policy = LX_POLICY_MONITOR, tag = 0, side = LX_SIDE_PROTECTED;
 	unsigned long tos = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
@@ -958,7 +1003,9 @@ static int cmd_explain(int argc, char **argv)
 			tag = 1;
 		else if (opt == 'S' && parse_byte(optarg, &tos) < 0)
 			return usage_error("explain", "--tos is 0..255, decimal or hex (0xb8)");
-		else if (opt == 'P' || opt == 'S')
+		else if (opt == 'D' && (side = test_side(optarg)) < 0)
+			return usage_error("explain", "--side is protected or unprotected");
+		else if (opt == 'P' || opt == 'S' || opt == 'D')
 			continue;
 		else if (opt == OPT_HELP)
 			return fputs(help_explain, stdout), 0;
@@ -992,6 +1039,7 @@ static int cmd_explain(int argc, char **argv)
 	size_t len = packet_build(&spec, frame, sizeof(frame));
 	if (rc == 0 &&
 	    (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0 ||
+	     testrun_set_side(&t, (uint32_t)side, &err) < 0 ||
 	     testrun_frame(&t, frame, len, &res, &err) != 0))
 		rc = fail(&err);
 	if (rc == 0)
@@ -1015,6 +1063,8 @@ static const char help_replay[] =
     "  --flows   also list every TCP/UDP flow (5-tuple): packets and bytes in each\n"
     "            direction, the service and direction each direction was counted under,\n"
     "            and the verdicts and drop reasons of its packets\n"
+    "  --side S  where the frames arrive, as attach --side: protected (default) or\n"
+    "            unprotected (a capture taken on the outside leg)\n"
     "  --streams print the RTP streams of media services instead, as `lyncxdp streams`,\n"
     "            with the capture's timestamps as arrival times\n";
 
@@ -1054,18 +1104,24 @@ static int cmd_replay(int argc, char **argv)
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
 					      { "streams", no_argument, NULL, 'M' },
+					      { "side", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
 	struct flows_table flows = { 0 };
-	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0, streams = 0;
+	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0, streams = 0,
+		 side = LX_SIDE_PROTECTED;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
 		if (opt == 'P' && (policy = parse_policy(optarg)) < 0)
 			return usage_error("replay", "--policy is monitor or enforce");
 		else if (opt == 'P')
+			continue;
+		else if (opt == 'D' && (side = test_side(optarg)) < 0)
+			return usage_error("replay", "--side is protected or unprotected");
+		else if (opt == 'D')
 			continue;
 		else if (opt == 'T')
 			tag = 1;
@@ -1094,7 +1150,8 @@ static int cmd_replay(int argc, char **argv)
 	struct replay_ctx ctx = { .t = &t, .err = &err, .flows = want_flows ? &flows : NULL };
 	struct stats_report report = { 0 };
 	if (rc == 0 &&
-	    testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0)
+	    (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0 ||
+	     testrun_set_side(&t, (uint32_t)side, &err) < 0))
 		rc = fail(&err);
 	if (rc == 0 &&
 	    (capture_foreach_timed(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))

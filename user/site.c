@@ -6,6 +6,8 @@
  *   protect ROLE [ROLE ...]             enforce the matrix in front of these roles
  *   dscp SERVICE VALUE|-                the tag mode's DSCP for a service
  *   allow-icmp ipv4|ipv6 TYPE[:CODE] ...  ICMP protected hosts accept beyond the matrix's
+ *   flows N                             size of the flow table (connections protected hosts
+ *                                       open), 1024..16777216, default LX_MAX_FLOWS
  * Keywords are not role slugs, so a matrix cannot declare a role of that name.
  */
 #include "site.h"
@@ -208,6 +210,20 @@ static int parse_allow_icmp(struct text_file *tf, struct text_error *err, struct
 	return 0;
 }
 
+static int parse_flows(struct text_file *tf, struct text_error *err, struct site *s,
+		       const struct text_tokens *t)
+{
+	unsigned long v = 0;
+	if (t->n != 2 || text_parse_uint(t->tok[1], SITE_MIN_FLOWS, SITE_MAX_FLOWS, &v) < 0)
+		return text_fail(tf, err, "expected 'flows N' (N %u..%u)", SITE_MIN_FLOWS,
+				 SITE_MAX_FLOWS);
+	if (s->flows_line)
+		return text_fail(tf, err, "flows: already set at line %d", s->flows_line);
+	s->flows_max = (uint32_t)v;
+	s->flows_line = tf->line;
+	return 0;
+}
+
 static int parse_line(struct text_file *tf, struct text_error *err, const struct matrix *m,
 		      struct site *s, const struct text_tokens *t)
 {
@@ -221,6 +237,8 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return parse_dscp(tf, err, m, s, t);
 	if (!strcmp(slug, "allow-icmp"))
 		return parse_allow_icmp(tf, err, s, t);
+	if (!strcmp(slug, "flows"))
+		return parse_flows(tf, err, s, t);
 	int role = matrix_find_role(m, slug);
 	if (role < 0) {
 		char roles[1024];
@@ -231,7 +249,7 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return text_fail(
 		    tf, err,
 		    "unknown role '%s' (the %s matrix has: %s; keywords: protect, dscp, "
-		    "allow-icmp)",
+		    "allow-icmp, flows)",
 		    slug, m->product, roles);
 	}
 	if (t->n < 2)

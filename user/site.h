@@ -22,7 +22,9 @@ struct site_dscp {
 	int line;
 };
 
-#define SITE_MAX_DSCP 256
+#define SITE_MAX_DSCP  256
+#define SITE_MIN_FLOWS 1024u
+#define SITE_MAX_FLOWS 16777216u
 
 struct site {
 	char path[LX_PATH_LEN];
@@ -34,6 +36,8 @@ struct site {
 	struct site_dscp dscp[SITE_MAX_DSCP];
 	int nicmp; /* `allow-icmp ipv4|ipv6 TYPE[:CODE] ...`, beyond the matrix's */
 	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
+	uint32_t flows_max; /* `flows N`: size of the flow table, 0 for the default */
+	int flows_line;
 	int nprefixes;
 	struct site_prefix *prefixes;
 	int nwarnings;

@@ -52,6 +52,11 @@ void testrun_set_time(struct testrun *t, uint64_t ns)
 	loader_set_replay_time(t->skel, ns);
 }
 
+int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err)
+{
+	return loader_set_side(loader_iface_config_fd(t->skel), 0, side, err);
+}
+
 void testrun_close(struct testrun *t)
 {
 	loader_destroy(t->skel);

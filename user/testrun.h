@@ -35,6 +35,9 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 
 /* Changes the policy and tag mode of the instance, as `lyncxdp set` does live. */
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err);
+/* Models the side the frames arrive on (enum lx_side; route has no meaning here: the
+ * frames arrive on no interface). The default is LX_SIDE_PROTECTED. */
+int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err);
 void testrun_close(struct testrun *t);
 
 /* The arrival time media streams see for the next frames (the capture's timestamp), ns. */
