@@ -516,6 +516,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p)
 			p->frag_proto = frag->nexthdr;
 			if (off & IPV6_FRAG_OFFSET) {
 				p->fragment = FRAG_LATER;
+				p->l4_room = (__u16)room;
 				return LX_CNT_FRAGMENT;
 			}
 			if (off & IPV6_MF)
@@ -928,8 +929,15 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 					 const struct lx_config *cfg, __u64 *clock)
 {
 	if (d->dst_rule) {
-		if (rule_kind(d->dst_rule) == LX_KIND_LISTEN)
-			return LX_DROP_NONE;
+		struct lx_rule_action *a = bpf_map_lookup_elem(&tbl_actions, &d->dst_rule);
+		if (!a || a->kind == LX_KIND_LISTEN) {
+			/* Restricted to some roles (`from`): the source is looked up only here. */
+			if (!a || !(a->from_groups & LX_FROM_RESTRICTED))
+				return LX_DROP_NONE;
+			__u32 src =
+			    d->src_group ? d->src_group : group_of(p, &p->saddr, cfg->flags);
+			return a->from_groups & group_bit(src) ? LX_DROP_NONE : LX_DROP_SOURCE;
+		}
 		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
@@ -952,7 +960,13 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 		struct lx_frag_key key = {};
 		frag_key(p, &key);
 		struct lx_frag_verdict *first = bpf_map_lookup_elem(&lx_frags, &key);
-		return first ? first->reason : LX_DROP_FRAGMENT;
+		/* Its first fragment passed, not longer ago than the kernel keeps fragments,
+		 * and the datagram stays within 64 KiB. */
+		if (!first || clock_ns(clock) - first->first_ns > LX_FRAG_TIMEOUT_NS ||
+		    first->bytes + p->l4_room > LX_FRAG_MAX_BYTES)
+			return LX_DROP_FRAGMENT;
+		first->bytes += p->l4_room;
+		return first->reason;
 	}
 	if (parsed == LX_CNT_ICMP)
 		reason = icmp_reason(p);
@@ -961,11 +975,16 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 	else
 		reason = port_reason(p, d, cfg, clock);
 
-	if (p->fragment == FRAG_FIRST) {
+	/* A first fragment that passes is remembered (a dropped one needs no entry); a second
+	 * first fragment of the same datagram does not replace a live verdict. */
+	if (p->fragment == FRAG_FIRST && reason == LX_DROP_NONE) {
 		struct lx_frag_key key = {};
-		struct lx_frag_verdict v = { .reason = reason };
 		frag_key(p, &key);
-		bpf_map_update_elem(&lx_frags, &key, &v, BPF_ANY);
+		struct lx_frag_verdict *old = bpf_map_lookup_elem(&lx_frags, &key);
+		if (!old || clock_ns(clock) - old->first_ns > LX_FRAG_TIMEOUT_NS) {
+			struct lx_frag_verdict v = { .first_ns = clock_ns(clock) };
+			bpf_map_update_elem(&lx_frags, &key, &v, BPF_ANY);
+		}
 	}
 	return reason;
 }

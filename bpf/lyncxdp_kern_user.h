@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 4
+#define LX_LAYOUT_VERSION 6
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -63,7 +63,8 @@ enum lx_drop_reason {
 	LX_DROP_FRAGMENT = 4,	 /* non-first fragment whose first fragment did not pass */
 	LX_DROP_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_DROP_SPOOFED = 6,	 /* a protected host's address, arriving where that host is not */
-	LX_DROP_MAX = 7,
+	LX_DROP_SOURCE = 7, /* a rule restricted to some roles (`from`), from another address */
+	LX_DROP_MAX = 8,
 };
 
 /* Counters for packets that match no rule, one per reason. */
@@ -145,7 +146,12 @@ struct lx_rule_action {
 	__u8 client; /* 1: a client role's rule: counts only when the peer holds a role */
 	__u8 media;  /* 1: a media service (maps/media): its payloads are inspected */
 	__u32 rank;
+	/* A listen rule with `from ROLE,...`: LX_FROM_RESTRICTED | the groups holding one of
+	 * those roles; 0: any source. */
+	__u32 from_groups;
 };
+
+#define LX_FROM_RESTRICTED 1u /* bit of group 0, which never holds a role */
 
 static inline __u32 lx_port_index(__u32 proto, __u32 port)
 {
@@ -327,10 +333,18 @@ struct lx_frag_key {
 	__u8 daddr[16];
 };
 
+/*
+ * Only first fragments that pass are remembered: for LX_FRAG_TIMEOUT_NS (the kernel's
+ * ipfrag_time), and for at most LX_FRAG_MAX_BYTES of later fragments' payload.
+ */
 struct lx_frag_verdict {
-	__u32 reason; /* LX_DROP_NONE: the first fragment passed */
-	__u32 pad;
+	__u32 reason; /* LX_DROP_NONE: the first fragment passed (the only verdict stored) */
+	__u32 bytes;  /* payload of the later fragments that followed it */
+	__u64 first_ns;
 };
+
+#define LX_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL)
+#define LX_FRAG_MAX_BYTES  65535u
 
 /* ICMP allowed to protected hosts: key lx_icmp_key(family, type, code or LX_ICMP_ANY). */
 #define LX_ICMP_ANY 0x100

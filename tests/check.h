@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The smallest test harness that does the job: each CHECK prints one "PASS name" or
- * "FAIL name: why" line; tests/run.sh counts them. check_done() returns the exit code.
+ * "FAIL name: why" line, each SKIP one "SKIP name: why" line (a check that cannot run here:
+ * never a silent pass); tests/run.sh counts them, and CI fails on a skip. check_done()
+ * returns the exit code.
  */
 #ifndef LYNCXDP_TESTS_CHECK_H
 #define LYNCXDP_TESTS_CHECK_H
@@ -12,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int check_passed, check_failed;
+static int check_passed, check_failed, check_skipped;
 
 __attribute__((format(printf, 2, 3))) static inline int check_result(int ok, const char *fmt, ...)
 {
@@ -29,9 +31,25 @@ __attribute__((format(printf, 2, 3))) static inline int check_result(int ok, con
 /* CHECK(cond, "name %d", ...): the name says what was checked. */
 #define CHECK(cond, ...) check_result(!!(cond), __VA_ARGS__)
 
+/* SKIP("name: why", ...): a check that cannot run on this machine, and why. */
+__attribute__((format(printf, 1, 2))) static inline void SKIP(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("SKIP ", stdout);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+	va_end(ap);
+	check_skipped++;
+}
+
 static inline int check_done(void)
 {
-	printf("%d passed, %d failed\n", check_passed, check_failed);
+	if (check_skipped)
+		printf("%d passed, %d failed, %d skipped\n", check_passed, check_failed,
+		       check_skipped);
+	else
+		printf("%d passed, %d failed\n", check_passed, check_failed);
 	return check_failed ? 1 : 0;
 }
 

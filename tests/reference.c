@@ -23,7 +23,8 @@
  *    destination-side rule takes is judged by the destination alone: the source side is
  *    not classified (it counts as unclassified).
  *  - enforce, for packets to an address holding a protected role: a listen rule of the
- *    destination passes; an outbound rule of the destination passes only on a live flow that
+ *    destination passes (one with `from ROLE,...` only from an address holding one of those
+ *    roles, else "source"); an outbound rule of the destination passes only on a live flow that
  *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout);
  *    ICMP passes when the matrix's or the site's allow list has it; a later fragment follows
  *    its first fragment (same source, destination, protocol, id), else "fragment"; a
@@ -169,7 +170,7 @@ int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
 	r->tally.rules = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
 	r->tally.remarked = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
 	r->flows = table_new(sizeof(struct ref_flow_key), sizeof(struct ref_flow), 1u << 17);
-	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(uint32_t), 1u << 15);
+	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(struct ref_frag), 1u << 15);
 	r->streams = table_new(sizeof(struct ref_stream_key), sizeof(struct ref_stream), 1u << 17);
 	if (!r->dscp || !r->tally.rules || !r->tally.remarked || !r->flows || !r->frags ||
 	    !r->streams) {
@@ -324,6 +325,7 @@ static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 	unsigned frag = be16(ip + 6);
 	if (frag & 0x1fff) {
 		p->kind = REF_LATER_FRAG;
+		p->frag_len = total - hlen;
 		return;
 	}
 	p->first_frag = (frag & 0x2000) != 0;
@@ -366,6 +368,7 @@ static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 			p->ipproto = ip[pos];
 			if (off & 0xfff8) {
 				p->kind = REF_LATER_FRAG;
+				p->frag_len = end - pos - 8;
 				return;
 			}
 			if (off & 1)
@@ -578,6 +581,12 @@ static void flow_key(const struct ref_pkt *p, int local_is_src, struct ref_flow_
 	memcpy(k->raddr, local_is_src ? p->daddr : p->saddr, 16);
 }
 
+/* 30 s, the kernel's ipfrag_time (a test run never comes near it: no ambiguity). */
+static int frag_expired(const struct ref_frag *f, struct ref_time now)
+{
+	return now.lo > f->first.hi && now.lo - f->first.hi > 30000000000ULL;
+}
+
 static void frag_key(const struct ref_pkt *p, struct ref_frag_key *k)
 {
 	memset(k, 0, sizeof(*k));
@@ -636,7 +645,7 @@ static const uint32_t counter_of_kind[] = {
 
 /* Why a packet to a protected address may not pass (LX_DROP_NONE: it may). */
 static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
-		       uint32_t dst_rule, struct ref_time now, uint32_t choices,
+		       uint32_t dst_rule, uint64_t src_roles, struct ref_time now, uint32_t choices,
 		       struct ref_decision *d, struct ref_updates *u)
 {
 	uint32_t reason = LX_DROP_NONE;
@@ -646,9 +655,16 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 	case REF_LATER_FRAG: {
 		struct ref_frag_key k;
 		frag_key(p, &k);
-		const uint32_t *first = table_get(r->frags, &k);
-		d->frag_followed = first != NULL;
-		return first ? *first : LX_DROP_FRAGMENT;
+		/* Only a passing first fragment is stored; it counts for 30 s and 64 KiB. */
+		const struct ref_frag *first = table_get(r->frags, &k);
+		if (!first || frag_expired(first, now) || first->bytes + p->frag_len > 65535)
+			return LX_DROP_FRAGMENT;
+		d->frag_followed = 1;
+		u->frag_key = k;
+		u->frag = *first;
+		u->frag.bytes += p->frag_len;
+		u->nfrags = 1;
+		return LX_DROP_NONE;
 	}
 	case REF_ICMP: {
 		int ok =
@@ -662,8 +678,13 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 		break;
 	case REF_PORTS:
 		if (dst_rule) { /* what the destination itself admits, whichever end counts it */
-			if (r->m->rules[dst_rule - 1].kind == LX_KIND_LISTEN)
+			if (r->m->rules[dst_rule - 1].kind == LX_KIND_LISTEN) {
+				/* `from ROLE,...`: only addresses holding one of them. */
+				uint64_t from = r->m->rules[dst_rule - 1].from_roles;
+				if (from && !(src_roles & from))
+					reason = LX_DROP_SOURCE;
 				break;
+			}
 			/* An outbound rule of the destination: only a reply on its live flow. */
 			struct ref_flow_key k;
 			flow_key(p, 0, &k);
@@ -690,10 +711,16 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 	default:
 		return LX_DROP_NONE;
 	}
-	if (p->first_frag) { /* the later fragments follow this verdict */
-		frag_key(p, &u->frag_key);
-		u->frag_reason = reason;
-		u->nfrags = 1;
+	if (p->first_frag && reason == LX_DROP_NONE) { /* the later fragments follow it */
+		struct ref_frag_key k;
+		frag_key(p, &k);
+		const struct ref_frag *old = table_get(r->frags, &k);
+		if (!old || frag_expired(old, now)) { /* a live one is not replaced */
+			u->frag_key = k;
+			u->frag.first = now;
+			u->frag.bytes = 0;
+			u->nfrags = 1;
+		}
 	}
 	return reason;
 }
@@ -876,7 +903,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 	}
 
 	if (!d->reason && p.have_addrs && (dst_roles & protected_roles))
-		d->reason = policy(r, &p, dst_roles, dst_rule, now, choices, d, u);
+		d->reason = policy(r, &p, dst_roles, dst_rule, src_roles, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 
 	/* A media service's UDP payload, inspected whatever the mode (the stream table). */
@@ -922,7 +949,7 @@ void ref_commit(struct ref *r, const struct ref_decision *d, const struct ref_up
 			fprintf(stderr, "reference: flow table full\n");
 			abort();
 		}
-	if (u->nfrags && table_put(r->frags, &u->frag_key, &u->frag_reason) < 0) {
+	if (u->nfrags && table_put(r->frags, &u->frag_key, &u->frag) < 0) {
 		fprintf(stderr, "reference: fragment table full\n");
 		abort();
 	}

@@ -70,9 +70,9 @@ struct ref_pkt {
 	uint8_t icmp_type, icmp_code;
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
-	int frag_proto; /* the protocol a fragment is remembered by */
-	const uint8_t
-	    *udp_payload; /* TCP/UDP: the payload, udp_payload_len bytes by the IP length */
+	int frag_proto;		    /* the protocol a fragment is remembered by */
+	size_t frag_len;	    /* a later fragment's payload */
+	const uint8_t *udp_payload; /* TCP/UDP: the payload, udp_payload_len bytes (IP length) */
 	size_t udp_payload_len;
 	const char *why; /* for REF_MALFORMED: what is wrong */
 };
@@ -128,6 +128,12 @@ struct ref_stream {
 	int kind;	   /* enum lx_media_kind of its payload type */
 };
 
+/* A first fragment that passed: when, and the later fragments' payload since. */
+struct ref_frag {
+	struct ref_time first;
+	uint64_t bytes;
+};
+
 /* State updates a decision makes, applied by ref_commit. */
 struct ref_updates {
 	int nstreams;
@@ -138,7 +144,7 @@ struct ref_updates {
 	struct ref_flow flow[2];
 	int nfrags;
 	struct ref_frag_key frag_key;
-	uint32_t frag_reason;
+	struct ref_frag frag;
 };
 
 struct ref_count {

@@ -400,7 +400,7 @@ frames += [
     # a first fragment to the Edge's 3478 and its second: both pass
     E(IP(src=X4, dst=E4, flags="MF", frag=0, id=77) / UDP(sport=40017, dport=3478, len=408), 200),
     E(IP(src=X4, dst=E4, frag=26, id=77, proto=17), 200),
-    # a first fragment to no Edge port and its second: both dropped for the port
+    # a first fragment to no Edge port (dropped for the port) and its second (no verdict kept: fragment)
     E(IP(src=X4, dst=E4, flags="MF", frag=0, id=88) / UDP(sport=40022, dport=8080, len=408), 200),
     E(IP(src=X4, dst=E4, frag=26, id=88, proto=17), 200),
     # a later fragment whose first fragment never came
@@ -447,17 +447,17 @@ EOF
 	case_end
 
 	# The policy: what enforce drops, by reason, from filters on the frames toward the Edge.
-	# port: no Edge rule has that port on either transport (a first fragment's verdict carries
-	# over to its later fragment); transport: the port is the Edge's on the other transport, or
+	# port: no Edge rule has that port on either transport (a dropped first fragment leaves no
+	# verdict: its later fragment is a fragment); transport: the port is the Edge's on the other transport, or
 	# ICMP other than fragmentation-needed and neighbour discovery; unsolicited: an answer on no
-	# flow the Edge opened; fragment: a later fragment whose first never came.
+	# flow the Edge opened; fragment: a later fragment whose first never came or was dropped.
 	T2E="!icmp && !icmpv6 && $TOE"
 	DROP_REASONS=(port transport unsolicited fragment malformed)
 	DROP_FILTERS=(
-		"$T2E && (tcp.dstport == 8080 || udp.dstport == 8080 || ip.id == 88)"
+		"$T2E && (tcp.dstport == 8080 || udp.dstport == 8080)"
 		"($T2E && udp.dstport == 5061) || (ip.dst == 203.0.113.20 && icmp.type == 8)"
 		"$T2E && ((tcp.dstport >= 41000 && tcp.dstport <= 41999) || (udp.dstport >= 41000 && udp.dstport <= 41999) || udp.dstport == 50011)"
-		"$T2E && ip.id == 99"
+		"$T2E && (ip.id == 99 || (ip.id == 88 && ip.frag_offset > 0))"
 		"$TOE && frame.cap_len < frame.len"
 	)
 	mapfile -t want < <(derive_counts "$WORK/edge.pcap" "${DROP_FILTERS[@]}")

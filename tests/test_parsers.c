@@ -585,7 +585,45 @@ static void test_matrix_errors(void)
 	matrix_bad_line("rule-dup.matrix", "rule frontend stun tcp 5061 seed:001",
 			"duplicate rule: frontend tcp 5061 was already given at line 7");
 	matrix_bad_line("rule-fields.matrix", "rule frontend stun tcp 5061",
-			"expected 'rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE'");
+			"expected 'rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE [from ROLE,...]'");
+
+	/* from ROLE,...: who may use a listening rule. */
+	matrix_bad_line("rule-from-alone.matrix", "rule edge-external stun udp 3478 seed:001 from",
+			"expected 'rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE [from ROLE,...]'");
+	matrix_bad_line("rule-from-word.matrix",
+			"rule edge-external stun udp 3478 seed:001 by frontend",
+			"expected 'rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE [from ROLE,...]'");
+	matrix_bad_line("rule-from-unknown.matrix",
+			"rule edge-external stun udp 3478 seed:001 from frontend,director",
+			"from: unknown role 'director'");
+	matrix_bad_line("rule-from-comma.matrix",
+			"rule edge-external stun udp 3478 seed:001 from frontend,",
+			"from: expected ROLE[,ROLE...], got 'frontend,'");
+	matrix_bad_line("rule-from-empty.matrix",
+			"rule edge-external stun udp 3478 seed:001 from frontend,,all-servers",
+			"from: expected ROLE[,ROLE...], got 'frontend,,all-servers'");
+	matrix_bad_line("outbound-from-list.matrix",
+			"outbound edge-external stun udp to 3478 seed:001 from frontend",
+			"expected 'outbound ROLE SERVICE tcp|udp to|from PORT[-PORT] SOURCE'");
+	{
+		char text[2048];
+		snprintf(text, sizeof(text), "%s%s\n", matrix_head,
+			 "rule edge-external stun udp 3478 seed:001 from frontend,all-servers "
+			 "# comment");
+		struct matrix fm;
+		struct text_error ferr = { { 0 } };
+		const char *fpath = tmp_write("rule-from.matrix", text, strlen(text));
+		int frc = matrix_load(fpath, &fm, &ferr);
+		if (CHECK(frc == 0, "rule ... from frontend,all-servers loads%s", why(&ferr))) {
+			const struct matrix_rule *r = &fm.rules[fm.nrules - 1];
+			CHECK(r->from_roles == ((1ULL << matrix_find_role(&fm, "frontend")) |
+						(1ULL << matrix_find_role(&fm, "all-servers"))) &&
+				  fm.rules[0].from_roles == 0,
+			      "from: the rule's from_roles are frontend and all-servers; a rule "
+			      "without from has none");
+			matrix_free(&fm);
+		}
+	}
 
 	/* DSCP. */
 	matrix_bad_line("dscp-64.matrix", "service video 64 \"Video\"",

@@ -421,7 +421,7 @@ static void test_edge_listen(void)
 {
 	struct inst in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
-	int nrules[2] = { 0, 0 };
+	int nrules[2] = { 0, 0 }, nrestricted[2] = { 0, 0 };
 	const char *roles[2] = { "edge-external", "edge-internal" };
 	const struct host *hosts[2] = { &EXT, &INT };
 	for (int k = 0; k < 2; k++) {
@@ -439,12 +439,17 @@ static void test_edge_listen(void)
 				for (int fam = 4; fam <= 6; fam += 2) {
 					uint8_t ipproto =
 					    r->proto == LX_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
-					struct frame f = pkt(ipproto, &PEER, 40000, hosts[k],
+					/* A rule `from ROLE,...`: from a Front End (every
+					 * restriction of the matrix names frontend), and
+					 * refused to anyone else with reason source. */
+					const struct host *src = r->from_roles ? &FE : &PEER;
+					struct frame f = pkt(ipproto, src, 40000, hosts[k],
 							     ports[p], fam, 0, 10);
 					expect(&in, &f, V_PASS, LX_DROP_NONE, NULL,
-					       "listen %s %s %s %u (rule line %d) IPv%d", roles[k],
-					       M.services[r->service].slug,
-					       matrix_proto_name(r->proto), ports[p], r->line, fam);
+					       "listen %s %s %s %u (rule line %d) from %s IPv%d",
+					       roles[k], M.services[r->service].slug,
+					       matrix_proto_name(r->proto), ports[p], r->line,
+					       src->name, fam);
 					CHECK(
 					    R.last.rule == (uint32_t)i + 1 &&
 						R.last.dir == LX_DIR_IN,
@@ -452,12 +457,31 @@ static void test_edge_listen(void)
 					    "(got rule %u, dir %u)",
 					    in.name, roles[k], matrix_proto_name(r->proto),
 					    ports[p], fam, i + 1, R.last.rule, R.last.dir);
+					if (!r->from_roles)
+						continue;
+					nrestricted[k]++;
+					static const struct host *const others[] = { &PEER, &PERIM,
+										     &CLIENT };
+					for (int o = 0; o < 3; o++) {
+						f = pkt(ipproto, others[o], 40000, hosts[k],
+							ports[p], fam, 0, 10);
+						expect(&in, &f, V_DROP, LX_DROP_SOURCE, NULL,
+						       "listen %s %s %u from %s, not a Front End "
+						       "IPv%d",
+						       roles[k], M.services[r->service].slug,
+						       ports[p], others[o]->name, fam);
+					}
 				}
 			}
 		}
 	}
 	CHECK(nrules[0] == 4, "matrix: edge-external has 4 listening rules (got %d)", nrules[0]);
 	CHECK(nrules[1] == 8, "matrix: edge-internal has 8 listening rules (got %d)", nrules[1]);
+	/* 5062, 8057, 4443, 23456: one port each, both families. */
+	CHECK(nrestricted[0] == 0 && nrestricted[1] == 4 * 2,
+	      "matrix: the edge-internal rules restricted to Front Ends (5062, 8057, 4443, 23456) "
+	      "were checked from other sources (%d, %d)",
+	      nrestricted[0], nrestricted[1]);
 	testrun_close(&in.t);
 }
 
@@ -805,16 +829,62 @@ static void test_fragments(void)
 		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
 		       "first fragment to forbidden udp 161 IPv%d", fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 0, 0x2001);
-		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
-		       "later fragment after a forbidden first drops with reason port IPv%d", fam);
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment after a forbidden first: nothing was stored, fragment IPv%d",
+		       fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 1, 0x2002);
 		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "first fragment to udp 443 IPv%d",
 		       fam);
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 443, fam, 0, 0x2002);
-		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed,
-		       "later fragment after a wrong-transport first drops with reason transport "
-		       "IPv%d",
+		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
+		       "later fragment after a wrong-transport first: fragment IPv%d", fam);
+
+		/* A second first fragment of the same datagram does not replace a passing one. */
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x2003);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment to udp 3478 (id 0x2003) IPv%d",
 		       fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 161, fam, 1, 0x2003);
+		expect(&in, &f, V_DROP, LX_DROP_PORT, &ed,
+		       "a second first fragment, same id, to forbidden 161 IPv%d", fam);
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x2003);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "the later fragment still follows the passing first IPv%d", fam);
+
+		/* At most 64 KiB of later fragments per datagram. */
+		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 1, 0x2004);
+		expect(&in, &f, V_PASS, 0, &ed, "first fragment of a long datagram IPv%d", fam);
+		struct packet_spec ls = spec(IPPROTO_UDP, &PEER, 40000, &EXT, 3478, fam);
+		ls.payload_len = 1400;
+		ls.frag_offset = 9;
+		ls.more_fragments = 1;
+		ls.ipv6_fragment = fam == 6;
+		struct frame big = build(&ls);
+		size_t ipo = ip_off(&big);
+		if (fam == 4) {
+			big.b[ipo + 4] = 0x20;
+			big.b[ipo + 5] = 0x04;
+			ipv4_fix_checksum(big.b + ipo);
+		} else {
+			uint8_t *fh = big.b + ipo + 40;
+			memcpy(fh + 4, "\0\0\x20\x04", 4);
+		}
+		size_t len = fam == 4 ? (size_t)(big.b[ipo + 2] << 8 | big.b[ipo + 3]) -
+					    (size_t)(big.b[ipo] & 0x0f) * 4
+				      : (size_t)(big.b[ipo + 4] << 8 | big.b[ipo + 5]) - 8;
+		int passed = 0;
+		for (int k = 0; k < 60; k++) {
+			run(&in, &big);
+			if (R.retval != V_PASS)
+				break;
+			passed++;
+		}
+		ed.add[1][LX_DROP_FRAGMENT].packets++;
+		ed.add[1][LX_DROP_FRAGMENT].bytes += big.len;
+		CHECK(passed == (int)(65535 / len) && R.retval == V_DROP &&
+			  R.last.reason == LX_DROP_FRAGMENT,
+		      "%s [64 KiB cap IPv%d]: %d later fragments of %zu bytes pass (want %zu), the "
+		      "next drops as fragment",
+		      in.name, fam, passed, len, 65535 / len);
 
 		f = frag_pkt(IPPROTO_UDP, &PEER, &EXT, 3478, fam, 0, 0x3001);
 		expect(&in, &f, V_DROP, LX_DROP_FRAGMENT, &ed,
@@ -1014,6 +1084,10 @@ static int build_sequence(struct frame *seq)
 			seq[n++] = malformed(kind, fam == 4 ? &EXT : &INT, fam);
 		seq[n++] = pkt(IPPROTO_TCP, &PEER, 40000, &FE, 22, fam, 0, 0);
 		seq[n++] = malformed(0, &FE, fam);
+	}
+	for (int fam = 4; fam <= 6; fam += 2) { /* restricted to Front Ends (`from`) */
+		seq[n++] = pkt(IPPROTO_TCP, &PERIM, 41000, &INT, 5062, fam, 0x02, 0);
+		seq[n++] = pkt(IPPROTO_TCP, &FE, 41000, &INT, 5062, fam, 0x02, 0);
 	}
 	seq[n++] = arp_frame(0);
 	seq[n++] = arp_frame(2);

@@ -15,6 +15,7 @@ void compile_free(struct compiled *c)
 	free(c->port_groups);
 	free(c->active);
 	free(c->dscp);
+	free(c->from_groups);
 	free(c->rank);
 	free(c->ids);
 	free(c->media);
@@ -251,13 +252,14 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	c->port_groups = calloc((size_t)LX_PROTO_MAX * LX_PORTS, sizeof(*c->port_groups));
 	c->active = calloc((size_t)m->nrules + 1, 1);
 	c->dscp = calloc((size_t)m->nrules + 1, 1);
+	c->from_groups = calloc((size_t)m->nrules + 1, sizeof(*c->from_groups));
 	c->rank = calloc((size_t)m->nrules + 1, sizeof(*c->rank));
 	c->ids = calloc((size_t)m->nrules + 1, sizeof(*c->ids));
 	c->filter4 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
 	c->filter6 = calloc(LX_FILTER_WORDS, sizeof(uint64_t));
 	uint32_t *width = malloc(sizeof(uint32_t) * LX_PORTS);
 	if (!c->rule_table || !c->remote_table || !c->port_groups || !c->active || !c->dscp ||
-	    !c->rank || !c->ids || !c->filter4 || !c->filter6 || !width) {
+	    !c->from_groups || !c->rank || !c->ids || !c->filter4 || !c->filter6 || !width) {
 		free(width);
 		compile_free(c);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
@@ -309,6 +311,15 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 			c->nactive++;
 		}
 	resolve_dscp(m, s, c);
+	/* `from ROLE,...`: the groups holding one of those roles (includes= closure). */
+	for (int i = 0; i < m->nrules; i++) {
+		if (!m->rules[i].from_roles)
+			continue;
+		c->from_groups[i] = LX_FROM_RESTRICTED;
+		for (int g = 1; g < c->ngroups; g++)
+			if (c->group_roles[g] & m->rules[i].from_roles)
+				c->from_groups[i] |= 1u << g;
+	}
 	for (int i = 0; i < m->nrules; i++)
 		c->ids[i] = (uint16_t)(i + 1);
 	c->max_id = (uint32_t)m->nrules;

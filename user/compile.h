@@ -47,6 +47,7 @@ struct compiled {
 	int nrules;			    /* = matrix nrules; rule id = index + 1 */
 	uint8_t *active;		    /* [rule index] 1 when the rule's role is present */
 	uint8_t *dscp;			    /* [rule index] tag-mode DSCP, LX_DSCP_KEEP */
+	uint32_t *from_groups;		    /* [rule index] lx_rule_action.from_groups */
 	uint32_t *rank;			    /* [rule index] matrix_rule_rank */
 	uint16_t *ids;			    /* [rule index] id in the tables and counters */
 	uint32_t max_id;		    /* highest id in use */

@@ -355,7 +355,8 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 					    .kind = (__u8)m->rules[i].kind,
 					    .media = c->media ? c->media[i] : 0,
 					    .client = (__u8)m->roles[m->rules[i].role].client,
-					    .rank = c->rank[i] };
+					    .rank = c->rank[i],
+					    .from_groups = c->from_groups[i] };
 		__u32 id = c->ids[i];
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,

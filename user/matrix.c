@@ -354,15 +354,38 @@ static int add_rule(struct text_file *tf, struct text_error *err, struct matrix 
 	return 0;
 }
 
+/* `from ROLE[,ROLE...]`: the roles whose addresses may use a listen rule. */
+static int parse_from(struct text_file *tf, struct text_error *err, const struct matrix *m,
+		      const char *list, uint64_t *roles)
+{
+	char buf[512];
+	size_t len = strlen(list);
+	*roles = 0;
+	if (len >= sizeof(buf) || !len || list[0] == ',' || list[len - 1] == ',' ||
+	    strstr(list, ",,"))
+		return text_fail(tf, err, "from: expected ROLE[,ROLE...], got '%.60s'", list);
+	text_copy(buf, sizeof(buf), list);
+	char *save = NULL;
+	for (char *r = strtok_r(buf, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+		int role = matrix_find_role(m, r);
+		if (role < 0)
+			return text_fail(tf, err, "from: unknown role '%s'", r);
+		*roles |= 1ULL << role;
+	}
+	return 0;
+}
+
 static int parse_rule(struct text_file *tf, struct text_error *err, struct matrix *m,
 		      const struct text_tokens *t)
 {
-	if (need_fields(tf, err, t, 6, 6, "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE") < 0)
-		return -1;
+	static const char usage[] = "rule ROLE SERVICE tcp|udp PORT[-PORT] SOURCE [from ROLE,...]";
+	if (t->n != 6 && (t->n != 8 || strcmp(t->tok[6], "from")))
+		return text_fail(tf, err, "expected '%s'", usage);
 	struct matrix_rule r = { .line = tf->line,
 				 .kind = LX_KIND_LISTEN,
 				 .file = current_file(m) };
-	if (parse_rule_fields(tf, err, m, t, 4, &r) < 0)
+	if (parse_rule_fields(tf, err, m, t, 4, &r) < 0 ||
+	    (t->n == 8 && parse_from(tf, err, m, t->tok[7], &r.from_roles) < 0))
 		return -1;
 	return add_rule(tf, err, m, &r, t->tok[4]);
 }

@@ -36,6 +36,7 @@ struct matrix_rule {
 	int proto;   /* enum lx_proto */
 	uint16_t port_lo;
 	uint16_t port_hi;
+	uint64_t from_roles; /* listen rules: `from ROLE,...` (before closure), 0 for any */
 	char source[MATRIX_SOURCE_LEN];
 	int line;
 	int file; /* index into the matrix's files (a combined matrix has several) */

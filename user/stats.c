@@ -24,7 +24,7 @@ static const char *const reason_names[LX_DROP_MAX] = {
 	[LX_DROP_NONE] = "none",	   [LX_DROP_PORT] = "port",
 	[LX_DROP_TRANSPORT] = "transport", [LX_DROP_UNSOLICITED] = "unsolicited",
 	[LX_DROP_FRAGMENT] = "fragment",   [LX_DROP_MALFORMED] = "malformed",
-	[LX_DROP_SPOOFED] = "spoofed",
+	[LX_DROP_SPOOFED] = "spoofed",	   [LX_DROP_SOURCE] = "source",
 };
 
 const char *stats_reason_name(uint32_t reason)
