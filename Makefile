@@ -99,7 +99,7 @@ AT_PREFIX := sed 's|/usr/local/|$(PREFIX)/|g'
 install: all man
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)$(PREFIX)/sbin/lyncxdp
 	install -d $(DESTDIR)$(PREFIX)/share/lyncxdp/maps
-	install -m 0644 maps/*.matrix maps/media maps/site.example maps/README.md \
+	install -m 0644 maps/*.matrix maps/media maps/qos.profiles maps/site.example maps/README.md \
 		$(DESTDIR)$(PREFIX)/share/lyncxdp/maps/
 	install -m 0644 maps/site.example $(DESTDIR)$(PREFIX)/share/lyncxdp/site.example
 	install -d $(DESTDIR)$(PREFIX)/lib/lyncxdp $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/lyncxdp
@@ -109,6 +109,9 @@ install: all man
 		$(AT_PREFIX) scripts/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	$(AT_PREFIX) scripts/lyncxdp.conf.example >$(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
 	chmod 0644 $(DESTDIR)/etc/lyncxdp/lyncxdp.conf.example
+	install -D -m 0644 scripts/lyncxdp-rules.yml $(DESTDIR)$(PREFIX)/share/lyncxdp/prometheus/lyncxdp-rules.yml
+	install -D -m 0644 scripts/lyncxdp-dashboard.json \
+		$(DESTDIR)$(PREFIX)/share/lyncxdp/grafana/lyncxdp-dashboard.json
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	{ echo "lyncxdp $(VERSION): every command's --help"; echo; \
 	  $(BUILD)/lyncxdp --help; \

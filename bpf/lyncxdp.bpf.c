@@ -238,6 +238,15 @@ struct {
 	__type(value, struct lx_stream);
 } lx_streams SEC(".maps");
 
+// Per-CPU packets/bytes per (interface slot, rule, direction, enum lx_conformance): the DSCP
+// classified packets arrive with against their service's. Program; sized by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX * LX_CONF_MAX);
+	__type(key, __u32);
+	__type(value, struct lx_count);
+} lx_conformance SEC(".maps");
+
 // Per-CPU packets/bytes per (interface slot, enum lx_counter). Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1484,13 +1493,25 @@ int lyncxdp(struct xdp_md *ctx)
 		}
 	}
 
-	/* act: DSCP, for classified packets that pass */
-	if (ifc->tag && matched && verdict == XDP_PASS) {
+	/* act: DSCP of classified packets whose service has one: is it what arrived (QoS
+	 * conformance)? In tag mode, rewrite it on the packets that pass. */
+	if (matched) {
 		if (!a)
 			a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
-		__u8 dscp = a ? tag_dscp(a, mkind) : LX_DSCP_KEEP;
-		if (dscp != LX_DSCP_KEEP && set_dscp(&p, c.end, dscp))
-			count(&lx_remarked, idx, bytes);
+		if (a && a->dscp != LX_DSCP_KEEP) {
+			__u8 arrived = current_dscp(&p, c.end);
+			__u32 conf = arrived == a->dscp ? LX_CONF_EXPECTED
+				     : arrived == 0	? LX_CONF_ZERO
+							: LX_CONF_OTHER;
+			count(&lx_conformance, lx_conformance_index(idx, conf), bytes);
+			if (ifc->tag && verdict == XDP_PASS && set_dscp(&p, c.end, a->dscp))
+				count(&lx_remarked, idx, bytes);
+		} else if (a && ifc->tag && verdict == XDP_PASS) {
+			/* a `-` media service: what the packet carries, once confirmed */
+			__u8 dscp = tag_dscp(a, mkind);
+			if (dscp != LX_DSCP_KEEP && set_dscp(&p, c.end, dscp))
+				count(&lx_remarked, idx, bytes);
+		}
 	}
 
 	if (record_last)

@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 6
+#define LX_LAYOUT_VERSION 7
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -162,6 +162,24 @@ static inline __u32 lx_port_index(__u32 proto, __u32 port)
 static inline __u32 lx_rule_counter_index(__u32 slot, __u32 rule_cap, __u32 rule, __u32 dir)
 {
 	return (slot * rule_cap + rule) * LX_DIR_MAX + dir;
+}
+
+/*
+ * QoS conformance: the DSCP a classified packet arrives with, against the one the rule's
+ * service should carry (matrix default, the site's qos profile, its dscp lines). Counted
+ * only for rules with a DSCP (not LX_DSCP_KEEP), before the tag mode rewrites anything.
+ */
+enum lx_conformance {
+	LX_CONF_EXPECTED = 0, /* the service's DSCP */
+	LX_CONF_ZERO = 1,     /* 0: unmarked, or the mark was stripped on the way */
+	LX_CONF_OTHER = 2,    /* any other value */
+	LX_CONF_MAX = 3,
+};
+
+/* Conformance counters: indexed like the rule counters, times LX_CONF_MAX. */
+static inline __u32 lx_conformance_index(__u32 rule_counter_index, __u32 conformance)
+{
+	return rule_counter_index * LX_CONF_MAX + conformance;
 }
 
 static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)

@@ -13,7 +13,7 @@ packages=(
 	# run
 	iproute2
 	# tests and benchmark
-	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl
+	python3 python3-scapy tcpdump tshark socat xdp-tools nftables jq procps util-linux prometheus curl tmux
 	# the package's test (suite_package): lintian, man -l, systemd-analyze verify
 	lintian man-db systemd
 )

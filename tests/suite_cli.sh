@@ -94,7 +94,7 @@ expect_eq "lyncxdp without a command: exit 2, usage on stderr" "2 Usage: lyncxdp
 	"$? $(head -n 1 "$T/err")"
 commands=$("$LYNCXDP" --help | sed -n '/^Commands:/,/^$/p' | grep -Eo '^  [a-z]+' | tr -d ' ')
 expect_eq "the main help lists every command" \
-	"attach reload set detach status stats exporter streams drops explain replay check" \
+	"attach reload set detach status stats top exporter streams drops explain replay check" \
 	"$(echo $commands)"
 for c in $commands; do
 	out=$("${NOBODY[@]}" "$c" --help 2>"$T/err")
@@ -212,6 +212,33 @@ refused "attach --matrix with a bad port" "^lyncxdp: $T/m/port.matrix:5: port '7
 refused "explain --matrix with a bad port" "^lyncxdp: $T/m/port.matrix:5: " \
 	"$LYNCXDP" explain --matrix "$T/m/port.matrix" --site "$SITE" tcp 192.0.2.1:1 192.0.2.11:5061
 
+# ---- qos profiles: explain --tag shows the profile's value ----
+for p in sfb teams expressroute; do
+	{ cat "$SITE"; echo "qos $p"; } >"$T/qos-$p.site"
+done
+expect_eq "explain --tag, qos sfb: SIP/TLS 24, audio 46, client file transfer 14" "24 46 14" \
+	"$(for pkt in "tcp 192.0.2.130:40000 192.0.2.11:5061" "udp 192.0.2.130:50020 192.0.2.11:50000" \
+		"tcp 192.0.2.11:40000 192.0.2.130:6891"; do
+		# shellcheck disable=SC2086
+		"$LYNCXDP" explain --site "$T/qos-sfb.site" --tag --json $pkt | json_get 'j["dscp"]'
+	done | paste -sd ' ')"
+expect_eq "explain --tag, qos expressroute: SIP/TLS 0 (CS3 not honoured), audio 46, file transfer 10" \
+	"0 46 10 expressroute" \
+	"$(for pkt in "tcp 192.0.2.130:40000 192.0.2.11:5061" "udp 192.0.2.130:50020 192.0.2.11:50000" \
+		"tcp 192.0.2.11:40000 192.0.2.130:6891"; do
+		# shellcheck disable=SC2086
+		"$LYNCXDP" explain --site "$T/qos-expressroute.site" --tag --json $pkt | json_get 'j["dscp"]'
+	done | paste -sd ' ') $("$LYNCXDP" explain --site "$T/qos-expressroute.site" --tag --json tcp 192.0.2.130:40000 192.0.2.11:5061 | json_get 'j["qos"]')"
+check "explain --tag, qos teams: text output names the profile" grep -qx 'dscp       46 (site selects qos profile teams)' \
+	<("$LYNCXDP" explain --site "$T/qos-teams.site" --tag udp 192.0.2.130:50020 192.0.2.11:50000)
+{ cat "$SITE"; printf 'qos expressroute\ndscp sip-tls 40\n'; } >"$T/qos-bad.site"
+refused "check: a dscp line outside what expressroute allows" \
+	"^lyncxdp: $T/qos-bad.site:$(($(wc -l <"$SITE") + 2)): dscp sip-tls 40: the expressroute profile allows only DSCP 46, 34, 18, 10, 0" \
+	"$LYNCXDP" check --site "$T/qos-bad.site"
+{ cat "$SITE"; echo "qos bogus"; } >"$T/qos-bogus.site"
+refused "check: an unknown qos profile" "^lyncxdp: $T/qos-bogus.site:$(($(wc -l <"$SITE") + 1)): qos: unknown qos profile 'bogus'" \
+	"$LYNCXDP" check --site "$T/qos-bogus.site"
+
 # ---- malformed site ----
 mkdir -p "$T/s"
 printf '# comment\nfrontend 192.0.2.11\nbogus-role 192.0.2.3\n' >"$T/s/role.site"
@@ -264,7 +291,7 @@ hints_exist "site with an unknown role" "$LYNCXDP" check --site "$T/s/role.site"
 roles=$(awk '$1 == "role" { printf "%s%s", sep, $2; sep = ", " }' "$MAPS/sfb2015.matrix")
 err=$("$LYNCXDP" check --site "$T/s/role.site" 2>&1 >/dev/null)
 check "unknown role: the message lists every role of the matrix and the keywords" grep -qF \
-	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp, flows)" <<<"$err"
+	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp, flows, qos)" <<<"$err"
 expect_eq "check: protect: unknown role names it" "lyncxdp: $T/s/protect-role.site:2: protect: unknown role 'nosuch'" \
 	"$("$LYNCXDP" check --site "$T/s/protect-role.site" 2>&1 >/dev/null)"
 expect_eq "check: dscp: a second line of one service names the first" \
@@ -358,7 +385,7 @@ expect_eq "explain IPv6 unclassified" "None None None pass" \
 	"$(exj udp '[2001:db8:99::1]:1000' '[2001:db8:99::2]:1000')"
 out=$(ex --json udp 198.51.100.99:40000 203.0.113.11:3478)
 expect_eq "explain --json keys (classified)" \
-	"direction dscp dst line ports proto reason role rule service service_name src verdict" \
+	"direction dscp dst line ports proto qos reason role rule service service_name src verdict" \
 	"$(json_get '" ".join(sorted(j))' <<<"$out")"
 expect_eq "explain --json: proto, src, dst, ports echo the packet and rule" \
 	"udp 198.51.100.99:40000 203.0.113.11:3478 3478" \
@@ -368,7 +395,7 @@ check "explain --json: line points at the stun rule of the matrix" \
 	grep -Eq '^rule +edge-external +stun +udp +3478 ' <<<"$(sed -n "${line}p" "$MAPS/sfb2015.matrix")"
 out=$(ex --json tcp 198.51.100.7:40000 192.0.2.11:9)
 expect_eq "explain --json keys (unclassified): counter, direction null" \
-	"counter=unclassified direction=None dscp=0 dst reason=None role=None rule=None service=None service_name=None src verdict=pass" \
+	"counter=unclassified direction=None dscp=0 dst qos=None reason=None role=None rule=None service=None service_name=None src verdict=pass" \
 	"$(json_get '" ".join(k if k in ("src", "dst", "proto") else "%s=%s" % (k, j[k]) for k in sorted(j) if k != "proto")' <<<"$out")"
 out=$(ex udp 198.51.100.99:40000 203.0.113.11:3478)
 check "explain (text): role, service, rule, direction, verdict lines" \

@@ -89,6 +89,9 @@ for r in j["services"]:
         mkey = tuple(sorted(dict(lab, media=media).items()))
         want[("lyncxdp_media_packets_total", mkey)] = v["packets"]
         want[("lyncxdp_media_bytes_total", mkey)] = v["bytes"]
+    for c, v in (r["conformance"] or {}).items():
+        ckey = tuple(sorted(dict(lab, conformance=c).items()))
+        want[("lyncxdp_dscp_packets_total", ckey)] = v["packets"]
 for reason in ("unclassified", "non_ip", "fragments", "icmp", "other_l4", "malformed"):
     key = tuple(sorted({"interface": "lxmt-s0", "reason": reason}.items()))
     want[("lyncxdp_unmatched_packets_total", key)] = j[reason]["packets"]
@@ -143,7 +146,7 @@ rc=$?
 expect_eq "promtool check metrics: exit 0, no error or warning" "0 " "$rc $(echo "$out" | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "stats --prometheus equals stats --json" ok "$PAIR"
 for m in lyncxdp_packets_total lyncxdp_bytes_total lyncxdp_remarked_packets_total \
-	lyncxdp_unmatched_packets_total lyncxdp_policy_packets_total; do
+	lyncxdp_dscp_packets_total lyncxdp_unmatched_packets_total lyncxdp_policy_packets_total; do
 	check "$m is a counter with HELP" grep -qx "# TYPE $m counter" "$T/m1.prom"
 done
 expect_eq "lyncxdp_info: product and checksums as status says" \
@@ -152,6 +155,8 @@ expect_eq "lyncxdp_info: product and checksums as status says" \
 check "lyncxdp_attached: lxmt-s0 native monitor, tag off" \
 	grep -qx 'lyncxdp_attached{interface="lxmt-s0",mode="native",policy="monitor",tag="off"} 1' "$T/m1.prom"
 check "audio: 32 packets in" grep -qx 'lyncxdp_packets_total{interface="lxmt-s0",role="frontend",service="media-audio",proto="udp",ports="50000-50019",kind="listen",direction="in"} 32' "$T/m1.prom"
+check "audio DSCP conformance: the 32 packets arrived unmarked (zero)" grep -qx 'lyncxdp_dscp_packets_total{interface="lxmt-s0",role="frontend",service="media-audio",proto="udp",ports="50000-50019",kind="listen",direction="in",conformance="zero"} 32' "$T/m1.prom"
+check "audio DSCP conformance: none expected" grep -qx 'lyncxdp_dscp_packets_total{interface="lxmt-s0",role="frontend",service="media-audio",proto="udp",ports="50000-50019",kind="listen",direction="in",conformance="expected"} 0' "$T/m1.prom"
 check "unclassified: 7 packets" grep -qx 'lyncxdp_unmatched_packets_total{interface="lxmt-s0",reason="unclassified"} 7' "$T/m1.prom"
 expect_fail "stats --prometheus takes no --json" "prometheus" lx $S stats --prometheus --json
 

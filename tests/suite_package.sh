@@ -70,6 +70,9 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $1, $NF}')
 for f in -rwxr-xr-x:./usr/sbin/lyncxdp -rwxr-xr-x:./usr/lib/lyncxdp/lyncxdp-service \
 	-rw-r--r--:./usr/share/lyncxdp/site.example \
 	$(cd "$TOP/maps" && for m in *.matrix; do echo "-rw-r--r--:./usr/share/lyncxdp/maps/$m"; done) \
+	-rw-r--r--:./usr/share/lyncxdp/maps/qos.profiles \
+	-rw-r--r--:./usr/share/lyncxdp/prometheus/lyncxdp-rules.yml \
+	-rw-r--r--:./usr/share/lyncxdp/grafana/lyncxdp-dashboard.json \
 	-rw-r--r--:./lib/systemd/system/lyncxdp.service -rw-r--r--:./lib/systemd/system/lyncxdp-exporter.service \
 	-rw-r--r--:./etc/lyncxdp/lyncxdp.conf.example -rw-r--r--:./usr/share/doc/lyncxdp/copyright \
 	-rw-r--r--:./usr/share/doc/lyncxdp/changelog.gz -rw-r--r--:./usr/share/doc/lyncxdp/README.md \

@@ -179,7 +179,7 @@ case_end() {
 	total=$(jq -r '"total \(.total.packets) \(.total.bytes)"' "$json")
 	if [ "$rc" -eq 0 ] &&
 		head -n 1 "$table" | grep -qF "$CAP: $frames frames (" &&
-		grep -Eq '^ROLE +SERVICE +PROTO +PORTS +DIR +PACKETS +BYTES$' "$table" &&
+		grep -Eq '^ROLE +SERVICE +PROTO +PORTS +DIR +PACKETS +BYTES( +DSCP CONFORM)?$' "$table" &&
 		[ "$(grep '^total ' "$table" | tr -s ' ')" = "$total" ]; then
 		pass "$name: table output has the summary, the header and '$total'"
 	else

@@ -35,7 +35,9 @@ for f in usr/local/sbin/lyncxdp:755 usr/local/lib/lyncxdp/lyncxdp-service:755 \
 	etc/systemd/system/lyncxdp.service:644 etc/systemd/system/lyncxdp-exporter.service:644 \
 	etc/lyncxdp/lyncxdp.conf.example:644 usr/local/share/doc/lyncxdp/README.md:644 \
 	usr/local/share/doc/lyncxdp/lyncxdp.txt:644 usr/local/share/lyncxdp/maps/site.example:644 \
-	usr/local/share/lyncxdp/maps/README.md:644; do
+	usr/local/share/lyncxdp/maps/README.md:644 usr/local/share/lyncxdp/maps/qos.profiles:644 \
+	usr/local/share/lyncxdp/prometheus/lyncxdp-rules.yml:644 \
+	usr/local/share/lyncxdp/grafana/lyncxdp-dashboard.json:644; do
 	expect_eq "installed ${f%:*} (mode ${f#*:})" "${f#*:}" "$(stat -c %a "$DEST/${f%:*}" 2>&1)"
 done
 for p in ocs2007r2 lync2010 lync2013 sfb2015; do
@@ -48,7 +50,7 @@ check "the installed binary checks the installed site.example against sfb2015" \
 	--site "$DEST/usr/local/share/lyncxdp/maps/site.example"
 doc=$DEST/usr/local/share/doc/lyncxdp/lyncxdp.txt
 missing=""
-for c in attach reload set detach status stats exporter streams drops explain replay check; do
+for c in attach reload set detach status stats exporter streams drops explain replay check top; do
 	grep -q "^Usage: lyncxdp $c" "$doc" || missing="$missing $c"
 done
 expect_eq "lyncxdp.txt holds every command's --help" "" "$missing"

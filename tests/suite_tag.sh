@@ -72,15 +72,17 @@ csum_errors() {
 
 # ---- flows: NAME, tshark filter of its frames toward the server, expected DSCP on arrival
 # ("keep": as sent), the rule it counts under ("ROLE SERVICE PROTO PORTS", "-" for none) ----
-F_NAME=() F_FILTER=() F_DSCP=() F_RULE=()
-flow() { F_NAME+=("$1") F_FILTER+=("$2") F_DSCP+=("$3") F_RULE+=("$4"); }
+# (F_QOS: the DSCP the rule expects whatever the tag mode, for the QoS conformance counters.)
+F_NAME=() F_FILTER=() F_DSCP=() F_RULE=() F_QOS=()
+flow() { F_NAME+=("$1") F_FILTER+=("$2") F_DSCP+=("$3") F_RULE+=("$4") F_QOS+=("$3"); }
 
-# flow_check C-PCAP S-PCAP FILTER DSCP: line 1 "ok ..." or what is wrong, line 2 "SENT REMARKED"
-# (frames the client sent in that flow, and how many of them with a DSCP other than DSCP).
+# flow_check C-PCAP S-PCAP FILTER DSCP QOS: line 1 "ok ..." or what is wrong, line 2 "SENT
+# REMARKED" (frames the client sent in that flow, and how many of them with a DSCP other than
+# DSCP), line 3 "EXPECTED ZERO OTHER": the frames sent with DSCP QOS, 0 and another value.
 flow_check() {
 	$PY - "$@" <<'EOF'
 import subprocess, sys
-sent_pcap, recv_pcap, filt, want = sys.argv[1:]
+sent_pcap, recv_pcap, filt, want, qos = sys.argv[1:]
 def frames(pcap):
     out = subprocess.run(["tshark", "-n", "-r", pcap, "-Y", filt, "-T", "fields", "-E", "occurrence=f",
                           "-e", "frame.len", "-e", "ip.dsfield.dscp", "-e", "ip.dsfield.ecn",
@@ -111,6 +113,12 @@ remarked = sum(1 for s in sent if want != "keep" and s[1] != int(want))
 print("; ".join(problems) if problems else "ok %d frames, ECN %s, %d re-marked" %
       (len(sent), "/".join(map(str, ecns)), remarked))
 print(len(sent), remarked)
+if qos == "keep":
+    print(0, 0, 0)
+else:
+    e = sum(1 for s in sent if s[1] == int(qos))
+    z = sum(1 for s in sent if s[1] == 0 and int(qos) != 0)
+    print(e, z, len(sent) - e - z)
 EOF
 }
 
@@ -118,7 +126,7 @@ EOF
 check_flows() {
 	local phase=$1 i out pids=()
 	for i in "${!F_NAME[@]}"; do
-		flow_check "$2" "$3" "${F_FILTER[$i]}" "${F_DSCP[$i]}" >"$T/flow.$phase.$i" 2>&1 &
+		flow_check "$2" "$3" "${F_FILTER[$i]}" "${F_DSCP[$i]}" "${F_QOS[$i]}" >"$T/flow.$phase.$i" 2>&1 &
 		pids+=($!)
 	done
 	wait "${pids[@]}"
@@ -133,17 +141,36 @@ check_flows() {
 }
 
 # check_rules PHASE BEFORE AFTER: per rule, packets grew by the frames the client sent toward
-# it (its flows) and remarked_packets by those with another DSCP than the rule's.
+# it (its flows) and remarked_packets by those with another DSCP than the rule's; the QoS
+# conformance counters by the frames sent with the rule's DSCP, with 0 and with another.
 check_rules() {
-	local phase=$1 rule i n want
+	local phase=$1 rule i n want e z o
 	for rule in $(printf '%s\n' "${F_RULE[@]}" | grep -v '^-$' | sort -u | tr ' ' '|'); do
 		rule=${rule//|/ }
-		n=0 want=0
+		n=0 want=0 e=0 z=0 o=0
 		for i in "${!F_NAME[@]}"; do
 			[ "${F_RULE[$i]}" = "$rule" ] || continue
 			read -r a b < <(sed -n 2p "$T/flow.$phase.$i")
 			n=$((n + ${a:-0})) want=$((want + ${b:-0}))
+			read -r a b c < <(sed -n 3p "$T/flow.$phase.$i")
+			e=$((e + ${a:-0})) z=$((z + ${b:-0})) o=$((o + ${c:-0}))
 		done
+		expect_eq "$phase: stats: $rule in: DSCP conformance +$e expected, +$z zero, +$o other" \
+			"$e $z $o" "$($PY - "$2" "$3" "$rule" <<'EOF'
+import json, sys
+def row(path):
+    for r in json.load(open(path))["services"]:
+        if "%s %s %s %s" % (r["role"], r["service"], r["proto"], r["ports"]) == sys.argv[3] and r["direction"] == "in":
+            return r
+a, b = row(sys.argv[1]), row(sys.argv[2])
+if not a or not b:
+    print("no such row")
+elif b["conformance"] is None:
+    print(0, 0, 0)
+else:
+    print(*(b["conformance"][k]["packets"] - a["conformance"][k]["packets"] for k in ("expected", "zero", "other")))
+EOF
+		)"
 		expect_eq "$phase: stats: $rule in: +$n packets, +$want re-marked" "$n $want" "$($PY - "$2" "$3" "$rule" <<'EOF'
 import json, sys
 def row(path):

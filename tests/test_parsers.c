@@ -27,6 +27,7 @@
 #include "compile.h"
 #include "matrix.h"
 #include "packet.h"
+#include "qos.h"
 #include "site.h"
 
 #define BASE_MATRIX   "tests/data/base.matrix"
@@ -1012,7 +1013,7 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(
 	    m, "unknown-role.site", "frontend 192.0.2.10\ndirector 192.0.2.20\n", 2,
 	    "unknown role 'director' (the test matrix has: frontend, edge-external, mediation, "
-	    "all-servers, everything; keywords: protect, dscp, allow-icmp, flows)");
+	    "all-servers, everything; keywords: protect, dscp, allow-icmp, flows, qos)");
 	site_bad(m, "no-prefix.site", "# roles\nfrontend\n", 2,
 		 "role 'frontend' without a prefix: expected 'ROLE PREFIX ...'");
 	site_bad(m, "bad-address.site", "frontend 192.0.2.10 192.0.2.300\n", 1,
@@ -1895,7 +1896,7 @@ static void test_matrix_outbound_errors(void)
 	 * "Keywords are not role slugs, so a matrix cannot declare a role of that name"): a
 	 * matrix role of that name could never get an address, so the matrix must refuse it.
 	 */
-	static const char *const keywords[] = { "protect", "dscp", "allow-icmp" };
+	static const char *const keywords[] = { "protect", "dscp", "allow-icmp", "flows", "qos" };
 	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
 		char name[64], line[128], msg[64];
 		snprintf(name, sizeof(name), "role-keyword-%s.matrix", keywords[i]);
@@ -2483,6 +2484,181 @@ static void test_assign_ids(void)
 	matrix_free(&b);
 }
 
+/* ---- QoS profiles (maps/qos.profiles) ---- */
+
+/* Lines `mark PROFILE SERVICE ...` (not `=DEFAULT`) of a profiles file. */
+static int count_marks(const char *path, const char *profile)
+{
+	FILE *f = fopen(path, "r");
+	char line[512], kw[32], name[64], svc[64];
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%31s %63s %63s", kw, name, svc) == 3 && !strcmp(kw, "mark") &&
+		    !strcmp(name, profile) && svc[0] != '=')
+			n++;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void test_qos_shipped(void)
+{
+	static const char *const products[] = {
+		"ocs2007r2", "lync2010", "lync2013", "sfb2015", "teams", "sfb2015.matrix,maps/teams"
+	};
+	static const char *const profiles[] = { "sfb", "teams", "expressroute" };
+	for (size_t k = 0; k < 6; k++) {
+		char path[128];
+		struct matrix m;
+		struct text_error err = { { 0 } };
+		snprintf(path, sizeof(path), "maps/%s.matrix", products[k]);
+		if (!CHECK(matrix_load(path, &m, &err) == 0, "qos: %s loads%s", path, why(&err)))
+			continue;
+		for (size_t i = 0; i < 3; i++) {
+			struct qos_profile p;
+			int rc = qos_profile_load(&m, profiles[i], &p, &err);
+			if (!CHECK(rc == 0, "qos: profile %s loads against %s%s", profiles[i],
+				   products[k], why(&err)))
+				continue;
+			int marked = 0, bad = 0;
+			char first[160] = "";
+			for (int s = 0; s < m.nservices; s++) {
+				marked += p.mark_line[s] > 0;
+				int v = p.dscp[s] == QOS_UNSET ? m.services[s].dscp : p.dscp[s];
+				int want = m.services[s].dscp;
+				const char *slug = m.services[s].slug;
+				if (!strcmp(profiles[i], "teams") ||
+				    !strcmp(profiles[i], "expressroute")) {
+					if (!strcmp(slug, "media-audio"))
+						want = 46;
+					else if (!strcmp(slug, "media-video"))
+						want = 34;
+					else if (!strcmp(slug, "app-sharing-media"))
+						want = 18;
+				}
+				if (!strcmp(profiles[i], "expressroute")) {
+					if (!strcmp(slug, "file-transfer") ||
+					    !strcmp(slug, "chat-file-transfer"))
+						want = 10;
+					else if (m.services[s].dscp == 24 &&
+						 strcmp(slug, "app-sharing-media"))
+						want = 0; /* CS3 signalling: not honoured, reset */
+					if (v >= 0 && !(p.allowed & (1ULL << v)) && !bad++)
+						snprintf(first, sizeof(first),
+							 "; %s %d not allowed", slug, v);
+				}
+				if (v != want && !bad++)
+					snprintf(first, sizeof(first), "; %s: %d, expected %d",
+						 slug, v, want);
+			}
+			CHECK(bad == 0,
+			      "qos: %s on %s: every service's DSCP as the profile's source "
+			      "says%s",
+			      profiles[i], products[k], first);
+			int lines = count_marks(p.path, profiles[i]);
+			CHECK(marked == lines,
+			      "qos: %s: all %d mark lines name a service of %s (%d matched)",
+			      profiles[i], lines, products[k], marked);
+			qos_profile_free(&p);
+		}
+		matrix_free(&m);
+	}
+}
+
+/* A profiles file beside a small matrix in the temporary directory. */
+static void qos_case(const char *what, const char *profiles, const char *site, int line,
+		     const char *msg)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	const char *mpath = tmp_text("qos.matrix", matrix_head);
+	tmp_text("qos.profiles", profiles);
+	if (matrix_load(mpath, &m, &err) < 0) {
+		CHECK(0, "qos: the small matrix loads%s", why(&err));
+		return;
+	}
+	char name[64];
+	snprintf(name, sizeof(name), "qos-%s.site", what);
+	site_bad(&m, name, site, line, msg);
+	matrix_free(&m);
+}
+
+static void test_qos_profiles(void)
+{
+	test_qos_shipped();
+
+	const char *site = "frontend 192.0.2.10\nqos er\n";
+	const char *good = "profile er \"ER\" ref:x\nallow er 46 34 0\nmark er =24 0\n";
+	qos_case("unknown", good, "frontend 192.0.2.10\nqos nosuch\n", 2,
+		 "qos: unknown qos profile 'nosuch'");
+	qos_case("twice", good, "qos er\nfrontend 192.0.2.10\nqos er\n", 3,
+		 "qos: a profile is already selected at line 1");
+	qos_case("no-name", good, "frontend 192.0.2.10\nqos\n", 2,
+		 "expected 'qos PROFILE' (sfb, teams, expressroute, ...)");
+	char msg[256];
+	snprintf(msg, sizeof(msg),
+		 "qos: %s/qos.profiles:1: mark: profile 'er' is not declared above", tmpdir);
+	qos_case("undeclared", "mark er sip-tls 0\n", site, 2, msg);
+	snprintf(msg, sizeof(msg), "qos: %s/qos.profiles:2: '64' is not a DSCP (0..63) or '-'",
+		 tmpdir);
+	qos_case("dscp-64", "profile er \"ER\" ref:x\nmark er sip-tls 64\n", site, 2, msg);
+	snprintf(msg, sizeof(msg), "qos: %s/qos.profiles:2: profile 'er' declared twice", tmpdir);
+	qos_case("dup-profile", "profile er \"ER\" ref:x\nprofile er \"ER\" ref:x\n", site, 2, msg);
+	snprintf(msg, sizeof(msg),
+		 "qos: %s/qos.profiles:3: mark: service 'sip-tls' already marked at line 2",
+		 tmpdir);
+	qos_case("dup-mark", "profile er \"ER\" ref:x\nmark er sip-tls 0\nmark er sip-tls 10\n",
+		 site, 2, msg);
+	snprintf(msg, sizeof(msg), "qos: %s/qos.profiles:2: unknown keyword 'set'", tmpdir);
+	qos_case("keyword", "profile er \"ER\" ref:x\nset er sip-tls 0\n", site, 2, msg);
+	snprintf(msg, sizeof(msg),
+		 "qos: %s/qos.profiles:1: expected 'profile NAME \"Title\" SOURCE'", tmpdir);
+	qos_case("unquoted", "profile er ER ref:x\n", site, 2, msg);
+	snprintf(msg, sizeof(msg), "qos: %s/qos.profiles:2: allow: '-' is not a DSCP", tmpdir);
+	qos_case("allow-keep", "profile er \"ER\" ref:x\nallow er 46 -\n", site, 2, msg);
+	/* allow: the matrix default 24 of sip-tls is not one of 46 34 0 without a mark */
+	qos_case("default-not-allowed", "profile er \"ER\" ref:x\nallow er 46 34 0\n", site, 2,
+		 "qos er: service sip-tls keeps DSCP 24, which the profile does not allow "
+		 "(only 46, 34, 0): add a dscp line for it");
+	snprintf(msg, sizeof(msg),
+		 "dscp sip-tls 26: the er profile allows only DSCP 46, 34, 0 (%s/qos.profiles:2)",
+		 tmpdir);
+	qos_case("site-not-allowed", good, "frontend 192.0.2.10\nqos er\ndscp sip-tls 26\n", 3,
+		 msg);
+
+	/* Precedence: site dscp > profile mark > matrix default; `-` allowed whatever `allow`. */
+	struct matrix m;
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	const char *mpath = tmp_text("qos.matrix", matrix_head);
+	tmp_text("qos.profiles", good);
+	if (!CHECK(matrix_load(mpath, &m, &err) == 0, "qos: small matrix%s", why(&err)))
+		return;
+	const char *sp = tmp_text("qos-ok.site", "frontend 192.0.2.10\nqos er\n");
+	int rc = site_load(sp, &m, &s, &err);
+	if (CHECK(rc == 0, "qos: site selecting er loads%s", why(&err))) {
+		int tls = matrix_find_service(&m, "sip-tls"),
+		    stun = matrix_find_service(&m, "stun");
+		CHECK(site_service_dscp(&m, &s, tls) == 0 &&
+			  site_service_dscp(&m, &s, stun) == MATRIX_DSCP_KEEP,
+		      "qos: er gives sip-tls 0 (=24 0), stun stays '-' (got %d, %d)",
+		      site_service_dscp(&m, &s, tls), site_service_dscp(&m, &s, stun));
+		CHECK(compile_tables(&m, &s, &c, &err) == 0 && c.dscp[0] == 0,
+		      "qos: the compiled sip-tls rule writes 0 (got %d)", c.dscp[0]);
+		compile_free(&c);
+		site_free(&s);
+	}
+	sp = tmp_text("qos-override.site", "frontend 192.0.2.10\nqos er\ndscp sip-tls 46\n");
+	rc = site_load(sp, &m, &s, &err);
+	if (CHECK(rc == 0, "qos: a site dscp line inside the allowed set loads%s", why(&err))) {
+		CHECK(site_service_dscp(&m, &s, matrix_find_service(&m, "sip-tls")) == 46,
+		      "qos: the site's dscp line wins over the profile");
+		site_free(&s);
+	}
+	matrix_free(&m);
+}
+
 /* The `client` role option, rule ranks, and matrices combined with ',' (sfb2015,teams). */
 static void test_client_and_combined(void)
 {
@@ -2786,6 +2962,7 @@ int main(void)
 	test_site_keywords(&base);
 	test_compile_outbound();
 	test_assign_ids();
+	test_qos_profiles();
 	test_client_and_combined();
 	test_addr4();
 	test_addr6();

@@ -34,6 +34,7 @@
 #define SITE_BASE   "tests/data/policy/base.site"
 #define SITE_ICMP   "tests/data/policy/icmp.site"
 #define SITE_DSCP   "tests/data/policy/dscp.site"
+#define SITE_ER	    "tests/data/policy/expressroute.site"
 
 #define V_DROP XDP_DROP /* 1 */
 #define V_PASS XDP_PASS /* 2 */
@@ -1708,6 +1709,166 @@ static void test_random(struct inst *tag, uint64_t seed)
 	check_remarked(tag, exp_remarked, "after the random run and the checksum edges");
 }
 
+/* ---- 12. QoS conformance ---- */
+
+/* Conformance counts of one rule and direction, from a report. */
+static void conformance_of(struct inst *in, uint32_t rule, uint32_t dir, uint64_t out[LX_CONF_MAX],
+			   int *keep)
+{
+	struct stats_report r;
+	struct text_error err = { { 0 } };
+	if (testrun_report(&in->t, &r, &err) < 0)
+		die("%s", err.msg);
+	memset(out, 0, sizeof(uint64_t) * LX_CONF_MAX);
+	for (int i = 0; i < r.nrows; i++)
+		if (r.rows[i].rule == rule && r.rows[i].dir == dir) {
+			for (int k = 0; k < LX_CONF_MAX; k++)
+				out[k] = r.rows[i].conformance[k].packets;
+			*keep = r.rows[i].info.dscp == LX_DSCP_KEEP;
+		}
+	stats_free(&r);
+}
+
+/*
+ * Each class of the tag sweep, on a monitor instance and a tagging one: packets arriving with
+ * the service's DSCP, with 0 and with other values are counted as expected, zero and other,
+ * by the DSCP they arrive with (before any rewrite), whatever the ECN bits and VLAN tags. A
+ * site `dscp` override moves the expectation; a rule whose service says `-` counts nothing.
+ */
+static void test_conformance(void)
+{
+	struct inst mon, tag, ovr;
+	inst_open(&mon, "monitor conformance", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	inst_open(&tag, "monitor tag 1 conformance", &S_base, &C_base, LX_POLICY_MONITOR, 1);
+	inst_open(&ovr, "monitor conformance dscp-override", &S_dscp, &C_dscp, LX_POLICY_MONITOR,
+		  0);
+	struct inst *all[2] = { &mon, &tag };
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		int other = tc->dscp == 10 ? 12 : 10;
+		/* per address family and VLAN count: 3 expected, 2 zero, 1 other (+1 with 63) */
+		for (int i = 0; i < 2; i++) {
+			for (int fam = 4; fam <= 6; fam += 2)
+				for (int v = 0; v <= 2; v++)
+					for (int n = 0; n < 8; n++) {
+						int d = n < 3	? tc->dscp
+							: n < 5 ? 0
+							: n < 7 ? other
+								: 63;
+						struct frame f = tag_frame(
+						    tc, fam, v, (uint8_t)(d << 2 | (n & 3)), 10);
+						run(all[i], &f);
+					}
+			uint64_t got[LX_CONF_MAX];
+			int keep = 1;
+			conformance_of(all[i], (uint32_t)tc->rule, LX_DIR_IN, got, &keep);
+			CHECK(!keep && got[LX_CONF_EXPECTED] == 18 && got[LX_CONF_ZERO] == 12 &&
+				  got[LX_CONF_OTHER] == 18,
+			      "%s [%s DSCP %d, 48 packets]: expected/zero/other 18/12/18 (got "
+			      "%llu/%llu/%llu)",
+			      all[i]->name, M.services[M.rules[tc->rule - 1].service].slug,
+			      tc->dscp, (unsigned long long)got[LX_CONF_EXPECTED],
+			      (unsigned long long)got[LX_CONF_ZERO],
+			      (unsigned long long)got[LX_CONF_OTHER]);
+			uint64_t none[LX_CONF_MAX];
+			conformance_of(all[i], (uint32_t)tc->rule, LX_DIR_OUT, none, &keep);
+			CHECK(none[0] + none[1] + none[2] == 0,
+			      "%s [%s DSCP %d]: the out direction counted nothing", all[i]->name,
+			      M.services[M.rules[tc->rule - 1].service].slug, tc->dscp);
+		}
+	}
+	/* The override: audio expects 40 instead of 46; sip-tls (`-`) counts nothing. */
+	int audio = matrix_find_service(&M, "media-audio");
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		if (M.rules[tc->rule - 1].service != audio)
+			continue;
+		int d[4] = { 40, 40, 46, 0 };
+		for (int n = 0; n < 4; n++) {
+			struct frame f = tag_frame(tc, 4, 0, (uint8_t)(d[n] << 2), 10);
+			run(&ovr, &f);
+		}
+		uint64_t got[LX_CONF_MAX];
+		int keep = 1;
+		conformance_of(&ovr, (uint32_t)tc->rule, LX_DIR_IN, got, &keep);
+		CHECK(!keep && got[0] == 2 && got[1] == 1 && got[2] == 1,
+		      "%s [audio with `dscp media-audio 40`]: 40 expected, 46 other, 0 zero (got "
+		      "%llu/%llu/%llu)",
+		      ovr.name, (unsigned long long)got[0], (unsigned long long)got[1],
+		      (unsigned long long)got[2]);
+	}
+	int siptls = -1;
+	for (int i = 0; i < M.nrules; i++)
+		if (M.rules[i].service == matrix_find_service(&M, "sip-tls") &&
+		    M.rules[i].kind == LX_KIND_LISTEN &&
+		    !strcmp(M.roles[M.rules[i].role].slug, "frontend") &&
+		    M.rules[i].port_lo == 5061)
+			siptls = i + 1;
+	CHECK(siptls > 0, "conformance: sfb2015 has frontend sip-tls 5061 (rule %d)", siptls);
+	if (siptls > 0) {
+		struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &FE, 5061, 4, 0x02, 0);
+		run(&ovr, &f);
+		CHECK(R.last.rule == (uint32_t)siptls,
+		      "%s: tcp to frontend 5061 is rule %d (got %u)", ovr.name, siptls,
+		      R.last.rule);
+		uint64_t got[LX_CONF_MAX];
+		int keep = 0;
+		conformance_of(&ovr, (uint32_t)siptls, LX_DIR_IN, got, &keep);
+		CHECK(keep && got[0] + got[1] + got[2] == 0,
+		      "%s [sip-tls with `dscp sip-tls -`]: no expectation, nothing counted",
+		      ovr.name);
+	}
+	testrun_close(&mon.t);
+	testrun_close(&tag.t);
+	testrun_close(&ovr.t);
+
+	/*
+	 * `qos expressroute`: the profile's values are what tag mode writes and what conformance
+	 * expects. Per class: the value the profile gives (sip-tls 24 -> 0, file-transfer 14 ->
+	 * 10, audio and video unchanged); a packet with the SfB default is then "other".
+	 */
+	struct site s_er;
+	struct compiled c_er;
+	struct text_error err = { { 0 } };
+	if (site_load(SITE_ER, &M, &s_er, &err) < 0 || compile_tables(&M, &s_er, &c_er, &err) < 0)
+		die("%s", err.msg);
+	struct inst er;
+	inst_open(&er, "monitor tag 1 qos expressroute", &s_er, &c_er, LX_POLICY_MONITOR, 1);
+	for (int k = 0; k < 4; k++) {
+		const struct tag_class *tc = &classes[k];
+		const char *svc = M.services[M.rules[tc->rule - 1].service].slug;
+		int want = !strcmp(svc, "sip-tls")	   ? 0
+			   : !strcmp(svc, "file-transfer") ? 10
+							   : tc->dscp;
+		char why[256];
+		struct frame f = tag_frame(tc, 4, 0, (uint8_t)(want << 2 | 1), 10);
+		int ok = tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		f = tag_frame(tc, 6, 1, (uint8_t)(tc->dscp << 2 | 2), 10);
+		ok &= tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		f = tag_frame(tc, 4, 0, 0x02, 10);
+		ok &= tag_run(&er, &f, want, (uint32_t)tc->rule, why, sizeof(why));
+		CHECK(ok, "%s [%s, SfB default %d]: tag mode writes the profile's %d%s", er.name,
+		      svc, tc->dscp, want, why);
+		uint64_t got[LX_CONF_MAX];
+		int keep = 1;
+		conformance_of(&er, (uint32_t)tc->rule, LX_DIR_IN, got, &keep);
+		/* sent: the profile's value, the SfB default, 0 (the same when the profile says 0)
+		 */
+		uint64_t e = 1 + (tc->dscp == want) + (want == 0);
+		uint64_t z = want != 0;
+		uint64_t o = 3 - e - z;
+		CHECK(!keep && got[0] == e && got[1] == z && got[2] == o,
+		      "%s [%s]: conformance against %d: expected/zero/other %llu/%llu/%llu (got "
+		      "%llu/%llu/%llu)",
+		      er.name, svc, want, (unsigned long long)e, (unsigned long long)z,
+		      (unsigned long long)o, (unsigned long long)got[0], (unsigned long long)got[1],
+		      (unsigned long long)got[2]);
+	}
+	testrun_close(&er.t);
+	compile_free(&c_er);
+	site_free(&s_er);
+}
+
 /* ---- 10. spoofed protected sources, replies from listen ports, a flood from outside ---- */
 
 /* Entries in the instance's lx_flows, and how many it ever opened (lx_flow_stats). */
@@ -2013,6 +2174,8 @@ int main(void)
 	test_spoofed();
 	puts("== 11. a million attack packets from outside");
 	test_flood();
+	puts("== 12. QoS conformance");
+	test_conformance();
 
 	compile_free(&C_base);
 	compile_free(&C_icmp);

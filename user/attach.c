@@ -394,6 +394,8 @@ static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 	uint32_t per_slot = rule_cap * LX_DIR_MAX;
 	zero_entries("lx_counters", slot * per_slot, per_slot, zeros);
 	zero_entries("lx_remarked", slot * per_slot, per_slot, zeros);
+	zero_entries("lx_conformance", slot * per_slot * LX_CONF_MAX, per_slot * LX_CONF_MAX,
+		     zeros);
 	zero_entries("lx_special", lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
 	zero_entries("lx_drops", lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
 	free(zeros);
@@ -538,6 +540,8 @@ static void zero_rule_ids(const struct lx_state *st, const uint8_t *ids)
 			uint32_t first = lx_rule_counter_index(slot, st->rule_cap, id, 0);
 			zero_entries("lx_counters", first, LX_DIR_MAX, zeros);
 			zero_entries("lx_remarked", first, LX_DIR_MAX, zeros);
+			zero_entries("lx_conformance", first * LX_CONF_MAX,
+				     LX_DIR_MAX * LX_CONF_MAX, zeros);
 		}
 	}
 	free(zeros);

@@ -233,10 +233,7 @@ static void resolve(const struct matrix *m, struct compiled *c, int g, int proto
 static void resolve_dscp(const struct matrix *m, const struct site *s, struct compiled *c)
 {
 	for (int i = 0; i < m->nrules; i++) {
-		int dscp = m->services[m->rules[i].service].dscp;
-		for (int k = 0; k < s->ndscp; k++)
-			if (s->dscp[k].service == m->rules[i].service)
-				dscp = s->dscp[k].dscp;
+		int dscp = site_service_dscp(m, s, m->rules[i].service);
 		c->dscp[i] = dscp < 0 ? LX_DSCP_KEEP : (uint8_t)dscp;
 	}
 }

@@ -183,6 +183,8 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_media,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX * LX_MEDIA_MAX);
+	bpf_map__set_max_entries(skel->maps.lx_conformance,
+				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX * LX_CONF_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
 	bpf_map__set_max_entries(skel->maps.tbl_actions, opts->rule_cap);
 
@@ -233,6 +235,7 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 	fds->counters = bpf_map__fd(skel->maps.lx_counters);
 	fds->special = bpf_map__fd(skel->maps.lx_special);
 	fds->remarked = bpf_map__fd(skel->maps.lx_remarked);
+	fds->conformance = bpf_map__fd(skel->maps.lx_conformance);
 	fds->drops = bpf_map__fd(skel->maps.lx_drops);
 	fds->droplog_rl = bpf_map__fd(skel->maps.lx_droplog_rl);
 	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);

@@ -74,6 +74,7 @@ struct lx_map_fds {
 	int counters;
 	int special;
 	int remarked;
+	int conformance;
 	int drops;
 	int droplog_rl;
 	int rule_info;

@@ -32,6 +32,7 @@
 #include "stats.h"
 #include "streams.h"
 #include "testrun.h"
+#include "top.h"
 
 #ifndef LYNCXDP_VERSION
 #define LYNCXDP_VERSION "0.1.0"
@@ -55,6 +56,8 @@ static const char usage_main[] =
     "  status [--json]    attached interfaces, product, site, rule and prefix counts\n"
     "  stats [IFACE] [--json | --prometheus] [--interval SECONDS [--count N]] [--all]\n"
     "                     per-service packet and byte counters, drops by reason\n"
+    "  top [IFACE] [--interval SECONDS]\n"
+    "                     live view: rates per role and service, sparklines, drops\n"
     "  exporter --listen ADDR:PORT\n"
     "                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
     "  streams [IFACE] [--json] [--interval S [--count N]]\n"
@@ -668,7 +671,8 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 	fds->counters = pinned_map_fd("lx_counters", err);
 	fds->special = fds->counters < 0 ? -1 : pinned_map_fd("lx_special", err);
 	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
-	fds->drops = fds->remarked < 0 ? -1 : pinned_map_fd("lx_drops", err);
+	fds->conformance = fds->remarked < 0 ? -1 : pinned_map_fd("lx_conformance", err);
+	fds->drops = fds->conformance < 0 ? -1 : pinned_map_fd("lx_drops", err);
 	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
 	fds->media = fds->rule_info < 0 ? -1 : pinned_map_fd("lx_media", err);
 	fds->droplog_rl = fds->state = fds->last = fds->streams = -1;
@@ -677,8 +681,8 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 
 static void close_pinned(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special,   fds->remarked,
-		      fds->drops,    fds->rule_info, fds->media };
+	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
+		      fds->rule_info, fds->media,   fds->conformance };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
@@ -890,6 +894,126 @@ static int cmd_streams(int argc, char **argv)
 	return rc;
 }
 
+/* ---- top ---- */
+
+static const char help_top[] =
+    "Usage: lyncxdp top [IFACE] [--interval SECONDS] [--count N]\n"
+    "\n"
+    "A live view of the counters, redrawn every interval (default 1 s): per role and\n"
+    "service, packets/s and bits/s in and out with a sparkline of the last minute, then\n"
+    "drops and would-drops per reason; sorted by rate. Keys: s / S next / previous sort\n"
+    "(bit/s, in, out, pkt/s, name), / filter by role or service (Enter applies, Esc\n"
+    "clears), a rows without traffic too, q quit. Needs 80x24 or more.\n"
+    "When stdin or stdout is not a terminal, prints `stats --interval` reports instead.\n"
+    "  --count N  (not a terminal) stop after N reports\n";
+
+struct top_source {
+	struct lx_map_fds fds;
+	const char *ifname;
+};
+
+/* Reads the state each time: a reload may have added rule ids. */
+static int top_collect(void *ctx, struct stats_report *r, struct text_error *err)
+{
+	struct top_source *src = ctx;
+	struct lx_state st;
+	int attached = state_read(&st, err);
+	if (attached < 0)
+		return -1;
+	uint32_t mask = attached ? slot_mask_for(&st, src->ifname) : 0;
+	if (!mask) {
+		snprintf(err->msg, sizeof(err->msg), "%s%s", src->ifname ? src->ifname : "",
+			 src->ifname ? ": lyncxdp is no longer attached there"
+				     : "not attached to any interface any more");
+		return -1;
+	}
+	return stats_collect(&src->fds, st.rule_cap, st.max_rule_id, mask, r, err);
+}
+
+static int cmd_top(int argc, char **argv)
+{
+	static const struct option opts[] = { { "interval", required_argument, NULL, 'i' },
+					      { "count", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	double interval = 1;
+	const char *interval_arg = "1", *count_arg = NULL;
+	unsigned long count = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		char *end;
+		if (opt == 'i') {
+			interval = strtod(optarg, &end);
+			if (*end || !(interval >= 0.1 && interval <= 3600))
+				return usage_error("top", "--interval is seconds, 0.1 to 3600");
+			interval_arg = optarg;
+		} else if (opt == 'c') {
+			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
+				return usage_error("top", "--count is a positive number");
+			count_arg = optarg;
+		} else if (opt == OPT_HELP)
+			return fputs(help_top, stdout), 0;
+		else
+			return option_error("top", opt, argv);
+	}
+	if (argc - optind > 1)
+		return usage_error("top", "at most one interface");
+	const char *ifname = argc > optind ? argv[optind] : NULL;
+
+	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO)) {
+		/* Not a terminal (a pipe, a log, cron): the same numbers as stats --interval. */
+		char *args[8];
+		int n = 0;
+		args[n++] = "stats";
+		if (ifname)
+			args[n++] = (char *)ifname;
+		args[n++] = "--interval";
+		args[n++] = (char *)interval_arg;
+		if (count_arg) {
+			args[n++] = "--count";
+			args[n++] = (char *)count_arg;
+		}
+		args[n] = NULL;
+		optind = 0; /* getopt starts over for the other command */
+		return cmd_stats(n, args);
+	}
+
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	struct lx_state st;
+	struct text_error err;
+	int attached = state_read(&st, &err);
+	if (attached < 0)
+		return fail(&err);
+	if (!attached) {
+		fprintf(stderr, "lyncxdp: not attached to any interface\n");
+		return 1;
+	}
+	uint32_t mask = slot_mask_for(&st, ifname);
+	if (!mask) {
+		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
+		return 1;
+	}
+	struct top_source src = { .ifname = ifname };
+	if (open_pinned(&src.fds, &err) < 0) {
+		close_pinned(&src.fds);
+		return fail(&err);
+	}
+	char title[160];
+	size_t used = (size_t)snprintf(title, sizeof(title), "%s on", st.product);
+	for (int i = 0; i < LX_MAX_IFACES && used < sizeof(title); i++)
+		if (mask & (1u << i))
+			used += (size_t)snprintf(title + used, sizeof(title) - used, " %s",
+						 st.ifaces[i].name);
+	struct top_opts o = {
+		.interval = interval, .title = title, .in_fd = STDIN_FILENO, .out_fd = STDOUT_FILENO
+	};
+	rc = top_run(&o, top_collect, &src, &err) < 0 ? fail(&err) : 0;
+	close_pinned(&src.fds);
+	return rc;
+}
+
 /* ---- explain ---- */
 
 /* The sides a test run can model: frames arrive on no interface, so nothing to route by. */
@@ -945,8 +1069,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 			       stats_counter_name((int)res->last.counter));
 		printf(", \"direction\": %s%s%s, \"verdict\": \"%s\"", dir ? "\"" : "",
 		       dir ? dir : "null", dir ? "\"" : "", verdict);
-		printf(", \"reason\": %s%s%s, \"dscp\": %u}\n", reason ? "\"" : "",
+		printf(", \"reason\": %s%s%s, \"dscp\": %u, \"qos\": ", reason ? "\"" : "",
 		       reason ? reason : "null", reason ? "\"" : "", res->last.dscp);
+		in->s.qos_line ? json_string(stdout, in->s.qos.name) : (void)printf("null");
+		printf("}\n");
 		return;
 	}
 	printf("packet     %s %s -> %s\n", proto, src, dst);
@@ -963,7 +1089,10 @@ static void print_explain(const struct inputs *in, const struct testrun_result *
 	}
 	printf("verdict    %s%s%s%s\n", verdict, reason ? " (" : "", reason ? reason : "",
 	       reason ? (res->retval == XDP_DROP ? ")" : ": enforce would drop it)") : "");
-	printf("dscp       %u\n", res->last.dscp);
+	printf("dscp       %u", res->last.dscp);
+	if (in->s.qos_line)
+		printf(" (site selects qos profile %s)", in->s.qos.name);
+	putchar('\n');
 }
 
 /* 0..255, decimal or hex with 0x (a TOS byte is usually written 0xb8). */
@@ -1323,7 +1452,8 @@ static const struct cmd commands[] = {
 	{ "explain", cmd_explain, help_explain },    { "replay", cmd_replay, help_replay },
 	{ "check", cmd_check, help_check },	     { "set", cmd_set, help_set },
 	{ "reload", cmd_reload, help_reload },	     { "drops", cmd_drops, help_drops },
-	{ "exporter", cmd_exporter, help_exporter }, { "streams", cmd_streams, help_streams },
+	{ "exporter", cmd_exporter, help_exporter }, { "top", cmd_top, help_top },
+	{ "streams", cmd_streams, help_streams },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)

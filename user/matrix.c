@@ -187,12 +187,13 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	    check_name(tf, err, t, 2) < 0)
 		return -1;
 	/* A site line starts with a role or one of these keywords: they cannot be both. */
-	static const char *const site_keywords[] = { "protect", "dscp", "allow-icmp", "flows" };
+	static const char *const site_keywords[] = { "protect", "dscp", "allow-icmp", "flows",
+						     "qos" };
 	for (size_t i = 0; i < sizeof(site_keywords) / sizeof(site_keywords[0]); i++)
 		if (!strcmp(t->tok[1], site_keywords[i]))
 			return text_fail(
 			    tf, err,
-			    "role '%s' is a site keyword (protect, dscp, allow-icmp, flows): "
+			    "role '%s' is a site keyword (protect, dscp, allow-icmp, flows, qos): "
 			    "choose another slug",
 			    t->tok[1]);
 	if (m->nroles == MATRIX_MAX_ROLES)

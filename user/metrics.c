@@ -104,6 +104,28 @@ static void media_metric(FILE *out, const struct iface_report *ir, int n, int by
 		}
 }
 
+/* QoS conformance of the rules whose service has a DSCP: the class, never the raw value. */
+static void conformance_metric(FILE *out, const struct iface_report *ir, int n)
+{
+	const char *name = "lyncxdp_dscp_packets_total";
+	header(out, name, "counter",
+	       "Classified packets by the DSCP they arrived with: the service's (expected), 0 "
+	       "(zero) or another (other); rules whose service has a DSCP only.");
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < ir[i].r.nrows; k++) {
+			const struct stats_row *row = &ir[i].r.rows[k];
+			if (row->info.dscp == LX_DSCP_KEEP)
+				continue;
+			for (uint32_t c = 0; c < LX_CONF_MAX; c++) {
+				fprintf(out, "%s{", name);
+				rule_labels(out, ir[i].ifs->name, row);
+				label(out, "conformance", stats_conformance_name(c), 0);
+				fprintf(out, "} %llu\n",
+					(unsigned long long)row->conformance[c].packets);
+			}
+		}
+}
+
 static void special_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
 {
 	const char *name =
@@ -175,10 +197,10 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 
 static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 {
-	const char *names[] = { "lx_counters", "lx_special",   "lx_remarked",
-				"lx_drops",    "lx_rule_info", "lx_media" };
-	int *slots[] = { &fds->counters, &fds->special,	  &fds->remarked,
-			 &fds->drops,	 &fds->rule_info, &fds->media };
+	const char *names[] = { "lx_counters",	"lx_special", "lx_remarked",   "lx_drops",
+				"lx_rule_info", "lx_media",   "lx_conformance" };
+	int *slots[] = { &fds->counters,  &fds->special, &fds->remarked,   &fds->drops,
+			 &fds->rule_info, &fds->media,	 &fds->conformance };
 	memset(fds, -1, sizeof(*fds));
 	for (size_t i = 0; i < 6; i++)
 		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
@@ -188,8 +210,8 @@ static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 
 static void close_fds(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special,   fds->remarked,
-		      fds->drops,    fds->rule_info, fds->media };
+	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
+		      fds->rule_info, fds->media,   fds->conformance };
 	for (size_t i = 0; i < 6; i++)
 		if (all[i] >= 0)
 			close(all[i]);
@@ -363,6 +385,7 @@ int metrics_write(FILE *out, struct text_error *err)
 			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
 		media_metric(out, ir, n, 0);
 		media_metric(out, ir, n, 1);
+		conformance_metric(out, ir, n);
 		special_metric(out, ir, n, 0);
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);

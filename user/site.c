@@ -6,6 +6,7 @@
  *   protect ROLE [ROLE ...]             enforce the matrix in front of these roles
  *   dscp SERVICE VALUE|-                the tag mode's DSCP for a service
  *   allow-icmp ipv4|ipv6 TYPE[:CODE] ...  ICMP protected hosts accept beyond the matrix's
+ *   qos PROFILE                         the DSCP profile of maps/qos.profiles (sfb, teams, ...)
  *   flows N                             size of the flow table (connections protected hosts
  *                                       open), 1024..16777216, default LX_MAX_FLOWS
  * Keywords are not role slugs, so a matrix cannot declare a role of that name.
@@ -22,6 +23,63 @@ void site_free(struct site *s)
 	free(s->prefixes);
 	s->prefixes = NULL;
 	s->nprefixes = 0;
+	qos_profile_free(&s->qos);
+}
+
+int site_service_dscp(const struct matrix *m, const struct site *s, int service)
+{
+	for (int k = 0; k < s->ndscp; k++)
+		if (s->dscp[k].service == service)
+			return s->dscp[k].dscp;
+	if (s->qos_line && s->qos.dscp && service < s->qos.nservices &&
+	    s->qos.dscp[service] != QOS_UNSET)
+		return s->qos.dscp[service];
+	return m->services[service].dscp;
+}
+
+static int parse_qos(struct text_file *tf, struct text_error *err, const struct matrix *m,
+		     struct site *s, const struct text_tokens *t)
+{
+	if (t->n != 2)
+		return text_fail(tf, err, "expected 'qos PROFILE' (sfb, teams, expressroute, ...)");
+	if (s->qos_line)
+		return text_fail(tf, err, "qos: a profile is already selected at line %d",
+				 s->qos_line);
+	struct text_error why;
+	if (qos_profile_load(m, t->tok[1], &s->qos, &why) < 0)
+		return text_fail(tf, err, "qos: %s", why.msg);
+	s->qos_line = tf->line;
+	return 0;
+}
+
+/* A profile with an `allow` list: every DSCP written must be one it allows. */
+static int check_allowed(const struct matrix *m, struct site *s, struct text_error *err)
+{
+	if (!s->qos_line || !s->qos.allowed)
+		return 0;
+	char allowed[160];
+	qos_format_allowed(s->qos.allowed, allowed, sizeof(allowed));
+	for (int svc = 0; svc < m->nservices; svc++) {
+		int v = site_service_dscp(m, s, svc);
+		if (v < 0 || (s->qos.allowed & (1ULL << v)))
+			continue;
+		for (int k = 0; k < s->ndscp; k++)
+			if (s->dscp[k].service == svc) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "%s:%d: dscp %s %d: the %s profile allows only DSCP %s "
+					 "(%s:%d)",
+					 s->path, s->dscp[k].line, m->services[svc].slug, v,
+					 s->qos.name, allowed, s->qos.path, s->qos.allow_line);
+				return -1;
+			}
+		snprintf(
+		    err->msg, sizeof(err->msg),
+		    "%s:%d: qos %s: service %s keeps DSCP %d, which the profile does not allow "
+		    "(only %s): add a dscp line for it",
+		    s->path, s->qos_line, s->qos.name, m->services[svc].slug, v, allowed);
+		return -1;
+	}
+	return 0;
 }
 
 static int host_bits_set(const struct site_prefix *p)
@@ -237,6 +295,8 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return parse_dscp(tf, err, m, s, t);
 	if (!strcmp(slug, "allow-icmp"))
 		return parse_allow_icmp(tf, err, s, t);
+	if (!strcmp(slug, "qos"))
+		return parse_qos(tf, err, m, s, t);
 	if (!strcmp(slug, "flows"))
 		return parse_flows(tf, err, s, t);
 	int role = matrix_find_role(m, slug);
@@ -249,7 +309,7 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return text_fail(
 		    tf, err,
 		    "unknown role '%s' (the %s matrix has: %s; keywords: protect, dscp, "
-		    "allow-icmp, flows)",
+		    "allow-icmp, flows, qos)",
 		    slug, m->product, roles);
 	}
 	if (t->n < 2)
@@ -291,6 +351,8 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	s->hash = tf.hash;
 	if (r == 0)
 		merge_duplicates(s, m);
+	if (r == 0 && check_allowed(m, s, err) < 0)
+		r = -1;
 	/* Only for a site that is otherwise fine: an empty one gets its error alone. */
 	uint64_t unplaced = r == 0 && s->nprefixes
 				? s->protected_roles & ~matrix_role_closure(m, s->roles_present)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "matrix.h"
+#include "qos.h"
 
 struct site_prefix {
 	int family;	  /* 4 or 6 */
@@ -36,7 +37,9 @@ struct site {
 	struct site_dscp dscp[SITE_MAX_DSCP];
 	int nicmp; /* `allow-icmp ipv4|ipv6 TYPE[:CODE] ...`, beyond the matrix's */
 	struct matrix_icmp icmp[MATRIX_MAX_ICMP];
-	uint32_t flows_max; /* `flows N`: size of the flow table, 0 for the default */
+	int qos_line;		/* `qos PROFILE`: 0 when the site selects none */
+	struct qos_profile qos; /* the selected profile, read from maps/qos.profiles */
+	uint32_t flows_max;	/* `flows N`: size of the flow table, 0 for the default */
 	int flows_line;
 	int nprefixes;
 	struct site_prefix *prefixes;
@@ -46,6 +49,10 @@ struct site {
 /* Reads a site file against a matrix's roles. Warnings go to stderr as file:line. */
 int site_load(const char *path, const struct matrix *m, struct site *s, struct text_error *err);
 void site_free(struct site *s);
+
+/* The DSCP a service gets: the site's `dscp` line, else its qos profile's, else the matrix's
+ * default. 0..63 or MATRIX_DSCP_KEEP. */
+int site_service_dscp(const struct matrix *m, const struct site *s, int service);
 
 /* Parses "ADDR[/LEN]" (IPv4 or IPv6). Returns 0, or -1 with a reason in why. */
 int site_parse_prefix(const char *text, struct site_prefix *p, char *why, size_t whylen);

@@ -27,6 +27,26 @@ static const char *const reason_names[LX_DROP_MAX] = {
 	[LX_DROP_SPOOFED] = "spoofed",	   [LX_DROP_SOURCE] = "source",
 };
 
+/* QoS conformance classes as shown to users; indexed by enum lx_conformance. */
+static const char *const conformance_names[LX_CONF_MAX] = {
+	[LX_CONF_EXPECTED] = "expected",
+	[LX_CONF_ZERO] = "zero",
+	[LX_CONF_OTHER] = "other",
+};
+
+const char *stats_conformance_name(uint32_t conformance)
+{
+	return conformance < LX_CONF_MAX ? conformance_names[conformance] : "?";
+}
+
+double stats_conformance_share(const struct stats_row *row)
+{
+	uint64_t all = 0;
+	for (int k = 0; k < LX_CONF_MAX; k++)
+		all += row->conformance[k].packets;
+	return all ? (double)row->conformance[LX_CONF_EXPECTED].packets / (double)all : -1;
+}
+
 const char *stats_reason_name(uint32_t reason)
 {
 	return reason < LX_DROP_MAX ? reason_names[reason] : "?";
@@ -102,6 +122,12 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 					    fds->media,
 					    lx_media_counter_index(slot, rule_cap, rule, dir, k),
 					    percpu, ncpu, &row->media[k]);
+				for (uint32_t k = 0; rc == 0 && fds->conformance >= 0 &&
+						     info.dscp != LX_DSCP_KEEP && k < LX_CONF_MAX;
+				     k++)
+					rc = read_count(fds->conformance,
+							lx_conformance_index(idx, k), percpu, ncpu,
+							&row->conformance[k]);
 			}
 			r->total.packets += row->count.packets;
 			r->total.bytes += row->count.bytes;
@@ -180,6 +206,16 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 		fprintf(out, "\"remarked_packets\": %llu, \"remarked_bytes\": %llu",
 			(unsigned long long)row->remarked.packets,
 			(unsigned long long)row->remarked.bytes);
+		if (row->info.dscp == LX_DSCP_KEEP)
+			fprintf(out, ", \"dscp\": null, \"conformance\": null");
+		else {
+			fprintf(out, ", \"dscp\": %u, \"conformance\": {", row->info.dscp);
+			for (uint32_t k = 0; k < LX_CONF_MAX; k++) {
+				fprintf(out, "%s\"%s\": ", k ? ", " : "", conformance_names[k]);
+				print_count_json(out, &row->conformance[k], NULL, 0);
+			}
+			fputc('}', out);
+		}
 		if (prev && prev->nrows == r->nrows)
 			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
@@ -265,12 +301,17 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 	const struct stats_report *prev =
 	    o->interval > 0 && o->prev && o->prev->nrows == r->nrows ? o->prev : NULL;
 	int remarked = 0; /* a REMARKED column once the tag mode has rewritten anything */
-	for (int i = 0; i < r->nrows; i++)
+	int conform = 0;  /* a DSCP conformance column once any rule with a DSCP counted */
+	for (int i = 0; i < r->nrows; i++) {
 		remarked |= r->rows[i].remarked.packets != 0;
+		conform |= stats_conformance_share(&r->rows[i]) >= 0;
+	}
 	fprintf(out, "%-18s %-22s %-5s %-16s %-4s %12s %14s", "ROLE", "SERVICE", "PROTO", "PORTS",
 		"DIR", "PACKETS", "BYTES");
 	if (remarked)
 		fprintf(out, " %12s", "REMARKED");
+	if (conform)
+		fprintf(out, prev ? " %-13s" : " %s", "DSCP CONFORM");
 	fprintf(out, prev ? " %10s %12s\n" : "\n", "PPS", "BIT/S");
 	int shown = 0;
 	for (int i = 0; i < r->nrows; i++) {
@@ -285,6 +326,14 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 			(unsigned long long)row->count.bytes);
 		if (remarked)
 			fprintf(out, " %12llu", (unsigned long long)row->remarked.packets);
+		/* "46 99.2%": the expected DSCP and the share of packets that had it; blank for
+		 * services without a DSCP or without packets */
+		double share = conform ? stats_conformance_share(row) : -1;
+		if (share >= 0)
+			fprintf(out, " %2u %5.1f%%%*s", row->info.dscp, 100.0 * share, prev ? 4 : 0,
+				"");
+		else if (prev)
+			fprintf(out, " %-13s", "");
 		if (prev)
 			fprintf(out, " %10.1f %12.0f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),

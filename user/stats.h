@@ -14,7 +14,10 @@ struct stats_row {
 	struct lx_rule_info info;
 	struct lx_count count;
 	struct lx_count remarked;	     /* DSCP rewritten by the tag mode */
-	struct lx_count media[LX_MEDIA_MAX]; /* media services: what their UDP packets carry */
+	struct lx_count media[LX_MEDIA_MAX]; /* media services: what their packets carry */
+	/* DSCP on arrival against info.dscp (enum lx_conformance); zero when info.dscp is
+	 * LX_DSCP_KEEP or the maps have no conformance counters */
+	struct lx_count conformance[LX_CONF_MAX];
 };
 
 struct stats_report {
@@ -44,5 +47,9 @@ void stats_print(FILE *out, const struct stats_report *r, const struct stats_pri
 const char *stats_counter_name(int counter);
 const char *stats_dir_name(uint32_t dir);
 const char *stats_reason_name(uint32_t reason);
+const char *stats_conformance_name(uint32_t conformance);
+
+/* Share of a row's packets that arrived with the expected DSCP, 0..1; -1 when none counted. */
+double stats_conformance_share(const struct stats_row *row);
 
 #endif

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Fleet metrics: the Prometheus rules and the Grafana dashboard under scripts/, against the real
+# thing.
+#  - promtool check rules, promtool test rules (tests/prometheus/lyncxdp-rules.test.yml), and
+#    mutated copies of the rules that the unit tests must catch (so they can fail).
+#  - The dashboard JSON: schema version, unique panel ids and grid, the variables it uses, every
+#    query aggregating by bounded labels only.
+#  - Two gateways, each a network namespace with its own bpffs (its own lyncxdp state, as two
+#    hosts have), each attached and serving its own exporter; one Prometheus scrapes both with
+#    `gateway` and `site` target labels and loads scripts/lyncxdp-rules.yml. After real traffic:
+#    the recording rules equal the sum of both gateways' `stats --json`, every dashboard panel's
+#    query returns series, a different site file reloaded on one gateway fires the drift alert
+#    (pending: `for: 15m`), and a stopped exporter the exporter-down alert.
+#
+#   lxfl-c1 (client) lxfl-c10 ==== lxfl-g10  lxfl-g1 (gateway 1, Front End 192.0.2.1)
+#   lxfl-c2 (client) lxfl-c20 ==== lxfl-g20  lxfl-g2 (gateway 2, Front End 192.0.2.1)
+# shellcheck shell=bash
+set -uo pipefail
+# shellcheck source=tests/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+RULES=$TOP/scripts/lyncxdp-rules.yml
+UNIT=$TOP/tests/prometheus/lyncxdp-rules.test.yml
+DASH=$TOP/scripts/lyncxdp-dashboard.json
+D=$TOP/tests/data/reload
+NH=$TOP/tests/nethelper.py
+
+require_clean_start lxfl-
+trap ns_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+ns_tmpdir lxfl
+T=$NS_TMP
+
+check "lyncxdp is built" test -x "$LYNCXDP"
+check "promtool is installed" command -v promtool
+check "prometheus is installed" command -v prometheus
+
+# ---- the rules: promtool ----
+out=$(promtool check rules "$RULES" 2>&1)
+expect_eq "promtool check rules scripts/lyncxdp-rules.yml ($(echo "$out" | tail -n 1 | sed 's/^ *//'))" 0 $?
+out=$(cd "$(dirname "$UNIT")" && promtool test rules "$(basename "$UNIT")" 2>&1)
+expect_eq "promtool test rules tests/prometheus/lyncxdp-rules.test.yml ($(echo "$out" | grep -c SUCCESS) SUCCESS)" 0 $?
+# Each mutation breaks one rule; the unit tests must fail on it.
+mkdir -p "$T/mut/scripts" "$T/mut/tests/prometheus"
+cp "$UNIT" "$T/mut/tests/prometheus/"
+while IFS='@' read -r what from to; do
+	sed "s/$from/$to/" "$RULES" >"$T/mut/scripts/lyncxdp-rules.yml"
+	if cmp -s "$RULES" "$T/mut/scripts/lyncxdp-rules.yml"; then
+		fail "mutation '$what': the pattern is not in the rules any more"
+		continue
+	fi
+	(cd "$T/mut/tests/prometheus" && promtool test rules lyncxdp-rules.test.yml) >"$T/mut.log" 2>&1
+	rc=$?
+	if [ "$rc" -ne 0 ]; then pass "promtool test rules catches a mutation: $what"; else fail "promtool test rules passes a broken rule: $what"; fi
+done <<'MUT'
+drift alert needs 3 configurations@(lyncxdp_info{job="lyncxdp"})) > 1@(lyncxdp_info{job="lyncxdp"})) > 2
+site sum keeps one gateway@sum by (site, role, service, direction) (lyncxdp_packets_total@max by (site, role, service, direction) (lyncxdp_packets_total
+alerts after 1 minute instead of 5@for: 5m@for: 1m
+non-conformance threshold 50%@ratio_rate15m > 0.05@ratio_rate15m > 0.5
+unsolicited counted as a plain drop@reason!~"spoofed|unsolicited"}\[5m\])) > 0.1@reason!~"spoofed"}[5m])) > 0.1
+MUT
+
+# ---- the dashboard: structure ----
+out=$($PY - "$DASH" <<'PYEOF'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+problems = []
+if d.get("schemaVersion") != 39:
+    problems.append("schemaVersion %r, documented 39" % d.get("schemaVersion"))
+for k in ("title", "uid", "panels", "templating", "time"):
+    if k not in d:
+        problems.append("no %s" % k)
+variables = {v["name"]: v for v in d["templating"]["list"]}
+for name in ("datasource", "site", "gateway"):
+    if name not in variables:
+        problems.append("no variable %s" % name)
+if variables.get("datasource", {}).get("query") != "prometheus":
+    problems.append("the datasource variable is not of Prometheus")
+ids = [p["id"] for p in d["panels"]]
+if len(ids) != len(set(ids)):
+    problems.append("panel ids repeat")
+bounded = {"site", "gateway", "role", "service", "direction", "reason", "action", "conformance",
+           "product", "matrix_hash", "site_hash"}
+cells = set()
+for p in d["panels"]:
+    g = p["gridPos"]
+    if g["x"] < 0 or g["w"] < 1 or g["x"] + g["w"] > 24 or g["h"] < 1:
+        problems.append("panel %d outside the 24-column grid" % p["id"])
+    for x in range(g["x"], g["x"] + g["w"]):
+        for y in range(g["y"], g["y"] + g["h"]):
+            if (x, y) in cells:
+                problems.append("panel %d overlaps another" % p["id"])
+                break
+            cells.add((x, y))
+    if not p.get("title") or not p.get("targets"):
+        problems.append("panel %d has no title or no query" % p["id"])
+    for t in p.get("targets", []):
+        if not t.get("refId") or not t.get("expr"):
+            problems.append("panel %d: a target without refId or expr" % p["id"])
+        if t.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append("panel %d: target not on ${datasource}" % p["id"])
+        for v in re.findall(r"\$(\w+)", t["expr"]):
+            if v not in variables and not v.startswith("__"):
+                problems.append("panel %d uses undefined $%s" % (p["id"], v))
+        for labels in re.findall(r"\bby \(([^)]*)\)", t["expr"]):
+            extra = {l.strip() for l in labels.split(",")} - bounded
+            if extra:
+                problems.append("panel %d aggregates by unbounded %s" % (p["id"], sorted(extra)))
+        if "rate(" in t["expr"] and not re.search(r"\bsum\b|\btopk\b", t["expr"]):
+            problems.append("panel %d: a rate per raw series (interface, ports labels)" % p["id"])
+print("; ".join(problems) if problems else "ok %d panels" % len(d["panels"]))
+PYEOF
+)
+check "dashboard JSON: schema 39, variables datasource/site/gateway, grid, bounded labels ($out)" test "${out%% *}" = ok
+PANELS=$(json_get 'len(j["panels"])' <"$DASH")
+
+# ---- two gateways ----
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+declare -A HOLDER EPORT EXP
+for g in 1 2; do
+	ns_add lxfl-c$g
+	ns_add lxfl-g$g
+	ns_quiet lxfl-c$g
+	ns_quiet lxfl-g$g
+	veth_pair lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
+	ns_addr lxfl-c$g lxfl-c${g}0 192.0.2.100/24
+	ns_addr lxfl-g$g lxfl-g${g}0 192.0.2.1/24
+	# The gateway's own bpffs, held by a process of its own mount namespace: two hosts.
+	unshare -m --propagation private bash -c 'mount -t bpf bpf /sys/fs/bpf && exec sleep 900' &
+	HOLDER[$g]=$!
+	NS_PIDS+=("${HOLDER[$g]}")
+	for _ in $(seq 50); do
+		nsenter --mount="/proc/${HOLDER[$g]}/ns/mnt" mountpoint -q /sys/fs/bpf 2>/dev/null && break
+		sleep 0.1
+	done
+done
+# gw G ARGS...: lyncxdp on gateway G (its bpffs, its network namespace).
+gw() {
+	local g=$1
+	shift
+	nsenter --mount="/proc/${HOLDER[$g]}/ns/mnt" --net="/run/netns/lxfl-g$g" "$LYNCXDP" "$@"
+}
+for g in 1 2; do
+	out=$(gw $g attach lxfl-g${g}0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
+	expect_eq "gateway $g: attach lxfl-g${g}0 ($out)" 0 $?
+done
+expect_eq "the gateways have separate state: gateway 1 sees only its own interface" "lxfl-g10" \
+	"$(gw 1 status --json | json_get '",".join(i["name"] for i in j["interfaces"])')"
+for g in 1 2; do
+	EPORT[$g]=$(free_port)
+	nsenter --mount="/proc/${HOLDER[$g]}/ns/mnt" "$LYNCXDP" exporter --listen "127.0.0.1:${EPORT[$g]}" \
+		2>"$T/exporter$g.log" &
+	EXP[$g]=$!
+	NS_PIDS+=("${EXP[$g]}")
+done
+for g in 1 2; do
+	up=0
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:${EPORT[$g]}/metrics" && up=1 && break
+		sleep 0.1
+	done
+	expect_eq "gateway $g: exporter answers on 127.0.0.1:${EPORT[$g]}" 1 "$up"
+done
+
+# ---- one Prometheus, both gateways, the rules ----
+PPORT=$(free_port)
+mkdir -p "$T/data"
+cat >"$T/prom.yml" <<YML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $RULES
+scrape_configs:
+  - job_name: lyncxdp
+    static_configs:
+      - targets: ['127.0.0.1:${EPORT[1]}']
+        labels: {gateway: gw1, site: hq}
+      - targets: ['127.0.0.1:${EPORT[2]}']
+        labels: {gateway: gw2, site: hq}
+YML
+check "promtool check config (with the rules)" promtool check config "$T/prom.yml"
+prometheus --config.file="$T/prom.yml" --storage.tsdb.path="$T/data" \
+	--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
+PROM_PID=$!
+NS_PIDS+=("$PROM_PID")
+
+api() { curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/$1" "${@:2}"; }
+# pq QUERY: the value of an instant query with one result, "none" without, "many" with more.
+pq() {
+	api query --data-urlencode "query=$1" | $PY -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]
+except Exception:
+    print("error"); sys.exit()
+print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
+}
+pq_wait() {
+	local v _
+	for _ in $(seq 60); do
+		v=$(pq "$1")
+		[ "$v" = "$2" ] && break
+		sleep 0.5
+	done
+	echo "$v"
+}
+expect_eq "prometheus scrapes both gateways: sum(up) == 2" 2 "$(pq_wait 'sum(up{job="lyncxdp"})' 2)"
+expect_eq "no drift while both gateways run the same files" none \
+	"$(pq 'count by (site) (count by (site, product, matrix_hash, site_hash) (lyncxdp_info)) > 1')"
+
+# ---- real traffic: audio (DSCP 46, 0 and 10), STUN, unclassified ----
+udp() { nsenter --net="/run/netns/$1" timeout 30 "$PY" "$NH" udp_send "${@:2}" >/dev/null; }
+udp lxfl-c1 192.0.2.100 40001 192.0.2.1 50000 40 0 0xb8,0xb8,0x00,0x28
+udp lxfl-c1 192.0.2.100 40002 192.0.2.1 3478 12 0
+udp lxfl-c2 192.0.2.100 40003 192.0.2.1 50001 25 0 0xb8
+udp lxfl-c2 192.0.2.100 40004 192.0.2.1 3478 7 0
+udp lxfl-c2 192.0.2.100 40005 192.0.2.1 9 3 0
+sleep 1
+for g in 1 2; do gw $g stats --json >"$T/s$g.json"; done
+# want: sum of both gateways' stats --json per (role, service, direction); got: the recording
+# rule's series, all of them.
+compare_rule() {
+	$PY - "$T/s1.json" "$T/s2.json" "$1" "$PPORT" <<'PYEOF'
+import json, sys, urllib.parse, urllib.request
+want = {}
+for path in sys.argv[1:3]:
+    for r in json.load(open(path))["services"]:
+        k = (r["role"], r["service"], r["direction"])
+        want[k] = want.get(k, 0) + r["packets"]
+url = "http://127.0.0.1:%s/api/v1/query?query=%s" % (sys.argv[4], urllib.parse.quote(sys.argv[3]))
+res = json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]
+got = {(s["metric"]["role"], s["metric"]["service"], s["metric"]["direction"]): int(float(s["value"][1])) for s in res}
+if got == want:
+    print("ok %d series, %d packets" % (len(got), sum(got.values())))
+else:
+    diff = ["%s: rule %s, stats %s" % ("/".join(k), got.get(k), want.get(k)) for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)]
+    print("; ".join(diff[:4]))
+PYEOF
+}
+for rule in 'role_service_direction:lyncxdp_packets:sum' 'site_role_service_direction:lyncxdp_packets:sum{site="hq"}'; do
+	for _ in $(seq 40); do
+		out=$(compare_rule "$rule")
+		[ "${out%% *}" = ok ] && break
+		sleep 0.5
+	done
+	check "recording rule $rule equals the sum of both gateways' stats --json ($out)" test "${out%% *}" = ok
+done
+expect_eq "the sum holds real traffic: audio in, both gateways (40 + 25)" 65 \
+	"$(pq 'role_service_direction:lyncxdp_packets:sum{service="media-audio",direction="in"}')"
+check "recording rule role_service_direction:lyncxdp_packets:rate5m: audio in above 0" \
+	test "$(pq 'role_service_direction:lyncxdp_packets:rate5m{service="media-audio",direction="in"} > 0')" != none
+expect_eq "DSCP conformance summed over gateways: audio expected (20 + 25)" 45 \
+	"$(pq_wait 'sum(lyncxdp_dscp_packets_total{service="media-audio",conformance="expected"})' 45)"
+
+# ---- drift: gateway 2 reloads a different site file ----
+{ cat "$D/a.site"; echo "# gateway 2's copy, edited by hand"; } >"$T/a-gw2.site"
+out=$(gw 2 reload --site "$T/a-gw2.site" 2>&1)
+expect_eq "gateway 2: reload with a different site file ($out)" 0 $?
+expect_eq "lyncxdp_info: two configurations in site hq" 2 \
+	"$(pq_wait 'count(count by (site, product, matrix_hash, site_hash) (lyncxdp_info{site="hq"}))' 2)"
+alert_state() {
+	api alerts | $PY -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["data"]["alerts"] if x["labels"]["alertname"] == sys.argv[1]
+     and all(x["labels"].get(k) == v for k, v in (kv.split("=") for kv in sys.argv[2:]))]
+print(",".join(sorted(x["state"] for x in a)) or "none")' "$@"
+}
+alert_wait() {
+	local v _
+	for _ in $(seq 40); do
+		v=$(alert_state "$@")
+		[ "$v" != none ] && break
+		sleep 0.5
+	done
+	echo "$v"
+}
+state=$(alert_wait LyncxdpConfigDrift site=hq)
+check "the drift alert LyncxdpConfigDrift{site=hq} is raised (state: $state; fires after for: 15m)" \
+	grep -Eqx 'pending|firing' <<<"$state"
+
+# ---- every dashboard panel's query returns series ----
+# Variables as Grafana substitutes them: site and gateway "All" (.*) or one value, the rate
+# interval one minute.
+panel_queries() {
+	$PY - "$DASH" "$1" "$2" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for p in d["panels"]:
+    for t in p["targets"]:
+        e = t["expr"].replace("$__rate_interval", "1m").replace("$site", sys.argv[2]).replace("$gateway", sys.argv[3])
+        print("%d\t%s\t%s" % (p["id"], p["title"], e))
+PYEOF
+}
+sleep 2
+for sel in '.*|.*' 'hq|gw1'; do
+	n=0
+	while IFS=$'\t' read -r id title expr; do
+		cnt=$(api query --data-urlencode "query=$expr" | json_get 'len(j["data"]["result"]) if j.get("status") == "success" else "error: %s" % j.get("error")')
+		if [ "$cnt" -gt 0 ] 2>/dev/null; then
+			pass "dashboard panel $id '$title' (site=${sel%|*} gateway=${sel#*|}): $cnt series"
+		else
+			fail "dashboard panel $id '$title' (site=${sel%|*} gateway=${sel#*|}): $cnt series for $expr"
+		fi
+		n=$((n + 1))
+	done < <(panel_queries "${sel%|*}" "${sel#*|}")
+	expect_eq "every panel's query was run (site=${sel%|*})" "$PANELS" "$n"
+done
+for v in 'site|lyncxdp_info|hq' 'gateway|lyncxdp_info{site=~"hq"}|gw1,gw2'; do
+	IFS='|' read -r label match want <<<"$v"
+	expect_eq "dashboard variable $label: label_values($match, $label)" "$want" \
+		"$(api "label/$label/values" --data-urlencode "match[]=$match" | json_get '",".join(sorted(j["data"]))')"
+done
+
+# ---- an exporter stops ----
+kill "${EXP[2]}" 2>/dev/null
+wait "${EXP[2]}" 2>/dev/null
+expect_eq "gateway 2's exporter stopped: up{gateway=gw2} == 0" 0 "$(pq_wait 'up{job="lyncxdp",gateway="gw2"}' 0)"
+state=$(alert_wait LyncxdpExporterDown gateway=gw2)
+check "LyncxdpExporterDown{gateway=gw2} is raised (state: $state)" grep -Eqx 'pending|firing' <<<"$state"
+expect_eq "... and not for gateway 1" none "$(alert_state LyncxdpExporterDown gateway=gw1)"
+
+kill "$PROM_PID" "${EXP[1]}" 2>/dev/null
+wait "$PROM_PID" "${EXP[1]}" 2>/dev/null
+for g in 1 2; do
+	out=$(gw $g detach --all 2>&1)
+	expect_eq "gateway $g: detach --all ($out)" 0 $?
+done
+ns_cleanup
+expect_clean lxfl-
+suite_done
