@@ -199,12 +199,10 @@ static int load_inputs(struct inputs *in)
 		matrix_free(&in->m);
 		return -1;
 	}
-	if (media_find(in->matrix_path, in->media_path, sizeof(in->media_path)) < 0) {
-		fprintf(stderr, "lyncxdp: the media data file (maps/media) is not installed beside "
-				"the matrices (set LYNCXDP_MAPS to the maps directory)\n");
-		free_inputs(in);
-		return -1;
-	}
+	/* Without the media data (a matrix copied elsewhere, no LYNCXDP_MAPS) nothing is
+	 * inspected: the classifier works as it would without media services. */
+	if (media_find(in->matrix_path, in->media_path, sizeof(in->media_path)) < 0)
+		return 0;
 	if (media_load(in->media_path, &in->media, &err) < 0 ||
 	    compile_media(&in->c, &in->m, &in->s, &in->media, &err) < 0) {
 		fprintf(stderr, "lyncxdp: %s\n", err.msg);

@@ -202,7 +202,7 @@ static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 	int *slots[] = { &fds->counters,  &fds->special, &fds->remarked,   &fds->drops,
 			 &fds->rule_info, &fds->media,	 &fds->conformance };
 	memset(fds, -1, sizeof(*fds));
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
 		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
 			return -1;
 	return 0;
@@ -212,7 +212,7 @@ static void close_fds(struct lx_map_fds *fds)
 {
 	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
 		      fds->rule_info, fds->media,   fds->conformance };
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
 }
