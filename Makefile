@@ -20,7 +20,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -I/usr/include/$(M
 LIB_SRCS := $(filter-out user/lyncxdp.c,$(wildcard user/*.c))
 LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
-TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress
+TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress $(BUILD)/test_media
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
 .PHONY: all deps demo test test-unit format format-check install man deb print-version clean help
@@ -99,7 +99,7 @@ AT_PREFIX := sed 's|/usr/local/|$(PREFIX)/|g'
 install: all man
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)$(PREFIX)/sbin/lyncxdp
 	install -d $(DESTDIR)$(PREFIX)/share/lyncxdp/maps
-	install -m 0644 maps/*.matrix maps/qos.profiles maps/site.example maps/README.md \
+	install -m 0644 maps/*.matrix maps/media maps/qos.profiles maps/site.example maps/README.md \
 		$(DESTDIR)$(PREFIX)/share/lyncxdp/maps/
 	install -m 0644 maps/site.example $(DESTDIR)$(PREFIX)/share/lyncxdp/site.example
 	install -d $(DESTDIR)$(PREFIX)/lib/lyncxdp $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/lyncxdp

@@ -37,6 +37,11 @@
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
 const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
 const volatile __u8 record_last = 0;  /* explain/replay: remember the last decision */
+const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the kernel's */
+
+/* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
+volatile __u64 replay_now_ns = 0;
+
 /*
  * What the loader compiled from the site: address maps in use, protected groups, flow
  * timeouts, drop-log rate. Constant for the verifier, which removes what a site does not use
@@ -143,6 +148,22 @@ struct {
 	__type(value, struct lx_rule_action);
 } tbl_actions SEC(".maps");
 
+// RTP payload type -> media kind, clock rate, flags (maps/media). Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LX_PAYLOAD_TYPES);
+	__type(key, __u32);
+	__type(value, struct lx_payload_type);
+} tbl_payload SEC(".maps");
+
+// Tag-mode DSCP per media kind for media services whose own DSCP is `-`. Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lx_media_config);
+} tbl_media SEC(".maps");
+
 // Per interface slot: policy and tag mode. Written by the loader (attach, set).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -199,6 +220,23 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_remarked SEC(".maps");
+
+// Per-CPU packets/bytes of media services per (slot, rule, direction, enum lx_media_kind).
+// Written by the program; sized by the loader (lx_counters' size * LX_MEDIA_MAX).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX * LX_MEDIA_MAX);
+	__type(key, __u32);
+	__type(value, struct lx_count);
+} lx_media SEC(".maps");
+
+// RTP streams of media services: sequence, loss, jitter per 5-tuple and SSRC. Program.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LX_MAX_STREAMS);
+	__type(key, struct lx_stream_key);
+	__type(value, struct lx_stream);
+} lx_streams SEC(".maps");
 
 // Per-CPU packets/bytes per (interface slot, rule, direction, enum lx_conformance): the DSCP
 // classified packets arrive with against their service's. Program; sized by the loader.
@@ -312,7 +350,9 @@ struct packet {
 	__u16 dport;
 	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
 	struct lx_addr6 daddr;
-	void *ip; /* the IP header, for the DSCP rewrite */
+	void *ip;	   /* the IP header, for the DSCP rewrite */
+	__u16 payload_at;  /* TCP/UDP payload, from the IP header (0: none), for media services */
+	__u16 payload_len; /* its length by the IP header */
 };
 
 /*
@@ -369,6 +409,8 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->sport = bpf_ntohs(tcp->source);
 		p->dport = bpf_ntohs(tcp->dest);
 		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->payload_at = (__u16)((void *)tcp - p->ip) + tcp->doff * 4;
+		p->payload_len = p->l4_room - tcp->doff * 4;
 		return PARSED_L4;
 	}
 	if (p->ipproto == IPPROTO_UDP) {
@@ -378,6 +420,10 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->proto = LX_PROTO_UDP;
 		p->sport = bpf_ntohs(udp->source);
 		p->dport = bpf_ntohs(udp->dest);
+		/* Offsets, not a packet pointer: a pointer per parse path would defeat the
+		 * verifier's state pruning. */
+		p->payload_at = (__u16)((void *)(udp + 1) - p->ip);
+		p->payload_len = p->l4_room - sizeof(*udp);
 		return PARSED_L4;
 	}
 	if (icmp) {
@@ -999,6 +1045,302 @@ static __always_inline int set_dscp(const struct packet *p, void *end, __u8 dscp
 	return 1;
 }
 
+/* ---- act: what a media service's UDP payload carries ---- */
+
+#define MAX_DROPOUT	3000 /* RFC 3550 A.1 */
+#define MAX_MISORDER	100
+#define RTP_CANDIDATE	LX_MEDIA_MAX	 /* recognise(): an RTP header, payload type not checked */
+#define MAX_JITTER_STEP 1000000000000ULL /* ns: a longer silence is a gap, not jitter */
+
+struct rtp_fields {
+	__u8 pt;
+	__u8 marker;
+	__u8 channel; /* inside TURN ChannelData */
+	__u16 seq;
+	__u32 ts;
+	__u32 ssrc;
+};
+
+/* STUN (RFC 5389 magic cookie) or classic STUN / MS-TURN without it: the length field covers
+ * exactly the rest of the datagram. */
+static __always_inline __u32 stun_kind(__u8 *b, void *end, __u32 room)
+{
+	if (room < 20 || (void *)(b + 20) > end)
+		return LX_MEDIA_OTHER;
+	__u32 len = (__u32)b[2] << 8 | b[3];
+	if (len + 20 != room)
+		return LX_MEDIA_OTHER;
+	return LX_MEDIA_STUN;
+}
+
+/*
+ * The first payload bytes, demultiplexed as RFC 7983 does: 0-3 STUN, 20-63 DTLS, 64-79
+ * TURN ChannelData (RTP or RTCP inside), 128-191 RTP and RTCP (RFC 5761: payload types
+ * 192-223 are RTCP); 0xFF10 is Microsoft's multiplexed TURN framing.
+ */
+static __always_inline __u32 rtp_or_rtcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r);
+
+static __always_inline __u32 recognise(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
+{
+	if (room < 4 || (void *)(b + 4) > end)
+		return LX_MEDIA_OTHER;
+	__u8 b0 = b[0];
+	if (b0 == 0xff && b[1] == 0x10)
+		return LX_MEDIA_STUN;
+	if (b0 < 4)
+		return stun_kind(b, end, room);
+	if (b0 >= 20 && b0 <= 63)
+		return b[1] == 0xfe ? LX_MEDIA_DTLS : LX_MEDIA_OTHER; /* DTLS 1.x version */
+	if (b0 >= 64 && b0 <= 79) {
+		__u32 len = (__u32)b[2] << 8 | b[3];
+		if (len + 4 > room)
+			return LX_MEDIA_OTHER;
+		b += 4;
+		room = len;
+		r->channel = 1;
+		if (room < 4 || (void *)(b + 4) > end)
+			return LX_MEDIA_OTHER;
+		b0 = b[0];
+	}
+	return rtp_or_rtcp(b, room, end, r);
+}
+
+/* RTP (RTP_CANDIDATE, fields in r) or RTCP (RFC 5761: payload types 192-223), else other. */
+static __always_inline __u32 rtp_or_rtcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
+{
+	if (room < 4 || (void *)(b + 4) > end || (b[0] & 0xc0) != 0x80)
+		return LX_MEDIA_OTHER;
+	__u8 b1 = b[1];
+	if (b1 >= 192 && b1 <= 223) {
+		__u32 words = (__u32)b[2] << 8 | b[3];
+		return room >= 8 && (words + 1) * 4 <= room ? LX_MEDIA_RTCP : LX_MEDIA_OTHER;
+	}
+	if (room < 12 || (void *)(b + 12) > end)
+		return LX_MEDIA_OTHER;
+	r->pt = b1 & 0x7f;
+	r->marker = b1 >> 7;
+	r->seq = (__u16)b[2] << 8 | b[3];
+	r->ts = (__u32)b[4] << 24 | (__u32)b[5] << 16 | (__u32)b[6] << 8 | b[7];
+	r->ssrc = (__u32)b[8] << 24 | (__u32)b[9] << 16 | (__u32)b[10] << 8 | b[11];
+	return RTP_CANDIDATE;
+}
+
+/*
+ * TCP: the first frame of the segment only (cheap; a segment that starts inside a frame is
+ * other). MS-TURN over TCP frames each message as type (0x02 control: STUN; 0x03 data: RTP or
+ * RTCP), a zero byte and a 2-byte length; ICE-TCP (RFC 6544) uses RFC 4571's 2-byte length
+ * before RTP, RTCP or STUN.
+ */
+static __always_inline __u32 recognise_tcp(__u8 *b, __u32 room, void *end, struct rtp_fields *r)
+{
+	if (room < 4 || (void *)(b + 4) > end)
+		return LX_MEDIA_OTHER;
+	__u32 len;
+	if ((b[0] == 2 || b[0] == 3) && b[1] == 0) {
+		len = (__u32)b[2] << 8 | b[3];
+		if (len + 4 > room)
+			return LX_MEDIA_OTHER;
+		if (b[0] == 2)
+			return stun_kind(b + 4, end, len);
+		return rtp_or_rtcp(b + 4, len, end, r);
+	}
+	len = (__u32)b[0] << 8 | b[1];
+	if (len + 2 > room)
+		return LX_MEDIA_OTHER;
+	if (b[2] < 4)
+		return stun_kind(b + 2, end, len);
+	return rtp_or_rtcp(b + 2, len, end, r);
+}
+
+static const struct lx_stream zero_stream = {};
+
+static __always_inline __u64 media_now(void)
+{
+	return replay_clock ? replay_now_ns : bpf_ktime_get_ns();
+}
+
+/* What the main program hands the media inspection (a subprogram verified on its own). */
+struct media_in {
+	__u64 bytes;
+	__u32 rule;
+	__u32 dir;
+	__u32 payload_off; /* from ctx->data */
+	__u32 payload_len;
+	__u32 tcp;		  /* framed as recognise_tcp() says */
+	struct lx_stream_key key; /* all but the SSRC */
+};
+
+static __always_inline void stream_start(struct lx_stream *s, const struct rtp_fields *r,
+					 const struct lx_payload_type *pt, const struct media_in *d,
+					 __u64 now, __u64 bytes)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	s->first_ns = now;
+	s->last_ns = now;
+	s->packets = 1;
+	s->bytes = bytes;
+	s->received = 1;
+	s->window = 1;
+	s->base_seq = r->seq;
+	s->bad_seq = 0x10001; /* RFC 3550 A.1: no sequence number is this */
+	s->max_seq = r->seq;
+	s->last_ts = r->ts;
+	s->clock_hz = pt->clock_hz;
+	s->rule = d->rule;
+	s->dir = (__u8)d->dir;
+	s->kind = pt->kind;
+	s->pt = r->pt;
+	s->last_cn = pt->flags & LX_PT_CN;
+	s->channel = r->channel;
+}
+
+/* RFC 3550 A.1/A.3: sequence, loss, reordering and duplicates of one more packet. */
+static __always_inline void stream_sequence(struct lx_stream *s, __u16 seq)
+{
+	__u16 udelta = seq - s->max_seq;
+	if (udelta == 0) {
+		s->duplicates++;
+	} else if (udelta < MAX_DROPOUT) {
+		if (seq < s->max_seq)
+			s->cycles += 0x10000;
+		s->window = udelta < 64 ? s->window << udelta | 1 : 1;
+		s->max_seq = seq;
+		s->received++;
+	} else if (udelta <= 0x10000 - MAX_MISORDER) {
+		/* A jump: two packets in sequence after it mean the sender restarted. */
+		if (seq == s->bad_seq) {
+			s->base_seq = seq;
+			s->cycles = 0;
+			s->max_seq = seq;
+			s->received = 1;
+			s->window = 1;
+		}
+		s->bad_seq = (seq + 1) & 0xffff;
+	} else {
+		__u16 back = s->max_seq - seq;
+		if (back < 64 && (s->window >> back) & 1) {
+			s->duplicates++;
+		} else {
+			s->reordered++;
+			s->received++;
+			if (back < 64)
+				s->window |= 1ULL << back;
+		}
+	}
+}
+
+/*
+ * RFC 3550 A.8 interarrival jitter, in 1/256 of a timestamp unit, from the arrival and RTP
+ * timestamp differences to the previous packet. The mean is Wireshark's: the running jitter
+ * averaged over regular packets (no marker, no comfort noise, timestamp not going back).
+ */
+static __always_inline void stream_jitter(struct lx_stream *s, const struct rtp_fields *r, __u8 cn,
+					  __u64 now, __u64 packets_before)
+{
+	__u64 dt = now > s->last_ns ? now - s->last_ns : 0;
+	if (dt > MAX_JITTER_STEP)
+		dt = MAX_JITTER_STEP;
+	__s64 arrival = (__s64)(dt * s->clock_hz * 16 / NSEC_PER_SEC);
+	__s64 stamp = (__s64)(__s32)(r->ts - s->last_ts) * 16;
+	__s64 d = arrival - stamp;
+	if (d < 0)
+		d = -d;
+	s->jitter += (__u64)d - ((s->jitter + 8) >> 4);
+	int regular = !r->marker && !cn && !s->last_cn && (__s32)(r->ts - s->last_ts) >= 0;
+	if (!regular || !packets_before)
+		return;
+	/* mean += (jitter - mean) / n, kept 2^16 finer than the jitter so that truncating
+	 * at every packet does not add up */
+	__u64 target = s->jitter << 16;
+	if (target >= s->mean_jitter)
+		s->mean_jitter += (target - s->mean_jitter) / packets_before;
+	else
+		s->mean_jitter -= (s->mean_jitter - target) / packets_before;
+}
+
+static __always_inline __u16 seq_next(__u16 seq)
+{
+	return (__u16)(seq + 1);
+}
+
+/* One RTP packet of a known payload type: its stream's kind once confirmed, else other. */
+static __always_inline __u32 track_rtp(struct media_in *d, const struct rtp_fields *r,
+				       const struct lx_payload_type *pt, __u64 bytes)
+{
+	struct lx_stream_key key = d->key;
+	key.ssrc = r->ssrc;
+	__u64 now = media_now();
+	struct lx_stream *s = bpf_map_lookup_elem(&lx_streams, &key);
+	if (!s) {
+		/* Created from a zero value and filled in place: the stack is too small for
+		 * a second copy (the main program's and this one's frames share 512 bytes). */
+		bpf_map_update_elem(&lx_streams, &key, &zero_stream, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&lx_streams, &key);
+		if (s)
+			stream_start(s, r, pt, d, now, bytes);
+		return LX_MEDIA_OTHER;
+	}
+	if (s->state == LX_STREAM_PROBATION) {
+		/* RFC 3550 A.1: a stream is valid after two packets in sequence. */
+		if (seq_next(s->max_seq) != r->seq || pt->kind != s->kind) {
+			stream_start(s, r, pt, d, now, bytes);
+			return LX_MEDIA_OTHER;
+		}
+		s->state = LX_STREAM_CONFIRMED;
+	}
+	__u64 before = s->packets;
+	s->packets++;
+	s->bytes += bytes;
+	s->rule = d->rule;
+	stream_sequence(s, r->seq);
+	__u8 cn = pt->flags & LX_PT_CN;
+	if (s->clock_hz)
+		stream_jitter(s, r, cn, now, before);
+	s->last_ns = now;
+	s->last_ts = r->ts;
+	s->last_cn = cn;
+	s->pt = r->pt;
+	return s->kind;
+}
+
+/*
+ * What a UDP packet of a media service carries; RTP streams are tracked on the way. A global
+ * function: the verifier checks it once, not once per path of the parser that leads here.
+ */
+__attribute__((noinline)) int lx_media_kind(struct xdp_md *ctx, struct media_in *in)
+{
+	if (!ctx || !in)
+		return LX_MEDIA_OTHER;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 off = in->payload_off;
+	if (off > 1024) /* Ethernet, two VLAN tags, IPv6 and its extension headers, UDP */
+		return LX_MEDIA_OTHER;
+	struct rtp_fields r = {};
+	__u8 *b = (__u8 *)data + off;
+	__u32 kind = in->tcp ? recognise_tcp(b, in->payload_len, end, &r)
+			     : recognise(b, in->payload_len, end, &r);
+	if (kind != RTP_CANDIDATE)
+		return kind;
+	__u32 idx = r.pt;
+	struct lx_payload_type *pt = bpf_map_lookup_elem(&tbl_payload, &idx);
+	if (!pt || pt->kind == LX_MEDIA_OTHER)
+		return LX_MEDIA_OTHER;
+	return (int)track_rtp(in, &r, pt, in->bytes);
+}
+
+/* The DSCP the tag mode writes: the rule's, or for a `-` media service what it carries. */
+static __always_inline __u8 tag_dscp(const struct lx_rule_action *a, __u32 mkind)
+{
+	if (a->dscp != LX_DSCP_KEEP || !a->media || mkind >= LX_MEDIA_MAX)
+		return a->dscp;
+	__u32 zero = 0;
+	struct lx_media_config *mc = bpf_map_lookup_elem(&tbl_media, &zero);
+	/* The bound, again where the verifier sees it (clang drops a mask it can prove). */
+	asm volatile("%[k] &= 7" : [k] "+r"(mkind));
+	return mc ? mc->dscp[mkind] : LX_DSCP_KEEP;
+}
+
 /* ---- act: counters and the drop log ---- */
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes)
@@ -1046,7 +1388,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 }
 
 static __always_inline void remember(const struct decision *d, __u32 counter, __u32 verdict,
-				     __u8 dscp)
+				     __u8 dscp, __u32 media)
 {
 	__u32 zero = 0;
 	struct lx_last *last = bpf_map_lookup_elem(&lx_last, &zero);
@@ -1057,6 +1399,7 @@ static __always_inline void remember(const struct decision *d, __u32 counter, __
 		last->verdict = verdict;
 		last->reason = d->reason;
 		last->dscp = dscp;
+		last->media = media;
 	}
 }
 
@@ -1075,6 +1418,7 @@ int lyncxdp(struct xdp_md *ctx)
 
 	/* parse */
 	int parsed = parse_ethernet(&c, &eth_proto);
+	__u32 l3_at = (__u32)(c.pos - (void *)(long)ctx->data); /* for the media inspection */
 	if (parsed == PARSED_L4) {
 		if (eth_proto == bpf_htons(ETH_P_IP))
 			parsed = parse_ipv4(&c, &p);
@@ -1118,10 +1462,42 @@ int lyncxdp(struct xdp_md *ctx)
 		log_drop(&p, &d, ctx->ingress_ifindex, enforce, &now, cfg->droplog_per_sec);
 	}
 
+	/* act: what the UDP payload of a media service carries (others pay nothing here) */
+	__u32 mkind = LX_MEDIA_MAX;
+	struct lx_rule_action *a = NULL;
+	if (matched && p.payload_at) {
+		a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
+		if (a && a->media && p.payload_len < 4) {
+			mkind = LX_MEDIA_OTHER; /* nothing to read (a TCP ACK): no call */
+			count(&lx_media,
+			      lx_media_counter_index(slot, rule_cap, d.rule, d.dir, mkind), bytes);
+		} else if (a && a->media) {
+			struct media_in in = {
+				.bytes = bytes,
+				.rule = d.rule,
+				.dir = d.dir,
+				.payload_off = l3_at + p.payload_at,
+				.payload_len = p.payload_len,
+				.tcp = p.proto == LX_PROTO_TCP,
+				.key = { .family = p.family,
+					 .slot = (__u8)slot,
+					 .proto = p.proto,
+					 .sport = p.sport,
+					 .dport = p.dport },
+			};
+			__builtin_memcpy(in.key.saddr, p.saddr.addr, 16);
+			__builtin_memcpy(in.key.daddr, p.daddr.addr, 16);
+			mkind = (__u32)lx_media_kind(ctx, &in) & 7;
+			count(&lx_media,
+			      lx_media_counter_index(slot, rule_cap, d.rule, d.dir, mkind), bytes);
+		}
+	}
+
 	/* act: DSCP of classified packets whose service has one: is it what arrived (QoS
 	 * conformance)? In tag mode, rewrite it on the packets that pass. */
 	if (matched) {
-		struct lx_rule_action *a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
+		if (!a)
+			a = bpf_map_lookup_elem(&tbl_actions, &d.rule);
 		if (a && a->dscp != LX_DSCP_KEEP) {
 			__u8 arrived = current_dscp(&p, c.end);
 			__u32 conf = arrived == a->dscp ? LX_CONF_EXPECTED
@@ -1130,11 +1506,16 @@ int lyncxdp(struct xdp_md *ctx)
 			count(&lx_conformance, lx_conformance_index(idx, conf), bytes);
 			if (ifc->tag && verdict == XDP_PASS && set_dscp(&p, c.end, a->dscp))
 				count(&lx_remarked, idx, bytes);
+		} else if (a && ifc->tag && verdict == XDP_PASS) {
+			/* a `-` media service: what the packet carries, once confirmed */
+			__u8 dscp = tag_dscp(a, mkind);
+			if (dscp != LX_DSCP_KEEP && set_dscp(&p, c.end, dscp))
+				count(&lx_remarked, idx, bytes);
 		}
 	}
 
 	if (record_last)
-		remember(&d, parsed, verdict, p.have_addrs ? current_dscp(&p, c.end) : 0xff);
+		remember(&d, parsed, verdict, p.have_addrs ? current_dscp(&p, c.end) : 0xff, mkind);
 	return verdict;
 }
 

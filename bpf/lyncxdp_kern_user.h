@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 6
+#define LX_LAYOUT_VERSION 7
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -144,7 +144,7 @@ struct lx_rule_action {
 	__u8 dscp;   /* LX_DSCP_KEEP: leave the packet's DSCP alone */
 	__u8 kind;   /* enum lx_rule_kind */
 	__u8 client; /* 1: a client role's rule: counts only when the peer holds a role */
-	__u8 pad;
+	__u8 media;  /* 1: a media service (maps/media): its payloads are inspected */
 	__u32 rank;
 	/* A listen rule with `from ROLE,...`: LX_FROM_RESTRICTED | the groups holding one of
 	 * those roles; 0: any source. */
@@ -407,6 +407,8 @@ struct lx_last {
 	__u32 verdict; /* XDP action returned */
 	__u32 reason;  /* enum lx_drop_reason: why it was (or would be) dropped */
 	__u32 dscp;    /* DSCP the packet leaves with; 0xff when not IP */
+	__u32 media;   /* enum lx_media_kind of a media service's packet; LX_MEDIA_MAX: none */
+	__u32 pad;     /* per-CPU values are read in 8-byte strides */
 };
 
 /* Describes one rule for `lyncxdp stats` after the loader has exited. */
@@ -420,6 +422,7 @@ struct lx_rule_info {
 	__u8 active; /* 1 when the rule's role is present in the site */
 	__u8 dscp;   /* DSCP for the tag mode, LX_DSCP_KEEP when the rule leaves it alone */
 	__u8 kind;   /* enum lx_rule_kind */
+	__u8 media;  /* 1: a media service, lx_media counts what its UDP packets carry */
 };
 
 #define LX_DSCP_KEEP 0xff
@@ -466,6 +469,101 @@ struct lx_state {
 	struct lx_iface_state ifaces[LX_MAX_IFACES];
 	__u64 group_roles[LX_MAX_GROUPS]; /* role bitmask of each group, for the drop log */
 	char roles[LX_MAX_ROLES][LX_SLUG_LEN];
+};
+
+/* ---- media inside media services (maps/media, user/media.c) ---- */
+
+/*
+ * What a UDP payload of a media service carries. RTP counts as audio, video or sharing only
+ * once its stream is confirmed (two packets in sequence, one SSRC): until then, and for
+ * anything unrecognised, it is "other".
+ */
+enum lx_media_kind {
+	LX_MEDIA_OTHER = 0,
+	LX_MEDIA_STUN = 1, /* STUN, classic MS-TURN, multiplexed TURN (0xFF10) */
+	LX_MEDIA_AUDIO = 2,
+	LX_MEDIA_VIDEO = 3,
+	LX_MEDIA_SHARING = 4,
+	LX_MEDIA_RTCP = 5,
+	LX_MEDIA_DTLS = 6,
+	LX_MEDIA_MAX = 7,
+};
+
+#define LX_PAYLOAD_TYPES 128
+#define LX_MAX_STREAMS	 65536 /* RTP streams tracked, LRU */
+
+/* Per RTP payload type, from maps/media. kind LX_MEDIA_OTHER: not a known payload type. */
+struct lx_payload_type {
+	__u32 clock_hz; /* 0: no jitter (e.g. telephone-event) */
+	__u8 kind;	/* LX_MEDIA_AUDIO, _VIDEO or _SHARING */
+	__u8 flags;	/* enum lx_pt_flags */
+	__u16 pad;
+};
+
+enum lx_pt_flags {
+	LX_PT_CN = 1u << 0, /* comfort noise: not a regular packet for the mean jitter */
+};
+
+/* What the tag mode writes on media services whose own DSCP is `-`, per media kind. */
+struct lx_media_config {
+	__u8 dscp[8]; /* by enum lx_media_kind (LX_MEDIA_MAX <= 8); LX_DSCP_KEEP: leave it */
+};
+
+/* Per-kind counters of media services: per slot, rule, direction, kind. */
+static inline __u32 lx_media_counter_index(__u32 slot, __u32 rule_cap, __u32 rule, __u32 dir,
+					   __u32 kind)
+{
+	return lx_rule_counter_index(slot, rule_cap, rule, dir) * LX_MEDIA_MAX + kind;
+}
+
+/* One RTP stream as the gateway sees it: 5-tuple (UDP) and SSRC, per interface slot. */
+struct lx_stream_key {
+	__u8 family;
+	__u8 slot;
+	__u8 proto; /* enum lx_proto */
+	__u8 pad;
+	__u32 ssrc;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+enum lx_stream_state {
+	LX_STREAM_PROBATION = 0, /* one packet seen: not yet counted as RTP */
+	LX_STREAM_CONFIRMED = 1,
+};
+
+/*
+ * Per stream, written by the program (RFC 3550 A.1, A.3, A.8). Lost = extended highest
+ * sequence - base + 1 - received (never negative); jitter in 1/256 of a timestamp unit.
+ * mean_jitter follows Wireshark's RTP analysis (mean of the running jitter over regular
+ * packets) so the two can be compared.
+ */
+struct lx_stream {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 packets; /* every packet, duplicates included */
+	__u64 bytes;
+	__u64 received; /* distinct sequence numbers (late ones included) */
+	__u64 reordered;
+	__u64 duplicates;
+	__u64 jitter;	   /* RFC 3550 A.8, 1/256 timestamp unit */
+	__u64 mean_jitter; /* 1/2^24 timestamp unit */
+	__u64 window;	   /* bit i: sequence max_seq - i was received */
+	__u32 cycles;	   /* sequence wraps << 16 */
+	__u32 base_seq;
+	__u32 bad_seq;
+	__u32 last_ts;
+	__u32 clock_hz;
+	__u32 rule;
+	__u16 max_seq;
+	__u8 dir;
+	__u8 kind; /* enum lx_media_kind */
+	__u8 pt;
+	__u8 state; /* enum lx_stream_state */
+	__u8 last_cn;
+	__u8 channel; /* 1: inside TURN ChannelData */
 };
 
 #endif /* LYNCXDP_KERN_USER_H */

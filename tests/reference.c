@@ -40,7 +40,11 @@
  *    live and was seen on that same interface before; the policy for a protected
  *    destination is then not asked.
  *  - tag: classified packets that pass leave with their rule's service DSCP (site override),
- *    ECN kept, IPv4 checksum updated (RFC 1624 eqn. 3).
+ *    ECN kept, IPv4 checksum updated (RFC 1624 eqn. 3). A media service whose DSCP is `-`
+ *    (mixed) takes the DSCP of what its UDP packet carries, once an RTP stream is confirmed.
+ *  - media (README "Media and call quality"): a media service's UDP payload is STUN, DTLS,
+ *    RTCP, RTP of a maps/media payload type (audio, video, sharing) in a stream confirmed by
+ *    two packets of one 5-tuple and SSRC in sequence, or other; TURN ChannelData is unwrapped.
  */
 #include "reference.h"
 
@@ -167,7 +171,9 @@ int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
 	r->tally.remarked = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
 	r->flows = table_new(sizeof(struct ref_flow_key), sizeof(struct ref_flow), 1u << 17);
 	r->frags = table_new(sizeof(struct ref_frag_key), sizeof(struct ref_frag), 1u << 15);
-	if (!r->dscp || !r->tally.rules || !r->tally.remarked || !r->flows || !r->frags) {
+	r->streams = table_new(sizeof(struct ref_stream_key), sizeof(struct ref_stream), 1u << 17);
+	if (!r->dscp || !r->tally.rules || !r->tally.remarked || !r->flows || !r->frags ||
+	    !r->streams) {
 		ref_free(r);
 		return -1;
 	}
@@ -189,7 +195,16 @@ void ref_free(struct ref *r)
 	free(r->tally.remarked);
 	table_free(r->flows);
 	table_free(r->frags);
+	table_free(r->streams);
 	memset(r, 0, sizeof(*r));
+}
+
+void ref_set_media(struct ref *r, const uint8_t *media_rule, const uint8_t *media_dscp,
+		   const uint8_t *pt_kind)
+{
+	r->media_rule = media_rule;
+	memcpy(r->media_dscp, media_dscp, sizeof(r->media_dscp));
+	memcpy(r->pt_kind, pt_kind, sizeof(r->pt_kind));
 }
 
 void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag)
@@ -202,11 +217,17 @@ void ref_clear_state(struct ref *r)
 {
 	table_clear(r->flows);
 	table_clear(r->frags);
+	table_clear(r->streams);
 }
 
 size_t ref_nflows(const struct ref *r)
 {
 	return r->flows->n;
+}
+
+size_t ref_nstreams(const struct ref *r)
+{
+	return r->streams->n;
 }
 
 size_t ref_nfrags(const struct ref *r)
@@ -249,6 +270,10 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		p->sport = (uint16_t)be16(l4);
 		p->dport = (uint16_t)be16(l4 + 2);
 		p->tcp_flags = l4[13];
+		if (doff * 4 <= avail) {
+			p->udp_payload = l4 + doff * 4;
+			p->udp_payload_len = avail - doff * 4;
+		}
 		return;
 	}
 	if (proto == 17) { /* UDP */
@@ -256,6 +281,8 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 			return malformed(p, "UDP header cut short");
 		p->kind = REF_PORTS;
 		p->proto = LX_PROTO_UDP;
+		p->udp_payload = l4 + 8;
+		p->udp_payload_len = avail - 8;
 		p->sport = (uint16_t)be16(l4);
 		p->dport = (uint16_t)be16(l4 + 2);
 		return;
@@ -698,6 +725,105 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 	return reason;
 }
 
+/* ---- media: what a media service's UDP payload carries (README "Media and call quality") ---- */
+
+/* RFC 7983's first-byte ranges; RTP counts only in a stream confirmed by two packets in
+ * sequence (RFC 3550 A.1). Returns the kind; a stream update, if any, goes into u. */
+static int rtp_kind(const struct ref *r, const struct ref_pkt *p, const uint8_t *b, size_t n,
+		    struct ref_updates *u);
+
+/* STUN whose length field covers exactly n bytes. */
+static int stun_exact(const uint8_t *b, size_t n)
+{
+	return n >= 20 && be16(b + 2) + 20 == n ? LX_MEDIA_STUN : LX_MEDIA_OTHER;
+}
+
+/* TCP: the segment's first frame, MS-TURN over TCP (0x02 control / 0x03 data, 0, length) or
+ * RFC 4571 (length, then RTP, RTCP or STUN). */
+static int media_kind_tcp(const struct ref *r, const struct ref_pkt *p, struct ref_updates *u)
+{
+	const uint8_t *b = p->udp_payload;
+	size_t n = p->udp_payload_len;
+	if (n < 4)
+		return LX_MEDIA_OTHER;
+	if ((b[0] == 2 || b[0] == 3) && b[1] == 0) {
+		size_t len = be16(b + 2);
+		if (len + 4 > n)
+			return LX_MEDIA_OTHER;
+		return b[0] == 2 ? stun_exact(b + 4, len) : rtp_kind(r, p, b + 4, len, u);
+	}
+	size_t len = be16(b);
+	if (len + 2 > n)
+		return LX_MEDIA_OTHER;
+	return b[2] < 4 ? stun_exact(b + 2, len) : rtp_kind(r, p, b + 2, len, u);
+}
+
+static int media_kind(const struct ref *r, const struct ref_pkt *p, struct ref_updates *u)
+{
+	if (p->proto == LX_PROTO_TCP)
+		return media_kind_tcp(r, p, u);
+	const uint8_t *b = p->udp_payload;
+	size_t n = p->udp_payload_len;
+	if (n < 4)
+		return LX_MEDIA_OTHER;
+	if (b[0] == 0xff && b[1] == 0x10)
+		return LX_MEDIA_STUN;
+	if (b[0] < 4) /* STUN: the length field covers the rest exactly */
+		return n >= 20 && be16(b + 2) + 20 == n ? LX_MEDIA_STUN : LX_MEDIA_OTHER;
+	if (b[0] >= 20 && b[0] <= 63)
+		return b[1] == 0xfe ? LX_MEDIA_DTLS : LX_MEDIA_OTHER;
+	if (b[0] >= 64 && b[0] <= 79) { /* TURN ChannelData: what is inside */
+		size_t len = be16(b + 2);
+		if (len + 4 > n)
+			return LX_MEDIA_OTHER;
+		b += 4;
+		n = len;
+		if (n < 4)
+			return LX_MEDIA_OTHER;
+	}
+	return rtp_kind(r, p, b, n, u);
+}
+
+/* RTP of a known payload type in a confirmed stream, or RTCP (payload types 192-223). */
+static int rtp_kind(const struct ref *r, const struct ref_pkt *p, const uint8_t *b, size_t n,
+		    struct ref_updates *u)
+{
+	if (n < 4 || b[0] >> 6 != 2)
+		return LX_MEDIA_OTHER;
+	if (b[1] >= 192 && b[1] <= 223)
+		return n >= 8 && ((size_t)be16(b + 2) + 1) * 4 <= n ? LX_MEDIA_RTCP
+								    : LX_MEDIA_OTHER;
+	if (n < 12)
+		return LX_MEDIA_OTHER;
+	int kind = r->pt_kind[b[1] & 0x7f];
+	if (kind == LX_MEDIA_OTHER)
+		return LX_MEDIA_OTHER;
+	struct ref_stream_key k;
+	memset(&k, 0, sizeof(k));
+	k.family = (uint8_t)p->family;
+	k.proto = (uint8_t)p->proto;
+	k.sport = p->sport;
+	k.dport = p->dport;
+	k.ssrc = (uint32_t)be16(b + 8) << 16 | be16(b + 10);
+	memcpy(k.saddr, p->saddr, 16);
+	memcpy(k.daddr, p->daddr, 16);
+	uint16_t seq = (uint16_t)be16(b + 2);
+	const struct ref_stream *old = table_get(r->streams, &k);
+	struct ref_stream st = { .confirmed = 0, .last_seq = seq, .kind = kind };
+	int result = LX_MEDIA_OTHER;
+	if (old && old->confirmed) {
+		st = *old;
+		result = old->kind;
+	} else if (old && (uint16_t)(old->last_seq + 1) == seq && old->kind == kind) {
+		st = (struct ref_stream){ .confirmed = 1, .last_seq = seq, .kind = kind };
+		result = kind;
+	}
+	u->nstreams = 1;
+	u->stream_key = k;
+	u->stream = st;
+	return result;
+}
+
 void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct ref_time now,
 		uint32_t choices, struct ref_decision *d, struct ref_updates *u, uint8_t *out)
 {
@@ -780,8 +906,20 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		d->reason = policy(r, &p, dst_roles, dst_rule, src_roles, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 
-	if (r->tag && d->rule && d->verdict == XDP_PASS && r->dscp[d->rule - 1] >= 0)
-		d->remarked = rewrite_dscp(out, &p, (unsigned)r->dscp[d->rule - 1]);
+	/* A media service's UDP payload, inspected whatever the mode (the stream table). */
+	int mkind = -1;
+	if (d->rule && p.kind == REF_PORTS && p.udp_payload && r->media_rule &&
+	    r->media_rule[d->rule - 1])
+		mkind = media_kind(r, &p, u);
+	int dscp = d->rule ? r->dscp[d->rule - 1] : -1;
+	d->media = mkind >= 0 ? (uint32_t)mkind : LX_MEDIA_MAX;
+	int by_media = dscp < 0 && mkind >= 0 && r->media_dscp[mkind] != LX_DSCP_KEEP;
+	if (by_media)
+		dscp = r->media_dscp[mkind];
+	if (r->tag && d->rule && d->verdict == XDP_PASS && dscp >= 0) {
+		d->remarked = rewrite_dscp(out, &p, (unsigned)dscp);
+		d->media_tagged = by_media && d->remarked;
+	}
 	d->dscp = p.have_addrs ? dscp_of(out, &p) : 0xff;
 }
 
@@ -802,6 +940,10 @@ static void add(struct ref_count *c, size_t len)
 void ref_commit(struct ref *r, const struct ref_decision *d, const struct ref_updates *u,
 		size_t len)
 {
+	if (u->nstreams && table_put(r->streams, &u->stream_key, &u->stream) < 0) {
+		fprintf(stderr, "reference: stream table full\n");
+		abort();
+	}
 	for (int i = 0; i < u->nflows; i++)
 		if (table_put(r->flows, &u->flow_key[i], &u->flow[i]) < 0) {
 			fprintf(stderr, "reference: flow table full\n");

@@ -70,8 +70,10 @@ struct ref_pkt {
 	uint8_t icmp_type, icmp_code;
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
-	int frag_proto;	 /* the protocol a fragment is remembered by */
-	size_t frag_len; /* a later fragment's payload */
+	int frag_proto;		    /* the protocol a fragment is remembered by */
+	size_t frag_len;	    /* a later fragment's payload */
+	const uint8_t *udp_payload; /* TCP/UDP: the payload, udp_payload_len bytes (IP length) */
+	size_t udp_payload_len;
 	const char *why; /* for REF_MALFORMED: what is wrong */
 };
 
@@ -91,6 +93,8 @@ struct ref_decision {
 	int both_ends;	   /* both ends had a rule: 1 the destination's won, 2 the source's */
 	int no_peer;	   /* a client rule did not count: an end is no unicast role holder */
 	int ambiguous;	   /* expiry checks that the clock could not settle (see choices) */
+	uint32_t media;	   /* enum lx_media_kind of a media service's UDP packet, else MAX */
+	int media_tagged;  /* the tag mode wrote the DSCP of what a mixed service carried */
 };
 
 struct ref_flow_key {
@@ -110,6 +114,20 @@ struct ref_frag_key {
 	uint8_t saddr[16], daddr[16];
 };
 
+/* An RTP stream of a media service, as far as the tag mode needs it: confirmed or not. */
+struct ref_stream_key {
+	uint8_t family, proto;
+	uint16_t sport, dport;
+	uint32_t ssrc;
+	uint8_t saddr[16], daddr[16];
+};
+
+struct ref_stream {
+	int confirmed;
+	uint16_t last_seq; /* on probation: the one packet seen */
+	int kind;	   /* enum lx_media_kind of its payload type */
+};
+
 /* A first fragment that passed: when, and the later fragments' payload since. */
 struct ref_frag {
 	struct ref_time first;
@@ -118,6 +136,9 @@ struct ref_frag {
 
 /* State updates a decision makes, applied by ref_commit. */
 struct ref_updates {
+	int nstreams;
+	struct ref_stream_key stream_key;
+	struct ref_stream stream;
 	int nflows;
 	struct ref_flow_key flow_key[2];
 	struct ref_flow flow[2];
@@ -153,7 +174,16 @@ struct ref {
 	struct ref_table *flows;
 	struct ref_table *frags;
 	struct ref_tally tally;
+	/* Media (README "Media and call quality"), set by ref_set_media; none by default. */
+	const uint8_t *media_rule;	   /* [rule index] 1: UDP payloads inspected */
+	uint8_t media_dscp[LX_MEDIA_MAX];  /* tag mode, `-` media services, per kind */
+	uint8_t pt_kind[LX_PAYLOAD_TYPES]; /* payload type -> kind, LX_MEDIA_OTHER unknown */
+	struct ref_table *streams;
 };
+
+/* Media inspection as the program does it: rules inspected, DSCP per kind, payload types. */
+void ref_set_media(struct ref *r, const uint8_t *media_rule, const uint8_t *media_dscp,
+		   const uint8_t *pt_kind);
 
 int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
 	     const struct ref_timeouts *t, uint32_t compat);
@@ -164,6 +194,7 @@ void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag);
 void ref_clear_state(struct ref *r);
 size_t ref_nflows(const struct ref *r);
 size_t ref_nfrags(const struct ref *r);
+size_t ref_nstreams(const struct ref *r);
 
 /* 1 when the address can be a client rule's peer (see reference.c, "classification"). */
 int ref_is_peer(const struct ref *r, int family, const uint8_t *addr);

@@ -20,6 +20,8 @@ suites=(
 	"differential (ASan/UBSan):$BUILD/san/test_differential"
 	"fuzz regressions:$BUILD/test_fuzz_regress"
 	"fuzz regressions (ASan/UBSan):$BUILD/san/test_fuzz_regress"
+	"media:$BUILD/test_media"
+	"media (ASan/UBSan):$BUILD/san/test_media"
 )
 for s in tests/suite_*.sh; do
 	[ -e "$s" ] && suites+=("$(basename "$s" .sh | sed 's/^suite_//'):bash $s")

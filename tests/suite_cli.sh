@@ -94,7 +94,7 @@ expect_eq "lyncxdp without a command: exit 2, usage on stderr" "2 Usage: lyncxdp
 	"$? $(head -n 1 "$T/err")"
 commands=$("$LYNCXDP" --help | sed -n '/^Commands:/,/^$/p' | grep -Eo '^  [a-z]+' | tr -d ' ')
 expect_eq "the main help lists every command" \
-	"attach reload set detach status stats top exporter drops explain replay check" \
+	"attach reload set detach status stats top exporter streams drops explain replay check" \
 	"$(echo $commands)"
 for c in $commands; do
 	out=$("${NOBODY[@]}" "$c" --help 2>"$T/err")

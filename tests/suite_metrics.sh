@@ -85,6 +85,10 @@ for r in j["services"]:
     want[("lyncxdp_packets_total", key)] = r["packets"]
     want[("lyncxdp_bytes_total", key)] = r["bytes"]
     want[("lyncxdp_remarked_packets_total", key)] = r["remarked_packets"]
+    for media, v in r.get("media", {}).items():  # media services: what their packets carried
+        mkey = tuple(sorted(dict(lab, media=media).items()))
+        want[("lyncxdp_media_packets_total", mkey)] = v["packets"]
+        want[("lyncxdp_media_bytes_total", mkey)] = v["bytes"]
     for c, v in (r["conformance"] or {}).items():
         ckey = tuple(sorted(dict(lab, conformance=c).items()))
         want[("lyncxdp_dscp_packets_total", ckey)] = v["packets"]
@@ -105,7 +109,9 @@ for k, v in want.items():
         problems.append("%s{%s} = %s, json %s" % (k[0], dict(k[1]), series[k], v))
 # lyncxdp_flows* (flow-table occupancy) are not in stats --json: suite_enforce compares them with status --json.
 for k in series:
-    if k not in want and k[0] not in ("lyncxdp_info", "lyncxdp_attached", "lyncxdp_rules") and not k[0].startswith("lyncxdp_flows"):
+    # RTP stream metrics come from the stream table, not stats: tests/suite_media_live.sh
+    if k not in want and k[0] not in ("lyncxdp_info", "lyncxdp_attached", "lyncxdp_rules") \
+            and not k[0].startswith(("lyncxdp_rtp_", "lyncxdp_flows")):
         problems.append("extra series %s{%s}" % (k[0], dict(k[1])))
 print("; ".join(problems[:4]) + (" (+%d more)" % (len(problems) - 4) if len(problems) > 4 else "")
       if problems else "ok")

@@ -50,7 +50,7 @@ check "the installed binary checks the installed site.example against sfb2015" \
 	--site "$DEST/usr/local/share/lyncxdp/maps/site.example"
 doc=$DEST/usr/local/share/doc/lyncxdp/lyncxdp.txt
 missing=""
-for c in attach reload set detach status stats exporter drops explain replay check top; do
+for c in attach reload set detach status stats exporter streams drops explain replay check top; do
 	grep -q "^Usage: lyncxdp $c" "$doc" || missing="$missing $c"
 done
 expect_eq "lyncxdp.txt holds every command's --help" "" "$missing"

@@ -43,21 +43,24 @@
 #include "check.h"
 #include "compile.h"
 #include "matrix.h"
+#include "media.h"
 #include "reference.h"
 #include "site.h"
 #include "stats.h"
 #include "testrun.h"
 
-#define MATRIX_PATH    "maps/sfb2015.matrix"
-#define SITE_PROTECTED "tests/data/differential/protected.site"
-#define SITE_OPEN      "tests/data/differential/open.site"
-#define SHORT_PACKETS  50000
-#define LONG_PACKETS   1000000
-#define FRAME_MAX      3520 /* what testrun takes: a page less head and tail room */
-#define MAX_MISMATCHES 20
-#define EXAMPLES       2     /* printed per kind of known deviation */
-#define FLOWS_RESET_AT 20000 /* far below LX_MAX_FLOWS, so the LRU never evicts */
-#define FRAGS_RESET_AT 3000  /* far below LX_MAX_FRAGS */
+#define MATRIX_PATH	 "maps/sfb2015.matrix"
+#define SITE_PROTECTED	 "tests/data/differential/protected.site"
+#define SITE_OPEN	 "tests/data/differential/open.site"
+#define SHORT_PACKETS	 50000
+#define LONG_PACKETS	 1000000
+#define FRAME_MAX	 3520 /* what testrun takes: a page less head and tail room */
+#define MAX_MISMATCHES	 20
+#define EXAMPLES	 2     /* printed per kind of known deviation */
+#define FLOWS_RESET_AT	 20000 /* far below LX_MAX_FLOWS, so the LRU never evicts */
+#define FRAGS_RESET_AT	 3000  /* far below LX_MAX_FRAGS */
+#define STREAMS_RESET_AT 20000 /* far below LX_MAX_STREAMS */
+#define MEDIA_PATH	 "maps/media"
 
 /*
  * Flow timeouts of the test instances (the program's defaults are 1 h, 10 s, 2 min): short,
@@ -224,7 +227,10 @@ struct desc {
 	int frag_mf;
 	uint32_t frag_id;
 	size_t payload;
-	size_t trailer; /* bytes after the IP datagram (Ethernet padding, trailers) */
+	size_t trailer;	  /* bytes after the IP datagram (Ethernet padding, trailers) */
+	size_t media_len; /* > 0: the payload starts with media[] (RTP, STUN, ...) */
+	size_t media_at;  /* where the RTP header starts in media[] */
+	uint8_t media[20];
 };
 
 struct frame {
@@ -404,6 +410,8 @@ static void build(const struct desc *d, struct frame *f)
 	}
 	f->l4_off = l4;
 	rnd_bytes(b + n, d->payload);
+	if (d->media_len && d->payload >= d->media_len)
+		memcpy(b + n, d->media, d->media_len);
 	n += d->payload;
 	if (d->l3 == 4) {
 		put16(b + f->ip_off + 2, (unsigned)(n - f->ip_off));
@@ -426,6 +434,8 @@ struct gen {
 	int nold;
 	struct desc firsts[64]; /* first fragments: their later fragments */
 	int nfirsts;
+	struct desc media[16]; /* UDP with an RTP header: the next packets of their streams */
+	int nmedia;
 };
 
 static const uint16_t WELL_KNOWN[] = { 53,    80,   443,   444,	  3478,	 5060,	5061,
@@ -683,11 +693,97 @@ static void gen_fragment(struct gen *g, struct desc *d)
 		g->firsts[g->nfirsts++ % 64] = *d;
 }
 
+/* Payload types: of maps/media (audio, video, sharing, comfort noise, events) and not. */
+static const uint8_t MEDIA_PTS[] = { 0, 8, 9, 13, 101, 104, 111, 114, 121, 122, 127, 120, 96 };
+
+/* The start of a media payload: RTP (maybe inside TURN ChannelData), STUN, RTCP, DTLS. */
+static void media_header(struct desc *d, uint16_t seq, uint8_t pt, uint32_t ssrc)
+{
+	uint8_t *m = d->media;
+	size_t at = 0;
+	int x = (int)rnd(100);
+	d->media_at = 0;
+	if (x < 8) { /* STUN with the cookie, length covering the rest */
+		memset(m, 0, 8);
+		put16(m, 1);
+		put16(m + 2, (unsigned)(d->payload >= 20 ? d->payload - 20 : 0));
+		put32(m + 4, 0x2112A442);
+		d->media_len = 8;
+		return;
+	}
+	if (x < 14) { /* RTCP receiver report */
+		m[0] = 0x80, m[1] = 201;
+		put16(m + 2, (unsigned)(d->payload / 4 > 0 ? d->payload / 4 - 1 : 0));
+		d->media_len = 4;
+		return;
+	}
+	if (x < 18) { /* DTLS */
+		m[0] = 22, m[1] = 0xfe, m[2] = 0xfd;
+		d->media_len = 3;
+		return;
+	}
+	if (d->ipproto == 6 && chance(50)) { /* MS-TURN over TCP, data frame */
+		m[0] = 3, m[1] = 0;
+		put16(m + 2, (unsigned)(d->payload - 4 - rnd(3)));
+		at = 4;
+	} else if (d->ipproto == 6) { /* RFC 4571 */
+		put16(m, (unsigned)(d->payload - 2 - rnd(3)));
+		at = 2;
+	} else if (x < 30 && d->payload >= 4) { /* TURN ChannelData around the RTP */
+		put16(m, 0x4001);
+		put16(m + 2, (unsigned)(d->payload - 4 - rnd(3)));
+		at = 4;
+	}
+	m[at] = 0x80;
+	m[at + 1] = (uint8_t)(pt | (chance(5) ? 0x80 : 0));
+	put16(m + at + 2, seq);
+	put32(m + at + 4, (uint32_t)seq * 160);
+	put32(m + at + 8, ssrc);
+	d->media_len = at + 12;
+	d->media_at = at;
+}
+
+/* UDP rule traffic becomes the first packet of a media stream now and then. */
+static void maybe_media(struct gen *g, struct desc *d)
+{
+	if ((d->ipproto != 17 && d->ipproto != 6) || !chance(30))
+		return;
+	if (d->payload < 16)
+		d->payload = 16 + rnd(200);
+	uint8_t pt = MEDIA_PTS[rnd(sizeof(MEDIA_PTS))];
+	media_header(d, (uint16_t)rnd(65536), pt, (uint32_t)rnd64());
+	g->media[g->nmedia++ % 16] = *d;
+}
+
+/* The next packet of a stream: in sequence mostly, sometimes a jump or a repeat. */
+static int gen_media_next(struct gen *g, struct desc *d)
+{
+	if (!g->nmedia)
+		return 0;
+	struct desc *s = &g->media[rnd((uint32_t)(g->nmedia < 16 ? g->nmedia : 16))];
+	size_t at = s->media_at;
+	if (s->media_len < at + 12)
+		return 0;
+	uint16_t seq = (uint16_t)(s->media[at + 2] << 8 | s->media[at + 3]);
+	seq = (uint16_t)(chance(85) ? seq + 1 : chance(50) ? seq : rnd(65536));
+	uint8_t pt =
+	    chance(90) ? (uint8_t)(s->media[at + 1] & 0x7f) : MEDIA_PTS[rnd(sizeof(MEDIA_PTS))];
+	uint32_t ssrc = (uint32_t)s->media[at + 8] << 24 | (uint32_t)s->media[at + 9] << 16 |
+			(uint32_t)s->media[at + 10] << 8 | s->media[at + 11];
+	s->payload = 16 + rnd(300);
+	media_header(s, seq, pt, ssrc);
+	*d = *s;
+	return 1;
+}
+
 static void gen_packet(struct gen *g, struct desc *d)
 {
 	int x = (int)rnd(100);
+	if (x < 6 && gen_media_next(g, d))
+		return;
 	if (x < 38) {
 		gen_rule_traffic(g, d);
+		maybe_media(g, d);
 	} else if (x < 50 && g->nrecent) {
 		gen_reply(&g->recent[rnd((uint32_t)(g->nrecent < 64 ? g->nrecent : 64))], d);
 	} else if (x < 54 && g->nold) {
@@ -990,7 +1086,7 @@ struct instance {
 	struct compiled comp;
 	struct testrun t;
 	struct ref ref;
-	int flows_fd, frags_fd;
+	int flows_fd, frags_fd, streams_fd;
 	uint64_t runs, mismatches;
 	/* differences: [bit] explained by that known deviation (alone), [MAX]: only by several
 	 * at once; only[bit]: by no other single one */
@@ -1002,10 +1098,12 @@ struct instance {
 	uint64_t replies, flows_opened, expired, frags_followed, remarked, ambiguous;
 	uint64_t dst_won, src_won, no_peer;
 	uint64_t rewrites_valid_sum, rewrites_bad_sum;
+	uint64_t media_tagged, media_kinds[LX_MEDIA_MAX];
 	uint64_t *rule_hits; /* [rule][dir] */
 };
 
 static struct matrix M;
+static struct media_table MEDIA; /* maps/media: the instances inspect media as attach does */
 static int strict_fails = 1;
 static int examples[REF_COMPAT_MAX + 1]; /* printed so far, per kind of deviation */
 
@@ -1053,7 +1151,8 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 	in->name = name;
 	if (site_load(site_path, &M, &in->site, &err) < 0)
 		die("%s", err.msg);
-	if (compile_tables(&M, &in->site, &in->comp, &err) < 0)
+	if (compile_tables(&M, &in->site, &in->comp, &err) < 0 ||
+	    compile_media(&in->comp, &M, &in->site, &MEDIA, &err) < 0)
 		die("%s", err.msg);
 	/* Shorter flow timeouts, so that flows expire within the run. */
 	struct lx_config cfg = loader_config(&in->comp);
@@ -1065,11 +1164,16 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 		die("%s", err.msg);
 	if (ref_init(&in->ref, &M, &in->site, &TIMEOUTS, 0) < 0)
 		die("out of memory");
+	uint8_t pt_kind[LX_PAYLOAD_TYPES];
+	for (int i = 0; i < LX_PAYLOAD_TYPES; i++)
+		pt_kind[i] = (uint8_t)MEDIA.pt[i].kind;
+	ref_set_media(&in->ref, in->comp.media, in->comp.media_dscp, pt_kind);
 	in->rule_hits = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(uint64_t));
 	if (!in->rule_hits)
 		die("out of memory");
 	in->flows_fd = map_fd(in->t.prog_fd, "lx_flows");
 	in->frags_fd = map_fd(in->t.prog_fd, "lx_frags");
+	in->streams_fd = map_fd(in->t.prog_fd, "lx_streams");
 }
 
 static void set_mode(struct instance *in, uint32_t policy, uint32_t tag, uint32_t side)
@@ -1086,6 +1190,7 @@ static void reset_state(struct instance *in)
 {
 	map_clear(in->flows_fd, sizeof(struct lx_flow_key));
 	map_clear(in->frags_fd, sizeof(struct lx_frag_key));
+	map_clear(in->streams_fd, sizeof(struct lx_stream_key));
 	ref_clear_state(&in->ref);
 	in->resets++;
 }
@@ -1107,8 +1212,8 @@ static int agrees(const struct testrun_result *res, const struct ref_decision *d
 	const struct lx_last *l = &res->last;
 	return res->retval == d->verdict && l->verdict == d->verdict && l->rule == d->rule &&
 	       (!d->rule || l->dir == d->dir) && (d->rule || l->counter == d->counter) &&
-	       l->reason == d->reason && l->dscp == d->dscp && res->out_len == len &&
-	       !memcmp(res->out, expect, len);
+	       l->reason == d->reason && l->dscp == d->dscp && l->media == d->media &&
+	       res->out_len == len && !memcmp(res->out, expect, len);
 }
 
 static int flows_fd_now = -1; /* the program's lx_flows, of the instance being run */
@@ -1303,6 +1408,9 @@ static void note_coverage(struct instance *in, const struct ref_decision *d, con
 	in->src_won += d->both_ends == 2;
 	in->no_peer += (uint64_t)d->no_peer;
 	in->ambiguous += d->ambiguous ? 1 : 0;
+	in->media_tagged += (uint64_t)d->media_tagged;
+	if (d->media < LX_MEDIA_MAX)
+		in->media_kinds[d->media]++;
 	if (d->remarked) {
 		in->remarked++;
 		/* A valid IPv4 header checksum must stay valid (RFC 1624). */
@@ -1389,7 +1497,8 @@ static int run_frame(struct instance *in, const uint8_t *frame, size_t len)
 	if (d.ambiguous)
 		sync_flows(&in->ref, frame, len);
 
-	if (ref_nflows(&in->ref) > FLOWS_RESET_AT || ref_nfrags(&in->ref) > FRAGS_RESET_AT)
+	if (ref_nflows(&in->ref) > FLOWS_RESET_AT || ref_nfrags(&in->ref) > FRAGS_RESET_AT ||
+	    ref_nstreams(&in->ref) > STREAMS_RESET_AT)
 		reset_state(in);
 	return 0;
 }
@@ -1546,6 +1655,20 @@ static void check_coverage(const struct instance *in, int is_protected, int long
 	    "%llu times",
 	    in->name, (unsigned long long)in->remarked, (unsigned long long)in->rewrites_valid_sum,
 	    (unsigned long long)in->rewrites_bad_sum);
+	const uint64_t *k = in->media_kinds;
+	/* open.site gives client-media, edge-media-relay and stun DSCPs of their own: there the
+	 * mixed services are tagged by the site, not by what they carry. */
+	int by_site = !strcmp(in->name, "open");
+	CHECK(k[LX_MEDIA_STUN] && k[LX_MEDIA_AUDIO] && k[LX_MEDIA_VIDEO] && k[LX_MEDIA_SHARING] &&
+		  k[LX_MEDIA_RTCP] && k[LX_MEDIA_DTLS] && k[LX_MEDIA_OTHER] &&
+		  (in->media_tagged || by_site),
+	      "%s: media services' UDP packets, as the program and the reference both saw them: "
+	      "stun %llu, audio %llu, video %llu, sharing %llu, rtcp %llu, dtls %llu, other %llu; "
+	      "mixed services tagged by what they carried %llu",
+	      in->name, (unsigned long long)k[LX_MEDIA_STUN], (unsigned long long)k[LX_MEDIA_AUDIO],
+	      (unsigned long long)k[LX_MEDIA_VIDEO], (unsigned long long)k[LX_MEDIA_SHARING],
+	      (unsigned long long)k[LX_MEDIA_RTCP], (unsigned long long)k[LX_MEDIA_DTLS],
+	      (unsigned long long)k[LX_MEDIA_OTHER], (unsigned long long)in->media_tagged);
 }
 
 /* One line per kind of deviation, with the count of each instance. */
@@ -1615,7 +1738,7 @@ int main(int argc, char **argv)
 	clock_getres(CLOCK_MONOTONIC_COARSE, &res);
 	tick_ns = (uint64_t)res.tv_sec * 1000000000ULL + (uint64_t)res.tv_nsec;
 
-	if (matrix_load(MATRIX_PATH, &M, &err) < 0)
+	if (matrix_load(MATRIX_PATH, &M, &err) < 0 || media_load(MEDIA_PATH, &MEDIA, &err) < 0)
 		die("%s", err.msg);
 	static struct instance inst[2];
 	open_instance(&inst[0], "protected", SITE_PROTECTED);

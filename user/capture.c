@@ -47,14 +47,35 @@ static int link_header(int dlt, const uint8_t *data, size_t len, uint16_t *ether
 	}
 }
 
+struct untimed {
+	capture_fn fn;
+	void *arg;
+};
+
+static int drop_time(const uint8_t *frame, size_t len, uint64_t ts_ns, void *arg)
+{
+	(void)ts_ns;
+	struct untimed *u = arg;
+	return u->fn(frame, len, u->arg);
+}
+
 int capture_foreach(const char *path, capture_fn fn, void *arg, struct capture_counts *counts,
 		    struct text_error *err)
+{
+	struct untimed u = { fn, arg };
+	return capture_foreach_timed(path, drop_time, &u, counts, err);
+}
+
+int capture_foreach_timed(const char *path, capture_timed_fn fn, void *arg,
+			  struct capture_counts *counts, struct text_error *err)
 {
 	char errbuf[PCAP_ERRBUF_SIZE];
 	static uint8_t frame[FRAME_MAX + 14];
 
 	memset(counts, 0, sizeof(*counts));
-	pcap_t *pc = pcap_open_offline(path, errbuf);
+	/* Nanosecond timestamps whatever the file's resolution (pcapng keeps its own). */
+	pcap_t *pc =
+	    pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 	if (!pc) {
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", path, errbuf);
 		return -1;
@@ -65,13 +86,14 @@ int capture_foreach(const char *path, capture_fn fn, void *arg, struct capture_c
 	int r, rc = 0;
 	while ((r = pcap_next_ex(pc, &h, &data)) == 1) {
 		counts->frames++;
+		uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000ULL + (uint64_t)h->ts.tv_usec;
 		/* What was on the wire: caplen bytes captured, len - caplen cut by the snap length.
 		 */
 		size_t wire = h->len > h->caplen ? h->len : h->caplen;
 		if (h->caplen < h->len)
 			counts->truncated++;
 		if (dlt == DLT_EN10MB && wire == h->caplen) {
-			if (fn(data, h->caplen, arg))
+			if (fn(data, h->caplen, ts, arg))
 				break;
 			continue;
 		}
@@ -101,7 +123,7 @@ int capture_foreach(const char *path, capture_fn fn, void *arg, struct capture_c
 			len = want;
 			counts->padded++;
 		}
-		if (fn(frame, len, arg))
+		if (fn(frame, len, ts, arg))
 			break;
 	}
 	if (r == -1) {

@@ -26,4 +26,9 @@ typedef int (*capture_fn)(const uint8_t *frame, size_t len, void *arg);
 int capture_foreach(const char *path, capture_fn fn, void *arg, struct capture_counts *counts,
 		    struct text_error *err);
 
+/* The same, with each frame's capture timestamp in nanoseconds since the epoch. */
+typedef int (*capture_timed_fn)(const uint8_t *frame, size_t len, uint64_t ts_ns, void *arg);
+int capture_foreach_timed(const char *path, capture_timed_fn fn, void *arg,
+			  struct capture_counts *counts, struct text_error *err);
+
 #endif

@@ -18,6 +18,7 @@ void compile_free(struct compiled *c)
 	free(c->from_groups);
 	free(c->rank);
 	free(c->ids);
+	free(c->media);
 	memset(c, 0, sizeof(*c));
 }
 

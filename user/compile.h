@@ -12,6 +12,8 @@
 #include "matrix.h"
 #include "site.h"
 
+struct media_table;
+
 struct compiled_addr {
 	int family;
 	uint8_t addr[16];
@@ -50,6 +52,10 @@ struct compiled {
 	uint16_t *ids;			    /* [rule index] id in the tables and counters */
 	uint32_t max_id;		    /* highest id in use */
 	int nactive;
+	/* Media (user/media.c, compile_media): NULL media_table means no inspection. */
+	const struct media_table *media_table;
+	uint8_t *media;			  /* [rule index] 1: UDP payloads inspected */
+	uint8_t media_dscp[LX_MEDIA_MAX]; /* tag mode, `-` media services, per media kind */
 };
 
 /* An id the attached maps already give a rule, so a reload can keep its counters. */

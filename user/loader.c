@@ -14,6 +14,7 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "lyncxdp.skel.h"
+#include "media.h"
 #include "site.h"
 
 uint32_t loader_rule_cap(int nrules)
@@ -160,6 +161,7 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	skel->rodata->iface_slot = opts->iface_slot;
 	skel->rodata->rule_cap = opts->rule_cap;
 	skel->rodata->record_last = opts->record_last ? 1 : 0;
+	skel->rodata->replay_clock = opts->replay_clock ? 1 : 0;
 	const struct compiled *c = opts->size_for ? opts->size_for : opts->compiled;
 	if (c) {
 		struct addr6_table t6;
@@ -179,6 +181,8 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_remarked,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX);
+	bpf_map__set_max_entries(skel->maps.lx_media,
+				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX * LX_MEDIA_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_conformance,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX * LX_CONF_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
@@ -216,6 +220,11 @@ void loader_destroy(struct lyncxdp_bpf *skel)
 	lyncxdp_bpf__destroy(skel);
 }
 
+void loader_set_replay_time(struct lyncxdp_bpf *skel, uint64_t ns)
+{
+	skel->bss->replay_now_ns = ns;
+}
+
 int loader_prog_fd(struct lyncxdp_bpf *skel)
 {
 	return bpf_program__fd(skel->progs.lyncxdp);
@@ -232,6 +241,8 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);
 	fds->state = bpf_map__fd(skel->maps.lx_state);
 	fds->last = bpf_map__fd(skel->maps.lx_last);
+	fds->media = bpf_map__fd(skel->maps.lx_media);
+	fds->streams = bpf_map__fd(skel->maps.lx_streams);
 	fds->flows = bpf_map__fd(skel->maps.lx_flows);
 	fds->flow_stats = bpf_map__fd(skel->maps.lx_flow_stats);
 }
@@ -345,6 +356,7 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 	for (int i = 0; i < m->nrules; i++) {
 		struct lx_rule_action a = { .dscp = c->dscp[i],
 					    .kind = (__u8)m->rules[i].kind,
+					    .media = c->media ? c->media[i] : 0,
 					    .client = (__u8)m->roles[m->rules[i].role].client,
 					    .rank = c->rank[i],
 					    .from_groups = c->from_groups[i] };
@@ -419,6 +431,7 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 			.active = c->active[i],
 			.dscp = c->dscp[i],
 			.kind = (__u8)r->kind,
+			.media = c->media ? c->media[i] : 0,
 		};
 		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
 		text_copy(info.service, sizeof(info.service), svc->slug);
@@ -429,6 +442,31 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 				 strerror(errno));
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* Payload types and the per-kind DSCP of media services (maps/media); empty without it. */
+static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
+{
+	struct lx_payload_type pts[LX_PAYLOAD_TYPES] = { 0 };
+	struct lx_media_config mc;
+	__u32 zero = 0;
+	memset(&mc, LX_DSCP_KEEP, sizeof(mc));
+	const struct media_table *t = c->media_table;
+	for (int i = 0; t && i < LX_PAYLOAD_TYPES; i++)
+		pts[i] = (struct lx_payload_type){ .clock_hz = t->pt[i].clock_hz,
+						   .kind = (__u8)t->pt[i].kind,
+						   .flags = t->pt[i].flags };
+	for (int k = 0; t && k < LX_MEDIA_MAX; k++)
+		mc.dscp[k] = c->media_dscp[k];
+	if (write_array(bpf_map__fd(skel->maps.tbl_payload), pts, sizeof(pts[0]), 0,
+			LX_PAYLOAD_TYPES, "the payload types", err) < 0)
+		return -1;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_media), &zero, &mc, 0)) {
+		snprintf(err->msg, sizeof(err->msg), "writing the media config: %s",
+			 strerror(errno));
+		return -1;
 	}
 	return 0;
 }
@@ -445,7 +483,7 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
 	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
-	    write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
+	    write_media(skel, c, err) < 0 || write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
 	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
 		return -1;
 	return 0;

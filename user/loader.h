@@ -23,8 +23,9 @@ struct lyncxdp_bpf;
 struct loader_opts {
 	uint32_t iface_slot;
 	uint32_t rule_cap;
-	int record_last; /* explain/replay: remember each decision */
-	int pinned;	 /* share the maps pinned under LX_PIN_MAPS (created when absent) */
+	int record_last;  /* explain/replay: remember each decision */
+	int replay_clock; /* media streams take their time from loader_set_replay_time */
+	int pinned;	  /* share the maps pinned under LX_PIN_MAPS (created when absent) */
 	/* Reload: the tables (maps named tbl_*) are new, not the pinned ones: created empty,
 	 * or shared with this instance's. */
 	int fresh_tables;
@@ -65,6 +66,9 @@ int loader_iface_config_fd(struct lyncxdp_bpf *skel);
 
 int loader_prog_fd(struct lyncxdp_bpf *skel);
 
+/* Replay instances (replay_clock): the arrival time of the next frame, in nanoseconds. */
+void loader_set_replay_time(struct lyncxdp_bpf *skel, uint64_t ns);
+
 /* Map fds by role, so stats can read a private instance and the pins alike. */
 struct lx_map_fds {
 	int counters;
@@ -76,6 +80,8 @@ struct lx_map_fds {
 	int rule_info;
 	int state;
 	int last;
+	int media;	/* lx_media: per-kind counters of media services */
+	int streams;	/* lx_streams: RTP streams */
 	int flows;	/* lx_flows, for occupancy */
 	int flow_stats; /* lx_flow_stats */
 };

@@ -26,9 +26,11 @@
 #include "metrics.h"
 #include "json.h"
 #include "matrix.h"
+#include "media.h"
 #include "packet.h"
 #include "site.h"
 #include "stats.h"
+#include "streams.h"
 #include "testrun.h"
 #include "top.h"
 
@@ -58,13 +60,15 @@ static const char usage_main[] =
     "                     live view: rates per role and service, sparklines, drops\n"
     "  exporter --listen ADDR:PORT\n"
     "                     serve the counters to Prometheus at http://ADDR:PORT/metrics\n"
+    "  streams [IFACE] [--json] [--interval S [--count N]]\n"
+    "                     RTP streams of media services: loss, jitter, poor-stream verdict\n"
     "  drops [--json] [--seconds S] [--count N]\n"
     "                     stream the log of dropped (or would-drop) packets\n"
     "  explain --site FILE [--product P | --matrix FILE] [--policy P] [--tag] [--json]\n"
     "          [--side protected|unprotected] PROTO SRC:PORT DST:PORT\n"
     "                     run one packet through the real program and say what it decides\n"
     "  replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag] FILE.pcap\n"
-    "         [--json] [--all] [--side protected|unprotected]\n"
+    "         [--json] [--all] [--side protected|unprotected] [--streams]\n"
     "                     run every frame of a capture through the real program\n"
     "  check --site FILE [--product P | --matrix FILE]\n"
     "                     validate a matrix and site without loading anything\n"
@@ -89,6 +93,8 @@ struct inputs {
 	struct matrix m;
 	struct site s;
 	struct compiled c;
+	char media_path[PATH_MAX];
+	struct media_table media;
 };
 
 static int file_exists(const char *path)
@@ -126,6 +132,13 @@ static int resolve_one_product(const char *product, char *out, size_t outlen)
 		"or its matrix is not installed (set LYNCXDP_MAPS to the maps directory)\n",
 		product);
 	return -1;
+}
+
+static void free_inputs(struct inputs *in)
+{
+	compile_free(&in->c);
+	site_free(&in->s);
+	matrix_free(&in->m);
 }
 
 /* One product, or several joined by ',' (a hybrid site: sfb2015,teams): their matrices'
@@ -186,14 +199,17 @@ static int load_inputs(struct inputs *in)
 		matrix_free(&in->m);
 		return -1;
 	}
+	/* Without the media data (a matrix copied elsewhere, no LYNCXDP_MAPS) nothing is
+	 * inspected: the classifier works as it would without media services. */
+	if (media_find(in->matrix_path, in->media_path, sizeof(in->media_path)) < 0)
+		return 0;
+	if (media_load(in->media_path, &in->media, &err) < 0 ||
+	    compile_media(&in->c, &in->m, &in->s, &in->media, &err) < 0) {
+		fprintf(stderr, "lyncxdp: %s\n", err.msg);
+		free_inputs(in);
+		return -1;
+	}
 	return 0;
-}
-
-static void free_inputs(struct inputs *in)
-{
-	compile_free(&in->c);
-	site_free(&in->s);
-	matrix_free(&in->m);
 }
 
 enum { OPT_PRODUCT = 'p', OPT_MATRIX = 'm', OPT_SITE = 's', OPT_JSON = 'j', OPT_HELP = 'h' };
@@ -656,14 +672,15 @@ static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
 	fds->conformance = fds->remarked < 0 ? -1 : pinned_map_fd("lx_conformance", err);
 	fds->drops = fds->conformance < 0 ? -1 : pinned_map_fd("lx_drops", err);
 	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
-	fds->droplog_rl = fds->state = fds->last = -1;
-	return fds->rule_info < 0 ? -1 : 0;
+	fds->media = fds->rule_info < 0 ? -1 : pinned_map_fd("lx_media", err);
+	fds->droplog_rl = fds->state = fds->last = fds->streams = -1;
+	return fds->media < 0 ? -1 : 0;
 }
 
 static void close_pinned(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special,   fds->remarked,
-		      fds->drops,    fds->rule_info, fds->conformance };
+	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
+		      fds->rule_info, fds->media,   fds->conformance };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
@@ -765,6 +782,113 @@ static int cmd_stats(int argc, char **argv)
 	stats_free(&prev);
 	stats_free(&now);
 	close_pinned(&fds);
+	return rc;
+}
+
+/* ---- streams ---- */
+
+static const char help_streams[] =
+    "Usage: lyncxdp streams [IFACE] [--json] [--interval SECONDS [--count N]]\n"
+    "\n"
+    "RTP streams the attached program tracks in media services (maps/media): per stream\n"
+    "(5-tuple and SSRC) the role, service, direction, media type, codec, packets, loss,\n"
+    "interarrival jitter (RFC 3550) and a verdict against Microsoft's Call Quality\n"
+    "Dashboard thresholds for a poor stream (see README, \"Media and call quality\").\n"
+    "  --interval S  print again every S seconds; --count N stops after N\n";
+
+/* The program's clock is CLOCK_MONOTONIC: this makes its times wall-clock times. */
+static int64_t monotonic_to_epoch(uint64_t *now_mono)
+{
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	*now_mono = (uint64_t)mono.tv_sec * 1000000000ULL + (uint64_t)mono.tv_nsec;
+	return ((int64_t)rt.tv_sec - (int64_t)mono.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec);
+}
+
+static int cmd_streams(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
+					      { "interval", required_argument, NULL, 'i' },
+					      { "count", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, OPT_HELP },
+					      { 0 } };
+	struct streams_print_opts so = { 0 };
+	double interval = 0;
+	unsigned long count = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		char *end;
+		if (opt == OPT_JSON)
+			so.json = 1;
+		else if (opt == 'i') {
+			interval = strtod(optarg, &end);
+			if (*end || !(interval >= 0.1 && interval <= 86400))
+				return usage_error("streams",
+						   "--interval is seconds, 0.1 to 86400");
+		} else if (opt == 'c') {
+			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
+				return usage_error("streams", "--count is a positive number");
+		} else if (opt == OPT_HELP)
+			return fputs(help_streams, stdout), 0;
+		else
+			return option_error("streams", opt, argv);
+	}
+	if (argc - optind > 1)
+		return usage_error("streams", "at most one interface");
+	const char *ifname = argc > optind ? argv[optind] : NULL;
+	int rc = kernel_ready();
+	if (rc)
+		return rc;
+	struct lx_state st;
+	struct text_error err;
+	int attached = state_read(&st, &err);
+	if (attached < 0)
+		return fail(&err);
+	if (!attached) {
+		fprintf(stderr, "lyncxdp: not attached to any interface\n");
+		return 1;
+	}
+	uint32_t mask = slot_mask_for(&st, ifname);
+	if (!mask) {
+		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
+		return 1;
+	}
+	/* Codec names and thresholds: the media data beside the attached matrix. */
+	static struct media_table media;
+	char media_path[PATH_MAX];
+	if (media_find(st.matrix, media_path, sizeof(media_path)) == 0 &&
+	    media_load(media_path, &media, &err) == 0)
+		so.t = &media;
+	int streams_fd = pinned_map_fd("lx_streams", &err);
+	int info_fd = streams_fd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
+	if (streams_fd < 0 || info_fd < 0) {
+		if (streams_fd >= 0)
+			close(streams_fd);
+		return fail(&err);
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	for (unsigned long n = 0; !stop_requested; n++) {
+		struct streams_report r;
+		if (streams_collect(streams_fd, info_fd, so.t, mask, &r, &err) < 0) {
+			rc = fail(&err);
+			break;
+		}
+		so.epoch_offset_ns = monotonic_to_epoch(&so.now_ns);
+		if (n && !so.json)
+			fputc('\n', stdout);
+		streams_print(stdout, &r, &so);
+		streams_free(&r);
+		if (!interval || (count && n + 1 >= count))
+			break;
+		struct timespec ts = { (time_t)interval,
+				       (long)((interval - (double)(time_t)interval) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+	close(streams_fd);
+	close(info_fd);
 	return rc;
 }
 
@@ -1056,7 +1180,7 @@ static int cmd_explain(int argc, char **argv)
 
 static const char help_replay[] =
     "Usage: lyncxdp replay --site FILE [--product P | --matrix FILE] [--policy P] [--tag]\n"
-    "                      FILE [--json] [--all] [--flows]\n"
+    "                      FILE [--json] [--all] [--flows] [--streams]\n"
     "\n"
     "Runs every frame of a pcap or pcapng capture through the real XDP program with\n"
     "BPF_PROG_TEST_RUN (nothing is attached) and prints the same report as `stats`,\n"
@@ -1067,7 +1191,9 @@ static const char help_replay[] =
     "            direction, the service and direction each direction was counted under,\n"
     "            and the verdicts and drop reasons of its packets\n"
     "  --side S  where the frames arrive, as attach --side: protected (default) or\n"
-    "            unprotected (a capture taken on the outside leg)\n";
+    "            unprotected (a capture taken on the outside leg)\n"
+    "  --streams print the RTP streams of media services instead, as `lyncxdp streams`,\n"
+    "            with the capture's timestamps as arrival times\n";
 
 struct replay_ctx {
 	struct testrun *t;
@@ -1076,10 +1202,11 @@ struct replay_ctx {
 	int failed;
 };
 
-static int replay_frame(const uint8_t *frame, size_t len, void *arg)
+static int replay_frame(const uint8_t *frame, size_t len, uint64_t ts_ns, void *arg)
 {
 	struct replay_ctx *ctx = arg;
 	static struct testrun_result res;
+	testrun_set_time(ctx->t, ts_ns); /* media streams: the capture's arrival times */
 	int r = testrun_frame(ctx->t, frame, len, &res, ctx->err);
 	if (r < 0) {
 		ctx->failed = 1;
@@ -1103,13 +1230,15 @@ static int cmd_replay(int argc, char **argv)
 					      { "flows", no_argument, NULL, 'F' },
 					      { "policy", required_argument, NULL, 'P' },
 					      { "tag", no_argument, NULL, 'T' },
+					      { "streams", no_argument, NULL, 'M' },
 					      { "side", required_argument, NULL, 'D' },
 					      { "help", no_argument, NULL, OPT_HELP },
 					      { 0 } };
 	struct inputs in = { 0 };
 	struct stats_print_opts po = { 0 };
 	struct flows_table flows = { 0 };
-	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0, side = LX_SIDE_PROTECTED;
+	int opt, policy = LX_POLICY_MONITOR, tag = 0, want_flows = 0, streams = 0,
+		 side = LX_SIDE_PROTECTED;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (take_input_option(&in, opt))
 			continue;
@@ -1123,6 +1252,8 @@ static int cmd_replay(int argc, char **argv)
 			continue;
 		else if (opt == 'T')
 			tag = 1;
+		else if (opt == 'M')
+			streams = 1;
 		else if (opt == OPT_JSON)
 			po.json = 1;
 		else if (opt == 'a')
@@ -1149,8 +1280,23 @@ static int cmd_replay(int argc, char **argv)
 	    (testrun_open(&t, &in.m, &in.s, &in.c, (uint32_t)policy, (uint32_t)tag, &err) < 0 ||
 	     testrun_set_side(&t, (uint32_t)side, &err) < 0))
 		rc = fail(&err);
-	if (rc == 0 && (capture_foreach(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))
+	if (rc == 0 &&
+	    (capture_foreach_timed(path, replay_frame, &ctx, &counts, &err) < 0 || ctx.failed))
 		rc = fail(&err);
+	if (rc == 0 && streams) {
+		struct streams_report sr;
+		struct streams_print_opts so = { .json = po.json, .t = &in.media };
+		if (streams_collect(t.fds.streams, t.fds.rule_info, &in.media, 1u, &sr, &err) < 0) {
+			rc = fail(&err);
+		} else {
+			streams_print(stdout, &sr, &so);
+			streams_free(&sr);
+		}
+		flows_free(&flows);
+		testrun_close(&t);
+		free_inputs(&in);
+		return rc;
+	}
 	if (rc == 0 && testrun_report(&t, &report, &err) < 0)
 		rc = fail(&err);
 	if (rc == 0) {
@@ -1305,6 +1451,7 @@ static const struct cmd commands[] = {
 	{ "check", cmd_check, help_check },	     { "set", cmd_set, help_set },
 	{ "reload", cmd_reload, help_reload },	     { "drops", cmd_drops, help_drops },
 	{ "exporter", cmd_exporter, help_exporter }, { "top", cmd_top, help_top },
+	{ "streams", cmd_streams, help_streams },
 };
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)

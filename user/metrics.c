@@ -15,7 +15,9 @@
 
 #include "attach.h"
 #include "matrix.h"
+#include "media.h"
 #include "stats.h"
+#include "streams.h"
 
 #ifndef LYNCXDP_VERSION
 #define LYNCXDP_VERSION "0"
@@ -75,6 +77,30 @@ static void rule_metric(FILE *out, const struct iface_report *ir, int n, const c
 			rule_labels(out, ir[i].ifs->name, row);
 			fprintf(out, "} %llu\n",
 				(unsigned long long)(bytes ? c->bytes : c->packets));
+		}
+}
+
+/* Per media service, rule and direction: packets and bytes by what they carried. */
+static void media_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
+{
+	const char *name = bytes ? "lyncxdp_media_bytes_total" : "lyncxdp_media_packets_total";
+	header(out, name, "counter",
+	       bytes ? "Bytes of media services' UDP packets by what they carry (label media)."
+		     : "Packets of media services' UDP packets by what they carry (label media: "
+		       "stun, audio, video, sharing, rtcp, dtls, other).");
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < ir[i].r.nrows; k++) {
+			const struct stats_row *row = &ir[i].r.rows[k];
+			if (!row->info.media)
+				continue;
+			for (int m = 0; m < LX_MEDIA_MAX; m++) {
+				fprintf(out, "%s{", name);
+				rule_labels(out, ir[i].ifs->name, row);
+				label(out, "media", media_kind_name(m), 0);
+				fprintf(out, "} %llu\n",
+					(unsigned long long)(bytes ? row->media[m].bytes
+								   : row->media[m].packets));
+			}
 		}
 }
 
@@ -195,12 +221,12 @@ static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
 
 static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 {
-	const char *names[] = { "lx_counters", "lx_special",   "lx_remarked",
-				"lx_drops",    "lx_rule_info", "lx_conformance" };
-	int *slots[] = { &fds->counters, &fds->special,	  &fds->remarked,
-			 &fds->drops,	 &fds->rule_info, &fds->conformance };
+	const char *names[] = { "lx_counters",	"lx_special", "lx_remarked",   "lx_drops",
+				"lx_rule_info", "lx_media",   "lx_conformance" };
+	int *slots[] = { &fds->counters,  &fds->special, &fds->remarked,   &fds->drops,
+			 &fds->rule_info, &fds->media,	 &fds->conformance };
 	memset(fds, -1, sizeof(*fds));
-	for (size_t i = 0; i < 6; i++)
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
 		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
 			return -1;
 	return 0;
@@ -208,11 +234,142 @@ static int open_fds(struct lx_map_fds *fds, struct text_error *err)
 
 static void close_fds(struct lx_map_fds *fds)
 {
-	int all[] = { fds->counters, fds->special,   fds->remarked,
-		      fds->drops,    fds->rule_info, fds->conformance };
-	for (size_t i = 0; i < 6; i++)
+	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
+		      fds->rule_info, fds->media,   fds->conformance };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] >= 0)
 			close(all[i]);
+}
+
+/* ---- RTP streams: per interface, service, direction and media type, never per stream ---- */
+
+static const double loss_buckets[] = { 0.001, 0.01, 0.02, 0.05, 0.1, 0.2 };
+static const double jitter_buckets[] = { 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1 }; /* s */
+#define NLOSS	(sizeof(loss_buckets) / sizeof(loss_buckets[0]))
+#define NJITTER (sizeof(jitter_buckets) / sizeof(jitter_buckets[0]))
+
+struct stream_group {
+	const char *ifname;
+	struct lx_rule_info info;
+	uint8_t dir, kind;
+	uint64_t streams, poor;
+	uint64_t loss_le[NLOSS], jitter_le[NJITTER];
+	double loss_sum, jitter_sum;
+};
+
+static void group_labels(FILE *out, const struct stream_group *g)
+{
+	label(out, "interface", g->ifname, 1);
+	label(out, "role", g->info.role, 0);
+	label(out, "service", g->info.service, 0);
+	label(out, "direction", stats_dir_name(g->dir), 0);
+	label(out, "media", media_kind_name(g->kind), 0);
+}
+
+static void histogram(FILE *out, const char *name, const struct stream_group *g, int n, int jitter)
+{
+	for (int i = 0; i < n; i++) {
+		size_t nb = jitter ? NJITTER : NLOSS;
+		for (size_t b = 0; b <= nb; b++) {
+			fprintf(out, "%s_bucket{", name);
+			group_labels(out, &g[i]);
+			if (b < nb)
+				fprintf(out, ",le=\"%g\"} %llu\n",
+					jitter ? jitter_buckets[b] : loss_buckets[b],
+					(unsigned long long)(jitter ? g[i].jitter_le[b]
+								    : g[i].loss_le[b]));
+			else
+				fprintf(out, ",le=\"+Inf\"} %llu\n",
+					(unsigned long long)g[i].streams);
+		}
+		fprintf(out, "%s_sum{", name);
+		group_labels(out, &g[i]);
+		fprintf(out, "} %.6f\n%s_count{", jitter ? g[i].jitter_sum : g[i].loss_sum, name);
+		group_labels(out, &g[i]);
+		fprintf(out, "} %llu\n", (unsigned long long)g[i].streams);
+	}
+}
+
+static void stream_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir,
+			   int n)
+{
+	struct text_error err;
+	static struct media_table media;
+	char path[512];
+	const struct media_table *t = NULL;
+	if (media_find(st->matrix, path, sizeof(path)) == 0 && media_load(path, &media, &err) == 0)
+		t = &media;
+	int sfd = pinned_map_fd("lx_streams", &err);
+	int ifd = sfd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
+	struct stream_group *g = NULL;
+	int ng = 0, cap = 0;
+	for (int i = 0; sfd >= 0 && ifd >= 0 && i < n; i++) {
+		struct streams_report r;
+		int slot = (int)(ir[i].ifs - st->ifaces);
+		if (streams_collect(sfd, ifd, t, 1u << slot, &r, &err) < 0)
+			continue;
+		for (int k = 0; k < r.n; k++) {
+			const struct stream_row *row = &r.rows[k];
+			int j = 0;
+			while (j < ng && !(g[j].ifname == ir[i].ifs->name &&
+					   g[j].dir == row->st.dir && g[j].kind == row->st.kind &&
+					   !strcmp(g[j].info.role, row->info.role) &&
+					   !strcmp(g[j].info.service, row->info.service)))
+				j++;
+			if (j == ng) {
+				if (ng == cap) {
+					cap = cap ? cap * 2 : 16;
+					struct stream_group *ng2 =
+					    realloc(g, (size_t)cap * sizeof(*g));
+					if (!ng2)
+						break;
+					g = ng2;
+				}
+				memset(&g[ng], 0, sizeof(g[ng]));
+				g[ng].ifname = ir[i].ifs->name;
+				g[ng].info = row->info;
+				g[ng].dir = row->st.dir;
+				g[ng].kind = row->st.kind;
+				ng++;
+			}
+			struct stream_group *x = &g[j];
+			x->streams++;
+			x->poor += !strcmp(row->verdict, "poor");
+			x->loss_sum += row->loss;
+			x->jitter_sum += row->jitter_ms / 1000.0;
+			for (size_t b = 0; b < NLOSS; b++)
+				x->loss_le[b] += row->loss <= loss_buckets[b];
+			for (size_t b = 0; b < NJITTER; b++)
+				x->jitter_le[b] += row->jitter_ms / 1000.0 <= jitter_buckets[b];
+		}
+		streams_free(&r);
+	}
+	header(out, "lyncxdp_rtp_streams", "gauge",
+	       "RTP streams of media services in the stream table now, per service, direction "
+	       "and media type.");
+	for (int i = 0; i < ng; i++) {
+		fprintf(out, "lyncxdp_rtp_streams{");
+		group_labels(out, &g[i]);
+		fprintf(out, "} %llu\n", (unsigned long long)g[i].streams);
+	}
+	header(out, "lyncxdp_rtp_poor_streams", "gauge",
+	       "Of those, streams poor by Microsoft's CQD thresholds (maps/media).");
+	for (int i = 0; i < ng; i++) {
+		fprintf(out, "lyncxdp_rtp_poor_streams{");
+		group_labels(out, &g[i]);
+		fprintf(out, "} %llu\n", (unsigned long long)g[i].poor);
+	}
+	header(out, "lyncxdp_rtp_stream_loss_ratio", "histogram",
+	       "Packet loss ratio (RFC 3550 A.3) of the streams in the table now.");
+	histogram(out, "lyncxdp_rtp_stream_loss_ratio", g, ng, 0);
+	header(out, "lyncxdp_rtp_stream_jitter_seconds", "histogram",
+	       "Interarrival jitter (RFC 3550 A.8), seconds, of the streams in the table now.");
+	histogram(out, "lyncxdp_rtp_stream_jitter_seconds", g, ng, 1);
+	free(g);
+	if (sfd >= 0)
+		close(sfd);
+	if (ifd >= 0)
+		close(ifd);
 }
 
 int metrics_write(FILE *out, struct text_error *err)
@@ -254,11 +411,14 @@ int metrics_write(FILE *out, struct text_error *err)
 			    "Bytes (whole frames) per rule and direction.", 0, 1);
 		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",
 			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
+		media_metric(out, ir, n, 0);
+		media_metric(out, ir, n, 1);
 		conformance_metric(out, ir, n);
 		special_metric(out, ir, n, 0);
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);
 		drop_metric(out, ir, n, 1);
+		stream_metrics(out, &st, ir, n);
 	}
 	for (int i = 0; i < n; i++)
 		stats_free(&ir[i].r);

@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "matrix.h"
+#include "media.h"
 
 /* Counter names as shown to users (table and JSON keys); indexed by enum lx_counter. */
 static const char *const counter_names[LX_CNT_MAX] = {
@@ -114,6 +115,13 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 				if (rc == 0)
 					rc = read_count(fds->remarked, idx, percpu, ncpu,
 							&row->remarked);
+				for (uint32_t k = 0;
+				     rc == 0 && info.media && fds->media >= 0 && k < LX_MEDIA_MAX;
+				     k++)
+					rc = read_count(
+					    fds->media,
+					    lx_media_counter_index(slot, rule_cap, rule, dir, k),
+					    percpu, ncpu, &row->media[k]);
 				for (uint32_t k = 0; rc == 0 && fds->conformance >= 0 &&
 						     info.dscp != LX_DSCP_KEEP && k < LX_CONF_MAX;
 				     k++)
@@ -212,6 +220,14 @@ static void print_json(FILE *out, const struct stats_report *r, const struct sta
 			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
 				rate(row->count.bytes, prev->rows[i].count.bytes, o->interval));
+		if (row->info.media) {
+			fprintf(out, ", \"media\": {");
+			for (int k = 0; k < LX_MEDIA_MAX; k++) {
+				fprintf(out, "%s\"%s\": ", k ? ", " : "", media_kind_name(k));
+				print_count_json(out, &row->media[k], NULL, 0);
+			}
+			fputc('}', out);
+		}
 		fputc('}', out);
 	}
 	fprintf(out, "\n]");
@@ -263,6 +279,23 @@ static void print_drops_table(FILE *out, const struct stats_report *r)
 			(unsigned long long)r->would_drop[k].bytes);
 }
 
+/* Under a media service's row: what its UDP packets carried, kinds that counted something. */
+static void print_media_line(FILE *out, const struct stats_row *row)
+{
+	if (!row->info.media)
+		return;
+	int any = 0;
+	for (int k = 0; k < LX_MEDIA_MAX; k++) {
+		if (!row->media[k].packets)
+			continue;
+		fprintf(out, "%s %s %llu", any ? "," : "  media:", media_kind_name(k),
+			(unsigned long long)row->media[k].packets);
+		any = 1;
+	}
+	if (any)
+		fputc('\n', out);
+}
+
 static void print_table(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
 	const struct stats_report *prev =
@@ -306,6 +339,7 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
 				8 * rate(row->count.bytes, prev->rows[i].count.bytes, o->interval));
 		fputc('\n', out);
+		print_media_line(out, row);
 		shown++;
 	}
 	if (!shown)

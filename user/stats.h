@@ -13,7 +13,8 @@ struct stats_row {
 	uint32_t dir;
 	struct lx_rule_info info;
 	struct lx_count count;
-	struct lx_count remarked; /* DSCP rewritten by the tag mode */
+	struct lx_count remarked;	     /* DSCP rewritten by the tag mode */
+	struct lx_count media[LX_MEDIA_MAX]; /* media services: what their packets carry */
 	/* DSCP on arrival against info.dscp (enum lx_conformance); zero when info.dscp is
 	 * LX_DSCP_KEEP or the maps have no conformance counters */
 	struct lx_count conformance[LX_CONF_MAX];

@@ -27,6 +27,7 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 				  .rule_cap = t->rule_cap,
 				  .record_last = 1,
 				  .size_for = c,
+				  .replay_clock = 1,
 				  .config = config };
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
@@ -44,6 +45,11 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err)
 {
 	return loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err);
+}
+
+void testrun_set_time(struct testrun *t, uint64_t ns)
+{
+	loader_set_replay_time(t->skel, ns);
 }
 
 int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err)

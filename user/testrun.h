@@ -40,6 +40,9 @@ int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_er
 int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err);
 void testrun_close(struct testrun *t);
 
+/* The arrival time media streams see for the next frames (the capture's timestamp), ns. */
+void testrun_set_time(struct testrun *t, uint64_t ns);
+
 /* What the program decided for one frame. */
 struct testrun_result {
 	struct lx_last last;
