@@ -697,6 +697,26 @@ static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 	return mask;
 }
 
+/* The attached state and the slots of IFACE (every interface when NULL): 0, or the exit code
+ * after saying why not. */
+static int read_attached(const char *ifname, struct lx_state *st, uint32_t *mask)
+{
+	struct text_error err;
+	int attached = state_read(st, &err);
+	if (attached < 0)
+		return fail(&err);
+	if (!attached) {
+		fprintf(stderr, "lyncxdp: not attached to any interface\n");
+		return 1;
+	}
+	*mask = slot_mask_for(st, ifname);
+	if (!*mask) {
+		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
@@ -742,18 +762,9 @@ static int cmd_stats(int argc, char **argv)
 	struct text_error err;
 	if (prometheus)
 		return metrics_write(stdout, &err) < 0 ? fail(&err) : 0;
-	int attached = state_read(&st, &err);
-	if (attached < 0)
-		return fail(&err);
-	if (!attached) {
-		fprintf(stderr, "lyncxdp: not attached to any interface\n");
-		return 1;
-	}
-	uint32_t mask = slot_mask_for(&st, ifname);
-	if (!mask) {
-		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
-		return 1;
-	}
+	uint32_t mask;
+	if ((rc = read_attached(ifname, &st, &mask)))
+		return rc;
 	struct lx_map_fds fds;
 	if (open_pinned(&fds, &err) < 0) {
 		close_pinned(&fds);
@@ -843,18 +854,9 @@ static int cmd_streams(int argc, char **argv)
 		return rc;
 	struct lx_state st;
 	struct text_error err;
-	int attached = state_read(&st, &err);
-	if (attached < 0)
-		return fail(&err);
-	if (!attached) {
-		fprintf(stderr, "lyncxdp: not attached to any interface\n");
-		return 1;
-	}
-	uint32_t mask = slot_mask_for(&st, ifname);
-	if (!mask) {
-		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
-		return 1;
-	}
+	uint32_t mask;
+	if ((rc = read_attached(ifname, &st, &mask)))
+		return rc;
 	/* Codec names and thresholds: the media data beside the attached matrix. */
 	static struct media_table media;
 	char media_path[PATH_MAX];
@@ -981,18 +983,9 @@ static int cmd_top(int argc, char **argv)
 		return rc;
 	struct lx_state st;
 	struct text_error err;
-	int attached = state_read(&st, &err);
-	if (attached < 0)
-		return fail(&err);
-	if (!attached) {
-		fprintf(stderr, "lyncxdp: not attached to any interface\n");
-		return 1;
-	}
-	uint32_t mask = slot_mask_for(&st, ifname);
-	if (!mask) {
-		fprintf(stderr, "lyncxdp: %s: lyncxdp is not attached there\n", ifname);
-		return 1;
-	}
+	uint32_t mask;
+	if ((rc = read_attached(ifname, &st, &mask)))
+		return rc;
 	struct top_source src = { .ifname = ifname };
 	if (open_pinned(&src.fds, &err) < 0) {
 		close_pinned(&src.fds);
