@@ -1654,13 +1654,13 @@ static int cmd_gen_site(int argc, char **argv)
 	for (int i = 0; inside && i < n - nbase; i++) {
 		/* --inside: around the frames' own addresses, never covering one of them: IPv4
 		 * hosts in 198.51/16 and 203.0/16 and /28s in 192.0/13, skipping the frames' /24s
-		 * (192.0.2, 198.51.100, 203.0.113); IPv6 hosts in 2001:db8:10::/64 and 2001:db8:ff::/64
-		 * above ::1:0, /64s in 2001:db8:20::/48 but its first. The trie lookups of the
-		 * frames then descend through the padding. */
+		 * (192.0.2, 198.51.100, 203.0.113); IPv6 hosts in 2001:db8:10::/64 and
+		 * 2001:db8:ff::/64 above ::1:0, /64s in 2001:db8:20::/48 but its first. The trie
+		 * lookups of the frames then descend through the padding. */
 		int k = i / 20, r = i % 20;
 		if (r < 8) {
 			int h = k * 8 + r, net = h >> 8;
-			net += net >= 100;   /* 198.51.100 */
+			net += net >= 100; /* 198.51.100 */
 			if (net < 255)
 				printf("frontend 198.51.%d.%d\n", net, h & 255);
 			else
