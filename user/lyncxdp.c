@@ -256,6 +256,26 @@ static int usage_error(const char *cmd, const char *what)
 	return 2;
 }
 
+/* --interval SECONDS (0.1 to MAX) and --count N of the commands that repeat. */
+static int interval_opt(const char *cmd, const char *arg, double max, double *out)
+{
+	char *end, what[64];
+	double v = strtod(arg, &end);
+	if (*end || !(v >= 0.1 && v <= max)) {
+		snprintf(what, sizeof(what), "--interval is seconds, 0.1 to %g", max);
+		return usage_error(cmd, what);
+	}
+	*out = v;
+	return 0;
+}
+
+static int count_opt(const char *cmd, const char *arg, unsigned long *out)
+{
+	if (text_parse_uint(arg, 1, 1000000000UL, out) < 0)
+		return usage_error(cmd, "--count is a positive number");
+	return 0;
+}
+
 static int parse_policy(const char *s)
 {
 	if (!strcmp(s, "monitor"))
@@ -730,7 +750,7 @@ static int cmd_stats(int argc, char **argv)
 	unsigned long count = 0;
 	int opt, prometheus = 0;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		char *end;
+		int rc;
 		if (opt == OPT_JSON)
 			po.json = 1;
 		else if (opt == 'R')
@@ -738,12 +758,11 @@ static int cmd_stats(int argc, char **argv)
 		else if (opt == 'a')
 			po.all = 1;
 		else if (opt == 'i') {
-			po.interval = strtod(optarg, &end);
-			if (*end || !(po.interval >= 0.1 && po.interval <= 86400))
-				return usage_error("stats", "--interval is seconds, 0.1 to 86400");
+			if ((rc = interval_opt("stats", optarg, 86400, &po.interval)))
+				return rc;
 		} else if (opt == 'c') {
-			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
-				return usage_error("stats", "--count is a positive number");
+			if ((rc = count_opt("stats", optarg, &count)))
+				return rc;
 		} else if (opt == OPT_HELP)
 			return fputs(help_stats, stdout), 0;
 		else
@@ -830,17 +849,15 @@ static int cmd_streams(int argc, char **argv)
 	unsigned long count = 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		char *end;
+		int rc;
 		if (opt == OPT_JSON)
 			so.json = 1;
 		else if (opt == 'i') {
-			interval = strtod(optarg, &end);
-			if (*end || !(interval >= 0.1 && interval <= 86400))
-				return usage_error("streams",
-						   "--interval is seconds, 0.1 to 86400");
+			if ((rc = interval_opt("streams", optarg, 86400, &interval)))
+				return rc;
 		} else if (opt == 'c') {
-			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
-				return usage_error("streams", "--count is a positive number");
+			if ((rc = count_opt("streams", optarg, &count)))
+				return rc;
 		} else if (opt == OPT_HELP)
 			return fputs(help_streams, stdout), 0;
 		else
@@ -941,15 +958,14 @@ static int cmd_top(int argc, char **argv)
 	unsigned long count = 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		char *end;
+		int rc;
 		if (opt == 'i') {
-			interval = strtod(optarg, &end);
-			if (*end || !(interval >= 0.1 && interval <= 3600))
-				return usage_error("top", "--interval is seconds, 0.1 to 3600");
+			if ((rc = interval_opt("top", optarg, 3600, &interval)))
+				return rc;
 			interval_arg = optarg;
 		} else if (opt == 'c') {
-			if (text_parse_uint(optarg, 1, 1000000000UL, &count) < 0)
-				return usage_error("top", "--count is a positive number");
+			if ((rc = count_opt("top", optarg, &count)))
+				return rc;
 			count_arg = optarg;
 		} else if (opt == OPT_HELP)
 			return fputs(help_top, stdout), 0;
@@ -1349,6 +1365,7 @@ static int cmd_drops(int argc, char **argv)
 	int opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		char *end;
+		int rc;
 		if (opt == OPT_JSON)
 			o.json = 1;
 		else if (opt == 's') {
@@ -1356,8 +1373,8 @@ static int cmd_drops(int argc, char **argv)
 			if (*end || !(o.seconds > 0))
 				return usage_error("drops", "--seconds is a positive number");
 		} else if (opt == 'c') {
-			if (text_parse_uint(optarg, 1, 1000000000UL, &o.count) < 0)
-				return usage_error("drops", "--count is a positive number");
+			if ((rc = count_opt("drops", optarg, &o.count)))
+				return rc;
 		} else if (opt == OPT_HELP)
 			return fputs(help_drops, stdout), 0;
 		else
