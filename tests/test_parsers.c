@@ -1896,7 +1896,8 @@ static void test_matrix_outbound_errors(void)
 	 * "Keywords are not role slugs, so a matrix cannot declare a role of that name"): a
 	 * matrix role of that name could never get an address, so the matrix must refuse it.
 	 */
-	static const char *const keywords[] = { "protect", "dscp", "allow-icmp", "flows", "qos" };
+	static const char *const keywords[] = { "protect", "dscp", "allow-icmp", "allow-outbound",
+						"flows",   "nat",  "qos" };
 	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
 		char name[64], line[128], msg[64];
 		snprintf(name, sizeof(name), "role-keyword-%s.matrix", keywords[i]);

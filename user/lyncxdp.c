@@ -193,6 +193,7 @@ static int load_inputs(struct inputs *in)
 		return -1;
 	}
 	if (site_load(in->site_path, &in->m, &in->s, &err) < 0 ||
+	    site_add_outbound_rules(&in->m, &in->s, &err) < 0 ||
 	    compile_tables(&in->m, &in->s, &in->c, &err) < 0) {
 		fprintf(stderr, "lyncxdp: %s\n", err.msg);
 		site_free(&in->s);

@@ -187,15 +187,17 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	    check_name(tf, err, t, 2) < 0)
 		return -1;
 	/* A site line starts with a role or one of these keywords: they cannot be both. */
-	static const char *const site_keywords[] = { "protect", "dscp", "allow-icmp", "flows",
-						     "qos" };
+	static const char *const site_keywords[] = {
+		"protect", "dscp", "allow-icmp", "allow-outbound", "flows", "nat", "qos"
+	};
 	for (size_t i = 0; i < sizeof(site_keywords) / sizeof(site_keywords[0]); i++)
 		if (!strcmp(t->tok[1], site_keywords[i]))
-			return text_fail(
-			    tf, err,
-			    "role '%s' is a site keyword (protect, dscp, allow-icmp, flows, qos): "
-			    "choose another slug",
-			    t->tok[1]);
+			return text_fail(tf, err,
+					 "role '%s' is a site keyword (protect, dscp, allow-icmp, "
+					 "allow-outbound, "
+					 "flows, nat, qos): "
+					 "choose another slug",
+					 t->tok[1]);
 	if (m->nroles == MATRIX_MAX_ROLES)
 		return text_fail(tf, err, "more than %d roles", MATRIX_MAX_ROLES);
 
@@ -262,9 +264,7 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 	return 0;
 }
 
-/* "N" or "N-M", 1 <= N <= M <= 65535. */
-static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
-		       uint16_t *hi)
+int matrix_parse_ports(const char *s, uint16_t *lo, uint16_t *hi, char *why, size_t whylen)
 {
 	char buf[32];
 	unsigned long a, b;
@@ -272,15 +272,30 @@ static int parse_ports(struct text_file *tf, struct text_error *err, const char 
 	char *dash = strchr(buf, '-');
 	if (dash)
 		*dash = '\0';
-	if (text_parse_uint(buf, 1, 65535, &a) < 0)
-		return text_fail(tf, err, "port '%s' is not 1..65535", buf);
+	if (text_parse_uint(buf, 1, 65535, &a) < 0) {
+		snprintf(why, whylen, "port '%s' is not 1..65535", buf);
+		return -1;
+	}
 	b = a;
-	if (dash && text_parse_uint(dash + 1, 1, 65535, &b) < 0)
-		return text_fail(tf, err, "port '%s' is not 1..65535", dash + 1);
-	if (b < a)
-		return text_fail(tf, err, "port range %s runs backwards", s);
+	if (dash && text_parse_uint(dash + 1, 1, 65535, &b) < 0) {
+		snprintf(why, whylen, "port '%s' is not 1..65535", dash + 1);
+		return -1;
+	}
+	if (b < a) {
+		snprintf(why, whylen, "port range %s runs backwards", s);
+		return -1;
+	}
 	*lo = (uint16_t)a;
 	*hi = (uint16_t)b;
+	return 0;
+}
+
+static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
+		       uint16_t *hi)
+{
+	char why[96];
+	if (matrix_parse_ports(s, lo, hi, why, sizeof(why)) < 0)
+		return text_fail(tf, err, "%s", why);
 	return 0;
 }
 
@@ -561,4 +576,63 @@ uint32_t matrix_rule_rank(const struct matrix *m, int index)
 	uint32_t narrow = 65535u - (uint32_t)(r->port_hi - r->port_lo); /* 1..65535 */
 	uint32_t server = m->roles[r->role].client ? 0 : 1;
 	return server << 30 | narrow << 14 | (uint32_t)(LX_MAX_RULES - 1 - index);
+}
+
+int matrix_add_outbound(struct matrix *m, int role, int proto, uint16_t lo, uint16_t hi,
+			const char *path, int line, struct text_error *err)
+{
+	static const char slug[] = "allow-outbound";
+	int svc = matrix_find_service(m, slug);
+	if (svc < 0) {
+		struct matrix_service *grown = grow(m->services, m->nservices, sizeof(*grown));
+		if (!grown)
+			goto oom;
+		m->services = grown;
+		struct matrix_service *new_svc = &m->services[m->nservices];
+		memset(new_svc, 0, sizeof(*new_svc));
+		text_copy(new_svc->slug, sizeof(new_svc->slug), slug);
+		text_copy(new_svc->name, sizeof(new_svc->name),
+			  "Outbound connections the site allows (allow-outbound)");
+		new_svc->dscp = MATRIX_DSCP_KEEP;
+		new_svc->line = line;
+		new_svc->file = -1;
+		svc = m->nservices++;
+	}
+	int file = -1;
+	for (int i = 0; i < m->nfiles; i++)
+		if (!strcmp(m->files[i], path))
+			file = i;
+	if (file < 0 && m->nfiles < MATRIX_MAX_FILES) {
+		text_copy(m->files[m->nfiles], sizeof(m->files[0]), path);
+		file = m->nfiles++;
+	}
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *o = &m->rules[i];
+		if (o->kind == LX_KIND_OUTBOUND_TO && o->role == role && o->proto == proto &&
+		    o->port_lo == lo && o->port_hi == hi)
+			return 0; /* the role opens those already */
+	}
+	if (m->nrules >= LX_MAX_RULES - 1) {
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: more than %d rules", path, line,
+			 LX_MAX_RULES - 1);
+		return -1;
+	}
+	struct matrix_rule *rules = grow(m->rules, m->nrules, sizeof(*rules));
+	if (!rules)
+		goto oom;
+	m->rules = rules;
+	struct matrix_rule r = { .kind = LX_KIND_OUTBOUND_TO,
+				 .role = role,
+				 .service = svc,
+				 .proto = proto,
+				 .port_lo = lo,
+				 .port_hi = hi,
+				 .line = line,
+				 .file = file };
+	text_copy(r.source, sizeof(r.source), "local:allow-outbound");
+	m->rules[m->nrules++] = r;
+	return 0;
+oom:
+	snprintf(err->msg, sizeof(err->msg), "out of memory");
+	return -1;
 }
