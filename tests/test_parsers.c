@@ -1013,7 +1013,8 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(
 	    m, "unknown-role.site", "frontend 192.0.2.10\ndirector 192.0.2.20\n", 2,
 	    "unknown role 'director' (the test matrix has: frontend, edge-external, mediation, "
-	    "all-servers, everything; keywords: protect, dscp, allow-icmp, flows, qos)");
+	    "all-servers, everything; keywords: protect, dscp, allow-icmp, allow-outbound, flows, "
+	    "nat, qos)");
 	site_bad(m, "no-prefix.site", "# roles\nfrontend\n", 2,
 		 "role 'frontend' without a prefix: expected 'ROLE PREFIX ...'");
 	site_bad(m, "bad-address.site", "frontend 192.0.2.10 192.0.2.300\n", 1,
