@@ -189,3 +189,39 @@ require_clean_start() {
 	fi
 	ns_stale "$1"
 }
+
+# ---- live traffic (tests/nethelper.py) in the namespace suites ----
+# nh NS COMMAND ARGS...: a nethelper client inside NS, 30 s at most.
+nh() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$TOP/tests/nethelper.py" "$@"
+}
+# nh_serve NS LOGDIR COMMAND ARGS...: a nethelper server in NS in the background (5 min at
+# most), returned once it listens; its output in LOGDIR.
+nh_serve() {
+	local ns=$1 dir=$2 out
+	shift 2
+	out=$dir/serve.$ns.$1.$2.log
+	ns_bg "$ns" timeout 300 "$PY" -u "$TOP/tests/nethelper.py" "$@" >"$out" 2>&1
+	for _ in $(seq 50); do
+		grep -q listening "$out" && return 0
+		sleep 0.1
+	done
+	fail "server $* in $ns did not start: $(cat "$out")"
+	return 1
+}
+# file_digest FILE: "SHA256 LENGTH", as nethelper's sink and echo clients print it.
+file_digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
+# lx_settle NS: wait (3 s at most) until the counters of lyncxdp in NS stop moving (XDP on
+# veth runs in NAPI, after the sender returned).
+lx_settle() {
+	local a b
+	a=$(lx "$1" stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+	for _ in $(seq 30); do
+		sleep 0.1
+		b=$(lx "$1" stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+		[ "$a" = "$b" ] && return 0
+		a=$b
+	done
+}

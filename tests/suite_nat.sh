@@ -40,38 +40,12 @@ trap 'exit 143' TERM HUP # so that the EXIT trap runs
 ns_tmpdir lxnat
 T=$NS_TMP
 
-NH=$TOP/tests/nethelper.py
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-serve() {
-	local ns=$1 out
-	shift
-	out=$T/serve.$ns.$1.$2.log
-	ns_bg "$ns" timeout 300 "$PY" -u "$NH" "$@" >"$out" 2>&1
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-	return 1
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-settle() {
-	local a b
-	a=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
+h() { nh "$@"; }
+serve() { nh_serve "$1" "$T" "${@:2}"; }
+digest() { file_digest "$1"; }
 # reasons drops|would_drop: "REASON PACKETS;..." of every reason, from stats --json
 reasons() {
-	settle
+	lx_settle $G
 	lx $G stats --json | jq -r --arg k "$1" '.[$k] | to_entries | map("\(.key) \(.value.packets)") | join(";")'
 }
 # grown BEFORE AFTER: "REASON +N;..." of the reasons that grew
