@@ -384,15 +384,24 @@ static void check_drops_delta(struct inst *in, const struct drops *before,
 
 /* ---- the matrix ---- */
 
+/* The id of a matrix's rule (the first of its kind, role, service and transport), -1: none. */
+static int rule_in(const struct matrix *m, int kind, const char *role, const char *service,
+		   int proto)
+{
+	int r = matrix_find_role(m, role), s = matrix_find_service(m, service);
+	for (int i = 0; i < m->nrules; i++)
+		if (m->rules[i].kind == kind && m->rules[i].role == r && m->rules[i].service == s &&
+		    m->rules[i].proto == proto)
+			return i + 1;
+	return -1;
+}
+
 static int find_rule(int kind, const char *role, const char *service, int proto)
 {
-	int r = matrix_find_role(&M, role), s = matrix_find_service(&M, service);
-	for (int i = 0; i < M.nrules; i++)
-		if (M.rules[i].kind == kind && M.rules[i].role == r && M.rules[i].service == s &&
-		    M.rules[i].proto == proto)
-			return i + 1;
-	die("no rule %s %s %s in %s", role, service, matrix_proto_name(proto), MATRIX_PATH);
-	return 0;
+	int id = rule_in(&M, kind, role, service, proto);
+	if (id < 0)
+		die("no rule %s %s %s in %s", role, service, matrix_proto_name(proto), MATRIX_PATH);
+	return id;
 }
 
 /* The group of an address in a compiled site: the longest prefix that holds it. */
@@ -2122,8 +2131,7 @@ static void test_flood(void)
  * site's allow-outbound lines add rules, so it has a matrix of its own.
  */
 #define SITE_NAT "tests/data/policy/nat.site"
-static const struct host PRIV = { "edge-external private", "198.51.100.110",
-				  "2001:db8:100::110" };
+static const struct host PRIV = { "edge-external private", "198.51.100.110", "2001:db8:100::110" };
 static const struct host NTP = { "ntp-server", "203.0.113.123", "2001:db8:ffff::123" };
 static const struct host WSUS = { "wsus-server", "198.51.100.70", "2001:db8:100::70" };
 
@@ -2133,17 +2141,6 @@ static int want(struct inst *in, const struct frame *f, uint32_t reason, struct 
 {
 	uint32_t verdict = reason && in->policy == LX_POLICY_ENFORCE ? V_DROP : V_PASS;
 	return expect(in, f, verdict, reason, ed, "%s IPv%d", what, fam);
-}
-
-static int rule_in(const struct matrix *m, int kind, const char *role, const char *service,
-		   int proto)
-{
-	int r = matrix_find_role(m, role), s = matrix_find_service(m, service);
-	for (int i = 0; i < m->nrules; i++)
-		if (m->rules[i].kind == kind && m->rules[i].role == r &&
-		    m->rules[i].service == s && m->rules[i].proto == proto)
-			return i + 1;
-	return -1;
 }
 
 /* The layout as it was before `nat`: the public address listed, the Edge sending from its
