@@ -2775,6 +2775,124 @@ static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
 	return group;
 }
 
+/* The group of an address in the compiled table (exact entry), 0 when it has none. */
+static uint32_t compiled_group(const struct compiled *c, const char *text)
+{
+	struct site_prefix p;
+	char why[128];
+	if (site_parse_prefix(text, &p, why, sizeof(why)) < 0)
+		return 0;
+	for (int i = 0; i < c->naddrs; i++)
+		if (c->addrs[i].family == p.family && c->addrs[i].len == p.len &&
+		    !memcmp(c->addrs[i].addr, p.addr, 16))
+			return c->addrs[i].group;
+	return 0;
+}
+
+/*
+ * Site `nat PUBLIC PRIVATE` and `allow-outbound`: the public address is a host entry holding
+ * the private host's roles, in a group of its own marked nat (also where it was a prefix's
+ * broadcast address); allow-outbound adds one outbound-to rule per protected role, none where
+ * the role has those ports already.
+ */
+static void test_site_nat_outbound(const struct matrix *base)
+{
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	const char *path = tmp_text("nat.site", "protect edge-external\n"
+						"edge-external 198.51.100.30 2001:db8::30\n"
+						"frontend 192.0.2.10\n"
+						"edge-external 203.0.113.0/24\n"
+						"nat 203.0.113.255 198.51.100.30\n"
+						"nat 2001:db8:ff::30 2001:db8::30\n"
+						"nat 203.0.113.7 192.0.2.10\n");
+	int rc = site_load(path, base, &s, &err);
+	if (!CHECK(rc == 0 && s.nnat == 3, "nat site loads, 3 nat lines%s", rc ? why(&err) : ""))
+		return;
+	const uint8_t *priv = site_nat_private(&s, 4, (const uint8_t[4]){ 203, 0, 113, 255 });
+	CHECK(priv && priv[0] == 198 && priv[3] == 30,
+	      "site_nat_private: 203.0.113.255 is 198.51.100.30");
+	CHECK(!site_nat_private(&s, 4, (const uint8_t[4]){ 198, 51, 100, 30 }),
+	      "site_nat_private: a private address is no public one");
+	rc = compile_tables(base, &s, &c, &err);
+	if (CHECK(rc == 0, "nat site compiles%s", rc ? why(&err) : "")) {
+		uint32_t g_priv = compiled_group(&c, "198.51.100.30/32"),
+			 g_pub = compiled_group(&c, "203.0.113.255/32"),
+			 g_pub6 = compiled_group(&c, "2001:db8:ff::30/128"),
+			 g_priv6 = compiled_group(&c, "2001:db8::30/128"),
+			 g_fe_pub = compiled_group(&c, "203.0.113.7/32");
+		CHECK(g_priv && g_pub && g_pub != g_priv &&
+			  c.group_roles[g_pub] == c.group_roles[g_priv] && c.group_nat[g_pub] &&
+			  !c.group_nat[g_priv] && (c.nat_groups & (1u << g_pub)) &&
+			  (c.protected_groups & (1u << g_pub)) && (c.peer_groups & (1u << g_pub)),
+		      "nat: 203.0.113.255 (the /24's broadcast address) holds 198.51.100.30's "
+		      "roles in a nat group, protected and a peer (groups %u, %u)",
+		      g_pub, g_priv);
+		CHECK(g_pub6 == g_pub && g_priv6 == g_priv,
+		      "nat: the IPv6 pair shares the IPv4 pair's groups (%u, %u)", g_pub6, g_priv6);
+		CHECK(g_fe_pub && c.group_nat[g_fe_pub] &&
+			  c.group_roles[g_fe_pub] ==
+			      c.group_roles[compiled_group(&c, "192.0.2.10/32")] &&
+			  !(c.protected_groups & (1u << g_fe_pub)),
+		      "nat: a Front End's public address holds frontend only, not the /24's "
+		      "edge-external, and is not protected");
+		CHECK(c.broadcasts4 == 0 && c.hosts4 == 4 && c.hosts6 == 2,
+		      "nat: the broadcast entry gave way to the nat host (broadcasts %u, hosts "
+		      "%u/%u)",
+		      c.broadcasts4, c.hosts4, c.hosts6);
+		compile_free(&c);
+	}
+	site_free(&s);
+
+	/* allow-outbound: one rule per protected role, none where the matrix has it. */
+	struct matrix m;
+	if (!CHECK(matrix_load(BASE_MATRIX, &m, &err) == 0, "base matrix loads"))
+		return;
+	path = tmp_text("outbound.site", "protect edge-external frontend\n"
+					 "edge-external 198.51.100.30\n"
+					 "frontend 192.0.2.10\n"
+					 "allow-outbound udp 123\n"
+					 "allow-outbound tcp 8530-8531\n");
+	rc = site_load(path, &m, &s, &err);
+	int before = m.nrules;
+	if (CHECK(rc == 0, "allow-outbound site loads%s", rc ? why(&err) : "") &&
+	    CHECK(site_add_outbound_rules(&m, &s, &err) == 0, "allow-outbound rules added%s",
+		  why(&err))) {
+		CHECK(m.nrules == before + 4,
+		      "allow-outbound: 2 lines x 2 protected roles = 4 rules "
+		      "(%d)",
+		      m.nrules - before);
+		const struct matrix_rule *r = &m.rules[before];
+		char where[256], want[256];
+		matrix_rule_where(&m, r, where, sizeof(where));
+		snprintf(want, sizeof(want), "%s:4", path);
+		CHECK(r->kind == LX_KIND_OUTBOUND_TO && r->proto == LX_PROTO_UDP &&
+			  r->port_lo == 123 && r->port_hi == 123 &&
+			  !strcmp(m.services[r->service].slug, "allow-outbound") &&
+			  !strcmp(r->source, "local:allow-outbound") && !strcmp(where, want),
+		      "allow-outbound: outbound %s allow-outbound udp to 123 local:allow-outbound "
+		      "at %s (got %s)",
+		      m.roles[r->role].slug, want, where);
+		CHECK(site_add_outbound_rules(&m, &s, &err) == 0 && m.nrules == before + 4,
+		      "allow-outbound: applied twice, no rule added twice (%d)", m.nrules - before);
+		rc = compile_tables(&m, &s, &c, &err);
+		if (CHECK(rc == 0, "allow-outbound site compiles%s", rc ? why(&err) : "")) {
+			uint32_t g = compiled_group(&c, "198.51.100.30/32");
+			CHECK(compiled_remote_at(&c, g, LX_PROTO_UDP, 123) == before + 1 ||
+				  compiled_remote_at(&c, g, LX_PROTO_UDP, 123) == before + 2,
+			      "allow-outbound: the Edge's group has an outbound rule to udp 123");
+			CHECK(compiled_remote_at(&c, g, LX_PROTO_TCP, 8531) &&
+				  !compiled_remote_at(&c, g, LX_PROTO_TCP, 8532),
+			      "allow-outbound: ... and to tcp 8530-8531, not 8532");
+			compile_free(&c);
+		}
+	}
+	if (rc == 0)
+		site_free(&s);
+	matrix_free(&m);
+}
+
 static void test_addr4(void)
 {
 	static struct compiled_addr addrs[600];
@@ -2968,6 +3086,7 @@ int main(void)
 	test_client_and_combined();
 	test_addr4();
 	test_addr6();
+	test_site_nat_outbound(&base);
 	matrix_free(&base);
 
 	tmp_cleanup();
