@@ -63,7 +63,7 @@
 #define MEDIA_PATH	 "maps/media"
 
 /*
- * Flow timeouts of the test instances (the program's defaults are 1 h, 10 s, 2 min): short,
+ * Flow timeouts of the test instances (the program's defaults are 2 h 5 min, 10 s, 2 min): short,
  * so that a run of a few seconds (some 150,000 frames a second) sees flows expire.
  */
 static const struct ref_timeouts TIMEOUTS = {
