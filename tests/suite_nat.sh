@@ -172,11 +172,12 @@ for i in lxnat-g0 lxnat-g1; do
 	expect_eq "attach $i --site nat.site --policy monitor ($out)" 0 $?
 done
 b=$(reasons would_drop)
+bd=$(reasons drops)
 traffic monitor
 would=$(grown "$b" "$(reasons would_drop)")
 expect_eq "monitor: would-drop exactly the 2 forged frames (spoofed) and the 6 answers (unsolicited)" \
 	"spoofed +2;unsolicited +6" "$would"
-expect_eq "monitor: nothing dropped" "" "$(grown "$b" "$(reasons drops)")"
+expect_eq "monitor: nothing dropped" "" "$(grown "$bd" "$(reasons drops)")"
 
 for i in lxnat-g0 lxnat-g1; do
 	check "set $i --policy enforce" lx $G set $i --policy enforce
