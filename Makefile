@@ -63,11 +63,14 @@ $(BUILD)/lyncxdp: $(BUILD)/obj/lyncxdp.o $(LIB_OBJS)
 $(BUILD)/san/lyncxdp: $(BUILD)/san/lyncxdp.o $(SAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test_%: tests/test_%.c tests/check.h $(LIB_OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< $(LIB_OBJS) $(LDLIBS)
+# Every C test links tests/support.c (die, checksums, frames, program instances).
+TEST_SUPPORT := tests/support.c tests/support.h tests/check.h
 
-$(BUILD)/san/test_%: tests/test_%.c tests/check.h $(SAN_OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $< $(SAN_OBJS) $(LDLIBS)
+$(BUILD)/test_%: tests/test_%.c $(TEST_SUPPORT) $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< tests/support.c $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/san/test_%: tests/test_%.c $(TEST_SUPPORT) $(SAN_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $< tests/support.c $(SAN_OBJS) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $(BUILD)
@@ -164,12 +167,12 @@ bench: deps all $(BUILD)/bench $(BENCH_BPF)
 # differential run (1,000,000 frames). `make fuzz-smoke` (CI): each fuzzer 10 s, no long run.
 # A crash leaves $(BUILD)/fuzz/crash-TARGET-*: copy it to tests/fuzz/corpus/TARGET/ (named
 # crash-*) so that test_fuzz_regress replays it in every `make test`.
-DIFF_SRCS := tests/test_differential.c tests/reference.c
+DIFF_SRCS := tests/test_differential.c tests/reference.c tests/support.c
 
-$(BUILD)/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(LIB_OBJS) $(HEADERS)
+$(BUILD)/test_differential: $(DIFF_SRCS) tests/reference.h $(TEST_SUPPORT) $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $(DIFF_SRCS) $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/san/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(SAN_OBJS) $(HEADERS)
+$(BUILD)/san/test_differential: $(DIFF_SRCS) tests/reference.h $(TEST_SUPPORT) $(SAN_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $(DIFF_SRCS) $(SAN_OBJS) $(LDLIBS)
 
 FUZZ_TARGETS := matrix site replay

@@ -24,6 +24,7 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "check.h"
+#include "support.h"
 #include "compile.h"
 #include "matrix.h"
 #include "packet.h"
@@ -34,16 +35,6 @@
 #define BASE_SITE     "tests/data/base.site"
 #define SEEDS_DIR     "maps/seeds"
 #define REFERENCE_DIR "maps/reference"
-
-/* ": message" after a check's name when there is one, nothing otherwise. */
-static const char *why(const struct text_error *e)
-{
-	static char buf[sizeof(e->msg) + 2];
-	if (!e->msg[0])
-		return "";
-	snprintf(buf, sizeof(buf), ": %s", e->msg);
-	return buf;
-}
 
 /* ---- files in a private temporary directory ---- */
 
@@ -1417,27 +1408,6 @@ static void test_endpoints(void)
 
 /* ---- packet_build ---- */
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t csum_add(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(p + i);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
 /* A TCP/UDP/ICMPv6 checksum over the pseudo header verifies when the sum is 0xffff. */
 static int l4_sum_ok(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
 		     const uint8_t *l4, size_t len)
@@ -1607,44 +1577,16 @@ static void test_packets(void)
 
 /* ---- outbound rules and icmp lines ---- */
 
-/*
- * Rule ids: 1 edge listens tcp 5061; 2 edge opens tcp to 5061; 3 edge to tcp 5000-5100;
- * 4 edge opens udp from its 50000-59999; 5 edge listens udp 50000-50009 (narrower than 4);
- * 6 pool (= edge) to tcp 5050-5150 (as wide as 3, later line); 7 fe listens tcp 5061;
- * 8 edge to udp 53; 9 fe from tcp 5061 (same ports as 7, another kind: no duplicate, and 7's
- * earlier line wins); 10 fe to tcp 5061.
- */
-static const char ob_matrix[] = "product ob \"Outbound rules\"\n"
-				"role edge \"Edge\"\n"
-				"role fe \"Front End\"\n"
-				"role pool \"Pool\" includes=edge\n"
-				"service sip 24 \"SIP\"\n"
-				"service wide 0 \"Wide\"\n"
-				"service relay - \"Relay\"\n"
-				"service dns 10 \"DNS\"\n"
-				"rule edge sip tcp 5061 local:t\n"
-				"outbound edge sip tcp to 5061 ref:edge-firewall\n"
-				"outbound edge wide tcp to 5000-5100 local:t\n"
-				"outbound edge relay udp from 50000-59999 derived:001\n"
-				"rule edge relay udp 50000-50009 local:t\n"
-				"outbound pool dns tcp to 5050-5150 seed:004\n"
-				"rule fe sip tcp 5061 local:t\n"
-				"outbound edge dns udp to 53 ref:edge-firewall\n"
-				"outbound fe sip tcp from 5061 local:t # comment\n"
-				"outbound\tfe  sip tcp to 5061 local:t\n"
-				"icmp ipv4 3:4 \"Fragmentation needed\"\n"
-				"icmp ipv6 2 \"Packet too big\"\n"
-				"icmp ipv6 135 \"Neighbour # solicitation\" # a comment\n";
-
-static const char ob_site[] = "edge 203.0.113.10 2001:db8:e::10\n"
-			      "fe 192.0.2.11 2001:db8::11\n";
+/* Outbound rules and icmp lines: the rule ids are in the matrix's opening comment. */
+#define OB_MATRIX "tests/data/outbound.matrix"
+#define OB_SITE	  "tests/data/outbound.site"
+#define OB_HEAD	  8 /* lines of that comment */
 
 static void test_matrix_outbound(void)
 {
 	struct matrix m;
 	struct text_error err = { { 0 } };
-	const char *path = tmp_text("outbound.matrix", ob_matrix);
-	int rc = matrix_load(path, &m, &err);
+	int rc = matrix_load(OB_MATRIX, &m, &err);
 	if (!CHECK(rc == 0, "outbound matrix loads%s", why(&err)))
 		return;
 	int edge = matrix_find_role(&m, "edge"), fe = matrix_find_role(&m, "fe");
@@ -1659,19 +1601,23 @@ static void test_matrix_outbound(void)
 		const char *source;
 		int line;
 	} want[] = {
-		{ LX_KIND_LISTEN, edge, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 9 },
+		{ LX_KIND_LISTEN, edge, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 9 },
 		{ LX_KIND_OUTBOUND_TO, edge, sip, LX_PROTO_TCP, 5061, 5061, "ref:edge-firewall",
-		  10 },
+		  OB_HEAD + 10 },
 		{ LX_KIND_OUTBOUND_TO, edge, matrix_find_service(&m, "wide"), LX_PROTO_TCP, 5000,
-		  5100, "local:t", 11 },
+		  5100, "local:t", OB_HEAD + 11 },
 		{ LX_KIND_OUTBOUND_FROM, edge, relay, LX_PROTO_UDP, 50000, 59999, "derived:001",
-		  12 },
-		{ LX_KIND_LISTEN, edge, relay, LX_PROTO_UDP, 50000, 50009, "local:t", 13 },
-		{ LX_KIND_OUTBOUND_TO, pool, dns, LX_PROTO_TCP, 5050, 5150, "seed:004", 14 },
-		{ LX_KIND_LISTEN, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 15 },
-		{ LX_KIND_OUTBOUND_TO, edge, dns, LX_PROTO_UDP, 53, 53, "ref:edge-firewall", 16 },
-		{ LX_KIND_OUTBOUND_FROM, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 17 },
-		{ LX_KIND_OUTBOUND_TO, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 18 },
+		  OB_HEAD + 12 },
+		{ LX_KIND_LISTEN, edge, relay, LX_PROTO_UDP, 50000, 50009, "local:t",
+		  OB_HEAD + 13 },
+		{ LX_KIND_OUTBOUND_TO, pool, dns, LX_PROTO_TCP, 5050, 5150, "seed:004",
+		  OB_HEAD + 14 },
+		{ LX_KIND_LISTEN, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 15 },
+		{ LX_KIND_OUTBOUND_TO, edge, dns, LX_PROTO_UDP, 53, 53, "ref:edge-firewall",
+		  OB_HEAD + 16 },
+		{ LX_KIND_OUTBOUND_FROM, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t",
+		  OB_HEAD + 17 },
+		{ LX_KIND_OUTBOUND_TO, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 18 },
 	};
 	for (int i = 0; i < m.nrules && i < (int)(sizeof(want) / sizeof(want[0])); i++) {
 		const struct matrix_rule *r = &m.rules[i];
@@ -1691,9 +1637,9 @@ static void test_matrix_outbound(void)
 		const char *name;
 		int line;
 	} icmp[] = {
-		{ 4, 3, 4, "Fragmentation needed", 19 },
-		{ 6, 2, MATRIX_ICMP_ANY, "Packet too big", 20 },
-		{ 6, 135, MATRIX_ICMP_ANY, "Neighbour # solicitation", 21 },
+		{ 4, 3, 4, "Fragmentation needed", OB_HEAD + 19 },
+		{ 6, 2, MATRIX_ICMP_ANY, "Packet too big", OB_HEAD + 20 },
+		{ 6, 135, MATRIX_ICMP_ANY, "Neighbour # solicitation", OB_HEAD + 21 },
 	};
 	for (int i = 0; i < m.nicmp && i < 3; i++)
 		CHECK(m.icmp[i].family == icmp[i].family && m.icmp[i].type == icmp[i].type &&
@@ -1708,10 +1654,13 @@ static void test_matrix_outbound(void)
 	      "matrix_kind_name: listen, outbound-to, outbound-from");
 
 	/* CRLF line ends parse exactly like LF ones, outbound and icmp lines included. */
-	char *crlf = to_crlf(ob_matrix);
+	size_t lf_len;
+	char *lf = read_all(OB_MATRIX, &lf_len);
+	char *crlf = lf ? to_crlf(lf) : NULL;
+	free(lf);
 	struct matrix again;
 	char diff[128] = "";
-	rc = matrix_load(tmp_text("outbound-crlf.matrix", crlf), &again, &err);
+	rc = crlf ? matrix_load(tmp_text("outbound-crlf.matrix", crlf), &again, &err) : -1;
 	CHECK(rc == 0 && same_matrix(&m, &again, diff, sizeof(diff)),
 	      "outbound matrix with CRLF line ends parses like LF%s%s", rc ? why(&err) : "", diff);
 	if (rc == 0)
@@ -1720,8 +1669,9 @@ static void test_matrix_outbound(void)
 	matrix_free(&m);
 
 	/* Only outbound rules: a matrix all the same. Only icmp lines: no rule. */
-	path = tmp_text("outbound-only.matrix", "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
-						"outbound a s udp to 53 ref:x\n");
+	const char *path =
+	    tmp_text("outbound-only.matrix", "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
+					     "outbound a s udp to 53 ref:x\n");
 	rc = matrix_load(path, &m, &err);
 	CHECK(rc == 0 && m.nrules == 1 && m.rules[0].kind == LX_KIND_OUTBOUND_TO,
 	      "a matrix of outbound rules only loads%s", why(&err));
@@ -2170,11 +2120,9 @@ static void test_compile_outbound(void)
 	struct site s;
 	struct compiled c;
 	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(tmp_text("outbound.matrix", ob_matrix), &m, &err) == 0,
-		   "outbound matrix loads%s", why(&err)))
+	if (!CHECK(matrix_load(OB_MATRIX, &m, &err) == 0, "outbound matrix loads%s", why(&err)))
 		return;
-	if (!CHECK(site_load(tmp_text("outbound.site", ob_site), &m, &s, &err) == 0,
-		   "outbound site loads%s", why(&err))) {
+	if (!CHECK(site_load(OB_SITE, &m, &s, &err) == 0, "outbound site loads%s", why(&err))) {
 		matrix_free(&m);
 		return;
 	}
@@ -2296,10 +2244,10 @@ static void rule_info_of(const struct matrix *m, int i, struct lx_rule_info *inf
 }
 
 /*
- * ob_matrix changed: B1 new (fe tcp 443); B2 = A1; B3 = A2 (only its source differs);
- * B4 = A3 with a wider range (new); B5 = A4 as a listen rule (new); B6 = A5; B7 = A6;
- * B8 = A8 with another service (new); B9 = A9; B10 = A10; B11 = A10 on udp (new);
- * B12 = A1 on another role (new). A3, A4, A7, A8 are gone.
+ * tests/data/outbound.matrix changed: B1 new (fe tcp 443); B2 = A1; B3 = A2 (only its source
+ * differs); B4 = A3 with a wider range (new); B5 = A4 as a listen rule (new); B6 = A5; B7 = A6; B8
+ * = A8 with another service (new); B9 = A9; B10 = A10; B11 = A10 on udp (new); B12 = A1 on another
+ * role (new). A3, A4, A7, A8 are gone.
  */
 static const char ob_matrix_b[] = "product ob \"Outbound rules\"\n"
 				  "role edge \"Edge\"\n"
@@ -2412,16 +2360,14 @@ static void test_assign_ids(void)
 	struct matrix a, b;
 	struct site s;
 	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(tmp_text("ids-a.matrix", ob_matrix), &a, &err) == 0,
-		   "ids: matrix A loads%s", why(&err)))
+	if (!CHECK(matrix_load(OB_MATRIX, &a, &err) == 0, "ids: matrix A loads%s", why(&err)))
 		return;
 	if (!CHECK(matrix_load(tmp_text("ids-b.matrix", ob_matrix_b), &b, &err) == 0,
 		   "ids: matrix B loads%s", why(&err))) {
 		matrix_free(&a);
 		return;
 	}
-	if (!CHECK(site_load(tmp_text("ids.site", ob_site), &a, &s, &err) == 0, "ids: site loads%s",
-		   why(&err))) {
+	if (!CHECK(site_load(OB_SITE, &a, &s, &err) == 0, "ids: site loads%s", why(&err))) {
 		matrix_free(&a);
 		matrix_free(&b);
 		return;
