@@ -1,4 +1,5 @@
-# Shared by the shell test suites: results, network namespaces, cleanup.
+# Shared by the shell test suites: results, suite start-up (suite_start), network namespaces
+# (scripts/netns.sh), waiting for the counters (settle), cleanup.
 # Source it; every suite prints PASS/FAIL lines that tests/run.sh counts.
 # shellcheck shell=bash
 
@@ -188,4 +189,27 @@ require_clean_start() {
 		exit 1
 	fi
 	ns_stale "$1"
+}
+
+# suite_start PREFIX [CLEANUP]: the start of a live-network suite: require_clean_start PREFIX,
+# CLEANUP (default ns_cleanup) on exit (ns_traps), and a private temporary directory in $T
+# that ns_cleanup removes.
+suite_start() {
+	require_clean_start "$1"
+	ns_traps "${2:-ns_cleanup}"
+	ns_tmpdir "${1%-}"
+	T=$NS_TMP
+}
+
+# settle [STATS ARGS...]: wait (at most 3 s) until the counters of `lyncxdp stats ARGS` in
+# namespace $LX_NS stop moving: XDP on veth runs in NAPI, a little after the sender returns.
+settle() {
+	local a b _
+	a=$(lx "$LX_NS" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+	for _ in $(seq 30); do
+		sleep 0.1
+		b=$(lx "$LX_NS" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+		[ "$a" = "$b" ] && return 0
+		a=$b
+	done
 }

@@ -25,12 +25,7 @@ DASH=$TOP/scripts/lyncxdp-dashboard.json
 D=$TOP/tests/data/reload
 NH=$TOP/tests/nethelper.py
 
-require_clean_start lxfl-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxfl
-T=$NS_TMP
+suite_start lxfl-
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "promtool is installed" command -v promtool
@@ -121,11 +116,7 @@ free_port() {
 }
 declare -A HOLDER EPORT EXP
 for g in 1 2; do
-	ns_add lxfl-c$g
-	ns_add lxfl-g$g
-	ns_quiet lxfl-c$g
-	ns_quiet lxfl-g$g
-	veth_pair lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
+	two_ns_veth lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
 	ns_addr lxfl-c$g lxfl-c${g}0 192.0.2.100/24
 	ns_addr lxfl-g$g lxfl-g${g}0 192.0.2.1/24
 	# The gateway's own bpffs, held by a process of its own mount namespace: two hosts.

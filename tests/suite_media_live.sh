@@ -14,18 +14,9 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxmd-c
 S=lxmd-s
-require_clean_start lxmd-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxmd
-T=$NS_TMP
+suite_start lxmd-
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxmd-c0 $S lxmd-s0
+two_ns_veth $C lxmd-c0 $S lxmd-s0
 ns_addr $C lxmd-c0 192.0.2.130/24
 ns_addr $S lxmd-s0 192.0.2.1/24
 

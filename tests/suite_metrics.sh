@@ -16,24 +16,16 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxmt-c
 S=lxmt-s
+LX_NS=$S # settle reads its counters
 D=$TOP/tests/data/reload
 
-require_clean_start lxmt-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxmt
-T=$NS_TMP
+suite_start lxmt-
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "promtool is installed" command -v promtool
 check "prometheus is installed" command -v prometheus
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxmt-c0 $S lxmt-s0
+two_ns_veth $C lxmt-c0 $S lxmt-s0
 ns_addr $C lxmt-c0 192.0.2.100/24
 ns_addr $S lxmt-s0 192.0.2.1/24
 
@@ -44,17 +36,6 @@ if [ "$rc" -ne 0 ]; then
 	suite_done
 	exit 1
 fi
-
-settle() {
-	local a b _
-	a=$(lx $S stats --json 2>/dev/null | jq -c .total)
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $S stats --json 2>/dev/null | jq -c .total)
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
 
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
