@@ -202,14 +202,94 @@ suite_start() {
 }
 
 # settle [STATS ARGS...]: wait (at most 3 s) until the counters of `lyncxdp stats ARGS` in
-# namespace $LX_NS stop moving: XDP on veth runs in NAPI, a little after the sender returns.
+# namespace $LX_NS (default $S, the server) stop moving: XDP on veth runs in NAPI, a little
+# after the sender returns.
 settle() {
-	local a b _
-	a=$(lx "$LX_NS" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+	local a b _ ns=${LX_NS:-$S}
+	a=$(lx "$ns" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
 	for _ in $(seq 30); do
 		sleep 0.1
-		b=$(lx "$LX_NS" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+		b=$(lx "$ns" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
 		[ "$a" = "$b" ] && return 0
 		a=$b
 	done
 }
+
+# snap NAME: settle, then a `stats --json` report of $LX_NS (default $S) in $T/NAME.json;
+# every snapshot is kept in SNAPS, in order (for checks that counters never go backwards).
+SNAPS=()
+snap() {
+	settle
+	lx "${LX_NS:-$S}" stats --json >"$T/$1.json"
+	SNAPS+=("$T/$1.json")
+}
+
+# ---- tests/nethelper.py: servers and clients in Python (see its docstring) ----
+NH=$TOP/tests/nethelper.py
+
+# h NS ARGS...: a nethelper client (or one-shot command) inside NS, at most 30 s.
+h() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
+}
+
+# serve NS tcp_server|udp_echo|media ARGS...: a nethelper server in the background inside
+# NS (ns_cleanup stops it), once it listens; its output in $T/serve.NS.WHAT.log.
+serve() {
+	local ns=$1 out
+	shift
+	out=$T/serve.$ns.$2.log
+	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	for _ in $(seq 50); do
+		grep -q listening "$out" && return 0
+		sleep 0.1
+	done
+	fail "server $* in $ns did not start: $(cat "$out")"
+	return 1
+}
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- a real Prometheus server on 127.0.0.1:$PPORT (suites metrics and fleet) ----
+
+# prom_start CONFIG: prometheus with CONFIG, its data and log in $T; sets PROM_PID
+# (ns_cleanup stops it).
+prom_start() {
+	prometheus --config.file="$1" --storage.tsdb.path="$T/data" \
+		--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
+	PROM_PID=$!
+	NS_PIDS+=("$PROM_PID")
+}
+
+# prom_api PATH [CURL ARGS...]: GET /api/v1/PATH of that server.
+prom_api() { curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/$1" "${@:2}"; }
+
+# pq QUERY: the value of an instant query with exactly one result, "none" without a result,
+# "many" with several.
+pq() {
+	prom_api query --data-urlencode "query=$1" | $PY -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]
+except Exception:
+    print("error"); sys.exit()
+print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
+}
+
+# pq_wait QUERY VALUE: wait (at most 30 s) until QUERY gives VALUE; prints what it last gave.
+pq_wait() {
+	local v _
+	for _ in $(seq 60); do
+		v=$(pq "$1")
+		[ "$v" = "$2" ] && break
+		sleep 0.5
+	done
+	echo "$v"
+}
+
+# digest FILE: "SHA256 SIZE", to compare what was sent with what arrived.
+digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }

@@ -17,7 +17,6 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxe2e-c
 S=lxe2e-s
-LX_NS=$S # settle reads its counters
 SITE=$TOP/tests/sites/e2e.site
 PRODUCT=sfb2015
 

@@ -41,36 +41,7 @@ FORGED_PORT=45678 # an Edge port outside its ephemeral range (40000-44999 below)
 suite_start lxenf-
 started=$SECONDS
 
-# ---- helpers ----
-NH=$TOP/tests/nethelper.py # servers and clients in Python (see its docstring)
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-# serve NS tcp_server|udp_echo|media ARGS...: a server in the background, once it listens.
-serve() {
-	local ns=$1 out
-	shift
-	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-	return 1
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-
-# snap NAME: settle, then a stats --json report in $T/NAME.json; every snapshot is kept, in
-# order, for the check that counters never go backwards.
-SNAPS=()
-snap() {
-	settle
-	lx $G stats --json >"$T/$1.json"
-	SNAPS+=("$T/$1.json")
-}
+# ---- helpers (h, serve, digest, snap: tests/lib.sh) ----
 # policy_delta BEFORE AFTER drops|would_drop: "REASON PACKETS BYTES;..." of what grew.
 policy_delta() {
 	$PY - "$@" <<'EOF'

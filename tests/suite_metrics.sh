@@ -16,7 +16,6 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxmt-c
 S=lxmt-s
-LX_NS=$S # settle reads its counters
 D=$TOP/tests/data/reload
 
 suite_start lxmt-
@@ -37,9 +36,6 @@ if [ "$rc" -ne 0 ]; then
 	exit 1
 fi
 
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # prom_vs_json PROM JSON: "ok" when every per-rule and per-reason series of the Prometheus
 # text equals the `stats --json` value (one interface), and each side has every row of the
@@ -194,33 +190,8 @@ scrape_configs:
       - targets: ['127.0.0.1:$EPORT']
 EOF
 check "promtool check config" promtool check config "$T/prom.yml"
-prometheus --config.file="$T/prom.yml" --storage.tsdb.path="$T/data" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
-PROM_PID=$!
-NS_PIDS+=("$PROM_PID")
+prom_start "$T/prom.yml"
 
-# pq QUERY: the value of an instant query with exactly one result, "none" without a result,
-# "many" with several.
-pq() {
-	curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
-		$PY -c '
-import json, sys
-try:
-    r = json.load(sys.stdin)["data"]["result"]
-except Exception:
-    print("error"); sys.exit()
-print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
-}
-# pq_wait QUERY VALUE: wait (at most 30 s) until QUERY gives VALUE; prints what it last gave.
-pq_wait() {
-	local v _
-	for _ in $(seq 60); do
-		v=$(pq "$1")
-		[ "$v" = "$2" ] && break
-		sleep 0.5
-	done
-	echo "$v"
-}
 AUDIO='lyncxdp_packets_total{service="media-audio",direction="in"}'
 STUN='lyncxdp_packets_total{role="frontend",service="stun",direction="in"}'
 jval() { json_get "$2" <"$1"; }

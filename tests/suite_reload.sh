@@ -20,7 +20,6 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxrl-c
 S=lxrl-s
-LX_NS=$S # settle reads its counters
 D=$TOP/tests/data/reload
 RELOADS=${RELOADS:-100}
 RATE=2000 # datagrams per second during the storm

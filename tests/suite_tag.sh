@@ -21,35 +21,13 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxtag-c
 S=lxtag-s
-LX_NS=$S # settle reads its counters
 SITE=$TOP/tests/sites/tag.site
-NH=$TOP/tests/nethelper.py
 # TOS bytes the UDP senders cycle through: DSCP 0, 46, 10 and 34 with every ECN codepoint.
 TOSES=0x00,0x01,0x02,0x03,0xb8,0xbb,0x28,0x29,0x2a,0x88,0x8b
 
 suite_start lxtag-
 started=$SECONDS
 
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-serve() {
-	local ns=$1 out=$T/serve.$1.$3.log
-	shift
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-snap() {
-	settle
-	lx $S stats --json >"$T/$1.json"
-}
 # csum_errors: the receiving namespace's checksum and header error counters (nstat).
 csum_errors() {
 	ip netns exec $S nstat -asz 2>/dev/null | awk '$1 ~ /CsumErrors|InHdrErrors/ { print $1, $2 }' |
