@@ -191,6 +191,20 @@ require_clean_start() {
 	ns_stale "$1"
 }
 
+# attach_or_stop NAME NS ARGS...: `lyncxdp attach ARGS` inside NS must exit 0 (check NAME);
+# else the suite stops there, since nothing after it could pass.
+attach_or_stop() {
+	local name=$1 ns=$2 out rc
+	shift 2
+	out=$(lx "$ns" attach "$@" 2>&1)
+	rc=$?
+	expect_eq "$name exits 0 ($out)" 0 "$rc"
+	if [ "$rc" -ne 0 ]; then
+		suite_done
+		exit 1
+	fi
+}
+
 # suite_start PREFIX [CLEANUP]: the start of a live-network suite: require_clean_start PREFIX,
 # CLEANUP (default ns_cleanup) on exit (ns_traps), and a private temporary directory in $T
 # that ns_cleanup removes.
@@ -252,6 +266,16 @@ serve() {
 # free_port: a free TCP port on 127.0.0.1.
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# http_up URL: "1" once URL answers (at most 5 s), else "0".
+http_up() {
+	local _
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "$1" && echo 1 && return 0
+		sleep 0.1
+	done
+	echo 0
 }
 
 # ---- a real Prometheus server on 127.0.0.1:$PPORT (suites metrics and fleet) ----

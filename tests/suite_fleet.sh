@@ -144,12 +144,8 @@ for g in 1 2; do
 	NS_PIDS+=("${EXP[$g]}")
 done
 for g in 1 2; do
-	up=0
-	for _ in $(seq 50); do
-		curl -s -o /dev/null "http://127.0.0.1:${EPORT[$g]}/metrics" && up=1 && break
-		sleep 0.1
-	done
-	expect_eq "gateway $g: exporter answers on 127.0.0.1:${EPORT[$g]}" 1 "$up"
+	expect_eq "gateway $g: exporter answers on 127.0.0.1:${EPORT[$g]}" 1 \
+		"$(http_up "http://127.0.0.1:${EPORT[$g]}/metrics")"
 done
 
 # ---- one Prometheus, both gateways, the rules ----

@@ -28,14 +28,7 @@ two_ns_veth $C lxmt-c0 $S lxmt-s0
 ns_addr $C lxmt-c0 192.0.2.100/24
 ns_addr $S lxmt-s0 192.0.2.1/24
 
-out=$(lx $S attach lxmt-s0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
-rc=$?
-expect_eq "attach lxmt-s0 exits 0 ($out)" 0 "$rc"
-if [ "$rc" -ne 0 ]; then
-	suite_done
-	exit 1
-fi
-
+attach_or_stop "attach lxmt-s0" $S lxmt-s0 --matrix "$D/a.matrix" --site "$D/a.site"
 
 # prom_vs_json PROM JSON: "ok" when every per-rule and per-reason series of the Prometheus
 # text equals the `stats --json` value (one interface), and each side has every row of the
@@ -152,12 +145,7 @@ EPORT=$(free_port)
 "$LYNCXDP" exporter --listen "127.0.0.1:$EPORT" 2>"$T/exporter.log" &
 EXP_PID=$!
 NS_PIDS+=("$EXP_PID")
-up=0
-for _ in $(seq 50); do
-	curl -s -o /dev/null "http://127.0.0.1:$EPORT/metrics" && up=1 && break
-	sleep 0.1
-done
-expect_eq "exporter answers on 127.0.0.1:$EPORT" 1 "$up"
+expect_eq "exporter answers on 127.0.0.1:$EPORT" 1 "$(http_up "http://127.0.0.1:$EPORT/metrics")"
 res=$(curl -s -o "$T/e1.prom" -w '%{http_code}|%{content_type}' "http://127.0.0.1:$EPORT/metrics")
 expect_eq "GET /metrics: 200" 200 "${res%%|*}"
 check "GET /metrics: content type text/plain; version=0.0.4 (${res#*|})" \

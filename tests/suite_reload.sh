@@ -44,13 +44,7 @@ status_json() { lx $S status --json; }
 # sj FILE EXPR: a Python expression on a status or stats JSON file.
 sj() { json_get "$2" <"$1"; }
 
-out=$(lx $S attach lxrl-s0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
-rc=$?
-expect_eq "attach lxrl-s0 with table A exits 0 ($out)" 0 "$rc"
-if [ "$rc" -ne 0 ]; then
-	suite_done
-	exit 1
-fi
+attach_or_stop "attach lxrl-s0 with table A" $S lxrl-s0 --matrix "$D/a.matrix" --site "$D/a.site"
 status_json >"$T/st0.json"
 PROG0=$(sj "$T/st0.json" 'j["interfaces"][0]["prog_id"]')
 LINK0=$(sj "$T/st0.json" 'j["interfaces"][0]["link_id"]')
