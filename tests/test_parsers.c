@@ -2703,20 +2703,35 @@ static uint32_t addr_u32(const struct compiled_addr *a)
 	       a->addr[3];
 }
 
-/* Longest prefix covering a, the later entry on a tie (as map updates overwrite). */
-static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
+static int prefix_covers(const uint8_t *p, int len, const uint8_t *a)
+{
+	for (int bit = 0; bit < len; bit++)
+		if ((p[bit / 8] ^ a[bit / 8]) & (0x80 >> (bit % 8)))
+			return 0;
+	return 1;
+}
+
+/* Longest prefix of a family covering a, the later entry on a tie (as map updates overwrite),
+ * by a plain scan. */
+static uint32_t addr_lpm(const struct compiled *c, int family, const uint8_t *a)
 {
 	int best = -1;
 	uint32_t group = 0;
 	for (int i = 0; i < c->naddrs; i++) {
 		const struct compiled_addr *p = &c->addrs[i];
-		uint32_t mask = p->len ? ~0u << (32 - p->len) : 0;
-		if (p->family == 4 && (a & mask) == (addr_u32(p) & mask) && p->len >= best) {
+		if (p->family == family && p->len >= best && prefix_covers(p->addr, p->len, a)) {
 			best = p->len;
 			group = p->group;
 		}
 	}
 	return group;
+}
+
+static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
+{
+	uint8_t b[4];
+	put32(b, a);
+	return addr_lpm(c, 4, b);
 }
 
 static void test_addr4(void)
@@ -2794,27 +2809,6 @@ static uint32_t addr6_probe(const struct addr6_table *t, const uint8_t addr[16])
 	return 0;
 }
 
-static int prefix_covers(const uint8_t *p, int len, const uint8_t *a)
-{
-	for (int bit = 0; bit < len; bit++)
-		if ((p[bit / 8] ^ a[bit / 8]) & (0x80 >> (bit % 8)))
-			return 0;
-	return 1;
-}
-
-static uint32_t addr6_lpm(const struct compiled *c, const uint8_t *a)
-{
-	int best = -1;
-	uint32_t group = 0;
-	for (int i = 0; i < c->naddrs; i++) {
-		const struct compiled_addr *p = &c->addrs[i];
-		if (p->family == 6 && p->len >= best && prefix_covers(p->addr, p->len, a)) {
-			best = p->len;
-			group = p->group;
-		}
-	}
-	return group;
-}
 
 static void test_addr6(void)
 {
@@ -2870,7 +2864,7 @@ static void test_addr6(void)
 				if (k % 4 == 0)
 					memcpy(a, addrs[0].addr, 6);
 			}
-			bad += addr6_probe(&t, a) != addr6_lpm(&c, a);
+			bad += addr6_probe(&t, a) != addr_lpm(&c, 6, a);
 		}
 		CHECK(!bad,
 		      "addr6 round %d: 50000 addresses get the longest prefix's group (%d differ), "
