@@ -5,7 +5,9 @@
  * - big-endian fields and the Internet checksum (RFC 1071) to patch and verify frames;
  * - frames from endpoint texts and packet specs (user/packet.c), dying on a test bug;
  * - struct prog: one private instance of the real XDP program (BPF_PROG_TEST_RUN, nothing
- *   attached or pinned) with the site and tables it was compiled from.
+ *   attached or pinned) with the site and tables it was compiled from;
+ * - the test data several tests read (tests/data/), and load_checked() to read a matrix and
+ *   its site with one check each.
  * The tests link it next to the user/ modules (Makefile: $(BUILD)/test_%).
  */
 #ifndef LYNCXDP_TESTS_SUPPORT_H
@@ -14,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "compile.h"
 #include "matrix.h"
 #include "media.h"
@@ -69,6 +72,29 @@ struct endpoint endpoint_of(const char *text);
 struct endpoint endpoint_at(const char *addr, uint16_t port);
 /* packet_build into buf (cap bytes); dies when it refuses the spec. */
 size_t frame_build(const struct packet_spec *spec, uint8_t *buf, size_t cap);
+
+/* ---- test data (tests/data/) ---- */
+
+/* Outbound rules and icmp lines: the rule ids are in the matrix's opening comment. */
+#define OB_MATRIX "tests/data/outbound.matrix"
+#define OB_SITE	  "tests/data/outbound.site"
+
+/*
+ * Loads a matrix and a site of it, one check each ("LABEL matrix loads", "LABEL site loads",
+ * in the calling test's count): 0, or -1 with nothing left loaded.
+ */
+static inline int load_checked(const char *label, const char *matrix_path, const char *site_path,
+			       struct matrix *m, struct site *s)
+{
+	struct text_error err = { { 0 } };
+	if (!CHECK(matrix_load(matrix_path, m, &err) == 0, "%s matrix loads%s", label, why(&err)))
+		return -1;
+	if (!CHECK(site_load(site_path, m, s, &err) == 0, "%s site loads%s", label, why(&err))) {
+		matrix_free(m);
+		return -1;
+	}
+	return 0;
+}
 
 /* ---- one instance of the real XDP program ---- */
 

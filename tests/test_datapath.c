@@ -1545,26 +1545,18 @@ static void test_framing(void)
 
 /* ---- outbound rules, expectations written by hand ---- */
 
-/* The rule ids are in the matrix's opening comment (shared with tests/test_parsers.c). */
-#define OB_MATRIX "tests/data/outbound.matrix"
-#define OB_SITE	  "tests/data/outbound.site"
-#define OB_EDGE4  "203.0.113.10"
-#define OB_FE4	  "192.0.2.11"
-#define OB_EDGE6  "[2001:db8:e::10]"
-#define OB_FE6	  "[2001:db8::11]"
-#define OB_PEER6  "[" NOROLE6 "]"
+#define OB_EDGE4 "203.0.113.10"
+#define OB_FE4	 "192.0.2.11"
+#define OB_EDGE6 "[2001:db8:e::10]"
+#define OB_FE6	 "[2001:db8::11]"
+#define OB_PEER6 "[" NOROLE6 "]"
 
 static void test_outbound_semantics(void)
 {
 	struct matrix m;
 	struct site s;
-	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(OB_MATRIX, &m, &err) == 0, "outbound matrix loads%s", why(&err)))
+	if (load_checked("outbound", OB_MATRIX, OB_SITE, &m, &s) < 0)
 		return;
-	if (!CHECK(site_load(OB_SITE, &m, &s, &err) == 0, "outbound site loads%s", why(&err))) {
-		matrix_free(&m);
-		return;
-	}
 	struct dp d;
 	if (dp_open(&d, "outbound", &m, &s) == 0) {
 		static const struct {

@@ -1577,10 +1577,8 @@ static void test_packets(void)
 
 /* ---- outbound rules and icmp lines ---- */
 
-/* Outbound rules and icmp lines: the rule ids are in the matrix's opening comment. */
-#define OB_MATRIX "tests/data/outbound.matrix"
-#define OB_SITE	  "tests/data/outbound.site"
-#define OB_HEAD	  8 /* lines of that comment */
+/* OB_MATRIX (tests/support.h) opens with a comment of this many lines. */
+#define OB_HEAD 8
 
 static void test_matrix_outbound(void)
 {
@@ -2120,12 +2118,8 @@ static void test_compile_outbound(void)
 	struct site s;
 	struct compiled c;
 	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(OB_MATRIX, &m, &err) == 0, "outbound matrix loads%s", why(&err)))
+	if (load_checked("outbound", OB_MATRIX, OB_SITE, &m, &s) < 0)
 		return;
-	if (!CHECK(site_load(OB_SITE, &m, &s, &err) == 0, "outbound site loads%s", why(&err))) {
-		matrix_free(&m);
-		return;
-	}
 	if (!CHECK(compile_tables(&m, &s, &c, &err) == 0, "outbound site compiles%s", why(&err))) {
 		site_free(&s);
 		matrix_free(&m);
@@ -2808,7 +2802,6 @@ static uint32_t addr6_probe(const struct addr6_table *t, const uint8_t addr[16])
 	}
 	return 0;
 }
-
 
 static void test_addr6(void)
 {
