@@ -334,6 +334,24 @@ static char *to_crlf(const char *text)
 	return out;
 }
 
+/* TEXT, written to the temporary file NAME, loads into the same matrix as want: one check. */
+static void expect_same_matrix(const struct matrix *want, const char *name, const char *text,
+			       const char *what)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	char diff[128] = "";
+	int rc = -1;
+	if (text)
+		rc = matrix_load(tmp_text(name, text), &m, &err);
+	else
+		snprintf(err.msg, sizeof(err.msg), "no text to write to %s", name);
+	CHECK(rc == 0 && same_matrix(want, &m, diff, sizeof(diff)), "%s%s%s", what,
+	      rc || diff[0] ? ": " : "", rc ? err.msg : diff);
+	if (rc == 0)
+		matrix_free(&m);
+}
+
 static int filter_bit(const uint64_t *words, uint32_t bit)
 {
 	return (words[bit / 64] >> (bit % 64)) & 1;
@@ -423,20 +441,10 @@ static void test_matrix_format_variants(const struct matrix *base)
 		return;
 	struct text_error err = { { 0 } };
 	struct matrix m;
-	char diff[128] = "";
 
 	/* CRLF line ends parse exactly like LF ones. */
 	char *crlf = to_crlf(text);
-	const char *path = tmp_text("crlf.matrix", crlf);
-	int rc = matrix_load(path, &m, &err);
-	CHECK(rc == 0 && same_matrix(base, &m, diff, sizeof(diff)),
-	      "matrix with CRLF line ends parses like LF%s%s",
-	      rc	? ": "
-	      : diff[0] ? ": "
-			: "",
-	      rc ? err.msg : diff);
-	if (rc == 0)
-		matrix_free(&m);
+	expect_same_matrix(base, "crlf.matrix", crlf, "matrix with CRLF line ends parses like LF");
 	free(crlf);
 
 	/* No newline at the end of the last line. */
@@ -444,24 +452,17 @@ static void test_matrix_format_variants(const struct matrix *base)
 	size_t n = strlen(chopped);
 	while (n && chopped[n - 1] == '\n')
 		chopped[--n] = '\0';
-	path = tmp_text("no-final-newline.matrix", chopped);
-	rc = matrix_load(path, &m, &err);
-	CHECK(rc == 0 && same_matrix(base, &m, diff, sizeof(diff)),
-	      "matrix without a final newline parses%s%s",
-	      rc	? ": "
-	      : diff[0] ? ": "
-			: "",
-	      rc ? err.msg : diff);
-	if (rc == 0)
-		matrix_free(&m);
+	expect_same_matrix(base, "no-final-newline.matrix", chopped,
+			   "matrix without a final newline parses");
 	free(chopped);
 
 	/* Tabs, comments after fields, blank lines. */
-	path = tmp_text("spacing.matrix", "\n# comment\n\tproduct\ttest \"Test\"   # trailing\n\n"
-					  "role fe \"FE\" # comment\n"
-					  "service s 0 \"S\"\n"
-					  "rule fe s udp 1-65535 derived:001,002#glued\n");
-	rc = matrix_load(path, &m, &err);
+	const char *path =
+	    tmp_text("spacing.matrix", "\n# comment\n\tproduct\ttest \"Test\"   # trailing\n\n"
+				       "role fe \"FE\" # comment\n"
+				       "service s 0 \"S\"\n"
+				       "rule fe s udp 1-65535 derived:001,002#glued\n");
+	int rc = matrix_load(path, &m, &err);
 	CHECK(rc == 0 && m.nroles == 1 && m.nrules == 1 && m.rules[0].port_lo == 1 &&
 		  m.rules[0].port_hi == 65535 && m.rules[0].line == 7 &&
 		  !strcmp(m.rules[0].source, "derived:001,002"),
@@ -1656,13 +1657,8 @@ static void test_matrix_outbound(void)
 	char *lf = read_all(OB_MATRIX, &lf_len);
 	char *crlf = lf ? to_crlf(lf) : NULL;
 	free(lf);
-	struct matrix again;
-	char diff[128] = "";
-	rc = crlf ? matrix_load(tmp_text("outbound-crlf.matrix", crlf), &again, &err) : -1;
-	CHECK(rc == 0 && same_matrix(&m, &again, diff, sizeof(diff)),
-	      "outbound matrix with CRLF line ends parses like LF%s%s", rc ? why(&err) : "", diff);
-	if (rc == 0)
-		matrix_free(&again);
+	expect_same_matrix(&m, "outbound-crlf.matrix", crlf,
+			   "outbound matrix with CRLF line ends parses like LF");
 	free(crlf);
 	matrix_free(&m);
 
