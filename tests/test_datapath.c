@@ -15,9 +15,10 @@
  *    counters against everything sent. A rule that can never win is a failure.
  * 2. Framing with tests/data/base.matrix and base.site: VLANs, truncated and inconsistent
  *    headers, IPv4 options, IPv6 extension headers, fragments, non-TCP/UDP traffic.
- * 3. Outbound rules against expectations written by hand.
- * Every instance runs in monitor mode with nothing protected and no tagging: every frame
- * passes unchanged, with no drop reason.
+ * 3. Outbound rules against expectations written by hand, on tests/data/outbound.matrix
+ *    (test_parsers reads it too), then the tests of 1. on that matrix.
+ * Instances, frames and checksums come from tests/support.c. Every instance runs in monitor mode
+ * with nothing protected and no tagging: every frame passes unchanged, with no drop reason.
  *
  * Set LYNCXDP_TEST_SEED to repeat a run; the seed in use is printed first.
  */

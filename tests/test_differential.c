@@ -17,7 +17,8 @@
  * timeouts of the instances are shortened so that expiry happens in seconds.
  *
  * A difference is a mismatch, printed with the frame (the test stops after 20): the reference
- * is what the documentation says, and the program has no known deviation from it.
+ * is what the documentation says, and the program has no known deviation from it. The
+ * instances are struct prog (tests/support.c), with the reference next to each.
  *
  *   test_differential [--long]     50,000 frames (--long: 1,000,000)
  *   LYNCXDP_SEED=N LYNCXDP_PACKETS=N replay a run

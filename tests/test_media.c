@@ -5,6 +5,7 @@
  * ChannelData), RTP only once its stream is confirmed, per-kind counters, the tag mode on
  * mixed services, the stream table, and the false-positive rate on 1,000,000 random payloads,
  * DNS and QUIC (goal < 0.1%; expected 0: a random payload never confirms a stream).
+ * Instances (struct prog) and frames: tests/support.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

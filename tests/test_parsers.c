@@ -6,7 +6,8 @@
  * addr4_build and addr6_build (the address tables against a longest-prefix match),
  * endpoint_parse and packet_build.
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
- * private temporary directory, good ones live in tests/data/.
+ * private temporary directory, good ones live in tests/data/ (outbound.matrix: test_datapath
+ * reads it too). Checksums and the shared test data names: tests/support.h.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,8 @@
  *
  * Matrix maps/sfb2015.matrix; sites tests/data/policy/ (edge-external and edge-internal
  * protected, a Front End and a clients prefix not). Run from the repository top, as
- * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N.
+ * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N. Instances
+ * (struct prog), frames and checksums: tests/support.c.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
