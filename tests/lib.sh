@@ -249,12 +249,14 @@ h() {
 }
 
 # serve NS tcp_server|udp_echo|media ARGS...: a nethelper server in the background inside
-# NS (ns_cleanup stops it), once it listens; its output in $T/serve.NS.WHAT.log.
+# NS, once it listens; its output in $T/serve.NS.WHAT.log. It lives until ns_cleanup stops it
+# (at most 15 min: a loaded machine makes a suite take several times its usual 2 min, and a
+# server gone before the last check fails it for nothing).
 serve() {
 	local ns=$1 out
 	shift
 	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	ns_bg "$ns" timeout 900 "$PY" -u "$NH" "$@" >"$out" 2>&1
 	for _ in $(seq 50); do
 		grep -q listening "$out" && return 0
 		sleep 0.1
