@@ -62,7 +62,7 @@ serve() {
 	local ns=$1 out
 	shift
 	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	ns_bg "$ns" timeout 600 "$PY" -u "$NH" "$@" >"$out" 2>&1 # killed by ns_cleanup
 	for _ in $(seq 50); do
 		grep -q listening "$out" && return 0
 		sleep 0.1
@@ -495,7 +495,7 @@ check "replay --side unprotected: the 4 spoofed frames are there ($rep_e)" \
 # `to 80`, CRL downloads) and only reads; the server sends when told.
 serve $C hold_server 80 "$T/hold.ctrl" "$T/hold.log"
 for p in 44101 44102 44103; do
-	ns_bg $E timeout 120 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
+	ns_bg $E timeout 300 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
 done
 wait_line() { # FILE REGEX: true once FILE has a line matching REGEX (at most 5 s)
 	for _ in $(seq 50); do
@@ -548,12 +548,15 @@ expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the 
 	"44101 0;44102 1;44103 1" "$(flows80 | cut -d' ' -f1,2 | paste -sd';')"
 # Wait until the Edge's last packet on each connection (the flows' last_seen, on the program's
 # clock: CLOCK_MONOTONIC_COARSE) is 11 s old: longer than the closing timeout (10 s).
-coarse_ns() { $PY -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC_COARSE))'; }
-for _ in $(seq 40); do
+coarse_ns() { $PY -c 'import time; print(time.clock_gettime_ns(6))'; } # CLOCK_MONOTONIC_COARSE
+waited=0
+for waited in $(seq 40); do
 	last=$(flows80 | sort -n -k3 | tail -n 1 | cut -d' ' -f3)
-	[ $(($(coarse_ns) - last)) -gt 11000000000 ] && break
+	[ $(($(coarse_ns) - ${last:-0})) -gt 11000000000 ] && break
 	sleep 1
 done
+check "tcp closing: the Edge's last packet on the three connections is 11 s old (after ${waited} s)" \
+	test "$(($(coarse_ns) - ${last:-0}))" -gt 11000000000
 server_do "44101 send 200"
 check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 11 s after the Edge's last packet (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
 	wait_line "$T/hold.44101.log" '^recv 300$'
