@@ -23,6 +23,10 @@
 #define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
 #define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
 #define LX_MAX_ROLES	64
+#define LX_MAX_ICMP	1024 /* allowed ICMP (family, type, code) entries */
+/* Rule ids per interface slot at the least: maps indexed by rule id are declared with this
+ * and sized by the loader to a power of two holding every rule (rule_cap). */
+#define LX_RULE_CAP_MIN 1024
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {

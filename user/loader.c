@@ -19,7 +19,7 @@
 
 uint32_t loader_rule_cap(int nrules)
 {
-	uint32_t cap = 1024;
+	uint32_t cap = LX_RULE_CAP_MIN;
 	while (cap < (uint32_t)nrules + 1)
 		cap *= 2;
 	return cap;

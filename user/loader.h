@@ -46,7 +46,8 @@ struct loader_opts {
 /* The load-time config of the program (flags, protected groups, timeouts) for a site. */
 struct lx_config loader_config(const struct compiled *c);
 
-/* Rule ids a counter map must hold for this many rules (at least 1024, a power of two). */
+/* Rule ids a counter map must hold for this many rules: a power of two, LX_RULE_CAP_MIN at
+ * least. */
 uint32_t loader_rule_cap(int nrules);
 
 /* Open, configure and load. Returns NULL with a message in err. */
