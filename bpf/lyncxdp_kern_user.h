@@ -289,6 +289,13 @@ static inline __u32 lx_filter6_bit(__u32 top32_host_order)
 	return (top32_host_order * 2654435761u) >> 8; /* Knuth's multiplicative hash, 24 bits */
 }
 
+/* What the loader gives every program in lx_config (user/loader.c), and so what readers of
+ * the pinned flows take as their timeouts: flow timeouts and the drop-log rate. */
+#define LX_TCP_TIMEOUT_S   3600
+#define LX_TCP_CLOSING_S   10
+#define LX_UDP_TIMEOUT_S   120
+#define LX_DROPLOG_PER_SEC 100
+
 struct lx_config {
 	__u32 flags;
 	__u32 protected_groups; /* bitmask of groups holding a protected role */

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "loader.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +33,17 @@ struct lx_config loader_config(const struct compiled *c)
 		.peer_groups = c->peer_groups,
 		.server_groups = c->server_groups,
 		.client_groups = c->client_groups,
-		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
-		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
-		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
-		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
+		.tcp_timeout_ns = LX_TCP_TIMEOUT_S * 1000000000ULL,
+		.tcp_closing_ns = LX_TCP_CLOSING_S * 1000000000ULL,
+		.udp_timeout_ns = LX_UDP_TIMEOUT_S * 1000000000ULL,
+		.droplog_per_sec = LX_DROPLOG_PER_SEC,
 	};
 	return cfg;
 }
 
 static int is_table(const struct bpf_map *map)
 {
-	return !strncmp(bpf_map__name(map), LOADER_TABLE_PREFIX, strlen(LOADER_TABLE_PREFIX));
+	return !strncmp(bpf_map__name(map), LX_PIN_TABLE_PREFIX, strlen(LX_PIN_TABLE_PREFIX));
 }
 
 /* Reload: this instance uses the (new, unpinned) table maps of another one. */
@@ -76,7 +75,7 @@ static int reuse_pinned_tables(struct bpf_object *obj, struct text_error *err)
 	bpf_object__for_each_map (map, obj) {
 		if (!is_table(map))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		int fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue; /* absent: created and pinned at load */
@@ -101,7 +100,7 @@ static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
 			continue;
 		if (is_table(map) && (opts->fresh_tables || opts->tables_from))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		int r = bpf_map__set_pin_path(map, path);
 		if (r) {
 			snprintf(err->msg, sizeof(err->msg), "pin path %s: %s", path, strerror(-r));
@@ -237,6 +236,7 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 	fds->remarked = bpf_map__fd(skel->maps.lx_remarked);
 	fds->conformance = bpf_map__fd(skel->maps.lx_conformance);
 	fds->drops = bpf_map__fd(skel->maps.lx_drops);
+	fds->droplog = bpf_map__fd(skel->maps.lx_droplog);
 	fds->droplog_rl = bpf_map__fd(skel->maps.lx_droplog_rl);
 	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);
 	fds->state = bpf_map__fd(skel->maps.lx_state);
@@ -496,7 +496,7 @@ int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
 	bpf_object__for_each_map (map, skel->obj) {
 		if (!is_table(map))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		unlink(path);
 		if (bpf_obj_pin(bpf_map__fd(map), path)) {
 			snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", path,
@@ -505,23 +505,4 @@ int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
 		}
 	}
 	return 0;
-}
-
-/* Every file under the maps directory is ours: remove them all, then the directories. */
-void loader_unpin_all(void)
-{
-	char path[512];
-	DIR *dir = opendir(LX_PIN_MAPS);
-	if (dir) {
-		struct dirent *e;
-		while ((e = readdir(dir)))
-			if (e->d_name[0] != '.') {
-				snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, e->d_name);
-				unlink(path);
-			}
-		closedir(dir);
-	}
-	rmdir(LX_PIN_MAPS);
-	rmdir(LX_PIN_LINKS);
-	rmdir(LX_PIN_DIR);
 }

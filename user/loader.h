@@ -7,18 +7,9 @@
 
 #include "compile.h"
 #include "matrix.h"
-
-#define LX_PIN_DIR   "/sys/fs/bpf/lyncxdp"
-#define LX_PIN_MAPS  LX_PIN_DIR "/maps"
-#define LX_PIN_LINKS LX_PIN_DIR "/links"
+#include "pins.h"
 
 struct lyncxdp_bpf;
-
-/* Flow timeouts and the drop-log rate: policy knobs with the defaults below. */
-#define LOADER_TCP_TIMEOUT_S   3600
-#define LOADER_TCP_CLOSING_S   10
-#define LOADER_UDP_TIMEOUT_S   120
-#define LOADER_DROPLOG_PER_SEC 100
 
 struct loader_opts {
 	uint32_t iface_slot;
@@ -38,10 +29,6 @@ struct loader_opts {
 	/* The program's load-time config when not loader_config() of the site (tests). */
 	const struct lx_config *config;
 };
-
-/* Table maps (tbl_*) hold what the matrix and site compile to; a reload replaces them
- * whole. Every other map is state that outlives reloads: counters, flows, drop log. */
-#define LOADER_TABLE_PREFIX "tbl_"
 
 /* The load-time config of the program (flags, protected groups, timeouts) for a site. */
 struct lx_config loader_config(const struct compiled *c);
@@ -70,28 +57,10 @@ int loader_prog_fd(struct lyncxdp_bpf *skel);
 /* Replay instances (replay_clock): the arrival time of the next frame, in nanoseconds. */
 void loader_set_replay_time(struct lyncxdp_bpf *skel, uint64_t ns);
 
-/* Map fds by role, so stats can read a private instance and the pins alike. */
-struct lx_map_fds {
-	int counters;
-	int special;
-	int remarked;
-	int conformance;
-	int drops;
-	int droplog_rl;
-	int rule_info;
-	int state;
-	int last;
-	int media;	/* lx_media: per-kind counters of media services */
-	int streams;	/* lx_streams: RTP streams */
-	int flows;	/* lx_flows, for occupancy */
-	int flow_stats; /* lx_flow_stats */
-};
+/* The fds of a loaded instance's maps, as pins_open gives the pinned ones. */
 void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds);
 
 /* After a reload: the pins of the table maps now name this instance's tables. */
 int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err);
-
-/* Removes every map pin and the pin directories (after the last detach or a failed attach). */
-void loader_unpin_all(void);
 
 #endif

@@ -13,9 +13,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "attach.h"
 #include "matrix.h"
 #include "media.h"
+#include "pins.h"
 #include "stats.h"
 #include "streams.h"
 
@@ -186,8 +186,8 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 	for (int i = 0; i < n; i++) {
 		fprintf(out, "lyncxdp_attached{");
 		label(out, "interface", ir[i].ifs->name, 1);
-		label(out, "mode", attach_mode_name(ir[i].ifs->mode), 0);
-		label(out, "policy", attach_policy_name(ir[i].ifs->policy), 0);
+		label(out, "mode", pins_mode_name(ir[i].ifs->mode), 0);
+		label(out, "policy", pins_policy_name(ir[i].ifs->policy), 0);
 		label(out, "tag", ir[i].ifs->tag ? "on" : "off", 0);
 		fprintf(out, "} 1\n");
 	}
@@ -196,7 +196,7 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 }
 
 /* lx_flows: what `status` shows, so that a fleet can alert before the LRU evicts live flows. */
-static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
+static void flow_metrics(FILE *out, const struct pins_flow_usage *fu)
 {
 	const struct {
 		const char *name, *type, *help;
@@ -217,28 +217,6 @@ static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
 		header(out, rows[i].name, rows[i].type, rows[i].help);
 		fprintf(out, "%s %llu\n", rows[i].name, rows[i].value);
 	}
-}
-
-static int open_fds(struct lx_map_fds *fds, struct text_error *err)
-{
-	const char *names[] = { "lx_counters",	"lx_special", "lx_remarked",   "lx_drops",
-				"lx_rule_info", "lx_media",   "lx_conformance" };
-	int *slots[] = { &fds->counters,  &fds->special, &fds->remarked,   &fds->drops,
-			 &fds->rule_info, &fds->media,	 &fds->conformance };
-	memset(fds, -1, sizeof(*fds));
-	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
-		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
-			return -1;
-	return 0;
-}
-
-static void close_fds(struct lx_map_fds *fds)
-{
-	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
-		      fds->rule_info, fds->media,   fds->conformance };
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (all[i] >= 0)
-			close(all[i]);
 }
 
 /* ---- RTP streams: per interface, service, direction and media type, never per stream ---- */
@@ -290,8 +268,20 @@ static void histogram(FILE *out, const char *name, const struct stream_group *g,
 	}
 }
 
-static void stream_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir,
-			   int n)
+/* Streams per group, or (poor) those of them poor by CQD's thresholds. */
+static void stream_gauge(FILE *out, const char *name, const char *help,
+			 const struct stream_group *g, int ng, int poor)
+{
+	header(out, name, "gauge", help);
+	for (int i = 0; i < ng; i++) {
+		fprintf(out, "%s{", name);
+		group_labels(out, &g[i]);
+		fprintf(out, "} %llu\n", (unsigned long long)(poor ? g[i].poor : g[i].streams));
+	}
+}
+
+static void stream_metrics(FILE *out, const struct lx_state *st, const struct lx_map_fds *fds,
+			   const struct iface_report *ir, int n)
 {
 	struct text_error err;
 	static struct media_table media;
@@ -299,14 +289,12 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 	const struct media_table *t = NULL;
 	if (media_find(st->matrix, path, sizeof(path)) == 0 && media_load(path, &media, &err) == 0)
 		t = &media;
-	int sfd = pinned_map_fd("lx_streams", &err);
-	int ifd = sfd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
 	struct stream_group *g = NULL;
 	int ng = 0, cap = 0;
-	for (int i = 0; sfd >= 0 && ifd >= 0 && i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		struct streams_report r;
 		int slot = (int)(ir[i].ifs - st->ifaces);
-		if (streams_collect(sfd, ifd, t, 1u << slot, &r, &err) < 0)
+		if (streams_collect(fds->streams, fds->rule_info, t, 1u << slot, &r, &err) < 0)
 			continue;
 		for (int k = 0; k < r.n; k++) {
 			const struct stream_row *row = &r.rows[k];
@@ -344,21 +332,13 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 		}
 		streams_free(&r);
 	}
-	header(out, "lyncxdp_rtp_streams", "gauge",
-	       "RTP streams of media services in the stream table now, per service, direction "
-	       "and media type.");
-	for (int i = 0; i < ng; i++) {
-		fprintf(out, "lyncxdp_rtp_streams{");
-		group_labels(out, &g[i]);
-		fprintf(out, "} %llu\n", (unsigned long long)g[i].streams);
-	}
-	header(out, "lyncxdp_rtp_poor_streams", "gauge",
-	       "Of those, streams poor by Microsoft's CQD thresholds (maps/media).");
-	for (int i = 0; i < ng; i++) {
-		fprintf(out, "lyncxdp_rtp_poor_streams{");
-		group_labels(out, &g[i]);
-		fprintf(out, "} %llu\n", (unsigned long long)g[i].poor);
-	}
+	stream_gauge(out, "lyncxdp_rtp_streams",
+		     "RTP streams of media services in the stream table now, per service, "
+		     "direction and media type.",
+		     g, ng, 0);
+	stream_gauge(out, "lyncxdp_rtp_poor_streams",
+		     "Of those, streams poor by Microsoft's CQD thresholds (maps/media).", g, ng,
+		     1);
 	header(out, "lyncxdp_rtp_stream_loss_ratio", "histogram",
 	       "Packet loss ratio (RFC 3550 A.3) of the streams in the table now.");
 	histogram(out, "lyncxdp_rtp_stream_loss_ratio", g, ng, 0);
@@ -366,16 +346,12 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 	       "Interarrival jitter (RFC 3550 A.8), seconds, of the streams in the table now.");
 	histogram(out, "lyncxdp_rtp_stream_jitter_seconds", g, ng, 1);
 	free(g);
-	if (sfd >= 0)
-		close(sfd);
-	if (ifd >= 0)
-		close(ifd);
 }
 
 int metrics_write(FILE *out, struct text_error *err)
 {
 	struct lx_state st;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		return -1;
 	if (!attached) {
@@ -386,14 +362,12 @@ int metrics_write(FILE *out, struct text_error *err)
 	}
 	struct lx_map_fds fds;
 	struct iface_report ir[LX_MAX_IFACES];
-	struct attach_flow_usage fu;
+	struct pins_flow_usage fu;
 	int n = 0, rc = 0;
-	if (attach_flow_usage(&fu, err) < 0)
+	if (pins_flow_usage(&fu, err) < 0)
 		return -1;
-	if (open_fds(&fds, err) < 0) {
-		close_fds(&fds);
+	if (pins_open(&fds, err) < 0)
 		return -1;
-	}
 	for (int slot = 0; slot < LX_MAX_IFACES && rc == 0; slot++) {
 		if (!st.ifaces[slot].ifindex)
 			continue;
@@ -418,10 +392,10 @@ int metrics_write(FILE *out, struct text_error *err)
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);
 		drop_metric(out, ir, n, 1);
-		stream_metrics(out, &st, ir, n);
+		stream_metrics(out, &st, &fds, ir, n);
 	}
 	for (int i = 0; i < n; i++)
 		stats_free(&ir[i].r);
-	close_fds(&fds);
+	pins_close(&fds);
 	return rc;
 }
