@@ -195,7 +195,7 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	if (!skel)
 		goto out;
 	/* Tables are complete before the first packet reaches the program. */
-	if (fresh && loader_write_tables(skel, m, s, c, err) < 0)
+	if (fresh && loader_write_tables(skel, c, err) < 0)
 		goto out;
 	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, o->policy, o->tag, err) <
 		0 ||
@@ -491,9 +491,10 @@ static void update_state_after_reload(struct lx_state *st, const struct matrix *
 	*st = fresh;
 }
 
-int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+int attach_reload(const struct matrix *m, const struct site *s, const struct compiled *compiled,
 		  struct text_error *err)
 {
+	struct compiled renumbered = { 0 }, *c = &renumbered;
 	struct lx_state st;
 	struct lyncxdp_bpf *inst[LX_MAX_IFACES] = { 0 };
 	struct compile_old_rule *old = NULL;
@@ -511,7 +512,7 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 	}
 	new_ids = calloc(st.rule_cap, 1);
 	if (!new_ids || read_old_rules(&st, &old, &nold, err) < 0 ||
-	    compile_assign_ids(c, m, old, nold, st.rule_cap, new_ids, err) < 0)
+	    compile_renumbered(compiled, m, old, nold, st.rule_cap, c, new_ids, err) < 0)
 		goto out;
 
 	/* Every new program is loaded and its tables written before any interface switches. */
@@ -531,7 +532,7 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 		if (first < 0) {
 			first = slot;
 			zero_rule_ids(&st, new_ids);
-			if (loader_write_tables(inst[slot], m, s, c, err) < 0)
+			if (loader_write_tables(inst[slot], c, err) < 0)
 				goto out;
 		}
 	}
@@ -550,6 +551,8 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 out:
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++)
 		loader_destroy(inst[slot]);
+	if (renumbered.ids)
+		compile_free_renumbered(&renumbered);
 	free(old);
 	free(new_ids);
 	close(lock);

@@ -33,9 +33,10 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 /*
  * Replaces the tables of every attached interface with a new matrix and site at once: each
  * interface's program is swapped atomically (bpf_link_update) for one reading the new
- * tables. Counters of rules that exist in both keep their values; flows are kept.
+ * tables. Counters of rules that exist in both keep their values (the tables written use the
+ * ids compile_renumbered gives them; c is not changed); flows are kept.
  */
-int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+int attach_reload(const struct matrix *m, const struct site *s, const struct compiled *c,
 		  struct text_error *err);
 
 /* Changes an attached interface's policy and tag live; -1 keeps a setting as it is. */

@@ -13,8 +13,6 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "lyncxdp.skel.h"
-#include "media.h"
-#include "site.h"
 
 uint32_t loader_rule_cap(int nrules)
 {
@@ -350,19 +348,17 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c, 
 	return r;
 }
 
-static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
-			      const struct compiled *c, struct text_error *err)
+/* tbl_actions and lx_rule_info, keyed by rule id. */
+static int write_rule_records(struct lyncxdp_bpf *skel, const struct compiled *c,
+			      struct text_error *err)
 {
-	for (int i = 0; i < m->nrules; i++) {
-		struct lx_rule_action a = { .dscp = c->dscp[i],
-					    .kind = (__u8)m->rules[i].kind,
-					    .media = c->media ? c->media[i] : 0,
-					    .client = (__u8)m->roles[m->rules[i].role].client,
-					    .rank = c->rank[i],
-					    .from_groups = c->from_groups[i] };
+	for (int i = 0; i < c->nrules; i++) {
 		__u32 id = c->ids[i];
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
-			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &c->actions[i],
+					0) ||
+		    bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &c->infos[i],
+					0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing rule %u: %s", id,
 				 strerror(errno));
 			return -1;
 		}
@@ -370,18 +366,16 @@ static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
 	return 0;
 }
 
-static int write_icmp(int fd, const struct matrix_icmp *list, int n, struct text_error *err)
+static int write_icmp(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
-	for (int i = 0; i < n; i++) {
-		__u32 key = lx_icmp_key((__u32)list[i].family, (__u32)list[i].type,
-					list[i].code < 0 ? LX_ICMP_ANY : (__u32)list[i].code);
-		__u32 one = 1;
-		if (bpf_map_update_elem(fd, &key, &one, 0)) {
+	__u32 one = 1;
+	for (int i = 0; i < c->nicmp; i++)
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_icmp), &c->icmp_keys[i], &one,
+					0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing allowed ICMP: %s",
 				 strerror(errno));
 			return -1;
 		}
-	}
 	return 0;
 }
 
@@ -418,49 +412,14 @@ int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct te
 	return 0;
 }
 
-static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
-			   const struct compiled *c, struct text_error *err)
-{
-	for (int i = 0; i < m->nrules; i++) {
-		const struct matrix_rule *r = &m->rules[i];
-		const struct matrix_service *svc = &m->services[r->service];
-		struct lx_rule_info info = {
-			.port_lo = r->port_lo,
-			.port_hi = r->port_hi,
-			.proto = (__u8)r->proto,
-			.active = c->active[i],
-			.dscp = c->dscp[i],
-			.kind = (__u8)r->kind,
-			.media = c->media ? c->media[i] : 0,
-		};
-		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
-		text_copy(info.service, sizeof(info.service), svc->slug);
-		text_copy(info.name, sizeof(info.name), svc->name);
-		__u32 id = c->ids[i];
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &info, 0)) {
-			snprintf(err->msg, sizeof(err->msg), "writing rule %u: %s", id,
-				 strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Payload types and the per-kind DSCP of media services (maps/media); empty without it. */
+/* Payload types and the per-kind DSCP of media services (maps/media). */
 static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
-	struct lx_payload_type pts[LX_PAYLOAD_TYPES] = { 0 };
 	struct lx_media_config mc;
 	__u32 zero = 0;
 	memset(&mc, LX_DSCP_KEEP, sizeof(mc));
-	const struct media_table *t = c->media_table;
-	for (int i = 0; t && i < LX_PAYLOAD_TYPES; i++)
-		pts[i] = (struct lx_payload_type){ .clock_hz = t->pt[i].clock_hz,
-						   .kind = (__u8)t->pt[i].kind,
-						   .flags = t->pt[i].flags };
-	for (int k = 0; t && k < LX_MEDIA_MAX; k++)
-		mc.dscp[k] = c->media_dscp[k];
-	if (write_array(bpf_map__fd(skel->maps.tbl_payload), pts, sizeof(pts[0]), 0,
+	memcpy(mc.dscp, c->media_dscp, sizeof(c->media_dscp));
+	if (write_array(bpf_map__fd(skel->maps.tbl_payload), c->payload, sizeof(c->payload[0]), 0,
 			LX_PAYLOAD_TYPES, "the payload types", err) < 0)
 		return -1;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_media), &zero, &mc, 0)) {
@@ -471,20 +430,16 @@ static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	return 0;
 }
 
-int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
-			const struct compiled *c, struct text_error *err)
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
-	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
-
 	if (write_addresses(skel, c, err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
 			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
-	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
-	    write_media(skel, c, err) < 0 || write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
-	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
+	    write_rule_records(skel, c, err) < 0 || write_media(skel, c, err) < 0 ||
+	    write_icmp(skel, c, err) < 0)
 		return -1;
 	return 0;
 }

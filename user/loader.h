@@ -41,9 +41,8 @@ uint32_t loader_rule_cap(int nrules);
 struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err);
 void loader_destroy(struct lyncxdp_bpf *skel);
 
-/* Fills every table map from a compiled matrix and site. */
-int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
-			const struct compiled *c, struct text_error *err);
+/* Fills every table map (and lx_rule_info) with what compile returned; reads nothing else. */
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err);
 
 /* Sets one interface slot's policy and tag mode (live: the program reads it per packet). */
 int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,

@@ -20,6 +20,7 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 			const struct compiled *c, uint32_t policy, uint32_t tag,
 			const struct lx_config *config, struct text_error *err)
 {
+	(void)s; /* what the tables need of the site, c holds */
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
@@ -32,7 +33,7 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
-	if (loader_write_tables(t->skel, m, s, c, err) < 0 ||
+	if (loader_write_tables(t->skel, c, err) < 0 ||
 	    loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err) < 0) {
 		testrun_close(t);
 		return -1;

@@ -246,7 +246,7 @@ static int lx_open(struct lx_inst *x, const char *matrix, const char *site, uint
 		return -1;
 	}
 	double t2 = now_s();
-	if (loader_write_tables(x->skel, x->m, x->s, x->c, err) < 0 ||
+	if (loader_write_tables(x->skel, x->c, err) < 0 ||
 	    loader_set_iface(loader_iface_config_fd(x->skel), 0, policy, tag, err) < 0) {
 		lx_close(x);
 		return -1;
