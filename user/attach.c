@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * One XDP program instance per interface, all sharing the maps pinned under
- * /sys/fs/bpf/lyncxdp/maps; each instance's link is pinned under .../links so it keeps
- * running after the loader exits. The lx_state map says which slot belongs to which
- * interface and what the tables were compiled from.
+ * Attach, detach, set and reload: one XDP program instance per interface, all sharing the
+ * maps pinned under /sys/fs/bpf/lyncxdp/maps; each instance's link is pinned under .../links
+ * so it keeps running after the loader exits. Paths, map names, the lx_state record (which
+ * slot belongs to which interface, what the tables were compiled from) and the lock are
+ * user/pins.c; the tables' contents are what user/compile.c returns.
  */
 #include "attach.h"
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Opens and loads the XDP program (libbpf skeleton) and writes compiled tables into it. */
+/* Opens and loads the XDP program (libbpf skeleton) and writes into its table maps what
+ * user/compile.c returned, without reading the matrix or site. */
 #ifndef LYNCXDP_LOADER_H
 #define LYNCXDP_LOADER_H
 
