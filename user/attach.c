@@ -198,9 +198,8 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	/* Tables are complete before the first packet reaches the program. */
 	if (fresh && loader_write_tables(skel, c, err) < 0)
 		goto out;
-	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, o->policy, o->tag, err) <
-		0 ||
-	    loader_set_side(loader_iface_config_fd(skel), (uint32_t)slot, o->side, err) < 0)
+	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, (int)o->policy,
+			     (int)o->tag, (int)o->side, err) < 0)
 		goto out;
 	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, o->mode, err);
 	if (link_fd < 0)
@@ -363,9 +362,8 @@ int attach_set(const char *ifname, int policy, int tag, int side, struct text_er
 	int fd = pins_map_fd(LX_PIN_IFACE_CONFIG, err);
 	if (fd < 0)
 		goto out;
-	rc = loader_set_iface(fd, (uint32_t)slot, ifs->policy, ifs->tag, err);
-	if (rc == 0)
-		rc = loader_set_side(fd, (uint32_t)slot, ifs->side, err);
+	rc = loader_set_iface(fd, (uint32_t)slot, (int)ifs->policy, (int)ifs->tag, (int)ifs->side,
+			      err);
 	close(fd);
 	if (rc == 0)
 		rc = pins_state_write(&st, err);

@@ -384,29 +384,20 @@ int loader_iface_config_fd(struct lyncxdp_bpf *skel)
 	return bpf_map__fd(skel->maps.lx_iface_config);
 }
 
-int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
+int loader_set_iface(int iface_config_fd, uint32_t slot, int policy, int tag, int side,
 		     struct text_error *err)
 {
 	struct lx_iface_config ic = { 0 };
-	bpf_map_lookup_elem(iface_config_fd, &slot, &ic); /* keeps the side */
-	ic.policy = policy;
-	ic.tag = tag;
+	bpf_map_lookup_elem(iface_config_fd, &slot, &ic); /* keeps what is not given */
+	if (policy >= 0)
+		ic.policy = (uint32_t)policy;
+	if (tag >= 0)
+		ic.tag = (uint32_t)tag;
+	if (side >= 0)
+		ic.side = (uint32_t)side;
 	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
-		snprintf(err->msg, sizeof(err->msg), "setting the interface policy: %s",
-			 strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct text_error *err)
-{
-	struct lx_iface_config ic = { 0 };
-	bpf_map_lookup_elem(iface_config_fd, &slot, &ic);
-	ic.side = side;
-	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
-		snprintf(err->msg, sizeof(err->msg), "setting the interface side: %s",
-			 strerror(errno));
+		snprintf(err->msg, sizeof(err->msg), "setting the interface %s: %s",
+			 policy >= 0 || tag >= 0 ? "policy" : "side", strerror(errno));
 		return -1;
 	}
 	return 0;

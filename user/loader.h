@@ -45,11 +45,10 @@ void loader_destroy(struct lyncxdp_bpf *skel);
 /* Fills every table map (and lx_rule_info) with what compile returned; reads nothing else. */
 int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err);
 
-/* Sets one interface slot's policy and tag mode (live: the program reads it per packet). */
-int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
+/* Sets one interface slot's policy, tag mode and side (enum lx_side); -1 keeps one as it is.
+ * Live: the program reads them per packet. */
+int loader_set_iface(int iface_config_fd, uint32_t slot, int policy, int tag, int side,
 		     struct text_error *err);
-/* Sets one interface slot's side (enum lx_side), keeping its policy and tag. */
-int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct text_error *err);
 int loader_iface_config_fd(struct lyncxdp_bpf *skel);
 
 int loader_prog_fd(struct lyncxdp_bpf *skel);

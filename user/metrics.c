@@ -64,64 +64,41 @@ static void rule_labels(FILE *out, const char *ifname, const struct stats_row *r
 	label(out, "direction", stats_dir_name(row->dir), 0);
 }
 
-/* One family of per-rule metrics; `field` picks packets/bytes of count or remarked. */
+/* What a family of per-rule metrics counts: packets or bytes of ... */
+enum rule_values {
+	RULE_COUNT,	  /* everything the rule classified */
+	RULE_REMARKED,	  /* DSCP rewritten by the tag mode */
+	RULE_MEDIA,	  /* media services: by what their packets carried (label media) */
+	RULE_CONFORMANCE, /* services with a DSCP: by the DSCP they arrived with, as a class */
+};
+
+/* One family of per-rule (and direction) metrics. */
 static void rule_metric(FILE *out, const struct iface_report *ir, int n, const char *name,
-			const char *help, int remarked, int bytes)
+			const char *help, enum rule_values what, int bytes)
 {
+	int nclass = what == RULE_MEDIA ? LX_MEDIA_MAX : what == RULE_CONFORMANCE ? LX_CONF_MAX : 1;
 	header(out, name, "counter", help);
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir[i].r.nrows; k++) {
 			const struct stats_row *row = &ir[i].r.rows[k];
-			const struct lx_count *c = remarked ? &row->remarked : &row->count;
-			fprintf(out, "%s{", name);
-			rule_labels(out, ir[i].ifs->name, row);
-			fprintf(out, "} %llu\n",
-				(unsigned long long)(bytes ? c->bytes : c->packets));
-		}
-}
-
-/* Per media service, rule and direction: packets and bytes by what they carried. */
-static void media_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
-{
-	const char *name = bytes ? "lyncxdp_media_bytes_total" : "lyncxdp_media_packets_total";
-	header(out, name, "counter",
-	       bytes ? "Bytes of media services' UDP packets by what they carry (label media)."
-		     : "Packets of media services' UDP packets by what they carry (label media: "
-		       "stun, audio, video, sharing, rtcp, dtls, other).");
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < ir[i].r.nrows; k++) {
-			const struct stats_row *row = &ir[i].r.rows[k];
-			if (!row->info.media)
+			if ((what == RULE_MEDIA && !row->info.media) ||
+			    (what == RULE_CONFORMANCE && row->info.dscp == LX_DSCP_KEEP))
 				continue;
-			for (int m = 0; m < LX_MEDIA_MAX; m++) {
+			for (int c = 0; c < nclass; c++) {
+				const struct lx_count *v = what == RULE_COUNT	   ? &row->count
+							   : what == RULE_REMARKED ? &row->remarked
+							   : what == RULE_MEDIA
+							       ? &row->media[c]
+							       : &row->conformance[c];
 				fprintf(out, "%s{", name);
 				rule_labels(out, ir[i].ifs->name, row);
-				label(out, "media", media_kind_name(m), 0);
+				if (what == RULE_MEDIA)
+					label(out, "media", media_kind_name(c), 0);
+				else if (what == RULE_CONFORMANCE)
+					label(out, "conformance",
+					      stats_conformance_name((uint32_t)c), 0);
 				fprintf(out, "} %llu\n",
-					(unsigned long long)(bytes ? row->media[m].bytes
-								   : row->media[m].packets));
-			}
-		}
-}
-
-/* QoS conformance of the rules whose service has a DSCP: the class, never the raw value. */
-static void conformance_metric(FILE *out, const struct iface_report *ir, int n)
-{
-	const char *name = "lyncxdp_dscp_packets_total";
-	header(out, name, "counter",
-	       "Classified packets by the DSCP they arrived with: the service's (expected), 0 "
-	       "(zero) or another (other); rules whose service has a DSCP only.");
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < ir[i].r.nrows; k++) {
-			const struct stats_row *row = &ir[i].r.rows[k];
-			if (row->info.dscp == LX_DSCP_KEEP)
-				continue;
-			for (uint32_t c = 0; c < LX_CONF_MAX; c++) {
-				fprintf(out, "%s{", name);
-				rule_labels(out, ir[i].ifs->name, row);
-				label(out, "conformance", stats_conformance_name(c), 0);
-				fprintf(out, "} %llu\n",
-					(unsigned long long)row->conformance[c].packets);
+					(unsigned long long)(bytes ? v->bytes : v->packets));
 			}
 		}
 }
@@ -380,14 +357,24 @@ int metrics_write(FILE *out, struct text_error *err)
 		info_metrics(out, &st, ir, n);
 		flow_metrics(out, &fu);
 		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.",
-			    0, 0);
+			    RULE_COUNT, 0);
 		rule_metric(out, ir, n, "lyncxdp_bytes_total",
-			    "Bytes (whole frames) per rule and direction.", 0, 1);
+			    "Bytes (whole frames) per rule and direction.", RULE_COUNT, 1);
 		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",
-			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
-		media_metric(out, ir, n, 0);
-		media_metric(out, ir, n, 1);
-		conformance_metric(out, ir, n);
+			    "Packets whose DSCP the tag mode rewrote.", RULE_REMARKED, 0);
+		rule_metric(out, ir, n, "lyncxdp_media_packets_total",
+			    "Packets of media services' UDP packets by what they carry (label "
+			    "media: stun, audio, video, sharing, rtcp, dtls, other).",
+			    RULE_MEDIA, 0);
+		rule_metric(
+		    out, ir, n, "lyncxdp_media_bytes_total",
+		    "Bytes of media services' UDP packets by what they carry (label media).",
+		    RULE_MEDIA, 1);
+		rule_metric(out, ir, n, "lyncxdp_dscp_packets_total",
+			    "Classified packets by the DSCP they arrived with: the service's "
+			    "(expected), 0 (zero) or another (other); rules whose service has a "
+			    "DSCP only.",
+			    RULE_CONFORMANCE, 0);
 		special_metric(out, ir, n, 0);
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);

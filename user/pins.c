@@ -219,22 +219,20 @@ const char *pins_policy_name(uint32_t policy)
 	return policy == LX_POLICY_ENFORCE ? "enforce" : "monitor";
 }
 
-static const char *const side_names[LX_SIDE_MAX] = {
-	[LX_SIDE_PROTECTED] = "protected",
-	[LX_SIDE_ROUTE] = "route",
-	[LX_SIDE_UNPROTECTED] = "unprotected",
-};
-
+/* Sides as `--side` takes them. */
 const char *pins_side_name(uint32_t side)
 {
-	return text_name(side_names, LX_SIDE_MAX, side);
+	return side == LX_SIDE_PROTECTED     ? "protected"
+	       : side == LX_SIDE_ROUTE	     ? "route"
+	       : side == LX_SIDE_UNPROTECTED ? "unprotected"
+					     : "?";
 }
 
 int pins_parse_side(const char *text)
 {
-	for (int i = 0; i < LX_SIDE_MAX; i++)
-		if (!strcmp(text, side_names[i]))
-			return i;
+	for (uint32_t i = 0; i < LX_SIDE_MAX; i++)
+		if (!strcmp(text, pins_side_name(i)))
+			return (int)i;
 	return -1;
 }
 
