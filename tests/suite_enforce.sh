@@ -27,7 +27,8 @@
 # 5. TCP closing (issue 10): the Edge's real connections to an external server's 80 survive
 #    an attacker's blind RSTs and FIN (random sequence numbers, to the right port): the
 #    server's data still arrive after the closing timeout; the server's real FIN and RST
-#    close theirs: 12 s later its packets on them are dropped as unsolicited.
+#    close theirs (the flows' closing marks; after the timeout its packets on them are
+#    dropped as unsolicited).
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=tests/lib.sh
@@ -35,61 +36,17 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxenf-c
 G=lxenf-g
+LX_NS=$G # settle reads its counters
 E=lxenf-e
 SITE=$TOP/tests/sites/enforce.site
 C4=198.51.100.10 C6=2001:db8:c::10
 E4=203.0.113.20 E6=2001:db8:e::20
 GC4=198.51.100.1 GC6=2001:db8:c::1 GE4=203.0.113.1 GE6=2001:db8:e::1
 FORGED_PORT=45678 # an Edge port outside its ephemeral range (40000-44999 below)
-require_clean_start lxenf-
+suite_start lxenf-
 started=$SECONDS
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir lxenf
-T=$NS_TMP
 
-# ---- helpers ----
-NH=$TOP/tests/nethelper.py # servers and clients in Python (see its docstring)
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-# serve NS tcp_server|udp_echo|media ARGS...: a server in the background, once it listens.
-serve() {
-	local ns=$1 out
-	shift
-	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-	return 1
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-
-# settle: wait until the counters stop moving (XDP on veth runs in NAPI).
-settle() {
-	local a b
-	a=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
-# snap NAME: settle, then a stats --json report in $T/NAME.json; every snapshot is kept, in
-# order, for the check that counters never go backwards.
-SNAPS=()
-snap() {
-	settle
-	lx $G stats --json >"$T/$1.json"
-	SNAPS+=("$T/$1.json")
-}
+# ---- helpers (h, serve, digest, snap: tests/lib.sh) ----
 # policy_delta BEFORE AFTER drops|would_drop: "REASON PACKETS BYTES;..." of what grew.
 policy_delta() {
 	$PY - "$@" <<'EOF'
@@ -125,14 +82,10 @@ ns_add $E
 for ns in $C $G $E; do ns_quiet "$ns"; done
 veth_pair $C lxenf-c0 $G lxenf-g0
 veth_pair $G lxenf-g1 $E lxenf-e0
-ns_addr $C lxenf-c0 $C4/24
-ns_addr $C lxenf-c0 $C6/64
-ns_addr $G lxenf-g0 $GC4/24
-ns_addr $G lxenf-g0 $GC6/64
-ns_addr $G lxenf-g1 $GE4/24
-ns_addr $G lxenf-g1 $GE6/64
-ns_addr $E lxenf-e0 $E4/24
-ns_addr $E lxenf-e0 $E6/64
+ns_addr $C lxenf-c0 $C4/24 $C6/64
+ns_addr $G lxenf-g0 $GC4/24 $GC6/64
+ns_addr $G lxenf-g1 $GE4/24 $GE6/64
+ns_addr $E lxenf-e0 $E4/24 $E6/64
 ip -n $C route add default via $GC4
 ip -n $C -6 route add default via $GC6
 ip -n $E route add default via $GE4
@@ -494,7 +447,7 @@ check "replay --side unprotected: the 4 spoofed frames are there ($rep_e)" \
 # `to 80`, CRL downloads) and only reads; the server sends when told.
 serve $C hold_server 80 "$T/hold.ctrl" "$T/hold.log"
 for p in 44101 44102 44103; do
-	ns_bg $E timeout 120 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
+	ns_bg $E timeout 300 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
 done
 wait_line() { # FILE REGEX: true once FILE has a line matching REGEX (at most 5 s)
 	for _ in $(seq 50); do
@@ -536,9 +489,28 @@ check "tcp closing: the server's real FIN reaches the Edge (end of stream on por
 	wait_line "$T/hold.44102.log" '^eof$'
 check "tcp closing: the server's real RST reaches the Edge (reset on port 44103)" \
 	wait_line "$T/hold.44103.log" '^reset$'
-sleep 12 # longer than the closing timeout (10 s) after the Edge's last packet
+# The flows as the program holds them: "PORT CLOSING LAST_SEEN_NS" of the three connections.
+flows80() {
+	bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
+		jq -r '.[] | (.formatted // .) | select(.key.remote_port == 80 and .key.local_port >= 44101 and
+			.key.local_port <= 44103) | "\(.key.local_port) \(.value.closing) \(.value.last_seen_ns)"' |
+		sort
+}
+expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the real FIN and RST closed 44102 and 44103" \
+	"44101 0;44102 1;44103 1" "$(flows80 | cut -d' ' -f1,2 | paste -sd';')"
+# Wait until the Edge's last packet on each connection (the flows' last_seen, on the program's
+# clock: CLOCK_MONOTONIC_COARSE) is 11 s old: longer than the closing timeout (10 s).
+coarse_ns() { $PY -c 'import time; print(time.clock_gettime_ns(6))'; } # CLOCK_MONOTONIC_COARSE
+waited=0
+for waited in $(seq 40); do
+	last=$(flows80 | sort -n -k3 | tail -n 1 | cut -d' ' -f3)
+	[ $(($(coarse_ns) - ${last:-0})) -gt 11000000000 ] && break
+	sleep 1
+done
+check "tcp closing: the Edge's last packet on the three connections is 11 s old (after ${waited} s)" \
+	test "$(($(coarse_ns) - ${last:-0}))" -gt 11000000000
 server_do "44101 send 200"
-check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 12 s later (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
+check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 11 s after the Edge's last packet (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
 	wait_line "$T/hold.44101.log" '^recv 300$'
 # The closed connections' flows are gone: the server's packets on them are now unsolicited.
 h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44102 A 1
@@ -547,11 +519,11 @@ ns_capture_stop "$T/close-edge.pcap"
 snap c1
 # what the flows of the three connections hold, and what the Edge saw (shown on a failure)
 bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-	jq -c '.[] | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
+	jq -c '.[] | (.formatted // .) | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
 tshark -r "$T/close-edge.pcap" -o tcp.relative_sequence_numbers:FALSE "tcp.port == 80" \
 	>"$T/close-edge.txt" 2>/dev/null
 got=$(policy_reason "$T/c0.json" "$T/c1.json" drops unsolicited)
-expect_eq "tcp closing: unsolicited drops: the RST to the wrong port, then one packet on each connection the server closed 12 s before" \
+expect_eq "tcp closing: unsolicited drops: the RST to the wrong port, then one packet on each connection the server closed, after the closing timeout" \
 	3 "$got"
 [ "$got" = 3 ] || cat "$T/close-flows.txt" "$T/close-edge.txt"
 expect_eq "tcp closing: the blind RSTs and FIN passed to the Edge's own TCP (its capture: 4), which ignored them" \

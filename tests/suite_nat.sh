@@ -40,12 +40,10 @@ trap 'exit 143' TERM HUP # so that the EXIT trap runs
 ns_tmpdir lxnat
 T=$NS_TMP
 
-h() { nh "$@"; }
-serve() { nh_serve "$1" "$T" "${@:2}"; }
-digest() { file_digest "$1"; }
+LX_NS=$G # settle: the gateway's counters
 # reasons drops|would_drop: "REASON PACKETS;..." of every reason, from stats --json
 reasons() {
-	lx_settle $G
+	settle
 	lx $G stats --json | jq -r --arg k "$1" '.[$k] | to_entries | map("\(.key) \(.value.packets)") | join(";")'
 }
 # grown BEFORE AFTER: "REASON +N;..." of the reasons that grew
