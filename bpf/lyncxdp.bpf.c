@@ -946,12 +946,13 @@ static __always_inline int icmp_error(const struct packet *p)
 }
 
 /*
- * Is the packet an ICMP error quotes one the protected destination sent on a connection that
- * may pass (conntrack's RELATED)? The quoted packet must be TCP or UDP from the destination's
- * address, whole up to 8 bytes of its transport header, not a later fragment, with IPv6 no
- * extension header; then it is related when its ports are (a) a listening port of the
- * destination's rule that admits the peer it was sent to (a reply on an admitted connection)
- * or (b) a live flow the destination opened. It refreshes nothing.
+ * Does the ICMP error quote a packet the protected destination sent on a connection the
+ * policy lets through (conntrack's RELATED)? The quoted packet must be TCP or UDP from the
+ * destination's address, with its IP header and 8 bytes of transport header inside the
+ * message, IPv4 not a later fragment, IPv6 without extension headers; it is related when
+ * (a) its source port is one a listen rule of the destination has, and that rule admits the
+ * peer it was sent to (the host's answer on an admitted connection), or (b) its 5-tuple is a
+ * live flow the destination opened. Nothing is refreshed.
  */
 static __always_inline int icmp_related(const struct packet *p, const struct decision *d,
 					const struct lx_config *cfg, void *end, __u64 *clock)
