@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compile.h"
+
 static const char *const kind_names[LX_MEDIA_MAX] = {
 	[LX_MEDIA_OTHER] = "other", [LX_MEDIA_STUN] = "stun",	    [LX_MEDIA_AUDIO] = "audio",
 	[LX_MEDIA_VIDEO] = "video", [LX_MEDIA_SHARING] = "sharing", [LX_MEDIA_RTCP] = "rtcp",

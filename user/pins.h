@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lyncxdp_kern_user.h"
+#include "../bpf/lyncxdp_kern_user.h"
 #include "text.h"
 
 #define LX_PIN_DIR   "/sys/fs/bpf/lyncxdp"
