@@ -269,7 +269,7 @@ static size_t build_quote(const struct desc *d, struct frame *f, size_t n)
 		memcpy(b + n + 16, d->q_dst, 4);
 		for (size_t i = 20; i < hl; i++)
 			b[n + i] = 1;
-		put16(b + n + 10, ipv4_checksum(b + n, hl));
+		ipv4_checksum_fix(b + n);
 	} else {
 		hl = 40;
 		memset(b + n, 0, hl);

@@ -750,7 +750,7 @@ static const struct host LINK_ROUTER = { "link-router", "203.0.113.1", "fe80::1"
 
 static void test_icmp_related(void)
 {
-	struct inst in, mon;
+	struct prog in, mon;
 	struct drops before, mon_before;
 	struct expect_drops ed, med;
 	memset(&ed, 0, sizeof(ed));
@@ -894,8 +894,8 @@ static void test_icmp_related(void)
 	}
 	check_drops_delta(&in, &before, &ed, "icmp errors and router messages");
 	check_drops_delta(&mon, &mon_before, &med, "icmp errors and router messages");
-	testrun_close(&in.t);
-	testrun_close(&mon.t);
+	prog_close(&in);
+	prog_close(&mon);
 }
 
 /* ---- 5. fragments ---- */
