@@ -30,6 +30,7 @@
 #include "media.h"
 #include "metrics.h"
 #include "packet.h"
+#include "pins.h"
 #include "site.h"
 #include "stats.h"
 #include "status.h"
@@ -358,7 +359,7 @@ static int kernel_ready(void)
 	return 0;
 }
 
-/* Privileges and bpffs, then the pinned state: 0 with *attached as state_read says, or the
+/* Privileges and bpffs, then the pinned state: 0 with *attached as pins_state_read says, or the
  * exit code after saying why not. */
 static int read_state(struct lx_state *st, int *attached)
 {
@@ -366,7 +367,7 @@ static int read_state(struct lx_state *st, int *attached)
 	int rc = kernel_ready();
 	if (rc)
 		return rc;
-	*attached = state_read(st, &err);
+	*attached = pins_state_read(st, &err);
 	return *attached < 0 ? fail(&err) : 0;
 }
 
@@ -394,8 +395,8 @@ static int cmd_attach(void *v)
 		       "prefixes, policy %s%s, side %s\n",
 		       ifname, in->m.product, in->c.nactive, in->m.nrules,
 		       in->c.hosts4 + in->c.nets4, in->c.hosts6 + in->c.nets6,
-		       attach_policy_name(ao.policy), ao.tag ? ", DSCP tagging" : "",
-		       attach_side_name(ao.side));
+		       pins_policy_name(ao.policy), ao.tag ? ", DSCP tagging" : "",
+		       pins_side_name(ao.side));
 	free_inputs(&a->in);
 	return rc;
 }
@@ -461,12 +462,11 @@ static int cmd_set(void *v)
 	if (attach_set(ifname, a->policy, a->tag, a->side, &err) < 0)
 		return fail(&err);
 	printf("lyncxdp: %s:%s%s%s%s%s\n", ifname, a->policy >= 0 ? " policy " : "",
-	       a->policy >= 0 ? attach_policy_name((uint32_t)a->policy) : "",
+	       a->policy >= 0 ? pins_policy_name((uint32_t)a->policy) : "",
 	       a->tag < 0 ? ""
 	       : a->tag	  ? " tagging on"
 			  : " tagging off",
-	       a->side >= 0 ? " side " : "",
-	       a->side >= 0 ? attach_side_name((uint32_t)a->side) : "");
+	       a->side >= 0 ? " side " : "", a->side >= 0 ? pins_side_name((uint32_t)a->side) : "");
 	return 0;
 }
 
@@ -475,13 +475,13 @@ static int cmd_set(void *v)
 static int cmd_status(void *v)
 {
 	struct args *a = v;
-	struct attach_flow_usage fu = { 0 };
+	struct pins_flow_usage fu = { 0 };
 	struct lx_state st;
 	struct text_error err;
 	int attached, rc = read_state(&st, &attached);
 	if (rc)
 		return rc;
-	if (attached > 0 && attach_flow_usage(&fu, &err) < 0)
+	if (attached > 0 && pins_flow_usage(&fu, &err) < 0)
 		return fail(&err);
 	status_print(stdout, &st, attached, &fu, a->json);
 	return 0;
@@ -489,32 +489,10 @@ static int cmd_status(void *v)
 
 /* ---- stats ---- */
 
-static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
-{
-	fds->counters = pinned_map_fd("lx_counters", err);
-	fds->special = fds->counters < 0 ? -1 : pinned_map_fd("lx_special", err);
-	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
-	fds->conformance = fds->remarked < 0 ? -1 : pinned_map_fd("lx_conformance", err);
-	fds->drops = fds->conformance < 0 ? -1 : pinned_map_fd("lx_drops", err);
-	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
-	fds->media = fds->rule_info < 0 ? -1 : pinned_map_fd("lx_media", err);
-	fds->droplog_rl = fds->state = fds->last = fds->streams = -1;
-	return fds->media < 0 ? -1 : 0;
-}
-
-static void close_pinned(struct lx_map_fds *fds)
-{
-	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
-		      fds->rule_info, fds->media,   fds->conformance };
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (all[i] >= 0)
-			close(all[i]);
-}
-
 static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 {
 	uint32_t mask = 0;
-	uint64_t netns = attach_current_netns();
+	uint64_t netns = pins_current_netns();
 	for (int i = 0; i < LX_MAX_IFACES; i++)
 		if (st->ifaces[i].ifindex && (!ifname || (!strcmp(st->ifaces[i].name, ifname) &&
 							  st->ifaces[i].netns == netns)))
@@ -564,10 +542,8 @@ static int cmd_stats(void *v)
 	if (a->prometheus)
 		return metrics_write(stdout, &err) < 0 ? fail(&err) : 0;
 	struct lx_map_fds fds;
-	if (open_pinned(&fds, &err) < 0) {
-		close_pinned(&fds);
+	if (pins_open(&fds, &err) < 0)
 		return fail(&err);
-	}
 	stop_on_signals();
 	struct stats_report now = { 0 }, prev = { 0 };
 	for (unsigned long n = 0; !stop_requested; n++) {
@@ -587,7 +563,7 @@ static int cmd_stats(void *v)
 	}
 	stats_free(&prev);
 	stats_free(&now);
-	close_pinned(&fds);
+	pins_close(&fds);
 	return rc;
 }
 
@@ -621,17 +597,13 @@ static int cmd_streams(void *v)
 	if (media_find(st.matrix, media_path, sizeof(media_path)) == 0 &&
 	    media_load(media_path, &media, &err) == 0)
 		so.t = &media;
-	int streams_fd = pinned_map_fd("lx_streams", &err);
-	int info_fd = streams_fd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
-	if (streams_fd < 0 || info_fd < 0) {
-		if (streams_fd >= 0)
-			close(streams_fd);
+	struct lx_map_fds fds;
+	if (pins_open(&fds, &err) < 0)
 		return fail(&err);
-	}
 	stop_on_signals();
 	for (unsigned long n = 0; !stop_requested; n++) {
 		struct streams_report r;
-		if (streams_collect(streams_fd, info_fd, so.t, mask, &r, &err) < 0) {
+		if (streams_collect(fds.streams, fds.rule_info, so.t, mask, &r, &err) < 0) {
 			rc = fail(&err);
 			break;
 		}
@@ -644,8 +616,7 @@ static int cmd_streams(void *v)
 			break;
 		sleep_seconds(a->interval);
 	}
-	close(streams_fd);
-	close(info_fd);
+	pins_close(&fds);
 	return rc;
 }
 
@@ -661,7 +632,7 @@ static int top_collect(void *ctx, struct stats_report *r, struct text_error *err
 {
 	struct top_source *src = ctx;
 	struct lx_state st;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		return -1;
 	uint32_t mask = attached ? slot_mask_for(&st, src->ifname) : 0;
@@ -691,10 +662,8 @@ static int cmd_top(void *v)
 	if (rc)
 		return rc;
 	struct top_source src = { .ifname = ifname };
-	if (open_pinned(&src.fds, &err) < 0) {
-		close_pinned(&src.fds);
+	if (pins_open(&src.fds, &err) < 0)
 		return fail(&err);
-	}
 	char title[160];
 	size_t used = (size_t)snprintf(title, sizeof(title), "%s on", st.product);
 	for (int i = 0; i < LX_MAX_IFACES && used < sizeof(title); i++)
@@ -706,7 +675,7 @@ static int cmd_top(void *v)
 			      .in_fd = STDIN_FILENO,
 			      .out_fd = STDOUT_FILENO };
 	rc = top_run(&o, top_collect, &src, &err) < 0 ? fail(&err) : 0;
-	close_pinned(&src.fds);
+	pins_close(&src.fds);
 	return rc;
 }
 

@@ -14,7 +14,7 @@ static void format_time(uint64_t t, char *buf, size_t len)
 }
 
 static void print_json(FILE *out, const struct lx_state *st, int attached,
-		       const struct attach_flow_usage *fu)
+		       const struct pins_flow_usage *fu)
 {
 	struct json_writer w;
 	char when[32];
@@ -57,14 +57,14 @@ static void print_json(FILE *out, const struct lx_state *st, int attached,
 		json_object_begin(&w);
 		json_kv_str(&w, "name", ifs->name);
 		json_kv_uint(&w, "ifindex", ifs->ifindex);
-		json_kv_str(&w, "mode", attach_mode_name(ifs->mode));
-		json_kv_str(&w, "policy", attach_policy_name(ifs->policy));
+		json_kv_str(&w, "mode", pins_mode_name(ifs->mode));
+		json_kv_str(&w, "policy", pins_policy_name(ifs->policy));
 		json_kv_bool(&w, "tag", ifs->tag);
-		json_kv_str(&w, "side", attach_side_name(ifs->side));
+		json_kv_str(&w, "side", pins_side_name(ifs->side));
 		json_kv_uint(&w, "prog_id", ifs->prog_id);
 		json_kv_uint(&w, "link_id", ifs->link_id);
 		json_kv_str(&w, "attached_at", when);
-		json_kv_bool(&w, "alive", attach_link_alive(ifs));
+		json_kv_bool(&w, "alive", pins_link_alive(ifs));
 		json_object_end(&w);
 	}
 	json_array_end(&w);
@@ -72,7 +72,7 @@ static void print_json(FILE *out, const struct lx_state *st, int attached,
 }
 
 static void print_text(FILE *out, const struct lx_state *st, int attached,
-		       const struct attach_flow_usage *fu)
+		       const struct pins_flow_usage *fu)
 {
 	char when[32];
 	if (!attached) {
@@ -100,15 +100,15 @@ static void print_text(FILE *out, const struct lx_state *st, int attached,
 			continue;
 		format_time(ifs->attached_at, when, sizeof(when));
 		fprintf(out, "%-16s %7u %-8s %-8s %-4s %-11s %7u %7u %-21s %s\n", ifs->name,
-			ifs->ifindex, attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
-			ifs->tag ? "on" : "off", attach_side_name(ifs->side), ifs->prog_id,
+			ifs->ifindex, pins_mode_name(ifs->mode), pins_policy_name(ifs->policy),
+			ifs->tag ? "on" : "off", pins_side_name(ifs->side), ifs->prog_id,
 			ifs->link_id, when,
-			attach_link_alive(ifs) ? "running" : "gone (interface removed?)");
+			pins_link_alive(ifs) ? "running" : "gone (interface removed?)");
 	}
 }
 
 void status_print(FILE *out, const struct lx_state *st, int attached,
-		  const struct attach_flow_usage *fu, int json)
+		  const struct pins_flow_usage *fu, int json)
 {
 	json ? print_json(out, st, attached, fu) : print_text(out, st, attached, fu);
 }

@@ -5,10 +5,10 @@
 
 #include <stdio.h>
 
-#include "attach.h"
+#include "pins.h"
 
 /* attached: what state_read returned (0: nothing attached, st and fu unused). */
 void status_print(FILE *out, const struct lx_state *st, int attached,
-		  const struct attach_flow_usage *fu, int json);
+		  const struct pins_flow_usage *fu, int json);
 
 #endif
