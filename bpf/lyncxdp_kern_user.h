@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 8
+#define LX_LAYOUT_VERSION 9
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -68,7 +68,9 @@ enum lx_drop_reason {
 	LX_DROP_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_DROP_SPOOFED = 6,	 /* a protected host's address, arriving where that host is not */
 	LX_DROP_SOURCE = 7, /* a rule restricted to some roles (`from`), from another address */
-	LX_DROP_MAX = 8,
+	LX_DROP_ICMP_UNRELATED = 8, /* an ICMP error quoting no flow or admitted connection */
+	LX_DROP_ICMP_OFFLINK = 9,   /* a router advertisement or redirect not from the link */
+	LX_DROP_MAX = 10,
 };
 
 /* Counters for packets that match no rule, one per reason. */
