@@ -58,9 +58,9 @@ const volatile __u32 addr6_mask = 0;
 // IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LX_DIR4_L1);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct lx_dir4_l1);
 } tbl_dir4_l1 SEC(".maps");
 
 // Chunk -> by the third byte: group, or LX_DIR4_CHILD | chunk of tbl_dir4_l3. Loader, sized
@@ -119,9 +119,9 @@ struct {
 // outbound-to rule to that peer port; lets most packets skip address lookups. Loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LX_PORT_GROUPS_SIZE);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lx_port_groups);
+	__type(value, struct lx_port_table);
 } tbl_ports SEC(".maps");
 
 // (group, proto, the role's own port) -> winning rule id, precedence resolved by the loader.
@@ -402,15 +402,17 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	int icmp = p->ipproto == (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
-		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp) || tcp->doff < 5 ||
-		    tcp->doff * 4 > p->l4_room)
+		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp))
+			return LX_CNT_MALFORMED;
+		__u16 hdr_len = tcp->doff * 4; /* read once: stores to p may alias the packet */
+		if (hdr_len < sizeof(*tcp) || hdr_len > p->l4_room)
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
 		p->dport = bpf_ntohs(tcp->dest);
 		p->tcp_flags = ((__u8 *)tcp)[13];
-		p->payload_at = (__u16)((void *)tcp - p->ip) + tcp->doff * 4;
-		p->payload_len = p->l4_room - tcp->doff * 4;
+		p->payload_at = (__u16)((void *)tcp - p->ip) + hdr_len;
+		p->payload_len = p->l4_room - hdr_len;
 		return PARSED_L4;
 	}
 	if (p->ipproto == IPPROTO_UDP) {
@@ -555,13 +557,14 @@ static __always_inline int filtered_out(void *filter, __u32 bit)
 /* The group of an IPv4 address (host byte order): three array reads at most. */
 static __always_inline __u32 group_of4(__u32 a)
 {
-	__u32 key = a >> 16;
-	__u32 *l1 = bpf_map_lookup_elem(&tbl_dir4_l1, &key);
-	if (!l1)
+	__u32 zero = 0;
+	struct lx_dir4_l1 *t1 = bpf_map_lookup_elem(&tbl_dir4_l1, &zero);
+	if (!t1)
 		return 0;
+	__u32 *l1 = &t1->entry[a >> 16];
 	if (!(*l1 & LX_DIR4_CHILD))
 		return *l1;
-	key = *l1 & ~LX_DIR4_CHILD;
+	__u32 key = *l1 & ~LX_DIR4_CHILD;
 	struct lx_dir4_l2 *l2 = bpf_map_lookup_elem(&tbl_dir4_l2, &key);
 	if (!l2)
 		return 0;
@@ -629,12 +632,18 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 	return 0;
 }
 
-static __always_inline struct lx_port_groups groups_at_port(__u32 proto, __u16 port)
+/* tbl_ports' one value: a constant key, so the lookup is off the packet's critical path. */
+static __always_inline const struct lx_port_table *port_table(void)
 {
-	__u32 idx = lx_port_index(proto, port);
-	struct lx_port_groups *g = bpf_map_lookup_elem(&tbl_ports, &idx);
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&tbl_ports, &zero);
+}
+
+static __always_inline struct lx_port_groups groups_at_port(const struct lx_port_table *t,
+							    __u32 proto, __u16 port)
+{
 	struct lx_port_groups none = {};
-	return g ? *g : none;
+	return t ? t->at[lx_port_index(proto & 1, port)] : none;
 }
 
 static __always_inline __u32 group_bit(__u32 group)
@@ -701,8 +710,9 @@ static __always_inline int client_pair(const struct packet *p, const struct lx_c
 static __always_inline void classify(const struct packet *p, const struct lx_config *cfg,
 				     struct decision *d)
 {
-	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
-	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
+	const struct lx_port_table *ports = port_table();
+	struct lx_port_groups at_dport = groups_at_port(ports, p->proto, p->dport);
+	struct lx_port_groups at_sport = groups_at_port(ports, p->proto, p->sport);
 	__u32 src_candidates = at_sport.local | at_dport.remote;
 	__u32 in = 0, out = 0;
 
@@ -951,7 +961,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 	}
 	/* Not a port of this role: is it one on the other transport? */
 	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
-	if (groups_at_port(other, p->dport).local & group_bit(d->dst_group))
+	if (groups_at_port(port_table(), other, p->dport).local & group_bit(d->dst_group))
 		return LX_DROP_TRANSPORT;
 	return LX_DROP_PORT;
 }

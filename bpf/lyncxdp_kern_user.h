@@ -127,6 +127,11 @@ struct lx_port_groups {
 	__u32 remote;
 };
 
+/* tbl_ports' one value: every (proto, port), by lx_port_index(). */
+struct lx_port_table {
+	struct lx_port_groups at[LX_PORT_GROUPS_SIZE];
+};
+
 /* Outbound-to rules: (group, proto, the peer's port) -> rule id. */
 struct lx_remote_key {
 	__u32 group;
@@ -201,6 +206,11 @@ static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforc
 #define LX_DIR4_L1    65536
 #define LX_DIR4_CHUNK 256
 #define LX_DIR4_CHILD 0x80000000u
+
+/* tbl_dir4_l1's one value: the first level, by the address's top 16 bits. */
+struct lx_dir4_l1 {
+	__u32 entry[LX_DIR4_L1];
+};
 
 struct lx_dir4_l2 {
 	__u32 entry[LX_DIR4_CHUNK]; /* by the address's third byte */
@@ -397,6 +407,8 @@ struct lx_droplog_window {
 	__u64 start_ns;
 	__u64 sent;
 	__u64 suppressed;
+	__u64 full_jiffies; /* found full in this jiffy: the clock is not read again before the next
+			     */
 };
 
 /* What the program decided for the last packet (filled only by explain/replay instances). */

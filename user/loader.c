@@ -278,8 +278,8 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -1;
 	}
-	int r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l1), t4.l1, sizeof(*t4.l1), 0,
-			    LX_DIR4_L1, "the IPv4 address table", err);
+	int r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l1), t4.l1, sizeof(struct lx_dir4_l1),
+			    0, 1, "the IPv4 address table", err);
 	if (r == 0)
 		r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l2), t4.l2, sizeof(*t4.l2), 0,
 				t4.n2, "the IPv4 address table", err);
@@ -477,8 +477,8 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const 
 	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
 
 	if (write_addresses(skel, c, err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
-			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups,
+			sizeof(struct lx_port_table), 0, 1, "the port groups", err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
