@@ -1362,18 +1362,31 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 	}
 }
 
-static __always_inline void log_drop(const struct packet *p, const struct decision *d,
-				     __u32 ifindex, int enforced, __u64 *clock, __u32 per_sec)
+/*
+ * At most per_sec records per CPU in each one-second window; the rest are counted. A window
+ * found full is remembered with its jiffy: until the next tick the coarse clock (read through
+ * clock_ns(), once per jiffy) cannot have moved, so neither can the verdict, and a flood of
+ * drops skips the clock altogether.
+ */
+static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
+				     const struct decision *d, int enforced, __u64 *clock,
+				     __u32 per_sec)
 {
 	__u32 zero = 0;
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
+	__u64 jiffies = bpf_jiffies64();
+	if (w->full_jiffies == jiffies && w->sent >= per_sec) {
+		w->suppressed++;
+		return;
+	}
 	if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
 		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}
 	if (w->sent >= per_sec) {
+		w->full_jiffies = jiffies;
 		w->suppressed++;
 		return;
 	}
@@ -1384,7 +1397,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 	}
 	w->sent++;
 	e->time_ns = clock_ns(clock);
-	e->ifindex = ifindex;
+	e->ifindex = ctx->ingress_ifindex;
 	e->group = d->reason == LX_DROP_SPOOFED ? d->src_group : d->dst_group;
 	e->family = p->family;
 	e->ipproto = p->ipproto;
@@ -1469,7 +1482,7 @@ int lyncxdp(struct xdp_md *ctx)
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
 		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
-		log_drop(&p, &d, ctx->ingress_ifindex, enforce, &now, cfg->droplog_per_sec);
+		log_drop(ctx, &p, &d, enforce, &now, cfg->droplog_per_sec);
 	}
 
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */
