@@ -58,9 +58,9 @@ const volatile __u32 addr6_mask = 0;
 // IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, LX_DIR4_L1);
 	__type(key, __u32);
-	__type(value, struct lx_dir4_l1);
+	__type(value, __u32);
 } tbl_dir4_l1 SEC(".maps");
 
 // Chunk -> by the third byte: group, or LX_DIR4_CHILD | chunk of tbl_dir4_l3. Loader, sized
@@ -557,14 +557,13 @@ static __always_inline int filtered_out(void *filter, __u32 bit)
 /* The group of an IPv4 address (host byte order): three array reads at most. */
 static __always_inline __u32 group_of4(__u32 a)
 {
-	__u32 zero = 0;
-	struct lx_dir4_l1 *t1 = bpf_map_lookup_elem(&tbl_dir4_l1, &zero);
-	if (!t1)
+	__u32 key = a >> 16;
+	__u32 *l1 = bpf_map_lookup_elem(&tbl_dir4_l1, &key);
+	if (!l1)
 		return 0;
-	__u32 *l1 = &t1->entry[a >> 16];
 	if (!(*l1 & LX_DIR4_CHILD))
 		return *l1;
-	__u32 key = *l1 & ~LX_DIR4_CHILD;
+	key = *l1 & ~LX_DIR4_CHILD;
 	struct lx_dir4_l2 *l2 = bpf_map_lookup_elem(&tbl_dir4_l2, &key);
 	if (!l2)
 		return 0;
@@ -1365,8 +1364,9 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 /*
  * At most per_sec records per CPU in each one-second window; the rest are counted. A window
  * found full is remembered with its jiffy: until the next tick the coarse clock (read through
- * clock_ns(), once per jiffy) cannot have moved, so neither can the verdict, and a flood of
- * drops skips the clock altogether.
+ * clock_ns(), once per jiffy) cannot have moved, so the window is still open and still full
+ * (only a new window, at a later tick, resets `sent`), and a flood of drops skips the clock.
+ * One comparison: each branch here is walked by the verifier on every path that drops.
  */
 static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
 				     const struct decision *d, int enforced, __u64 *clock,
@@ -1377,7 +1377,7 @@ static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
 	if (!w)
 		return;
 	__u64 jiffies = bpf_jiffies64();
-	if (w->full_jiffies == jiffies && w->sent >= per_sec) {
+	if (w->full_jiffies == jiffies) {
 		w->suppressed++;
 		return;
 	}

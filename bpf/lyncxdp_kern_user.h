@@ -207,11 +207,6 @@ static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforc
 #define LX_DIR4_CHUNK 256
 #define LX_DIR4_CHILD 0x80000000u
 
-/* tbl_dir4_l1's one value: the first level, by the address's top 16 bits. */
-struct lx_dir4_l1 {
-	__u32 entry[LX_DIR4_L1];
-};
-
 struct lx_dir4_l2 {
 	__u32 entry[LX_DIR4_CHUNK]; /* by the address's third byte */
 };

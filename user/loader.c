@@ -278,8 +278,8 @@ static int write_addresses(struct lyncxdp_bpf *skel, const struct compiled *c,
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -1;
 	}
-	int r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l1), t4.l1, sizeof(struct lx_dir4_l1),
-			    0, 1, "the IPv4 address table", err);
+	int r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l1), t4.l1, sizeof(*t4.l1), 0,
+			    LX_DIR4_L1, "the IPv4 address table", err);
 	if (r == 0)
 		r = write_array(bpf_map__fd(skel->maps.tbl_dir4_l2), t4.l2, sizeof(*t4.l2), 0,
 				t4.n2, "the IPv4 address table", err);
