@@ -28,7 +28,9 @@
 #define MAX_VLAN_TAGS	  2
 #define MAX_IPV6_EXT_HDRS 6
 #define TCP_FIN		  0x01
+#define TCP_SYN		  0x02
 #define TCP_RST		  0x04
+#define TCP_ACK		  0x10
 #define NSEC_PER_SEC	  1000000000ULL
 #define AF_INET		  2
 #define AF_INET6	  10
@@ -348,6 +350,9 @@ struct packet {
 	__u16 l4_room;	 /* bytes the IP length leaves for the transport header */
 	__u16 sport;
 	__u16 dport;
+	__u16 tcp_win; /* TCP: window, sequence and acknowledgment numbers, host order */
+	__u32 tcp_seq;
+	__u32 tcp_ack;
 	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
 	struct lx_addr6 daddr;
 	void *ip;	   /* the IP header, for the DSCP rewrite */
@@ -411,6 +416,9 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->sport = bpf_ntohs(tcp->source);
 		p->dport = bpf_ntohs(tcp->dest);
 		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->tcp_seq = bpf_ntohl(tcp->seq);
+		p->tcp_ack = bpf_ntohl(tcp->ack_seq);
+		p->tcp_win = bpf_ntohs(tcp->window);
 		p->payload_at = (__u16)((void *)tcp - p->ip) + hdr_len;
 		p->payload_len = p->l4_room - hdr_len;
 		return PARSED_L4;
@@ -852,6 +860,49 @@ static __always_inline int from_host_side(struct xdp_md *ctx, const struct packe
 }
 
 /*
+ * What a protected host's TCP packet says of its receive window: an ACK gives the next
+ * sequence number it expects and the window it advertises; a SYN without ACK starts a new
+ * connection on the 5-tuple (the closing mark of an older one goes). Written only when it
+ * changes: the refresh is in place and a store dirties the entry's cache line.
+ */
+static __always_inline void host_tcp(struct lx_flow *f, const struct packet *p)
+{
+	if (p->tcp_flags & TCP_ACK) {
+		if (f->rcv_nxt != p->tcp_ack)
+			f->rcv_nxt = p->tcp_ack;
+		if (f->rcv_wnd != p->tcp_win)
+			f->rcv_wnd = p->tcp_win;
+		if (f->tcp_state != LX_TCP_SYNCED)
+			f->tcp_state = LX_TCP_SYNCED;
+	} else if (p->tcp_flags & TCP_SYN) {
+		f->rcv_nxt = p->tcp_seq + 1;
+		f->tcp_state = LX_TCP_SYN_SENT;
+		f->closing = 0;
+	}
+}
+
+/*
+ * Does a FIN or RST from the remote side fit the connection? RFC 5961 §3.2's test, as a
+ * middlebox can make it: its sequence number (a RST's own; a FIN's, after the data it
+ * carries) lies in the window the protected host last acknowledged and advertised,
+ * [rcv_nxt, rcv_nxt + max(rcv_wnd, 1)), the window taken as sent, without the window scale
+ * (a narrower window than the host's: a FIN or RST beyond it passes but closes nothing).
+ * Before the host acknowledged anything only a RST acknowledging its SYN fits (RFC 793,
+ * SYN-SENT). A blind RST with a guessed port and sequence number almost never does.
+ */
+static __always_inline int remote_close_fits(const struct lx_flow *f, const struct packet *p)
+{
+	if (f->tcp_state == LX_TCP_SYN_SENT)
+		return (p->tcp_flags & TCP_RST) && (p->tcp_flags & TCP_ACK) &&
+		       p->tcp_ack == f->rcv_nxt;
+	if (f->tcp_state != LX_TCP_SYNCED)
+		return 0;
+	__u32 seq = p->tcp_flags & TCP_RST ? p->tcp_seq : p->tcp_seq + p->payload_len;
+	__u32 wnd = f->rcv_wnd ? f->rcv_wnd : 1;
+	return seq - f->rcv_nxt < wnd;
+}
+
+/*
  * A protected host sends: when one of its outbound rules covers it, open or refresh the flow.
  * Returns LX_DROP_SPOOFED when the packet claims the host's address from the wrong side.
  */
@@ -883,6 +934,7 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 			live->last_seen_ns = *clock;
 		if (live->ifindex != ifindex)
 			live->ifindex = ifindex;
+		host_tcp(live, p);
 		if (closing)
 			live->closing = 1;
 		return LX_DROP_NONE;
@@ -895,6 +947,7 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 	if (closing)
 		return LX_DROP_NONE;
 	struct lx_flow flow = { .last_seen_ns = clock_ns(clock), .ifindex = ifindex };
+	host_tcp(&flow, p);
 	if (!live) {
 		__u32 zero = 0;
 		struct lx_flow_stats *fs = bpf_map_lookup_elem(&lx_flow_stats, &zero);
@@ -905,7 +958,13 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 	return LX_DROP_NONE;
 }
 
-/* A reply toward a protected host passes only on a live flow the host opened. */
+/*
+ * A reply toward a protected host passes only on a live flow the host opened. It does not
+ * refresh the flow: only the host's own packets do, so a remote host alone cannot keep a flow
+ * alive. Its FIN or RST closes the flow only when it fits the connection; one that does not
+ * (a blind RST with a guessed port and sequence number) passes, to be judged by the host's
+ * own TCP, and changes nothing.
+ */
 static __always_inline int reply_allowed(const struct packet *p, const struct lx_config *cfg,
 					 __u64 *clock)
 {
@@ -914,11 +973,9 @@ static __always_inline int reply_allowed(const struct packet *p, const struct lx
 	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
 	if (!flow)
 		return 0;
-	__u64 now = clock_ns(clock);
-	if (flow_expired(flow, p->proto, cfg, now))
+	if (flow_expired(flow, p->proto, cfg, clock_ns(clock)))
 		return 0;
-	flow->last_seen_ns = now;
-	if (p->tcp_flags & (TCP_FIN | TCP_RST))
+	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !flow->closing && remote_close_fits(flow, p))
 		flow->closing = 1;
 	return 1;
 }

@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 8
+#define LX_LAYOUT_VERSION 9
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -334,11 +334,26 @@ struct lx_flow_key {
 	__u8 remote_addr[16];
 };
 
+/*
+ * What a TCP flow knows of the protected host's receive window, from the host's own packets:
+ * a FIN or RST from the remote side closes the flow only when it fits it (RFC 5961 §3.2).
+ */
+enum lx_tcp_state {
+	LX_TCP_UNKNOWN = 0,  /* neither a SYN nor an ACK from the host yet: nothing fits */
+	LX_TCP_SYN_SENT = 1, /* the host's SYN, seq + 1 in rcv_nxt: a RST acknowledging it fits */
+	LX_TCP_SYNCED = 2,   /* the host acknowledged rcv_nxt, advertising rcv_wnd */
+};
+
 struct lx_flow {
-	__u64 last_seen_ns;
-	__u32 closing; /* FIN or RST seen */
-	__u32 ifindex; /* where the host's packets were seen to arrive: refreshes there are not
-			* checked again */
+	__u64 last_seen_ns; /* the protected host's last packet: only the host refreshes a flow */
+	__u32 closing;	    /* FIN or RST seen */
+	__u32 ifindex;	    /* where the host's packets were seen to arrive: refreshes there are not
+			     * checked again */
+	__u32
+	    rcv_nxt; /* TCP: the host's last acknowledgment number (SYN_SENT: its SYN's seq + 1) */
+	__u16 rcv_wnd;	/* TCP: the window the host advertised with it, as sent (unscaled) */
+	__u8 tcp_state; /* enum lx_tcp_state */
+	__u8 pad;
 };
 
 /* Flow-table activity, per CPU; occupancy is counted by walking lx_flows. Program. */

@@ -23,9 +23,17 @@ bounded by socket timeouts. Addresses are IPv4 or IPv6 (without brackets).
   ping DST COUNT WAIT                ICMP / ICMPv6 echo through the kernel; prints the answers
   forge IFACE GWMAC SRC DST SPORT DPORT COUNT
                                      COUNT forged TCP SYN-ACKs (scapy) out of IFACE
-  spoof IFACE GWMAC SRC DST tcp|udp SPORT DPORT FLAGS COUNT
+  spoof IFACE GWMAC SRC DST tcp|udp SPORT DPORT FLAGS COUNT [SEQ]
                                      COUNT frames with any source (scapy) out of IFACE; FLAGS
-                                     are scapy's TCP flags ("S", "SA", "R"), "-" for UDP
+                                     are scapy's TCP flags ("S", "SA", "R"), "-" for UDP; SEQ
+                                     the TCP sequence number (default 1000, "random": a random
+                                     one per frame)
+  hold_server PORT CTRL LOG          dual-stack TCP server that keeps every connection open;
+                                     logs "accepted PEERPORT"; when the file CTRL says
+                                     "PEERPORT send N", "PEERPORT fin" (shutdown) or
+                                     "PEERPORT rst" (abortive close), does it (CTRL -> CTRL.done)
+  hold_client DST PORT SPORT LOG     connects from SPORT and only reads, never sends; logs
+                                     "connected", then "recv TOTAL" per read, "eof", "reset"
   connect_from SRC SPORT DST DPORT TIMEOUT
                                      a TCP connect() from SRC:SPORT; prints "connected" or
                                      "connect failed: REASON"
@@ -247,12 +255,68 @@ def forge(iface, gwmac, src, dst, sport, dport, count):
     sendp([p] * int(count), iface=iface, verbose=0)
 
 
-def spoof(iface, gwmac, src, dst, proto, sport, dport, flags, count):
+def spoof(iface, gwmac, src, dst, proto, sport, dport, flags, count, seq="1000"):
+    import random
     from scapy.all import Ether, IP, IPv6, TCP, UDP, Raw, sendp
     L3 = IPv6 if ":" in dst else IP
-    l4 = (TCP(sport=int(sport), dport=int(dport), flags=flags, seq=1000) if proto == "tcp"
-          else UDP(sport=int(sport), dport=int(dport)) / Raw(b"spoofed"))
-    sendp([Ether(dst=gwmac) / L3(src=src, dst=dst) / l4] * int(count), iface=iface, verbose=0)
+    frames = []
+    for _ in range(int(count)):
+        n = random.getrandbits(32) if seq == "random" else int(seq)
+        l4 = (TCP(sport=int(sport), dport=int(dport), flags=flags, seq=n) if proto == "tcp"
+              else UDP(sport=int(sport), dport=int(dport)) / Raw(b"spoofed"))
+        frames.append(Ether(dst=gwmac) / L3(src=src, dst=dst) / l4)
+    sendp(frames, iface=iface, verbose=0)
+
+
+def hold_server(port, ctrl, log):
+    s = dual(socket.SOCK_STREAM, port)
+    s.listen(16)
+    out, conns = open(log, "a"), {}
+    print("listening", flush=True)
+    while True:
+        r, _, _ = select.select([s], [], [], 0.05)
+        if r:
+            c, a = s.accept()
+            conns[str(a[1])] = c
+            out.write("accepted %d\n" % a[1])
+            out.flush()
+        if os.path.exists(ctrl):
+            for line in open(ctrl).read().splitlines():
+                peer, what = line.split()[:2]
+                c = conns[peer]
+                if what == "send":
+                    c.sendall(b"L" * int(line.split()[2]))
+                elif what == "fin":
+                    c.shutdown(socket.SHUT_WR)
+                elif what == "rst":
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    c.close()
+            os.rename(ctrl, ctrl + ".done")
+
+
+def hold_client(dst, port, sport, log):
+    s = socket.socket(fam(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::" if ":" in dst else "0.0.0.0", int(sport)))
+    s.settimeout(5)
+    out, total = open(log, "a"), 0
+    s.connect((dst, int(port)))
+    out.write("connected\n")
+    out.flush()
+    s.settimeout(None)
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                out.write("eof\n")
+                break
+            total += len(b)
+            out.write("recv %d\n" % total)
+            out.flush()
+    except ConnectionResetError:
+        out.write("reset\n")
+    out.flush()
+    time.sleep(3600)  # keep the socket: the Edge never closes its side (killed at the end)
 
 
 def connect_from(src, sport, dst, dport, ctimeout):

@@ -25,7 +25,8 @@
  *  - enforce, for packets to an address holding a protected role: a listen rule of the
  *    destination passes (one with `from ROLE,...` only from an address holding one of those
  *    roles, else "source"); an outbound rule of the destination passes only on a live flow that
- *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout);
+ *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout
+ *    when they fit the connection, see below); such a reply never refreshes the flow;
  *    ICMP passes when the matrix's or the site's allow list has it; a later fragment follows
  *    its first fragment (same source, destination, protocol, id), else "fragment"; a
  *    malformed packet is "malformed"; any other protocol "transport"; a TCP/UDP port that no
@@ -35,6 +36,12 @@
  *    outbound rules covers them: outbound-from by its own port, outbound-to by the peer's;
  *    a FIN or RST refreshes and closes a live flow, but never opens one. A packet from a
  *    port whose winning rule is one the host listens on is a reply: it touches no flow.
+ *  - TCP closing (README, "TCP closing"): the host's packets with ACK set record their ACK
+ *    number and window; its SYN without ACK records seq + 1 and clears the closing mark. A
+ *    FIN or RST from the remote side closes the flow only when it fits: after the host's
+ *    SYN, a RST with ACK acknowledging it; after the host's ACK, the RST's sequence number
+ *    (a FIN's: sequence number plus payload length) in [ack, ack + max(window, 1)), modulo
+ *    2^32; before either, nothing fits.
  *  - side: such a packet (one that would open, refresh or close a flow) arriving on an
  *    interface declared unprotected is "spoofed" (and touches no flow), unless its flow is
  *    live and was seen on that same interface before; the policy for a protected
@@ -270,6 +277,9 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		p->sport = (uint16_t)be16(l4);
 		p->dport = (uint16_t)be16(l4 + 2);
 		p->tcp_flags = l4[13];
+		p->tcp_seq = be32(l4 + 4);
+		p->tcp_ack = be32(l4 + 8);
+		p->tcp_win = (uint16_t)be16(l4 + 14);
 		if (doff * 4 <= avail) {
 			p->udp_payload = l4 + doff * 4;
 			p->udp_payload_len = avail - doff * 4;
@@ -581,6 +591,35 @@ static void flow_key(const struct ref_pkt *p, int local_is_src, struct ref_flow_
 	memcpy(k->raddr, local_is_src ? p->daddr : p->saddr, 16);
 }
 
+/* The host's own TCP packet: what it acknowledges and advertises, or its SYN. */
+static void host_tcp(struct ref_flow *f, const struct ref_pkt *p)
+{
+	if (p->proto != LX_PROTO_TCP)
+		return;
+	if (p->tcp_flags & 0x10) { /* ACK */
+		f->tcp_state = LX_TCP_SYNCED;
+		f->rcv_nxt = p->tcp_ack;
+		f->rcv_wnd = p->tcp_win;
+	} else if (p->tcp_flags & 0x02) { /* SYN: a new connection */
+		f->tcp_state = LX_TCP_SYN_SENT;
+		f->rcv_nxt = p->tcp_seq + 1;
+		f->closing = 0;
+	}
+}
+
+/* Does the remote side's FIN or RST fit the connection the host's packets describe? */
+static int remote_close_fits(const struct ref_flow *f, const struct ref_pkt *p)
+{
+	int rst = (p->tcp_flags & 0x04) != 0, ack = (p->tcp_flags & 0x10) != 0;
+	if (f->tcp_state == LX_TCP_SYN_SENT)
+		return rst && ack && p->tcp_ack == f->rcv_nxt;
+	if (f->tcp_state != LX_TCP_SYNCED)
+		return 0;
+	uint32_t at = rst ? p->tcp_seq : p->tcp_seq + (uint32_t)p->udp_payload_len;
+	uint64_t window = f->rcv_wnd ? f->rcv_wnd : 1;
+	return (uint32_t)(at - f->rcv_nxt) < window;
+}
+
 /* 30 s, the kernel's ipfrag_time (a test run never comes near it: no ambiguity). */
 static int frag_expired(const struct ref_frag *f, struct ref_time now)
 {
@@ -690,10 +729,13 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 			flow_key(p, 0, &k);
 			const struct ref_flow *f = flow_get(r, u, &k);
 			if (f && !flow_expired(r, f, p->proto, now, choices, d)) {
-				struct ref_flow nf = *f;
-				nf.last = now;
-				if (p->tcp_flags & 0x05) /* FIN, RST */
-					nf.closing = 1;
+				struct ref_flow nf =
+				    *f; /* not refreshed: only the host's packets */
+				if (p->tcp_flags & 0x05) { /* FIN, RST */
+					int fits = remote_close_fits(f, p);
+					nf.closing = nf.closing || fits;
+					d->remote_close = fits ? 1 : 2;
+				}
 				flow_set(u, &k, &nf);
 				d->reply_passed = 1;
 				break;
@@ -890,12 +932,16 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 			/* A live flow remembers the interface its host was seen on; every frame
 			 * of a test run arrives on the same one, so it is never asked again. */
 			if (old && !flow_expired(r, old, p.proto, now, choices, d)) {
-				f.closing = old->closing || fin_rst;
+				f = *old;
+				f.last = now;
+				host_tcp(&f, &p);
+				f.closing = f.closing || fin_rst;
 				flow_set(u, &k, &f);
 				d->flow_opened = 1;
 			} else if (r->side == LX_SIDE_UNPROTECTED) {
 				d->reason = LX_DROP_SPOOFED;
 			} else if (!fin_rst) {
+				host_tcp(&f, &p);
 				flow_set(u, &k, &f);
 				d->flow_opened = 1;
 			}

@@ -67,6 +67,8 @@ struct ref_pkt {
 	int proto;   /* LX_PROTO_TCP / LX_PROTO_UDP for REF_PORTS */
 	uint16_t sport, dport;
 	uint8_t tcp_flags;
+	uint32_t tcp_seq, tcp_ack; /* TCP: sequence and acknowledgment numbers */
+	uint16_t tcp_win;	   /* TCP: the window field */
 	uint8_t icmp_type, icmp_code;
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
@@ -88,6 +90,7 @@ struct ref_decision {
 	int remarked;	   /* the tag mode rewrote the DSCP */
 	int flow_opened;   /* a protected host's packet opened or refreshed a flow */
 	int reply_passed;  /* passed as a reply on a live flow */
+	int remote_close;  /* its FIN or RST (on a live TCP flow): 1 fit, closing; 2 did not */
 	int frag_followed; /* a later fragment found its first fragment's verdict */
 	int expired_flow;  /* a reply found its flow, but expired */
 	int both_ends;	   /* both ends had a rule: 1 the destination's won, 2 the source's */
@@ -104,8 +107,12 @@ struct ref_flow_key {
 };
 
 struct ref_flow {
-	struct ref_time last;
+	struct ref_time last; /* the protected host's last packet */
 	int closing;
+	/* TCP, what the host's own packets said (README, "TCP closing"): */
+	int tcp_state;	  /* enum lx_tcp_state: nothing yet, its SYN sent, an ACK seen */
+	uint32_t rcv_nxt; /* the ACK number it sent last; after its SYN: the SYN's seq + 1 */
+	uint16_t rcv_wnd; /* the window it sent with that ACK */
 };
 
 struct ref_frag_key {

@@ -24,6 +24,10 @@
 #    Edge's 3389 times out (UDP, the relay range and IPv6 alike); monitor counts them would-drop
 #    spoofed; the drop log names them; replaying the client-side capture with
 #    --side unprotected gives the same drops in monitor and enforce.
+# 5. TCP closing (issue 10): the Edge's real connections to an external server's 80 survive
+#    an attacker's blind RSTs and FIN (random sequence numbers, to the right port): the
+#    server's data still arrive after the closing timeout; the server's real FIN and RST
+#    close theirs: 12 s later its packets on them are dropped as unsolicited.
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=tests/lib.sh
@@ -484,6 +488,76 @@ rep_e=$("$LYNCXDP" replay --site "$SITE" --side unprotected --policy enforce --j
 expect_eq "replay --side unprotected of the outside capture: monitor would_drop = enforce drops" "$rep_m" "$rep_e"
 check "replay --side unprotected: the 4 spoofed frames are there ($rep_e)" \
 	jq -e '.spoofed.packets == 4' <<<"$rep_e"
+
+# ---- TCP closing: a blind RST or FIN does not close a flow; the real FIN and RST do ----
+# The Edge connects three times from fixed ports to an external server's 80 (its outbound
+# `to 80`, CRL downloads) and only reads; the server sends when told.
+serve $C hold_server 80 "$T/hold.ctrl" "$T/hold.log"
+for p in 44101 44102 44103; do
+	ns_bg $E timeout 120 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
+done
+wait_line() { # FILE REGEX: true once FILE has a line matching REGEX (at most 5 s)
+	for _ in $(seq 50); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+server_do() { # LINES: what the server does ("PORT send N", "PORT fin", "PORT rst")
+	echo "$1" >"$T/hold.ctrl"
+	for _ in $(seq 50); do
+		[ -e "$T/hold.ctrl" ] || return 0
+		sleep 0.1
+	done
+	fail "the hold server did not take '$1'"
+}
+for p in 44101 44102 44103; do
+	check "tcp closing: the Edge's connection from its port $p to the server's 80 is up" \
+		wait_line "$T/hold.$p.log" '^connected$'
+done
+server_do "44101 send 100
+44102 send 100
+44103 send 100"
+for p in 44101 44102 44103; do
+	check "tcp closing: 100 bytes from the server reach the Edge's port $p" \
+		wait_line "$T/hold.$p.log" '^recv 100$'
+done
+snap c0
+ns_capture_start $E lxenf-e0 "$T/close-edge.pcap" || fail "tcpdump on lxenf-e0"
+# The attacker outside: blind RSTs and a FIN from the server's address and port to the
+# Edge's real port (a lucky guess), random sequence numbers; one RST to a wrong guess.
+h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44101 R 3 random
+h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44101 FA 1 random
+h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44100 R 1 random
+# The server's real FIN on the second connection, its real RST (abortive close) on the third.
+server_do "44102 fin
+44103 rst"
+check "tcp closing: the server's real FIN reaches the Edge (end of stream on port 44102)" \
+	wait_line "$T/hold.44102.log" '^eof$'
+check "tcp closing: the server's real RST reaches the Edge (reset on port 44103)" \
+	wait_line "$T/hold.44103.log" '^reset$'
+sleep 12 # longer than the closing timeout (10 s) after the Edge's last packet
+server_do "44101 send 200"
+check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 12 s later (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
+	wait_line "$T/hold.44101.log" '^recv 300$'
+# The closed connections' flows are gone: the server's packets on them are now unsolicited.
+h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44102 A 1
+h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44103 A 1
+ns_capture_stop "$T/close-edge.pcap"
+snap c1
+# what the flows of the three connections hold, and what the Edge saw (shown on a failure)
+bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
+	jq -c '.[] | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
+tshark -r "$T/close-edge.pcap" -o tcp.relative_sequence_numbers:FALSE "tcp.port == 80" \
+	>"$T/close-edge.txt" 2>/dev/null
+got=$(policy_reason "$T/c0.json" "$T/c1.json" drops unsolicited)
+expect_eq "tcp closing: unsolicited drops: the RST to the wrong port, then one packet on each connection the server closed 12 s before" \
+	3 "$got"
+[ "$got" = 3 ] || cat "$T/close-flows.txt" "$T/close-edge.txt"
+expect_eq "tcp closing: the blind RSTs and FIN passed to the Edge's own TCP (its capture: 4), which ignored them" \
+	"4" "$(cap_count "$T/close-edge.pcap" "tcp.srcport == 80 && tcp.dstport == 44101 && (tcp.flags.reset == 1 || tcp.flags.fin == 1)" | cut -d' ' -f1)"
+expect_eq "tcp closing: the Edge never saw the packets on the closed connections after the closing timeout" \
+	"0" "$(cap_count "$T/close-edge.pcap" "tcp.srcport == 80 && (tcp.dstport == 44102 || tcp.dstport == 44103) && tcp.seq_raw == 1000" | cut -d' ' -f1)"
 
 ns_cleanup
 expect_clean lxenf-

@@ -63,7 +63,7 @@
 #define MEDIA_PATH	 "maps/media"
 
 /*
- * Flow timeouts of the test instances (the program's defaults are 1 h, 10 s, 2 min): short,
+ * Flow timeouts of the test instances (the program's defaults are 2 h 5 min, 10 s, 2 min): short,
  * so that a run of a few seconds (some 150,000 frames a second) sees flows expire.
  */
 static const struct ref_timeouts TIMEOUTS = {
@@ -216,6 +216,8 @@ struct desc {
 	int ipproto;
 	uint16_t sport, dport;
 	uint8_t tcp_flags;
+	uint32_t seq, ack; /* TCP */
+	uint16_t win;
 	int tcp_optwords;
 	uint8_t icmp_type, icmp_code;
 	int v4_optlen;
@@ -368,11 +370,11 @@ static void build(const struct desc *d, struct frame *f)
 			memset(b + n, 0, hl);
 			put16(b + n, d->sport);
 			put16(b + n + 2, d->dport);
-			put32(b + n + 4, (uint32_t)rnd64());
-			put32(b + n + 8, (uint32_t)rnd64());
+			put32(b + n + 4, d->seq);
+			put32(b + n + 8, d->ack);
 			b[n + 12] = (uint8_t)((5 + d->tcp_optwords) << 4);
 			b[n + 13] = d->tcp_flags;
-			put16(b + n + 14, 65535);
+			put16(b + n + 14, d->win);
 			for (size_t i = 20; i < hl; i++)
 				b[n + i] = 1; /* NOP options */
 			mark(f, n + 2);
@@ -494,6 +496,13 @@ static void basics(struct desc *d, int family)
 	d->tos = chance(50) ? 0 : (uint8_t)rnd(256);
 	d->payload = chance(90) ? rnd(200) : rnd(3000);
 	d->tcp_flags = tcp_flags();
+	d->seq = (uint32_t)rnd64();
+	d->ack = (uint32_t)rnd64();
+	int w = (int)rnd(10);
+	d->win = w < 4	 ? 65535
+		 : w < 5 ? 0
+		 : w < 8 ? (uint16_t)(1 + rnd(3000))
+			 : (uint16_t)rnd(65536);
 	d->frag_id = (uint32_t)rnd(64);
 }
 
@@ -548,6 +557,36 @@ static int gen_reply(const struct desc *from, struct desc *d)
 	memcpy(d->dst, from->src, 16);
 	d->sport = from->dport;
 	d->dport = from->sport;
+	/* TCP: a sequence number at the edges of the window the packet answered advertised (a
+	 * remote FIN or RST closes a flow only inside it), or an ACK of its SYN. */
+	if (d->ipproto == 6 && chance(70)) {
+		uint32_t w = from->win ? from->win : 1, fin_len = (uint32_t)d->payload;
+		switch (rnd(7)) {
+		case 0:
+			d->seq = from->ack;
+			break;
+		case 1:
+			d->seq = from->ack + (uint32_t)rnd(w);
+			break;
+		case 2:
+			d->seq = from->ack + w;
+			break;
+		case 3:
+			d->seq = from->ack - 1;
+			break;
+		case 4:
+			d->seq = from->ack + w - 1;
+			break;
+		case 5: /* a FIN whose data end inside, or just past */
+			d->seq = from->ack + (uint32_t)rnd(w) - fin_len + (chance(30) ? w : 0);
+			break;
+		default:
+			d->seq = from->ack - fin_len;
+			break;
+		}
+		if (chance(50))
+			d->ack = from->seq + 1;
+	}
 	return 1;
 }
 
@@ -1075,6 +1114,36 @@ static int directed_frames(struct frame *out)
 	d.tpid[0] = 0x88a8;
 	d.payload = FRAME_MAX - 14 - 8 - 20 - 8;
 	build(&d, &out[n++]);
+	/* TCP closing: the Edge connects to a peer's 5061; the peer's RST that does not
+	 * acknowledge the SYN, then (once the Edge acknowledged 7001, window 1000) a RST just past
+	 * the window, and a FIN with data that ends inside it */
+	struct desc edge;
+	directed_desc(&d, 4, 6, 40000);
+	edge = d;
+	memcpy(edge.src, d.dst, 4);
+	memcpy(edge.dst, d.src, 4);
+	edge.sport = 40000;
+	edge.dport = 5061;
+	edge.payload = 0;
+	edge.seq = 1000;
+	build(&edge, &out[n++]);
+	d.sport = 5061;
+	d.payload = 0;
+	d.tcp_flags = 0x14;
+	d.ack = 5555;
+	build(&d, &out[n++]);
+	edge.tcp_flags = 0x10;
+	edge.seq = 1001;
+	edge.ack = 7001;
+	edge.win = 1000;
+	build(&edge, &out[n++]);
+	d.tcp_flags = 0x04;
+	d.seq = 8001;
+	build(&d, &out[n++]);
+	d.tcp_flags = 0x11;
+	d.seq = 7900;
+	d.payload = 16;
+	build(&d, &out[n++]);
 	return n;
 }
 
@@ -1096,6 +1165,7 @@ struct instance {
 	uint64_t reasons[2][LX_DROP_MAX]; /* [enforced] */
 	uint64_t counters[LX_CNT_MAX];
 	uint64_t replies, flows_opened, expired, frags_followed, remarked, ambiguous;
+	uint64_t remote_close[3]; /* remote FIN/RST on live TCP flows: by ref_decision */
 	uint64_t dst_won, src_won, no_peer;
 	uint64_t rewrites_valid_sum, rewrites_bad_sum;
 	uint64_t media_tagged, media_kinds[LX_MEDIA_MAX];
@@ -1233,10 +1303,37 @@ static int flows_agree(const struct ref_updates *u)
 		memcpy(key.local_addr, k->laddr, 16);
 		memcpy(key.remote_addr, k->raddr, 16);
 		if (bpf_map_lookup_elem(flows_fd_now, &key, &flow) ||
-		    !flow.closing != !u->flow[i].closing)
+		    !flow.closing != !u->flow[i].closing ||
+		    flow.tcp_state != u->flow[i].tcp_state || flow.rcv_nxt != u->flow[i].rcv_nxt ||
+		    flow.rcv_wnd != u->flow[i].rcv_wnd)
 			return 0;
 	}
 	return 1;
+}
+
+/* The flows a decision wrote, as the reference and the program have them. */
+static void print_flows(const struct ref_updates *u)
+{
+	for (int i = 0; i < u->nflows; i++) {
+		struct lx_flow_key key;
+		struct lx_flow flow;
+		const struct ref_flow *f = &u->flow[i];
+		memset(&key, 0, sizeof(key));
+		key.family = u->flow_key[i].family;
+		key.proto = u->flow_key[i].proto;
+		key.local_port = u->flow_key[i].lport;
+		key.remote_port = u->flow_key[i].rport;
+		memcpy(key.local_addr, u->flow_key[i].laddr, 16);
+		memcpy(key.remote_addr, u->flow_key[i].raddr, 16);
+		printf("    flow %u -> %u: reference closing %d state %d rcv_nxt %u rcv_wnd %u",
+		       key.local_port, key.remote_port, f->closing, f->tcp_state, f->rcv_nxt,
+		       f->rcv_wnd);
+		if (flows_fd_now >= 0 && !bpf_map_lookup_elem(flows_fd_now, &key, &flow))
+			printf("; program closing %u state %u rcv_nxt %u rcv_wnd %u\n",
+			       flow.closing, flow.tcp_state, flow.rcv_nxt, flow.rcv_wnd);
+		else
+			printf("; not in the program's table\n");
+	}
 }
 
 /*
@@ -1267,7 +1364,10 @@ static void sync_flows(struct ref *r, const uint8_t *frame, size_t len)
 		if (bpf_map_lookup_elem(flows_fd_now, &key, &flow))
 			continue;
 		struct ref_flow f = { .last = { flow.last_seen_ns, flow.last_seen_ns },
-				      .closing = flow.closing != 0 };
+				      .closing = flow.closing != 0,
+				      .tcp_state = flow.tcp_state,
+				      .rcv_nxt = flow.rcv_nxt,
+				      .rcv_wnd = flow.rcv_wnd };
 		ref_flow_put(r, &k, &f);
 	}
 }
@@ -1401,6 +1501,8 @@ static void note_coverage(struct instance *in, const struct ref_decision *d, con
 	else
 		in->counters[d->counter]++;
 	in->replies += (uint64_t)d->reply_passed;
+	if (d->remote_close > 0 && d->remote_close < 3)
+		in->remote_close[d->remote_close]++;
 	in->flows_opened += (uint64_t)d->flow_opened;
 	in->expired += (uint64_t)d->expired_flow;
 	in->frags_followed += (uint64_t)d->frag_followed;
@@ -1490,6 +1592,18 @@ static int run_frame(struct instance *in, const uint8_t *frame, size_t len)
 			}
 			d = de; /* go on in step with the program */
 			u = ue;
+		}
+	}
+	/* The flows the decision wrote: the same closing mark and TCP window state. */
+	if (!flows_agree(&u)) {
+		in->mismatches++;
+		total_mismatches++;
+		if (total_mismatches <= MAX_MISMATCHES) {
+			printf("mismatch %llu (frame %llu of %s): flow state differs\n",
+			       (unsigned long long)total_mismatches, (unsigned long long)in->runs,
+			       in->name);
+			print_flows(&u);
+			print_decisions(in, &in->ref, frame, len, &res, &d, out);
 		}
 	}
 	note_coverage(in, &d, frame, &res);
@@ -1641,6 +1755,11 @@ static void check_coverage(const struct instance *in, int is_protected, int long
 		    "%llu, later fragments that followed their first %llu",
 		    in->name, (unsigned long long)in->flows_opened, (unsigned long long)in->replies,
 		    (unsigned long long)in->expired, (unsigned long long)in->frags_followed);
+		CHECK(in->remote_close[1] && in->remote_close[2],
+		      "%s: FIN or RST from the remote side on a live TCP flow: %llu fit the "
+		      "window and closed it, %llu did not and changed nothing",
+		      in->name, (unsigned long long)in->remote_close[1],
+		      (unsigned long long)in->remote_close[2]);
 	}
 	CHECK(
 	    in->dst_won && in->src_won && in->no_peer,

@@ -2205,6 +2205,299 @@ static void load(const char *site_path, struct site *s, struct compiled *c)
 		die("%s", err.msg);
 }
 
+/* ---- 13. TCP closing and refresh: blind RST/FIN, the host alone keeps a flow alive ---- */
+
+/* A TCP segment with its sequence and acknowledgment numbers and window patched in. */
+static struct frame tcp_seg(const struct host *src, uint16_t sport, const struct host *dst,
+			    uint16_t dport, int fam, uint8_t flags, uint32_t seq, uint32_t ack,
+			    uint16_t win, size_t payload)
+{
+	struct frame f = pkt(IPPROTO_TCP, src, sport, dst, dport, fam, flags, payload);
+	uint8_t *t = f.b + l4_off(&f);
+	for (int i = 0; i < 4; i++) {
+		t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+		t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+	}
+	t[14] = (uint8_t)(win >> 8);
+	t[15] = (uint8_t)win;
+	return f;
+}
+
+/* The Edge's TCP flow to a partner's 5061 from port lport, as the program holds it. */
+static int edge_flow(struct inst *in, uint16_t lport, int fam, struct lx_flow *f)
+{
+	struct lx_flow_key key;
+	memset(&key, 0, sizeof(key));
+	struct endpoint l = ep(addr_of(&EXT, fam), lport), r = ep(addr_of(&PARTNER, fam), 5061);
+	key.family = (uint8_t)fam;
+	key.proto = LX_PROTO_TCP;
+	key.local_port = lport;
+	key.remote_port = 5061;
+	memcpy(key.local_addr, l.addr, 16);
+	memcpy(key.remote_addr, r.addr, 16);
+	return bpf_map_lookup_elem(in->t.fds.flows, &key, f) ? -1 : 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&t, NULL);
+}
+
+static double mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* Timeouts of the instance of this section: short, so that they pass within the test. */
+#define SHORT_TCP_MS	 800
+#define SHORT_CLOSING_MS 100
+#define SHORT_UDP_MS	 600
+#define CLOCK_SLACK_MS	 30 /* the coarse clock's tick and scheduling around a test run */
+
+/* The flow's closing mark is as expected (0 or 1), checked in the table. */
+static void expect_closing(struct inst *in, uint16_t lport, int fam, uint32_t want,
+			   const char *what)
+{
+	struct lx_flow f;
+	int found = edge_flow(in, lport, fam, &f) == 0;
+	CHECK(found && f.closing == want,
+	      "%s [%s IPv%d]: flow edge:%u <-> partner:5061 %s (got %s)", in->name, what, fam,
+	      lport, want ? "closing" : "not closing",
+	      !found	  ? "no flow"
+	      : f.closing ? "closing"
+			  : "not closing");
+}
+
+/* SYN, SYN-ACK, ACK: the Edge acknowledges ack with window win. */
+static void handshake(struct inst *in, uint16_t lport, int fam, uint32_t ack, uint16_t win,
+		      struct expect_drops *ed)
+{
+	struct frame f = tcp_seg(&EXT, lport, &PARTNER, 5061, fam, 0x02, 1000, 0, 64240, 0);
+	expect(in, &f, V_PASS, 0, ed, "edge:%u SYN to partner:5061 IPv%d", lport, fam);
+	f = tcp_seg(&PARTNER, 5061, &EXT, lport, fam, 0x12, ack - 1, 1001, 65535, 0);
+	expect(in, &f, V_PASS, 0, ed, "partner:5061 SYN-ACK to edge:%u IPv%d", lport, fam);
+	f = tcp_seg(&EXT, lport, &PARTNER, 5061, fam, 0x10, 1001, ack, win, 0);
+	expect(in, &f, V_PASS, 0, ed, "edge:%u ACK %u window %u IPv%d", lport, ack, win, fam);
+	struct lx_flow fl;
+	CHECK(edge_flow(in, lport, fam, &fl) == 0 && fl.tcp_state == LX_TCP_SYNCED &&
+		  fl.rcv_nxt == ack && fl.rcv_wnd == win && !fl.closing,
+	      "%s [edge:%u IPv%d]: the flow holds the Edge's ACK %u and window %u", in->name, lport,
+	      fam, ack, win);
+}
+
+static void test_tcp_closing(void)
+{
+	struct inst in;
+	struct drops before;
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	struct lx_config cfg = loader_config(&C_base);
+	CHECK(cfg.tcp_timeout_ns >= (2 * 3600 + 5 * 60) * 1000000000ULL,
+	      "default idle TCP timeout %llu s is at least 2 h 5 min (Windows' TCP keepalive: 2 h)",
+	      (unsigned long long)(cfg.tcp_timeout_ns / 1000000000ULL));
+	cfg.tcp_timeout_ns = SHORT_TCP_MS * 1000000ULL;
+	cfg.tcp_closing_ns = SHORT_CLOSING_MS * 1000000ULL;
+	cfg.udp_timeout_ns = SHORT_UDP_MS * 1000000ULL;
+	struct text_error err = { { 0 } };
+	in.name = "enforce, short timeouts";
+	in.policy = LX_POLICY_ENFORCE;
+	if (testrun_open_config(&in.t, &M, &S_base, &C_base, LX_POLICY_ENFORCE, 0, &cfg, &err) < 0)
+		die("%s: %s", in.name, err.msg);
+	drops_read(&in, &before);
+
+	for (int fam = 4; fam <= 6; fam += 2) {
+		uint16_t p = (uint16_t)(fam == 4 ? 40500 : 40600);
+		struct frame f;
+
+		/* SYN sent: only a RST acknowledging the Edge's SYN (seq 1000) fits. */
+		f = tcp_seg(&EXT, p, &PARTNER, 5061, fam, 0x02, 1000, 0, 64240, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "edge:%u SYN seq 1000 IPv%d", p, fam);
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x14, 0, 77777, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "blind RST-ACK acknowledging 77777, not the SYN IPv%d", fam);
+		expect_closing(&in, p, fam, 0, "after the SYN, a RST-ACK of 77777");
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x04, 1001, 0, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "blind RST without ACK after the SYN IPv%d", fam);
+		expect_closing(&in, p, fam, 0, "after the SYN, a RST without ACK");
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x11, 5000, 1001, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "FIN before any SYN-ACK IPv%d", fam);
+		expect_closing(&in, p, fam, 0, "after the SYN, a FIN");
+
+		/* Established: the Edge acknowledged 5001 with window 1000. */
+		handshake(&in, p, fam, 5001, 1000, &ed);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 1), fam, 0x04, 5001, 0, 0, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "RST to a guessed port (edge:%u), no flow there IPv%d", p + 1, fam);
+		const uint32_t blind[] = { 6001, 5000, 0x9e3779b9u, 5001 + 65535, 1 };
+		for (size_t i = 0; i < sizeof(blind) / sizeof(blind[0]); i++) {
+			f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x04, blind[i], 0, 0, 0);
+			expect(
+			    &in, &f, V_PASS, 0, &ed,
+			    "blind RST seq %u outside [5001, 6001): passes to the Edge's own TCP "
+			    "IPv%d",
+			    blind[i], fam);
+			expect_closing(&in, p, fam, 0, "a blind RST outside the window");
+		}
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x11, 6001, 1001, 65535, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "blind FIN seq 6001 (just past the window) IPv%d",
+		       fam);
+		expect_closing(&in, p, fam, 0, "a blind FIN past the window");
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x19, 5991, 1001, 65535, 20);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "FIN after 20 bytes from 5991: the FIN (6011) is past the window IPv%d",
+		       fam);
+		expect_closing(&in, p, fam, 0, "a FIN whose data run past the window");
+		/* Longer than the closing timeout: the flow was not shortened. */
+		sleep_ms(SHORT_CLOSING_MS + 3 * CLOCK_SLACK_MS);
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x18, 5001, 1001, 65535, 100);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "partner's data %d ms after the blind RSTs and FINs (closing timeout %d ms) "
+		       "IPv%d",
+		       SHORT_CLOSING_MS + 3 * CLOCK_SLACK_MS, SHORT_CLOSING_MS, fam);
+		/* In the window: the last sequence number of it. */
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x04, 6000, 0, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "RST seq 6000, inside [5001, 6001) IPv%d", fam);
+		expect_closing(&in, p, fam, 1, "a RST inside the window");
+		sleep_ms(SHORT_CLOSING_MS + 3 * CLOCK_SLACK_MS);
+		f = tcp_seg(&PARTNER, 5061, &EXT, p, fam, 0x18, 5001, 1001, 65535, 100);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "partner's data after the in-window RST and the closing timeout IPv%d", fam);
+		/* A new connection on the same ports (the Edge's SYN) is not closing. */
+		f = tcp_seg(&EXT, p, &PARTNER, 5061, fam, 0x02, 3000, 0, 64240, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "edge:%u SYN again (a new connection) IPv%d", p,
+		       fam);
+		expect_closing(&in, p, fam, 0, "the Edge's new SYN on the same ports");
+
+		/* A FIN with data that ends inside the window. */
+		handshake(&in, (uint16_t)(p + 2), fam, 7001, 1000, &ed);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 2), fam, 0x19, 7501, 1001, 65535,
+			    100);
+		expect(&in, &f, V_PASS, 0, &ed, "FIN after 100 bytes from 7501 (FIN at 7601) IPv%d",
+		       fam);
+		expect_closing(&in, (uint16_t)(p + 2), fam, 1, "a FIN inside the window");
+		sleep_ms(SHORT_CLOSING_MS + 3 * CLOCK_SLACK_MS);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 2), fam, 0x10, 7602, 1001, 65535,
+			    0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "partner's ACK after its FIN and the closing timeout IPv%d", fam);
+
+		/* The exact RST (RFC 5961's reset), the SYN's RST, a zero window, the wrap. */
+		handshake(&in, (uint16_t)(p + 3), fam, 9001, 1000, &ed);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 3), fam, 0x14, 9001, 1001, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "RST-ACK seq 9001 = the Edge's ACK IPv%d", fam);
+		expect_closing(&in, (uint16_t)(p + 3), fam, 1, "the exact RST");
+		f = tcp_seg(&EXT, (uint16_t)(p + 4), &PARTNER, 5061, fam, 0x02, 123456, 0, 64240,
+			    0);
+		expect(&in, &f, V_PASS, 0, &ed, "edge:%u SYN seq 123456 IPv%d", p + 4, fam);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 4), fam, 0x14, 0, 123457, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "RST-ACK acknowledging the SYN (port closed) IPv%d",
+		       fam);
+		expect_closing(&in, (uint16_t)(p + 4), fam, 1, "the RST-ACK of the SYN");
+		handshake(&in, (uint16_t)(p + 5), fam, 100, 0, &ed);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 5), fam, 0x04, 101, 0, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "RST seq 101 with the Edge's window 0 at 100 IPv%d",
+		       fam);
+		expect_closing(&in, (uint16_t)(p + 5), fam, 0, "window 0: a RST one past the ACK");
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 5), fam, 0x04, 100, 0, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "RST seq 100 with the Edge's window 0 at 100 IPv%d",
+		       fam);
+		expect_closing(&in, (uint16_t)(p + 5), fam, 1, "window 0: the exact RST");
+		handshake(&in, (uint16_t)(p + 6), fam, 0xffffff00u, 1000, &ed);
+		f = tcp_seg(&PARTNER, 5061, &EXT, (uint16_t)(p + 6), fam, 0x04, 0x10, 0, 0, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "RST seq 16, inside the window that wraps past 2^32 IPv%d", fam);
+		expect_closing(&in, (uint16_t)(p + 6), fam, 1, "a RST in a window across 2^32");
+
+		/* Refresh: the partner alone cannot keep the flow alive. It sends every quarter
+		 * of the idle timeout for two of them; the Edge is silent after its ACK. */
+		uint16_t q = (uint16_t)(p + 7);
+		handshake(&in, q, fam, 20001, 1000, &ed);
+		double host_at = mono_ms(), last_pass = -1, first_drop = -1;
+		int early_dropped = 0, late_passed = 0;
+		for (int i = 1; i <= 8; i++) {
+			sleep_ms(SHORT_TCP_MS / 4);
+			f = tcp_seg(&PARTNER, 5061, &EXT, q, fam, 0x18, 20001, 1001, 65535, 50);
+			double t0 = mono_ms() - host_at;
+			run(&in, &f);
+			double t1 = mono_ms() - host_at;
+			if (R.retval == V_PASS)
+				last_pass = t1;
+			else if (first_drop < 0)
+				first_drop = t0;
+			if (R.retval != V_PASS) {
+				ed.add[1][LX_DROP_UNSOLICITED].packets++;
+				ed.add[1][LX_DROP_UNSOLICITED].bytes += f.len;
+			}
+			early_dropped |= R.retval != V_PASS && t1 < SHORT_TCP_MS - CLOCK_SLACK_MS;
+			late_passed |= R.retval == V_PASS && t0 > SHORT_TCP_MS + CLOCK_SLACK_MS;
+		}
+		CHECK(!early_dropped && !late_passed && first_drop > 0,
+		      "%s [IPv%d]: the partner alone, sending every %d ms, does not keep the flow "
+		      "alive: its data pass until the idle timeout (%d ms) after the Edge's last "
+		      "packet, then drop as unsolicited (last passed at %.0f ms, first dropped at "
+		      "%.0f ms)",
+		      in.name, fam, SHORT_TCP_MS / 4, SHORT_TCP_MS, last_pass, first_drop);
+		/* The Edge sending keeps it alive past the timeout: each partner packet that
+		 * follows an Edge packet within the timeout passes. */
+		q = (uint16_t)(p + 8);
+		handshake(&in, q, fam, 30001, 1000, &ed);
+		double start = mono_ms();
+		int checked = 0, dropped = 0;
+		for (int i = 1; i <= 8; i++) {
+			sleep_ms(SHORT_TCP_MS / 4);
+			double edge_at = mono_ms();
+			f = tcp_seg(&EXT, q, &PARTNER, 5061, fam, 0x10, 1001, 30001, 1000, 0);
+			run(&in, &f);
+			f = tcp_seg(&PARTNER, 5061, &EXT, q, fam, 0x18, 30001, 1001, 65535, 50);
+			run(&in, &f);
+			if (mono_ms() - edge_at < SHORT_TCP_MS - CLOCK_SLACK_MS) {
+				checked++;
+				dropped += R.retval != V_PASS;
+			} else if (R.retval != V_PASS) {
+				ed.add[1][LX_DROP_UNSOLICITED].packets++;
+				ed.add[1][LX_DROP_UNSOLICITED].bytes += f.len;
+			}
+		}
+		double span = mono_ms() - start;
+		CHECK(!dropped && checked >= 4 && span > SHORT_TCP_MS + CLOCK_SLACK_MS,
+		      "%s [IPv%d]: the Edge's ACKs every %d ms keep the flow alive for %.0f ms "
+		      "(idle timeout %d ms): the partner's packets right after them passed (%d of "
+		      "%d dropped)",
+		      in.name, fam, SHORT_TCP_MS / 4, span, SHORT_TCP_MS, dropped, checked);
+
+		/* UDP likewise: DNS answers alone do not keep the query's flow alive. */
+		f = pkt(IPPROTO_UDP, &EXT, (uint16_t)(p + 9), &DNS, 53, fam, 0, 30);
+		expect(&in, &f, V_PASS, 0, &ed, "udp edge:%u -> dns:53 IPv%d", p + 9, fam);
+		host_at = mono_ms();
+		early_dropped = late_passed = 0;
+		first_drop = -1;
+		for (int i = 1; i <= 8; i++) {
+			sleep_ms(SHORT_UDP_MS / 4);
+			f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, (uint16_t)(p + 9), fam, 0, 60);
+			double t0 = mono_ms() - host_at;
+			run(&in, &f);
+			double t1 = mono_ms() - host_at;
+			if (R.retval != V_PASS) {
+				ed.add[1][LX_DROP_UNSOLICITED].packets++;
+				ed.add[1][LX_DROP_UNSOLICITED].bytes += f.len;
+				if (first_drop < 0)
+					first_drop = t0;
+			}
+			early_dropped |= R.retval != V_PASS && t1 < SHORT_UDP_MS - CLOCK_SLACK_MS;
+			late_passed |= R.retval == V_PASS && t0 > SHORT_UDP_MS + CLOCK_SLACK_MS;
+		}
+		CHECK(!early_dropped && !late_passed && first_drop > 0,
+		      "%s [IPv%d]: UDP answers alone do not keep the flow alive past the %d ms "
+		      "timeout (first dropped at %.0f ms)",
+		      in.name, fam, SHORT_UDP_MS, first_drop);
+	}
+	check_drops_delta(&in, &before, &ed, "TCP closing and refresh");
+	testrun_close(&in.t);
+}
+
 int main(void)
 {
 	struct timespec t0, t1;
@@ -2258,7 +2551,9 @@ int main(void)
 	test_flood();
 	puts("== 12. QoS conformance");
 	test_conformance();
-	puts("== 13. the drop log's rate limit");
+	puts("== 13. TCP closing and refresh");
+	test_tcp_closing();
+	puts("== 14. the drop log's rate limit");
 	test_droplog_rate();
 
 	compile_free(&C_base);

@@ -14,8 +14,10 @@
 
 struct lyncxdp_bpf;
 
-/* Flow timeouts and the drop-log rate: policy knobs with the defaults below. */
-#define LOADER_TCP_TIMEOUT_S   3600
+/* Flow timeouts and the drop-log rate: policy knobs with the defaults below. Idle TCP: 2 h
+ * 5 min, so that a host using Windows' default TCP keepalive (KeepAliveTime, 2 h) keeps its
+ * idle connections open (README, "Enforcement"). */
+#define LOADER_TCP_TIMEOUT_S   7500
 #define LOADER_TCP_CLOSING_S   10
 #define LOADER_UDP_TIMEOUT_S   120
 #define LOADER_DROPLOG_PER_SEC 100
