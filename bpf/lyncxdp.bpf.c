@@ -37,9 +37,10 @@
 
 /* Set by the loader before load; constant for the verifier. */
 const volatile __u32 iface_slot = 0;  /* which interface's counters this instance feeds */
-const volatile __u32 rule_cap = 1024; /* rule ids per slot in lx_counters */
 const volatile __u8 record_last = 0;  /* explain/replay: remember the last decision */
 const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the kernel's */
+/* Rule ids per slot in lx_counters: a power of two, LX_RULE_CAP_MIN at least. */
+const volatile __u32 rule_cap = LX_RULE_CAP_MIN;
 
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;
@@ -56,6 +57,20 @@ const volatile __u8 addr6_on = 0;
 const volatile __u32 addr6_nlens = 0;
 const volatile __u8 addr6_lens[LX_ADDR6_LENS] = {};
 const volatile __u32 addr6_mask = 0;
+
+/*
+ * The maps, in three groups as a reload sees them (user/attach.c, attach_reload):
+ * - tables (tbl_*): what the matrix and site compile to (user/compile.c), written only by the
+ *   loader. A reload creates new ones, fills them, swaps every program to them and pins them
+ *   in place of the old: they are replaced whole, never changed under a running program.
+ * - state (lx_*): counters, flows, fragments, streams and the drop log written by the
+ *   program, and what the loader records of the attach (interface config, rule
+ *   descriptions, lx_state). Pinned once; a reload keeps them (rule ids keep their counters).
+ * - debug: lx_last, the decision for the last packet, read by explain and replay.
+ * Maps indexed by rule id are declared for LX_RULE_CAP_MIN ids; the loader sizes them.
+ */
+
+/* ---- tables: replaced whole by a reload ---- */
 
 // IPv4 address, top 16 bits -> group, or LX_DIR4_CHILD | chunk of tbl_dir4_l2. Loader.
 struct {
@@ -145,7 +160,7 @@ struct {
 // Rule id -> kind and DSCP. Written by the loader; sized rule_cap.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024);
+	__uint(max_entries, LX_RULE_CAP_MIN);
 	__type(key, __u32);
 	__type(value, struct lx_rule_action);
 } tbl_actions SEC(".maps");
@@ -166,6 +181,16 @@ struct {
 	__type(value, struct lx_media_config);
 } tbl_media SEC(".maps");
 
+// ICMP types (and codes) that protected hosts accept. Written by the loader.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LX_MAX_ICMP);
+	__type(key, __u32);
+	__type(value, __u32);
+} tbl_icmp SEC(".maps");
+
+/* ---- state: pinned once, kept by a reload ---- */
+
 // Per interface slot: policy and tag mode. Written by the loader (attach, set).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -173,14 +198,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_iface_config);
 } lx_iface_config SEC(".maps");
-
-// ICMP types (and codes) that protected hosts accept. Written by the loader.
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u32);
-} tbl_icmp SEC(".maps");
 
 // Connections opened by protected hosts, keyed from the host's side. Written by the program.
 struct {
@@ -210,7 +227,7 @@ struct {
 // sized by the loader (LX_MAX_IFACES * rule_cap * 2).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX);
+	__uint(max_entries, (LX_MAX_IFACES * LX_RULE_CAP_MIN * LX_DIR_MAX));
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_counters SEC(".maps");
@@ -218,7 +235,7 @@ struct {
 // Per-CPU packets/bytes re-marked by the tag mode, indexed like lx_counters. Program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX);
+	__uint(max_entries, (LX_MAX_IFACES * LX_RULE_CAP_MIN * LX_DIR_MAX));
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_remarked SEC(".maps");
@@ -227,7 +244,7 @@ struct {
 // Written by the program; sized by the loader (lx_counters' size * LX_MEDIA_MAX).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX * LX_MEDIA_MAX);
+	__uint(max_entries, (LX_MAX_IFACES * LX_RULE_CAP_MIN * LX_DIR_MAX * LX_MEDIA_MAX));
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_media SEC(".maps");
@@ -244,7 +261,7 @@ struct {
 // classified packets arrive with against their service's. Program; sized by the loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES * 1024 * LX_DIR_MAX * LX_CONF_MAX);
+	__uint(max_entries, (LX_MAX_IFACES * LX_RULE_CAP_MIN * LX_DIR_MAX * LX_CONF_MAX));
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_conformance SEC(".maps");
@@ -291,7 +308,7 @@ struct {
 // Rule descriptions for `lyncxdp stats`; the program never reads it. Written by the loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1024);
+	__uint(max_entries, LX_RULE_CAP_MIN);
 	__type(key, __u32);
 	__type(value, struct lx_rule_info);
 } lx_rule_info SEC(".maps");
@@ -303,6 +320,8 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lx_state);
 } lx_state SEC(".maps");
+
+/* ---- debug ---- */
 
 // The decision for the last packet, for explain and replay. Written by the program.
 struct {
@@ -372,8 +391,11 @@ static __always_inline const struct lx_config *config_ptr(void)
 	return c;
 }
 
-/* Parse results other than "ports found" are the lx_counter that counts them. */
-#define PARSED_L4 LX_CNT_MAX
+/*
+ * What a parser returns: PARSE_NEXT when the layer it read leads on (Ethernet and VLAN tags to
+ * L3, IP to L4, L4 to classify: ports found), else the lx_counter that counts the frame.
+ */
+#define PARSE_NEXT LX_CNT_MAX
 
 /* ---- parse ---- */
 
@@ -388,7 +410,7 @@ static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
 		if (*eth_proto != bpf_htons(ETH_P_8021Q) && *eth_proto != bpf_htons(ETH_P_8021AD))
-			return PARSED_L4;
+			return PARSE_NEXT;
 		struct vlan_hdr *vlan = c->pos;
 		if ((void *)(vlan + 1) > c->end)
 			return LX_CNT_MALFORMED;
@@ -398,7 +420,7 @@ static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 	/* A third tag is beyond what we parse: count it with the other non-IP frames. */
 	if (*eth_proto == bpf_htons(ETH_P_8021Q) || *eth_proto == bpf_htons(ETH_P_8021AD))
 		return LX_CNT_NON_IP;
-	return PARSED_L4;
+	return PARSE_NEXT;
 }
 
 static __always_inline int parse_l4(struct cursor *c, struct packet *p)
@@ -421,7 +443,7 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->tcp_win = bpf_ntohs(tcp->window);
 		p->payload_at = (__u16)((void *)tcp - p->ip) + hdr_len;
 		p->payload_len = p->l4_room - hdr_len;
-		return PARSED_L4;
+		return PARSE_NEXT;
 	}
 	if (p->ipproto == IPPROTO_UDP) {
 		struct udphdr *udp = c->pos;
@@ -434,7 +456,7 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		 * verifier's state pruning. */
 		p->payload_at = (__u16)((void *)(udp + 1) - p->ip);
 		p->payload_len = p->l4_room - sizeof(*udp);
-		return PARSED_L4;
+		return PARSE_NEXT;
 	}
 	if (icmp) {
 		__u8 *hdr = c->pos; /* type, code, checksum */
@@ -1369,6 +1391,9 @@ static __always_inline __u32 track_rtp(struct media_in *d, const struct rtp_fiel
 	return s->kind;
 }
 
+/* Ethernet, two VLAN tags, IPv6 and its extension headers, UDP: the payload starts before. */
+#define MEDIA_MAX_OFFSET 1024
+
 /*
  * What a UDP packet of a media service carries; RTP streams are tracked on the way. A global
  * function: the verifier checks it once, not once per path of the parser that leads here.
@@ -1380,7 +1405,7 @@ __attribute__((noinline)) int lx_media_kind(struct xdp_md *ctx, struct media_in 
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u32 off = in->payload_off;
-	if (off > 1024) /* Ethernet, two VLAN tags, IPv6 and its extension headers, UDP */
+	if (off > MEDIA_MAX_OFFSET)
 		return LX_MEDIA_OTHER;
 	struct rtp_fields r = {};
 	__u8 *b = (__u8 *)data + off;
@@ -1499,7 +1524,7 @@ int lyncxdp(struct xdp_md *ctx)
 	/* parse */
 	int parsed = parse_ethernet(&c, &eth_proto);
 	__u32 l3_at = (__u32)(c.pos - (void *)(long)ctx->data); /* for the media inspection */
-	if (parsed == PARSED_L4) {
+	if (parsed == PARSE_NEXT) {
 		if (eth_proto == bpf_htons(ETH_P_IP))
 			parsed = parse_ipv4(&c, &p);
 		else if (eth_proto == bpf_htons(ETH_P_IPV6))
@@ -1514,7 +1539,7 @@ int lyncxdp(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	/* classify */
-	if (parsed == PARSED_L4) {
+	if (parsed == PARSE_NEXT) {
 		classify(&p, cfg, &d);
 		parsed = LX_CNT_UNCLASSIFIED;
 	} else if (cfg->protected_groups && p.have_addrs) {

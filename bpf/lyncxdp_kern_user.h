@@ -23,6 +23,10 @@
 #define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
 #define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
 #define LX_MAX_ROLES	64
+#define LX_MAX_ICMP	1024 /* allowed ICMP (family, type, code) entries */
+/* Rule ids per interface slot at the least: maps indexed by rule id are declared with this
+ * and sized by the loader to a power of two holding every rule (rule_cap). */
+#define LX_RULE_CAP_MIN 1024
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -289,6 +293,15 @@ static inline __u32 lx_filter6_bit(__u32 top32_host_order)
 {
 	return (top32_host_order * 2654435761u) >> 8; /* Knuth's multiplicative hash, 24 bits */
 }
+
+/* What the loader gives every program in lx_config (user/loader.c), and so what readers of
+ * the pinned flows take as their timeouts: flow timeouts and the drop-log rate. Idle TCP: 2 h
+ * 5 min, so that a host using Windows' default TCP keepalive (KeepAliveTime, 2 h) keeps its
+ * idle connections open (README, "Enforcement"). */
+#define LX_TCP_TIMEOUT_S   7500
+#define LX_TCP_CLOSING_S   10
+#define LX_UDP_TIMEOUT_S   120
+#define LX_DROPLOG_PER_SEC 100
 
 struct lx_config {
 	__u32 flags;

@@ -27,7 +27,8 @@
 # 5. TCP closing (issue 10): the Edge's real connections to an external server's 80 survive
 #    an attacker's blind RSTs and FIN (random sequence numbers, to the right port): the
 #    server's data still arrive after the closing timeout; the server's real FIN and RST
-#    close theirs: 12 s later its packets on them are dropped as unsolicited.
+#    close theirs (the flows' closing marks; after the timeout its packets on them are
+#    dropped as unsolicited).
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=tests/lib.sh
@@ -61,7 +62,7 @@ serve() {
 	local ns=$1 out
 	shift
 	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	ns_bg "$ns" timeout 600 "$PY" -u "$NH" "$@" >"$out" 2>&1 # killed by ns_cleanup
 	for _ in $(seq 50); do
 		grep -q listening "$out" && return 0
 		sleep 0.1
@@ -494,7 +495,7 @@ check "replay --side unprotected: the 4 spoofed frames are there ($rep_e)" \
 # `to 80`, CRL downloads) and only reads; the server sends when told.
 serve $C hold_server 80 "$T/hold.ctrl" "$T/hold.log"
 for p in 44101 44102 44103; do
-	ns_bg $E timeout 120 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
+	ns_bg $E timeout 300 "$PY" -u "$NH" hold_client $C4 80 $p "$T/hold.$p.log"
 done
 wait_line() { # FILE REGEX: true once FILE has a line matching REGEX (at most 5 s)
 	for _ in $(seq 50); do
@@ -536,9 +537,28 @@ check "tcp closing: the server's real FIN reaches the Edge (end of stream on por
 	wait_line "$T/hold.44102.log" '^eof$'
 check "tcp closing: the server's real RST reaches the Edge (reset on port 44103)" \
 	wait_line "$T/hold.44103.log" '^reset$'
-sleep 12 # longer than the closing timeout (10 s) after the Edge's last packet
+# The flows as the program holds them: "PORT CLOSING LAST_SEEN_NS" of the three connections.
+flows80() {
+	bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
+		jq -r '.[] | (.formatted // .) | select(.key.remote_port == 80 and .key.local_port >= 44101 and
+			.key.local_port <= 44103) | "\(.key.local_port) \(.value.closing) \(.value.last_seen_ns)"' |
+		sort
+}
+expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the real FIN and RST closed 44102 and 44103" \
+	"44101 0;44102 1;44103 1" "$(flows80 | cut -d' ' -f1,2 | paste -sd';')"
+# Wait until the Edge's last packet on each connection (the flows' last_seen, on the program's
+# clock: CLOCK_MONOTONIC_COARSE) is 11 s old: longer than the closing timeout (10 s).
+coarse_ns() { $PY -c 'import time; print(time.clock_gettime_ns(6))'; } # CLOCK_MONOTONIC_COARSE
+waited=0
+for waited in $(seq 40); do
+	last=$(flows80 | sort -n -k3 | tail -n 1 | cut -d' ' -f3)
+	[ $(($(coarse_ns) - ${last:-0})) -gt 11000000000 ] && break
+	sleep 1
+done
+check "tcp closing: the Edge's last packet on the three connections is 11 s old (after ${waited} s)" \
+	test "$(($(coarse_ns) - ${last:-0}))" -gt 11000000000
 server_do "44101 send 200"
-check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 12 s later (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
+check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 11 s after the Edge's last packet (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
 	wait_line "$T/hold.44101.log" '^recv 300$'
 # The closed connections' flows are gone: the server's packets on them are now unsolicited.
 h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44102 A 1
@@ -547,11 +567,11 @@ ns_capture_stop "$T/close-edge.pcap"
 snap c1
 # what the flows of the three connections hold, and what the Edge saw (shown on a failure)
 bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-	jq -c '.[] | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
+	jq -c '.[] | (.formatted // .) | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
 tshark -r "$T/close-edge.pcap" -o tcp.relative_sequence_numbers:FALSE "tcp.port == 80" \
 	>"$T/close-edge.txt" 2>/dev/null
 got=$(policy_reason "$T/c0.json" "$T/c1.json" drops unsolicited)
-expect_eq "tcp closing: unsolicited drops: the RST to the wrong port, then one packet on each connection the server closed 12 s before" \
+expect_eq "tcp closing: unsolicited drops: the RST to the wrong port, then one packet on each connection the server closed, after the closing timeout" \
 	3 "$got"
 [ "$got" = 3 ] || cat "$T/close-flows.txt" "$T/close-edge.txt"
 expect_eq "tcp closing: the blind RSTs and FIN passed to the Edge's own TCP (its capture: 4), which ignored them" \

@@ -2407,6 +2407,77 @@ static void run_assign_case(const struct assign_case *a, const struct site *s, i
 	compile_free(&c);
 }
 
+/*
+ * What compile returns for the rule maps equals the matrix's rules (the loader writes it as
+ * it is), and compile_renumbered gives a reload its own ids and tables, leaving c alone.
+ */
+static void check_records_and_renumbered(const struct matrix *a, const struct matrix *b,
+					 const uint32_t *a_ids, const uint32_t *want)
+{
+	struct compiled c, out;
+	struct site site, *s = &site;
+	struct text_error err = { { 0 } };
+	static const char icmp_site[] = "edge 203.0.113.10 2001:db8:e::10\n"
+					"fe 192.0.2.11 2001:db8::11\n"
+					"allow-icmp ipv4 8\n"
+					"allow-icmp ipv6 128:0\n";
+	if (!CHECK(site_load(tmp_text("records.site", icmp_site), b, s, &err) == 0,
+		   "records: site loads%s", why(&err)))
+		return;
+	if (!CHECK(compile_tables(b, s, &c, &err) == 0, "records: compiles%s", why(&err))) {
+		site_free(s);
+		return;
+	}
+	int bad_info = 0, bad_action = 0;
+	for (int i = 0; i < b->nrules; i++) {
+		struct lx_rule_info want_info;
+		rule_info_of(b, i, &want_info);
+		want_info.active = c.active[i];
+		want_info.dscp = c.dscp[i];
+		bad_info += memcmp(&want_info, &c.infos[i], sizeof(want_info)) != 0;
+		const struct lx_rule_action *x = &c.actions[i];
+		bad_action += x->kind != b->rules[i].kind || x->dscp != c.dscp[i] ||
+			      x->rank != c.rank[i] || x->from_groups != c.from_groups[i] ||
+			      x->client != b->roles[b->rules[i].role].client || x->media != 0;
+	}
+	CHECK(bad_info == 0 && bad_action == 0,
+	      "records: rule infos and actions are the matrix's rules (%d infos, %d actions "
+	      "differ)",
+	      bad_info, bad_action);
+	CHECK(c.nicmp == 2 && b->nicmp == 0 && c.icmp_keys[0] == lx_icmp_key(4, 8, LX_ICMP_ANY) &&
+		  c.icmp_keys[1] == lx_icmp_key(6, 128, 0),
+	      "records: ICMP keys are the site's allow-icmp lines (%d keys)", c.nicmp);
+
+	struct compile_old_rule old[16];
+	for (int i = 0; i < a->nrules; i++) {
+		old[i].id = a_ids[i];
+		rule_info_of(a, i, &old[i].info);
+	}
+	uint16_t *rules_before = malloc(TABLE_ENTRIES * sizeof(uint16_t));
+	uint16_t *ids_before = malloc(((size_t)b->nrules + 1) * sizeof(uint16_t));
+	if (rules_before && ids_before) {
+		memcpy(rules_before, c.rule_table, TABLE_ENTRIES * sizeof(uint16_t));
+		memcpy(ids_before, c.ids, ((size_t)b->nrules + 1) * sizeof(uint16_t));
+		int rc = compile_renumbered(&c, b, old, a->nrules, 64, &out, NULL, &err);
+		if (CHECK(rc == 0, "renumbered: compiles%s", why(&err))) {
+			int ids_ok = 1;
+			for (int i = 0; i < b->nrules; i++)
+				ids_ok &= out.ids[i] == want[i];
+			int c_same =
+			    !memcmp(rules_before, c.rule_table, TABLE_ENTRIES * sizeof(uint16_t)) &&
+			    !memcmp(ids_before, c.ids, ((size_t)b->nrules + 1) * sizeof(uint16_t));
+			CHECK(ids_ok && c_same && out.rule_table != c.rule_table &&
+				  out.infos == c.infos,
+			      "renumbered: its own ids and tables with the kept ids, c unchanged");
+			compile_free_renumbered(&out);
+		}
+	}
+	free(rules_before);
+	free(ids_before);
+	compile_free(&c);
+	site_free(s);
+}
+
 static void test_assign_ids(void)
 {
 	struct matrix a, b;
@@ -2456,6 +2527,7 @@ static void test_assign_ids(void)
 		"ids, attached ids 2, 4, ..., 20", &a, even, &b, 64, b_after_even, b_new_even, 20
 	};
 	run_assign_case(&holes, &s, 0);
+	check_records_and_renumbered(&a, &b, seq, b_after_seq);
 
 	/* Exactly enough ids (rule_cap 17: ids 1..16), then one too few. */
 	changed.label = "ids, rule_cap 17 (ids up to 16)";

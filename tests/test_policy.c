@@ -2146,7 +2146,7 @@ static void droplog_window(struct inst *in, uint64_t *sent, uint64_t *suppressed
 }
 
 /*
- * At most LOADER_DROPLOG_PER_SEC records per CPU and second, the rest counted as suppressed:
+ * At most LX_DROPLOG_PER_SEC records per CPU and second, the rest counted as suppressed:
  * a burst of drops on one CPU gives exactly that many records, and a burst a second later as
  * many again (a window found full must not stay full once the clock has moved).
  */
@@ -2179,14 +2179,13 @@ static void test_droplog_rate(void)
 			die("reading lx_droplog: %s", strerror(errno));
 		uint64_t sent, suppressed;
 		droplog_window(&in, &sent, &suppressed);
-		CHECK(opts.retval == XDP_DROP &&
-			  records == (uint64_t)burst * LOADER_DROPLOG_PER_SEC &&
-			  suppressed == (uint64_t)burst * (BURST - LOADER_DROPLOG_PER_SEC) &&
-			  sent == LOADER_DROPLOG_PER_SEC,
+		CHECK(opts.retval == XDP_DROP && records == (uint64_t)burst * LX_DROPLOG_PER_SEC &&
+			  suppressed == (uint64_t)burst * (BURST - LX_DROPLOG_PER_SEC) &&
+			  sent == LX_DROPLOG_PER_SEC,
 		      "drop log, burst %d of %d drops on one CPU: %d records in all, %d suppressed "
 		      "(got verdict %s, %llu records, %llu suppressed, window sent %llu)",
-		      burst, BURST, burst * LOADER_DROPLOG_PER_SEC,
-		      burst * (BURST - LOADER_DROPLOG_PER_SEC), verdict_name(opts.retval),
+		      burst, BURST, burst * LX_DROPLOG_PER_SEC,
+		      burst * (BURST - LX_DROPLOG_PER_SEC), verdict_name(opts.retval),
 		      (unsigned long long)records, (unsigned long long)suppressed,
 		      (unsigned long long)sent);
 	}

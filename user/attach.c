@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * One XDP program instance per interface, all sharing the maps pinned under
- * /sys/fs/bpf/lyncxdp/maps; each instance's link is pinned under .../links so it keeps
- * running after the loader exits. The lx_state map says which slot belongs to which
- * interface and what the tables were compiled from.
+ * Attach, detach, set and reload: one XDP program instance per interface, all sharing the
+ * maps pinned under /sys/fs/bpf/lyncxdp/maps; each instance's link is pinned under .../links
+ * so it keeps running after the loader exits. Paths, map names, the lx_state record (which
+ * slot belongs to which interface, what the tables were compiled from) and the lock are
+ * user/pins.c; the tables' contents are what user/compile.c returns.
  */
 #include "attach.h"
 
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -24,36 +24,6 @@
 #include <bpf/libbpf.h>
 
 #define BPF_FS_MAGIC_NUMBER 0xcafe4a11
-#define LOCK_PATH	    "/run/lyncxdp.lock"
-
-const char *attach_mode_name(uint32_t mode)
-{
-	return mode == LX_MODE_NATIVE ? "native" : mode == LX_MODE_GENERIC ? "generic" : "?";
-}
-
-static const char *const side_names[LX_SIDE_MAX] = {
-	[LX_SIDE_PROTECTED] = "protected",
-	[LX_SIDE_ROUTE] = "route",
-	[LX_SIDE_UNPROTECTED] = "unprotected",
-};
-
-const char *attach_side_name(uint32_t side)
-{
-	return side < LX_SIDE_MAX ? side_names[side] : "?";
-}
-
-int attach_parse_side(const char *text)
-{
-	for (int i = 0; i < LX_SIDE_MAX; i++)
-		if (!strcmp(text, side_names[i]))
-			return i;
-	return -1;
-}
-
-const char *attach_policy_name(uint32_t policy)
-{
-	return policy == LX_POLICY_ENFORCE ? "enforce" : "monitor";
-}
 
 int attach_check_privileges(struct text_error *err)
 {
@@ -76,101 +46,10 @@ int attach_check_bpffs(struct text_error *err)
 	return 0;
 }
 
-/* Serialises lyncxdp commands that change state; released when the process exits. */
-static int take_lock(struct text_error *err)
-{
-	int fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX)) {
-		snprintf(err->msg, sizeof(err->msg), "%s: %s", LOCK_PATH, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-int pinned_map_fd(const char *name, struct text_error *err)
-{
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, name);
-	int fd = bpf_obj_get(path);
-	if (fd < 0)
-		snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
-			 errno == ENOENT ? "lyncxdp is not attached to any interface"
-					 : strerror(errno));
-	return fd;
-}
-
-int state_read(struct lx_state *st, struct text_error *err)
-{
-	char path[256];
-	snprintf(path, sizeof(path), "%s/lx_state", LX_PIN_MAPS);
-	if (access(path, F_OK) != 0) {
-		memset(st, 0, sizeof(*st));
-		return 0;
-	}
-	int fd = pinned_map_fd("lx_state", err);
-	if (fd < 0)
-		return -1;
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	__u32 zero = 0;
-	int r = bpf_obj_get_info_by_fd(fd, &info, &len);
-	if (r == 0 && info.value_size != sizeof(*st)) {
-		close(fd);
-		snprintf(err->msg, sizeof(err->msg),
-			 "stale pins from another lyncxdp version in %s (state of %u bytes, this "
-			 "version uses %zu): detach with that version, or remove the directory",
-			 LX_PIN_DIR, info.value_size, sizeof(*st));
-		return -1;
-	}
-	r = bpf_map_lookup_elem(fd, &zero, st);
-	close(fd);
-	if (r) {
-		snprintf(err->msg, sizeof(err->msg), "reading %s/lx_state: %s", LX_PIN_MAPS,
-			 strerror(errno));
-		return -1;
-	}
-	if (st->layout_version != LX_LAYOUT_VERSION) {
-		snprintf(err->msg, sizeof(err->msg),
-			 "stale pins from another lyncxdp version in %s (layout %u, this version "
-			 "uses %u): detach with that version, or remove the directory",
-			 LX_PIN_DIR, st->layout_version, LX_LAYOUT_VERSION);
-		return -1;
-	}
-	return 1;
-}
-
-static int state_write(const struct lx_state *st, struct text_error *err)
-{
-	int fd = pinned_map_fd("lx_state", err);
-	if (fd < 0)
-		return -1;
-	__u32 zero = 0;
-	int r = bpf_map_update_elem(fd, &zero, st, 0);
-	close(fd);
-	if (r)
-		snprintf(err->msg, sizeof(err->msg), "writing the state: %s", strerror(errno));
-	return r ? -1 : 0;
-}
-
-/* Interface indexes are per network namespace, and the pins are shared by all of them. */
-uint64_t attach_current_netns(void)
-{
-	struct stat st;
-	return stat("/proc/self/ns/net", &st) == 0 ? (uint64_t)st.st_ino : 0;
-}
-
-static void link_pin_path(const struct lx_iface_state *ifs, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/ns%llu_if%u", LX_PIN_LINKS, (unsigned long long)ifs->netns,
-		 ifs->ifindex);
-}
-
 /* The slot of an interface of this namespace, by index or (when it is gone) by name. */
 static int find_slot(const struct lx_state *st, const char *ifname, uint32_t ifindex)
 {
-	uint64_t netns = attach_current_netns();
+	uint64_t netns = pins_current_netns();
 	for (int i = 0; i < LX_MAX_IFACES; i++) {
 		const struct lx_iface_state *ifs = &st->ifaces[i];
 		if (ifs->ifindex && ifs->netns == netns &&
@@ -186,17 +65,6 @@ static int free_slot(const struct lx_state *st)
 		if (!st->ifaces[i].ifindex)
 			return i;
 	return -1;
-}
-
-static int make_pin_dirs(struct text_error *err)
-{
-	const char *dirs[] = { LX_PIN_DIR, LX_PIN_MAPS, LX_PIN_LINKS };
-	for (size_t i = 0; i < 3; i++)
-		if (mkdir(dirs[i], 0700) && errno != EEXIST) {
-			snprintf(err->msg, sizeof(err->msg), "%s: %s", dirs[i], strerror(errno));
-			return -1;
-		}
-	return 0;
 }
 
 /* A second interface joins the tables already attached: they must be the same ones. */
@@ -288,13 +156,13 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 		snprintf(err->msg, sizeof(err->msg), "%s: no such interface", ifname);
 		return -1;
 	}
-	int lock = take_lock(err);
+	int lock = pins_lock(err);
 	if (lock < 0)
 		return -1;
 	int rc = -1, link_fd = -1, fresh = 0;
 	struct lyncxdp_bpf *skel = NULL;
 
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		goto out;
 	if (attached) {
@@ -317,7 +185,7 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 			 LX_MAX_IFACES);
 		goto out;
 	}
-	if (make_pin_dirs(err) < 0)
+	if (pins_make_dirs(err) < 0)
 		goto out;
 	struct loader_opts lo = { .iface_slot = (uint32_t)slot,
 				  .rule_cap = st.rule_cap,
@@ -328,11 +196,10 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	if (!skel)
 		goto out;
 	/* Tables are complete before the first packet reaches the program. */
-	if (fresh && loader_write_tables(skel, m, s, c, err) < 0)
+	if (fresh && loader_write_tables(skel, c, err) < 0)
 		goto out;
-	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, o->policy, o->tag, err) <
-		0 ||
-	    loader_set_side(loader_iface_config_fd(skel), (uint32_t)slot, o->side, err) < 0)
+	if (loader_set_iface(loader_iface_config_fd(skel), (uint32_t)slot, (int)o->policy,
+			     (int)o->tag, (int)o->side, err) < 0)
 		goto out;
 	link_fd = create_link(loader_prog_fd(skel), ifindex, ifname, o->mode, err);
 	if (link_fd < 0)
@@ -341,9 +208,9 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	struct lx_iface_state *ifs = &st.ifaces[slot];
 	memset(ifs, 0, sizeof(*ifs));
 	ifs->ifindex = ifindex;
-	ifs->netns = attach_current_netns();
+	ifs->netns = pins_current_netns();
 	char pin[256];
-	link_pin_path(ifs, pin, sizeof(pin));
+	pins_link_path(ifs, pin, sizeof(pin));
 	if (bpf_obj_pin(link_fd, pin)) {
 		snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", pin, strerror(errno));
 		memset(ifs, 0, sizeof(*ifs));
@@ -355,7 +222,7 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 	ifs->tag = o->tag;
 	ifs->side = o->side;
 	ifs->mode = link_mode(link_fd, &ifs->prog_id, &ifs->link_id);
-	if (state_write(&st, err) < 0) {
+	if (pins_state_write(&st, err) < 0) {
 		unlink(pin);
 		goto out;
 	}
@@ -365,7 +232,7 @@ out:
 		close(link_fd); /* the pin keeps the link; without it, this detaches */
 	loader_destroy(skel);
 	if (rc < 0 && fresh)
-		loader_unpin_all();
+		pins_remove_all();
 	close(lock);
 	return rc;
 }
@@ -374,7 +241,7 @@ out:
 static void zero_entries(const char *map, uint32_t first, uint32_t count, const void *zeros)
 {
 	struct text_error ignored;
-	int fd = pinned_map_fd(map, &ignored);
+	int fd = pins_map_fd(map, &ignored);
 	if (fd < 0)
 		return;
 	for (uint32_t i = 0; i < count; i++) {
@@ -392,12 +259,12 @@ static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 	if (!zeros)
 		return;
 	uint32_t per_slot = rule_cap * LX_DIR_MAX;
-	zero_entries("lx_counters", slot * per_slot, per_slot, zeros);
-	zero_entries("lx_remarked", slot * per_slot, per_slot, zeros);
-	zero_entries("lx_conformance", slot * per_slot * LX_CONF_MAX, per_slot * LX_CONF_MAX,
+	zero_entries(LX_PIN_COUNTERS, slot * per_slot, per_slot, zeros);
+	zero_entries(LX_PIN_REMARKED, slot * per_slot, per_slot, zeros);
+	zero_entries(LX_PIN_CONFORMANCE, slot * per_slot * LX_CONF_MAX, per_slot * LX_CONF_MAX,
 		     zeros);
-	zero_entries("lx_special", lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
-	zero_entries("lx_drops", lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
+	zero_entries(LX_PIN_SPECIAL, lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
+	zero_entries(LX_PIN_DROPS, lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
 	free(zeros);
 }
 
@@ -412,7 +279,7 @@ static int remaining(const struct lx_state *st)
 static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
 {
 	char pin[256];
-	link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
+	pins_link_path(&st->ifaces[slot], pin, sizeof(pin));
 	int fd = bpf_obj_get(pin);
 	if (fd >= 0) {
 		/* Fails only when the interface is already gone, which detached it anyway. */
@@ -423,20 +290,20 @@ static int detach_slot(struct lx_state *st, int slot, struct text_error *err)
 	zero_slot_counters((uint32_t)slot, st->rule_cap);
 	memset(&st->ifaces[slot], 0, sizeof(st->ifaces[slot]));
 	if (remaining(st) == 0) {
-		loader_unpin_all();
+		pins_remove_all();
 		return 0;
 	}
-	return state_write(st, err);
+	return pins_state_write(st, err);
 }
 
 /* Takes the lock and finds IFACE's slot in this namespace; -1 (lock released) if none. */
 static int lock_attached_slot(const char *ifname, struct lx_state *st, int *lock,
 			      struct text_error *err)
 {
-	*lock = take_lock(err);
+	*lock = pins_lock(err);
 	if (*lock < 0)
 		return -1;
-	int attached = state_read(st, err);
+	int attached = pins_state_read(st, err);
 	int slot = attached > 0 ? find_slot(st, ifname, if_nametoindex(ifname)) : -1;
 	if (slot < 0) {
 		if (attached >= 0)
@@ -462,18 +329,18 @@ int detach_iface(const char *ifname, struct text_error *err)
 int detach_all(struct text_error *err)
 {
 	struct lx_state st;
-	int lock = take_lock(err);
+	int lock = pins_lock(err);
 	if (lock < 0)
 		return -1;
 	int rc = 0;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		rc = -1;
 	for (int i = 0; attached > 0 && rc == 0 && i < LX_MAX_IFACES; i++)
 		if (st.ifaces[i].ifindex)
 			rc = detach_slot(&st, i, err);
 	if (attached == 0)
-		loader_unpin_all(); /* leftovers of an interrupted attach */
+		pins_remove_all(); /* leftovers of an interrupted attach */
 	close(lock);
 	return rc;
 }
@@ -492,15 +359,14 @@ int attach_set(const char *ifname, int policy, int tag, int side, struct text_er
 		ifs->tag = (uint32_t)tag;
 	if (side >= 0)
 		ifs->side = (uint32_t)side;
-	int fd = pinned_map_fd("lx_iface_config", err);
+	int fd = pins_map_fd(LX_PIN_IFACE_CONFIG, err);
 	if (fd < 0)
 		goto out;
-	rc = loader_set_iface(fd, (uint32_t)slot, ifs->policy, ifs->tag, err);
-	if (rc == 0)
-		rc = loader_set_side(fd, (uint32_t)slot, ifs->side, err);
+	rc = loader_set_iface(fd, (uint32_t)slot, (int)ifs->policy, (int)ifs->tag, (int)ifs->side,
+			      err);
 	close(fd);
 	if (rc == 0)
-		rc = state_write(&st, err);
+		rc = pins_state_write(&st, err);
 out:
 	close(lock);
 	return rc;
@@ -510,7 +376,7 @@ out:
 static int read_old_rules(const struct lx_state *st, struct compile_old_rule **out, int *n,
 			  struct text_error *err)
 {
-	int fd = pinned_map_fd("lx_rule_info", err);
+	int fd = pins_map_fd(LX_PIN_RULE_INFO, err);
 	if (fd < 0)
 		return -1;
 	*out = calloc(st->rule_cap, sizeof(**out));
@@ -538,9 +404,9 @@ static void zero_rule_ids(const struct lx_state *st, const uint8_t *ids)
 			continue;
 		for (uint32_t slot = 0; slot < LX_MAX_IFACES; slot++) {
 			uint32_t first = lx_rule_counter_index(slot, st->rule_cap, id, 0);
-			zero_entries("lx_counters", first, LX_DIR_MAX, zeros);
-			zero_entries("lx_remarked", first, LX_DIR_MAX, zeros);
-			zero_entries("lx_conformance", first * LX_CONF_MAX,
+			zero_entries(LX_PIN_COUNTERS, first, LX_DIR_MAX, zeros);
+			zero_entries(LX_PIN_REMARKED, first, LX_DIR_MAX, zeros);
+			zero_entries(LX_PIN_CONFORMANCE, first * LX_CONF_MAX,
 				     LX_DIR_MAX * LX_CONF_MAX, zeros);
 		}
 	}
@@ -552,7 +418,7 @@ static void clear_removed_rules(const struct compile_old_rule *old, int nold,
 				const struct compiled *c)
 {
 	struct text_error ignored;
-	int fd = pinned_map_fd("lx_rule_info", &ignored);
+	int fd = pins_map_fd(LX_PIN_RULE_INFO, &ignored);
 	struct lx_rule_info none = { 0 };
 	for (int k = 0; fd >= 0 && k < nold; k++) {
 		int kept = 0;
@@ -574,7 +440,7 @@ static int swap_programs(const struct lx_state *st, struct lyncxdp_bpf **inst,
 		if (!inst[slot])
 			continue;
 		char pin[256];
-		link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
+		pins_link_path(&st->ifaces[slot], pin, sizeof(pin));
 		int link = bpf_obj_get(pin);
 		old_prog[slot] = bpf_prog_get_fd_by_id(st->ifaces[slot].prog_id);
 		if (link < 0 || bpf_link_update(link, loader_prog_fd(inst[slot]), NULL)) {
@@ -590,7 +456,7 @@ static int swap_programs(const struct lx_state *st, struct lyncxdp_bpf **inst,
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
 		if (rc && done[slot] && old_prog[slot] >= 0) {
 			char pin[256];
-			link_pin_path(&st->ifaces[slot], pin, sizeof(pin));
+			pins_link_path(&st->ifaces[slot], pin, sizeof(pin));
 			int link = bpf_obj_get(pin);
 			if (link >= 0) {
 				bpf_link_update(link, old_prog[slot], NULL);
@@ -624,18 +490,19 @@ static void update_state_after_reload(struct lx_state *st, const struct matrix *
 	*st = fresh;
 }
 
-int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+int attach_reload(const struct matrix *m, const struct site *s, const struct compiled *compiled,
 		  struct text_error *err)
 {
+	struct compiled renumbered = { 0 }, *c = &renumbered;
 	struct lx_state st;
 	struct lyncxdp_bpf *inst[LX_MAX_IFACES] = { 0 };
 	struct compile_old_rule *old = NULL;
 	uint8_t *new_ids = NULL;
 	int nold = 0, rc = -1, first = -1;
-	int lock = take_lock(err);
+	int lock = pins_lock(err);
 	if (lock < 0)
 		return -1;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached <= 0) {
 		if (attached == 0)
 			snprintf(err->msg, sizeof(err->msg),
@@ -644,7 +511,7 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 	}
 	new_ids = calloc(st.rule_cap, 1);
 	if (!new_ids || read_old_rules(&st, &old, &nold, err) < 0 ||
-	    compile_assign_ids(c, m, old, nold, st.rule_cap, new_ids, err) < 0)
+	    compile_renumbered(compiled, m, old, nold, st.rule_cap, c, new_ids, err) < 0)
 		goto out;
 
 	/* Every new program is loaded and its tables written before any interface switches. */
@@ -664,7 +531,7 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 		if (first < 0) {
 			first = slot;
 			zero_rule_ids(&st, new_ids);
-			if (loader_write_tables(inst[slot], m, s, c, err) < 0)
+			if (loader_write_tables(inst[slot], c, err) < 0)
 				goto out;
 		}
 	}
@@ -678,77 +545,15 @@ int attach_reload(const struct matrix *m, const struct site *s, struct compiled 
 	clear_removed_rules(old, nold, c);
 	update_state_after_reload(&st, m, s, c, inst);
 	rc = loader_repin_tables(inst[first], err);
-	if (state_write(&st, err) < 0)
+	if (pins_state_write(&st, err) < 0)
 		rc = -1;
 out:
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++)
 		loader_destroy(inst[slot]);
+	if (renumbered.ids)
+		compile_free_renumbered(&renumbered);
 	free(old);
 	free(new_ids);
 	close(lock);
 	return rc;
-}
-
-int attach_link_alive(const struct lx_iface_state *ifs)
-{
-	char pin[256];
-	link_pin_path(ifs, pin, sizeof(pin));
-	int fd = bpf_obj_get(pin);
-	if (fd < 0)
-		return 0;
-	struct bpf_link_info info = {};
-	__u32 len = sizeof(info);
-	int alive = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.xdp.ifindex != 0;
-	close(fd);
-	return alive;
-}
-
-int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err)
-{
-	memset(u, 0, sizeof(*u));
-	int flows = pinned_map_fd("lx_flows", err);
-	if (flows < 0)
-		return -1;
-	int stats = pinned_map_fd("lx_flow_stats", err);
-	if (stats < 0) {
-		close(flows);
-		return -1;
-	}
-	struct bpf_map_info info = { 0 };
-	__u32 info_len = sizeof(info);
-	if (!bpf_obj_get_info_by_fd(flows, &info, &info_len))
-		u->max = info.max_entries;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	/* The timeouts the program was loaded with (the loader's constants). */
-	const uint64_t tcp_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL;
-	const uint64_t closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL;
-	const uint64_t udp_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL;
-	__u32 zero = 0;
-	struct lx_flow_key key, next;
-	struct lx_flow f;
-	void *prev = NULL;
-	while (!bpf_map_get_next_key(flows, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(flows, &key, &f))
-			continue;
-		u->entries++;
-		uint64_t timeout = f.closing		       ? closing_ns
-				   : key.proto == LX_PROTO_TCP ? tcp_ns
-							       : udp_ns;
-		if (now - f.last_seen_ns <= timeout)
-			u->live++;
-	}
-	int ncpu = libbpf_num_possible_cpus();
-	struct lx_flow_stats *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
-	if (percpu && ncpu > 0 && !bpf_map_lookup_elem(stats, &zero, percpu))
-		for (int i = 0; i < ncpu; i++)
-			u->opened += percpu[i].opened;
-	free(percpu);
-	u->evicted = u->opened > u->entries ? u->opened - u->entries : 0;
-	close(flows);
-	close(stats);
-	return 0;
 }

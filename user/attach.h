@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Attaching to interfaces, detaching, and the pinned state that outlives the loader. */
+/* Attaching to interfaces, detaching, changing an interface's settings, reloading the tables.
+ * What they leave pinned, and reading it, is user/pins.h. */
 #ifndef LYNCXDP_ATTACH_H
 #define LYNCXDP_ATTACH_H
 
 #include "compile.h"
 #include "loader.h"
 #include "matrix.h"
+#include "pins.h"
 #include "site.h"
 
 enum attach_mode {
@@ -31,39 +33,15 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 /*
  * Replaces the tables of every attached interface with a new matrix and site at once: each
  * interface's program is swapped atomically (bpf_link_update) for one reading the new
- * tables. Counters of rules that exist in both keep their values; flows are kept.
+ * tables. Counters of rules that exist in both keep their values (the tables written use the
+ * ids compile_renumbered gives them; c is not changed); flows are kept.
  */
-int attach_reload(const struct matrix *m, const struct site *s, struct compiled *c,
+int attach_reload(const struct matrix *m, const struct site *s, const struct compiled *c,
 		  struct text_error *err);
 
 /* Changes an attached interface's policy and tag live; -1 keeps a setting as it is. */
 int attach_set(const char *ifname, int policy, int tag, int side, struct text_error *err);
 int detach_iface(const char *ifname, struct text_error *err);
 int detach_all(struct text_error *err);
-
-/* Reads the pinned state. Returns 1 when attached, 0 when nothing is, -1 on error. */
-int state_read(struct lx_state *st, struct text_error *err);
-
-/* Opens a pinned map by name (e.g. "lx_counters"); -1 with err when absent. */
-int pinned_map_fd(const char *name, struct text_error *err);
-
-/* Link status: 1 live, 0 gone (interface removed), from the pinned link of a slot. */
-int attach_link_alive(const struct lx_iface_state *ifs);
-
-const char *attach_mode_name(uint32_t mode);
-const char *attach_policy_name(uint32_t policy);
-const char *attach_side_name(uint32_t side);
-int attach_parse_side(const char *text); /* enum lx_side, -1 when not a side's name */
-
-/* Inode of this process's network namespace: interfaces are named within one. */
-uint64_t attach_current_netns(void);
-
-/* The flow table: size, entries present (live: not timed out), new entries ever opened,
- * and so how many the LRU evicted (the program never deletes one). */
-struct attach_flow_usage {
-	uint32_t max;
-	uint64_t entries, live, opened, evicted;
-};
-int attach_flow_usage(struct attach_flow_usage *u, struct text_error *err);
 
 #endif

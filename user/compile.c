@@ -7,19 +7,68 @@
 
 void compile_free(struct compiled *c)
 {
-	free(c->addrs);
-	free(c->filter4);
-	free(c->filter6);
-	free(c->rule_table);
-	free(c->remote_table);
-	free(c->port_groups);
-	free(c->active);
-	free(c->dscp);
-	free(c->from_groups);
-	free(c->rank);
-	free(c->ids);
-	free(c->media);
+	void *owned[] = { c->addrs,	  c->filter4, c->filter6, c->rule_table,  c->remote_table,
+			  c->port_groups, c->active,  c->dscp,	  c->from_groups, c->rank,
+			  c->ids,	  c->media,   c->actions, c->infos,	  c->icmp_keys };
+	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+		free(owned[i]);
 	memset(c, 0, sizeof(*c));
+}
+
+int compile_rule_records(struct compiled *c, const struct matrix *m, struct text_error *err)
+{
+	if (!c->actions)
+		c->actions = calloc((size_t)m->nrules + 1, sizeof(*c->actions));
+	if (!c->infos)
+		c->infos = calloc((size_t)m->nrules + 1, sizeof(*c->infos));
+	if (!c->actions || !c->infos) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *r = &m->rules[i];
+		const struct matrix_service *svc = &m->services[r->service];
+		uint8_t media = c->media ? c->media[i] : 0;
+		c->actions[i] = (struct lx_rule_action){ .dscp = c->dscp[i],
+							 .kind = (__u8)r->kind,
+							 .media = media,
+							 .client = (__u8)m->roles[r->role].client,
+							 .rank = c->rank[i],
+							 .from_groups = c->from_groups[i] };
+		struct lx_rule_info *info = &c->infos[i];
+		*info = (struct lx_rule_info){ .port_lo = r->port_lo,
+					       .port_hi = r->port_hi,
+					       .proto = (__u8)r->proto,
+					       .active = c->active[i],
+					       .dscp = c->dscp[i],
+					       .kind = (__u8)r->kind,
+					       .media = media };
+		text_copy(info->role, sizeof(info->role), m->roles[r->role].slug);
+		text_copy(info->service, sizeof(info->service), svc->slug);
+		text_copy(info->name, sizeof(info->name), svc->name);
+	}
+	return 0;
+}
+
+/* tbl_icmp's keys: the matrix's ICMP lines, then the site's allow-icmp. */
+static int compile_icmp(const struct matrix *m, const struct site *s, struct compiled *c,
+			struct text_error *err)
+{
+	const struct matrix_icmp *lists[] = { m->icmp, s->icmp };
+	int counts[] = { m->nicmp, s->nicmp };
+	c->icmp_keys = calloc((size_t)(m->nicmp + s->nicmp) + 1, sizeof(*c->icmp_keys));
+	if (!c->icmp_keys) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	for (int l = 0; l < 2; l++)
+		for (int i = 0; i < counts[l]; i++) {
+			const struct matrix_icmp *e = &lists[l][i];
+			c->icmp_keys[c->nicmp++] =
+			    lx_icmp_key((__u32)e->family, (__u32)e->type,
+					e->code < 0 ? LX_ICMP_ANY : (__u32)e->code);
+		}
+	return 0;
 }
 
 static int contains(const struct site_prefix *outer, const struct site_prefix *inner)
@@ -320,7 +369,12 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	for (int i = 0; i < m->nrules; i++)
 		c->ids[i] = (uint16_t)(i + 1);
 	c->max_id = (uint32_t)m->nrules;
+	memset(c->media_dscp, LX_DSCP_KEEP, sizeof(c->media_dscp));
 	free(width);
+	if (compile_rule_records(c, m, err) < 0 || compile_icmp(m, s, c, err) < 0) {
+		compile_free(c);
+		return -1;
+	}
 	return 0;
 }
 
@@ -384,4 +438,36 @@ int compile_assign_ids(struct compiled *c, const struct matrix *m,
 	renumber(c->rule_table, table, c->ids);
 	renumber(c->remote_table, table, c->ids);
 	return 0;
+}
+
+int compile_renumbered(const struct compiled *c, const struct matrix *m,
+		       const struct compile_old_rule *old, int nold, uint32_t rule_cap,
+		       struct compiled *out, uint8_t *new_ids, struct text_error *err)
+{
+	size_t table = (size_t)LX_MAX_GROUPS * LX_PROTO_MAX * LX_PORTS;
+	*out = *c;
+	out->ids = malloc(((size_t)c->nrules + 1) * sizeof(*out->ids));
+	out->rule_table = malloc(table * sizeof(*out->rule_table));
+	out->remote_table = malloc(table * sizeof(*out->remote_table));
+	if (!out->ids || !out->rule_table || !out->remote_table) {
+		compile_free_renumbered(out);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	memcpy(out->ids, c->ids, ((size_t)c->nrules + 1) * sizeof(*out->ids));
+	memcpy(out->rule_table, c->rule_table, table * sizeof(*out->rule_table));
+	memcpy(out->remote_table, c->remote_table, table * sizeof(*out->remote_table));
+	if (compile_assign_ids(out, m, old, nold, rule_cap, new_ids, err) < 0) {
+		compile_free_renumbered(out);
+		return -1;
+	}
+	return 0;
+}
+
+void compile_free_renumbered(struct compiled *out)
+{
+	free(out->ids);
+	free(out->rule_table);
+	free(out->remote_table);
+	memset(out, 0, sizeof(*out));
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Compiles a matrix and a site into the tables the XDP program reads: address -> group
- * (a group is one distinct set of roles), and (group, proto, port) -> the winning rule.
- * All precedence is settled here, once, so the data path never scans rules.
+ * Compiles a matrix and a site into everything the table maps hold: address -> group (a
+ * group is one distinct set of roles), (group, proto, port) -> the winning rule, each rule's
+ * action and description, the allowed ICMP keys and the rule ids. All precedence is settled
+ * here, once, so the data path never scans rules; this is the only place that interprets the
+ * matrix and site for the maps: the loader (user/loader.c) writes what it returns.
  */
 #ifndef LYNCXDP_COMPILE_H
 #define LYNCXDP_COMPILE_H
@@ -11,8 +13,6 @@
 
 #include "matrix.h"
 #include "site.h"
-
-struct media_table;
 
 struct compiled_addr {
 	int family;
@@ -52,11 +52,21 @@ struct compiled {
 	uint16_t *ids;			    /* [rule index] id in the tables and counters */
 	uint32_t max_id;		    /* highest id in use */
 	int nactive;
-	/* Media (user/media.c, compile_media): NULL media_table means no inspection. */
-	const struct media_table *media_table;
+	/* Media (user/media.c, compile_media); without it nothing is inspected. */
 	uint8_t *media;			  /* [rule index] 1: UDP payloads inspected */
 	uint8_t media_dscp[LX_MEDIA_MAX]; /* tag mode, `-` media services, per media kind */
+	struct lx_payload_type payload[LX_PAYLOAD_TYPES]; /* tbl_payload */
+	/* What the rule maps hold, by rule index (the key is ids[i]), from the arrays above
+	 * and the matrix: tbl_actions and lx_rule_info. */
+	struct lx_rule_action *actions;
+	struct lx_rule_info *infos;
+	/* tbl_icmp: the ICMP (family, type, code) keys allowed, the matrix's then the site's. */
+	uint32_t *icmp_keys;
+	int nicmp;
 };
+
+/* Rebuilds actions and infos after a change to the per-rule arrays (compile_media). */
+int compile_rule_records(struct compiled *c, const struct matrix *m, struct text_error *err);
 
 /* An id the attached maps already give a rule, so a reload can keep its counters. */
 struct compile_old_rule {
@@ -73,6 +83,18 @@ int compile_assign_ids(struct compiled *c, const struct matrix *m,
 		       const struct compile_old_rule *old, int nold, uint32_t rule_cap,
 		       uint8_t *new_ids, struct text_error *err);
 
+/*
+ * Reload: out is c with the ids compile_assign_ids gives it against the attached rules, in
+ * tables of its own; c is left as it is. Everything else out shares with c: release it with
+ * compile_free_renumbered (before compile_free of c).
+ */
+int compile_renumbered(const struct compiled *c, const struct matrix *m,
+		       const struct compile_old_rule *old, int nold, uint32_t rule_cap,
+		       struct compiled *out, uint8_t *new_ids, struct text_error *err);
+void compile_free_renumbered(struct compiled *out);
+
+/* Everything the table maps hold, from a matrix and a site: the only place that reads them
+ * for the maps (the loader writes what this returns). */
 int compile_tables(const struct matrix *m, const struct site *s, struct compiled *c,
 		   struct text_error *err);
 void compile_free(struct compiled *c);

@@ -14,8 +14,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "attach.h"
 #include "json.h"
+#include "pins.h"
 #include "stats.h"
 
 struct stream {
@@ -136,26 +136,22 @@ static void print_suppressed(const struct droplog_opts *o, unsigned long long n)
 int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 {
 	struct stream s = { .o = o };
-	int attached = state_read(&s.st, err);
+	int attached = pins_state_read(&s.st, err);
 	if (attached <= 0) {
 		if (attached == 0)
 			snprintf(err->msg, sizeof(err->msg),
 				 "lyncxdp is not attached to any interface");
 		return -1;
 	}
-	int ring_fd = pinned_map_fd("lx_droplog", err);
-	int rl_fd = ring_fd < 0 ? -1 : pinned_map_fd("lx_droplog_rl", err);
-	if (rl_fd < 0) {
-		if (ring_fd >= 0)
-			close(ring_fd);
+	struct lx_map_fds fds;
+	if (pins_open(&fds, err) < 0)
 		return -1;
-	}
+	int ring_fd = fds.droplog, rl_fd = fds.droplog_rl;
 	s.mono_to_real_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
 	struct ring_buffer *rb = ring_buffer__new(ring_fd, on_event, &s, NULL);
 	if (!rb) {
 		snprintf(err->msg, sizeof(err->msg), "opening the drop log: %s", strerror(errno));
-		close(ring_fd);
-		close(rl_fd);
+		pins_close(&fds);
 		return -1;
 	}
 	unsigned long long before = suppressed(rl_fd), last = before;
@@ -185,7 +181,6 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 	if (rc == 0)
 		print_suppressed(o, suppressed(rl_fd) - before);
 	ring_buffer__free(rb);
-	close(ring_fd);
-	close(rl_fd);
+	pins_close(&fds);
 	return rc;
 }

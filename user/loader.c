@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "loader.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +13,10 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "lyncxdp.skel.h"
-#include "media.h"
-#include "site.h"
 
 uint32_t loader_rule_cap(int nrules)
 {
-	uint32_t cap = 1024;
+	uint32_t cap = LX_RULE_CAP_MIN;
 	while (cap < (uint32_t)nrules + 1)
 		cap *= 2;
 	return cap;
@@ -34,17 +31,17 @@ struct lx_config loader_config(const struct compiled *c)
 		.peer_groups = c->peer_groups,
 		.server_groups = c->server_groups,
 		.client_groups = c->client_groups,
-		.tcp_timeout_ns = LOADER_TCP_TIMEOUT_S * 1000000000ULL,
-		.tcp_closing_ns = LOADER_TCP_CLOSING_S * 1000000000ULL,
-		.udp_timeout_ns = LOADER_UDP_TIMEOUT_S * 1000000000ULL,
-		.droplog_per_sec = LOADER_DROPLOG_PER_SEC,
+		.tcp_timeout_ns = LX_TCP_TIMEOUT_S * 1000000000ULL,
+		.tcp_closing_ns = LX_TCP_CLOSING_S * 1000000000ULL,
+		.udp_timeout_ns = LX_UDP_TIMEOUT_S * 1000000000ULL,
+		.droplog_per_sec = LX_DROPLOG_PER_SEC,
 	};
 	return cfg;
 }
 
 static int is_table(const struct bpf_map *map)
 {
-	return !strncmp(bpf_map__name(map), LOADER_TABLE_PREFIX, strlen(LOADER_TABLE_PREFIX));
+	return !strncmp(bpf_map__name(map), LX_PIN_TABLE_PREFIX, strlen(LX_PIN_TABLE_PREFIX));
 }
 
 /* Reload: this instance uses the (new, unpinned) table maps of another one. */
@@ -76,7 +73,7 @@ static int reuse_pinned_tables(struct bpf_object *obj, struct text_error *err)
 	bpf_object__for_each_map (map, obj) {
 		if (!is_table(map))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		int fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue; /* absent: created and pinned at load */
@@ -101,7 +98,7 @@ static int set_pin_paths(struct bpf_object *obj, const struct loader_opts *opts,
 			continue;
 		if (is_table(map) && (opts->fresh_tables || opts->tables_from))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		int r = bpf_map__set_pin_path(map, path);
 		if (r) {
 			snprintf(err->msg, sizeof(err->msg), "pin path %s: %s", path, strerror(-r));
@@ -237,6 +234,7 @@ void loader_map_fds(struct lyncxdp_bpf *skel, struct lx_map_fds *fds)
 	fds->remarked = bpf_map__fd(skel->maps.lx_remarked);
 	fds->conformance = bpf_map__fd(skel->maps.lx_conformance);
 	fds->drops = bpf_map__fd(skel->maps.lx_drops);
+	fds->droplog = bpf_map__fd(skel->maps.lx_droplog);
 	fds->droplog_rl = bpf_map__fd(skel->maps.lx_droplog_rl);
 	fds->rule_info = bpf_map__fd(skel->maps.lx_rule_info);
 	fds->state = bpf_map__fd(skel->maps.lx_state);
@@ -350,94 +348,16 @@ static int write_rule_table(struct lyncxdp_bpf *skel, const struct compiled *c, 
 	return r;
 }
 
-static int write_rule_actions(struct lyncxdp_bpf *skel, const struct matrix *m,
-			      const struct compiled *c, struct text_error *err)
+/* tbl_actions and lx_rule_info, keyed by rule id. */
+static int write_rule_records(struct lyncxdp_bpf *skel, const struct compiled *c,
+			      struct text_error *err)
 {
-	for (int i = 0; i < m->nrules; i++) {
-		struct lx_rule_action a = { .dscp = c->dscp[i],
-					    .kind = (__u8)m->rules[i].kind,
-					    .media = c->media ? c->media[i] : 0,
-					    .client = (__u8)m->roles[m->rules[i].role].client,
-					    .rank = c->rank[i],
-					    .from_groups = c->from_groups[i] };
+	for (int i = 0; i < c->nrules; i++) {
 		__u32 id = c->ids[i];
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &a, 0)) {
-			snprintf(err->msg, sizeof(err->msg), "writing rule action %u: %s", id,
-				 strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int write_icmp(int fd, const struct matrix_icmp *list, int n, struct text_error *err)
-{
-	for (int i = 0; i < n; i++) {
-		__u32 key = lx_icmp_key((__u32)list[i].family, (__u32)list[i].type,
-					list[i].code < 0 ? LX_ICMP_ANY : (__u32)list[i].code);
-		__u32 one = 1;
-		if (bpf_map_update_elem(fd, &key, &one, 0)) {
-			snprintf(err->msg, sizeof(err->msg), "writing allowed ICMP: %s",
-				 strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int loader_iface_config_fd(struct lyncxdp_bpf *skel)
-{
-	return bpf_map__fd(skel->maps.lx_iface_config);
-}
-
-int loader_set_iface(int iface_config_fd, uint32_t slot, uint32_t policy, uint32_t tag,
-		     struct text_error *err)
-{
-	struct lx_iface_config ic = { 0 };
-	bpf_map_lookup_elem(iface_config_fd, &slot, &ic); /* keeps the side */
-	ic.policy = policy;
-	ic.tag = tag;
-	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
-		snprintf(err->msg, sizeof(err->msg), "setting the interface policy: %s",
-			 strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-int loader_set_side(int iface_config_fd, uint32_t slot, uint32_t side, struct text_error *err)
-{
-	struct lx_iface_config ic = { 0 };
-	bpf_map_lookup_elem(iface_config_fd, &slot, &ic);
-	ic.side = side;
-	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
-		snprintf(err->msg, sizeof(err->msg), "setting the interface side: %s",
-			 strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
-			   const struct compiled *c, struct text_error *err)
-{
-	for (int i = 0; i < m->nrules; i++) {
-		const struct matrix_rule *r = &m->rules[i];
-		const struct matrix_service *svc = &m->services[r->service];
-		struct lx_rule_info info = {
-			.port_lo = r->port_lo,
-			.port_hi = r->port_hi,
-			.proto = (__u8)r->proto,
-			.active = c->active[i],
-			.dscp = c->dscp[i],
-			.kind = (__u8)r->kind,
-			.media = c->media ? c->media[i] : 0,
-		};
-		text_copy(info.role, sizeof(info.role), m->roles[r->role].slug);
-		text_copy(info.service, sizeof(info.service), svc->slug);
-		text_copy(info.name, sizeof(info.name), svc->name);
-		__u32 id = c->ids[i];
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &info, 0)) {
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_actions), &id, &c->actions[i],
+					0) ||
+		    bpf_map_update_elem(bpf_map__fd(skel->maps.lx_rule_info), &id, &c->infos[i],
+					0)) {
 			snprintf(err->msg, sizeof(err->msg), "writing rule %u: %s", id,
 				 strerror(errno));
 			return -1;
@@ -446,21 +366,51 @@ static int write_rule_info(struct lyncxdp_bpf *skel, const struct matrix *m,
 	return 0;
 }
 
-/* Payload types and the per-kind DSCP of media services (maps/media); empty without it. */
+static int write_icmp(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
+{
+	__u32 one = 1;
+	for (int i = 0; i < c->nicmp; i++)
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_icmp), &c->icmp_keys[i], &one,
+					0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing allowed ICMP: %s",
+				 strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+int loader_iface_config_fd(struct lyncxdp_bpf *skel)
+{
+	return bpf_map__fd(skel->maps.lx_iface_config);
+}
+
+int loader_set_iface(int iface_config_fd, uint32_t slot, int policy, int tag, int side,
+		     struct text_error *err)
+{
+	struct lx_iface_config ic = { 0 };
+	bpf_map_lookup_elem(iface_config_fd, &slot, &ic); /* keeps what is not given */
+	if (policy >= 0)
+		ic.policy = (uint32_t)policy;
+	if (tag >= 0)
+		ic.tag = (uint32_t)tag;
+	if (side >= 0)
+		ic.side = (uint32_t)side;
+	if (bpf_map_update_elem(iface_config_fd, &slot, &ic, 0)) {
+		snprintf(err->msg, sizeof(err->msg), "setting the interface %s: %s",
+			 policy >= 0 || tag >= 0 ? "policy" : "side", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Payload types and the per-kind DSCP of media services (maps/media). */
 static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
-	struct lx_payload_type pts[LX_PAYLOAD_TYPES] = { 0 };
 	struct lx_media_config mc;
 	__u32 zero = 0;
 	memset(&mc, LX_DSCP_KEEP, sizeof(mc));
-	const struct media_table *t = c->media_table;
-	for (int i = 0; t && i < LX_PAYLOAD_TYPES; i++)
-		pts[i] = (struct lx_payload_type){ .clock_hz = t->pt[i].clock_hz,
-						   .kind = (__u8)t->pt[i].kind,
-						   .flags = t->pt[i].flags };
-	for (int k = 0; t && k < LX_MEDIA_MAX; k++)
-		mc.dscp[k] = c->media_dscp[k];
-	if (write_array(bpf_map__fd(skel->maps.tbl_payload), pts, sizeof(pts[0]), 0,
+	memcpy(mc.dscp, c->media_dscp, sizeof(c->media_dscp));
+	if (write_array(bpf_map__fd(skel->maps.tbl_payload), c->payload, sizeof(c->payload[0]), 0,
 			LX_PAYLOAD_TYPES, "the payload types", err) < 0)
 		return -1;
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_media), &zero, &mc, 0)) {
@@ -471,20 +421,16 @@ static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	return 0;
 }
 
-int loader_write_tables(struct lyncxdp_bpf *skel, const struct matrix *m, const struct site *s,
-			const struct compiled *c, struct text_error *err)
+int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
-	int icmp_fd = bpf_map__fd(skel->maps.tbl_icmp);
-
 	if (write_addresses(skel, c, err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups,
 			sizeof(struct lx_port_table), 0, 1, "the port groups", err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
-	    write_rule_actions(skel, m, c, err) < 0 || write_rule_info(skel, m, c, err) < 0 ||
-	    write_media(skel, c, err) < 0 || write_icmp(icmp_fd, m->icmp, m->nicmp, err) < 0 ||
-	    write_icmp(icmp_fd, s->icmp, s->nicmp, err) < 0)
+	    write_rule_records(skel, c, err) < 0 || write_media(skel, c, err) < 0 ||
+	    write_icmp(skel, c, err) < 0)
 		return -1;
 	return 0;
 }
@@ -496,7 +442,7 @@ int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
 	bpf_object__for_each_map (map, skel->obj) {
 		if (!is_table(map))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, bpf_map__name(map));
+		pins_map_path(bpf_map__name(map), path, sizeof(path));
 		unlink(path);
 		if (bpf_obj_pin(bpf_map__fd(map), path)) {
 			snprintf(err->msg, sizeof(err->msg), "pinning %s: %s", path,
@@ -505,23 +451,4 @@ int loader_repin_tables(struct lyncxdp_bpf *skel, struct text_error *err)
 		}
 	}
 	return 0;
-}
-
-/* Every file under the maps directory is ours: remove them all, then the directories. */
-void loader_unpin_all(void)
-{
-	char path[512];
-	DIR *dir = opendir(LX_PIN_MAPS);
-	if (dir) {
-		struct dirent *e;
-		while ((e = readdir(dir)))
-			if (e->d_name[0] != '.') {
-				snprintf(path, sizeof(path), "%s/%s", LX_PIN_MAPS, e->d_name);
-				unlink(path);
-			}
-		closedir(dir);
-	}
-	rmdir(LX_PIN_MAPS);
-	rmdir(LX_PIN_LINKS);
-	rmdir(LX_PIN_DIR);
 }

@@ -375,8 +375,8 @@ static int cmd_attach(int argc, char **argv)
 			return usage_error("attach", "--policy is monitor or enforce");
 		else if (opt == 'T')
 			ao.tag = 1;
-		else if (opt == 'D' && attach_parse_side(optarg) >= 0)
-			ao.side = (uint32_t)attach_parse_side(optarg);
+		else if (opt == 'D' && pins_parse_side(optarg) >= 0)
+			ao.side = (uint32_t)pins_parse_side(optarg);
 		else if (opt == 'D')
 			return usage_error("attach", "--side is route, protected or unprotected");
 		else if (opt == 'M')
@@ -399,8 +399,8 @@ static int cmd_attach(int argc, char **argv)
 		printf("lyncxdp: attached to %s: %s, %d of %d rules active, %u IPv4 and %u IPv6 "
 		       "prefixes, policy %s%s, side %s\n",
 		       ifname, in.m.product, in.c.nactive, in.m.nrules, in.c.hosts4 + in.c.nets4,
-		       in.c.hosts6 + in.c.nets6, attach_policy_name(ao.policy),
-		       ao.tag ? ", DSCP tagging" : "", attach_side_name(ao.side));
+		       in.c.hosts6 + in.c.nets6, pins_policy_name(ao.policy),
+		       ao.tag ? ", DSCP tagging" : "", pins_side_name(ao.side));
 	free_inputs(&in);
 	return rc;
 }
@@ -460,7 +460,7 @@ static int cmd_reload(int argc, char **argv)
 		return rc;
 	struct lx_state st;
 	struct text_error err;
-	int attached = state_read(&st, &err);
+	int attached = pins_state_read(&st, &err);
 	if (attached < 0)
 		return fail(&err);
 	if (!attached) {
@@ -507,7 +507,7 @@ static int cmd_set(int argc, char **argv)
 			tag = 1;
 		else if (opt == 'N')
 			tag = 0;
-		else if (opt == 'D' && (side = attach_parse_side(optarg)) < 0)
+		else if (opt == 'D' && (side = pins_parse_side(optarg)) < 0)
 			return usage_error("set", "--side is route, protected or unprotected");
 		else if (opt == OPT_HELP)
 			return fputs(help_set, stdout), 0;
@@ -526,11 +526,11 @@ static int cmd_set(int argc, char **argv)
 	if (attach_set(argv[optind], policy, tag, side, &err) < 0)
 		return fail(&err);
 	printf("lyncxdp: %s:%s%s%s%s%s\n", argv[optind], policy >= 0 ? " policy " : "",
-	       policy >= 0 ? attach_policy_name((uint32_t)policy) : "",
+	       policy >= 0 ? pins_policy_name((uint32_t)policy) : "",
 	       tag < 0 ? ""
 	       : tag   ? " tagging on"
 		       : " tagging off",
-	       side >= 0 ? " side " : "", side >= 0 ? attach_side_name((uint32_t)side) : "");
+	       side >= 0 ? " side " : "", side >= 0 ? pins_side_name((uint32_t)side) : "");
 	return 0;
 }
 
@@ -550,7 +550,7 @@ static void format_time(uint64_t t, char *buf, size_t len)
 }
 
 static void print_status_json(const struct lx_state *st, int attached,
-			      const struct attach_flow_usage *fu)
+			      const struct pins_flow_usage *fu)
 {
 	char when[32];
 	printf("{\"attached\": %s", attached ? "true" : "false");
@@ -589,16 +589,16 @@ static void print_status_json(const struct lx_state *st, int attached,
 		    ", \"ifindex\": %u, \"mode\": \"%s\", \"policy\": \"%s\", \"tag\": %s, "
 		    "\"side\": \"%s\", \"prog_id\": %u, \"link_id\": %u, \"attached_at\": \"%s\", "
 		    "\"alive\": %s}",
-		    ifs->ifindex, attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
-		    ifs->tag ? "true" : "false", attach_side_name(ifs->side), ifs->prog_id,
-		    ifs->link_id, when, attach_link_alive(ifs) ? "true" : "false");
+		    ifs->ifindex, pins_mode_name(ifs->mode), pins_policy_name(ifs->policy),
+		    ifs->tag ? "true" : "false", pins_side_name(ifs->side), ifs->prog_id,
+		    ifs->link_id, when, pins_link_alive(ifs) ? "true" : "false");
 		first = 0;
 	}
 	printf("]}\n");
 }
 
 static void print_status_text(const struct lx_state *st, int attached,
-			      const struct attach_flow_usage *fu)
+			      const struct pins_flow_usage *fu)
 {
 	char when[32];
 	if (!attached) {
@@ -625,10 +625,10 @@ static void print_status_text(const struct lx_state *st, int attached,
 			continue;
 		format_time(ifs->attached_at, when, sizeof(when));
 		printf("%-16s %7u %-8s %-8s %-4s %-11s %7u %7u %-21s %s\n", ifs->name, ifs->ifindex,
-		       attach_mode_name(ifs->mode), attach_policy_name(ifs->policy),
-		       ifs->tag ? "on" : "off", attach_side_name(ifs->side), ifs->prog_id,
+		       pins_mode_name(ifs->mode), pins_policy_name(ifs->policy),
+		       ifs->tag ? "on" : "off", pins_side_name(ifs->side), ifs->prog_id,
 		       ifs->link_id, when,
-		       attach_link_alive(ifs) ? "running" : "gone (interface removed?)");
+		       pins_link_alive(ifs) ? "running" : "gone (interface removed?)");
 	}
 }
 
@@ -653,11 +653,11 @@ static int cmd_status(int argc, char **argv)
 		return rc;
 	struct lx_state st;
 	struct text_error err;
-	int attached = state_read(&st, &err);
+	int attached = pins_state_read(&st, &err);
 	if (attached < 0)
 		return fail(&err);
-	struct attach_flow_usage fu = { 0 };
-	if (attached > 0 && attach_flow_usage(&fu, &err) < 0)
+	struct pins_flow_usage fu = { 0 };
+	if (attached > 0 && pins_flow_usage(&fu, &err) < 0)
 		return fail(&err);
 	json ? print_status_json(&st, attached, &fu) : print_status_text(&st, attached, &fu);
 	return 0;
@@ -684,32 +684,10 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-static int open_pinned(struct lx_map_fds *fds, struct text_error *err)
-{
-	fds->counters = pinned_map_fd("lx_counters", err);
-	fds->special = fds->counters < 0 ? -1 : pinned_map_fd("lx_special", err);
-	fds->remarked = fds->special < 0 ? -1 : pinned_map_fd("lx_remarked", err);
-	fds->conformance = fds->remarked < 0 ? -1 : pinned_map_fd("lx_conformance", err);
-	fds->drops = fds->conformance < 0 ? -1 : pinned_map_fd("lx_drops", err);
-	fds->rule_info = fds->drops < 0 ? -1 : pinned_map_fd("lx_rule_info", err);
-	fds->media = fds->rule_info < 0 ? -1 : pinned_map_fd("lx_media", err);
-	fds->droplog_rl = fds->state = fds->last = fds->streams = -1;
-	return fds->media < 0 ? -1 : 0;
-}
-
-static void close_pinned(struct lx_map_fds *fds)
-{
-	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
-		      fds->rule_info, fds->media,   fds->conformance };
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (all[i] >= 0)
-			close(all[i]);
-}
-
 static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 {
 	uint32_t mask = 0;
-	uint64_t netns = attach_current_netns();
+	uint64_t netns = pins_current_netns();
 	for (int i = 0; i < LX_MAX_IFACES; i++)
 		if (st->ifaces[i].ifindex && (!ifname || (!strcmp(st->ifaces[i].name, ifname) &&
 							  st->ifaces[i].netns == netns)))
@@ -722,7 +700,7 @@ static uint32_t slot_mask_for(const struct lx_state *st, const char *ifname)
 static int read_attached(const char *ifname, struct lx_state *st, uint32_t *mask)
 {
 	struct text_error err;
-	int attached = state_read(st, &err);
+	int attached = pins_state_read(st, &err);
 	if (attached < 0)
 		return fail(&err);
 	if (!attached) {
@@ -785,10 +763,8 @@ static int cmd_stats(int argc, char **argv)
 	if ((rc = read_attached(ifname, &st, &mask)))
 		return rc;
 	struct lx_map_fds fds;
-	if (open_pinned(&fds, &err) < 0) {
-		close_pinned(&fds);
+	if (pins_open(&fds, &err) < 0)
 		return fail(&err);
-	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	struct stats_report now = { 0 }, prev = { 0 };
@@ -811,7 +787,7 @@ static int cmd_stats(int argc, char **argv)
 	}
 	stats_free(&prev);
 	stats_free(&now);
-	close_pinned(&fds);
+	pins_close(&fds);
 	return rc;
 }
 
@@ -880,18 +856,14 @@ static int cmd_streams(int argc, char **argv)
 	if (media_find(st.matrix, media_path, sizeof(media_path)) == 0 &&
 	    media_load(media_path, &media, &err) == 0)
 		so.t = &media;
-	int streams_fd = pinned_map_fd("lx_streams", &err);
-	int info_fd = streams_fd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
-	if (streams_fd < 0 || info_fd < 0) {
-		if (streams_fd >= 0)
-			close(streams_fd);
+	struct lx_map_fds fds;
+	if (pins_open(&fds, &err) < 0)
 		return fail(&err);
-	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	for (unsigned long n = 0; !stop_requested; n++) {
 		struct streams_report r;
-		if (streams_collect(streams_fd, info_fd, so.t, mask, &r, &err) < 0) {
+		if (streams_collect(fds.streams, fds.rule_info, so.t, mask, &r, &err) < 0) {
 			rc = fail(&err);
 			break;
 		}
@@ -906,8 +878,7 @@ static int cmd_streams(int argc, char **argv)
 				       (long)((interval - (double)(time_t)interval) * 1e9) };
 		nanosleep(&ts, NULL);
 	}
-	close(streams_fd);
-	close(info_fd);
+	pins_close(&fds);
 	return rc;
 }
 
@@ -934,7 +905,7 @@ static int top_collect(void *ctx, struct stats_report *r, struct text_error *err
 {
 	struct top_source *src = ctx;
 	struct lx_state st;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		return -1;
 	uint32_t mask = attached ? slot_mask_for(&st, src->ifname) : 0;
@@ -1003,10 +974,8 @@ static int cmd_top(int argc, char **argv)
 	if ((rc = read_attached(ifname, &st, &mask)))
 		return rc;
 	struct top_source src = { .ifname = ifname };
-	if (open_pinned(&src.fds, &err) < 0) {
-		close_pinned(&src.fds);
+	if (pins_open(&src.fds, &err) < 0)
 		return fail(&err);
-	}
 	char title[160];
 	size_t used = (size_t)snprintf(title, sizeof(title), "%s on", st.product);
 	for (int i = 0; i < LX_MAX_IFACES && used < sizeof(title); i++)
@@ -1017,7 +986,7 @@ static int cmd_top(int argc, char **argv)
 		.interval = interval, .title = title, .in_fd = STDIN_FILENO, .out_fd = STDOUT_FILENO
 	};
 	rc = top_run(&o, top_collect, &src, &err) < 0 ? fail(&err) : 0;
-	close_pinned(&src.fds);
+	pins_close(&src.fds);
 	return rc;
 }
 
@@ -1026,7 +995,7 @@ static int cmd_top(int argc, char **argv)
 /* The sides a test run can model: frames arrive on no interface, so nothing to route by. */
 static int test_side(const char *text)
 {
-	int side = attach_parse_side(text);
+	int side = pins_parse_side(text);
 	return side == LX_SIDE_PROTECTED || side == LX_SIDE_UNPROTECTED ? side : -1;
 }
 

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compile.h"
+
 static const char *const kind_names[LX_MEDIA_MAX] = {
 	[LX_MEDIA_OTHER] = "other", [LX_MEDIA_STUN] = "stun",	    [LX_MEDIA_AUDIO] = "audio",
 	[LX_MEDIA_VIDEO] = "video", [LX_MEDIA_SHARING] = "sharing", [LX_MEDIA_RTCP] = "rtcp",
@@ -231,7 +233,10 @@ int compile_media(struct compiled *c, const struct matrix *m, const struct site 
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -1;
 	}
-	c->media_table = t;
+	for (int i = 0; i < LX_PAYLOAD_TYPES; i++)
+		c->payload[i] = (struct lx_payload_type){ .clock_hz = t->pt[i].clock_hz,
+							  .kind = (__u8)t->pt[i].kind,
+							  .flags = t->pt[i].flags };
 	for (int i = 0; i < t->ninspect; i++) {
 		int svc = service_index(m, t->inspect[i]);
 		for (int r = 0; svc >= 0 && r < m->nrules; r++)
@@ -242,7 +247,7 @@ int compile_media(struct compiled *c, const struct matrix *m, const struct site 
 		int svc = t->tag[k][0] ? service_index(m, t->tag[k]) : -1;
 		c->media_dscp[k] = svc >= 0 ? service_dscp(m, s, svc) : LX_DSCP_KEEP;
 	}
-	return 0;
+	return compile_rule_records(c, m, err);
 }
 
 const char *media_verdict(const struct media_table *t, int kind, uint64_t packets, double loss,

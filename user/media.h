@@ -9,10 +9,12 @@
 
 #include <stdint.h>
 
-#include "compile.h"
-#include "matrix.h"
-#include "site.h"
+#include "../bpf/lyncxdp_kern_user.h"
 #include "text.h"
+
+struct compiled;
+struct matrix;
+struct site;
 
 #define MEDIA_MAX_INSPECT 64
 

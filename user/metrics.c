@@ -13,9 +13,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "attach.h"
 #include "matrix.h"
 #include "media.h"
+#include "pins.h"
 #include "stats.h"
 #include "streams.h"
 
@@ -64,64 +64,41 @@ static void rule_labels(FILE *out, const char *ifname, const struct stats_row *r
 	label(out, "direction", stats_dir_name(row->dir), 0);
 }
 
-/* One family of per-rule metrics; `field` picks packets/bytes of count or remarked. */
+/* What a family of per-rule metrics counts: packets or bytes of ... */
+enum rule_values {
+	RULE_COUNT,	  /* everything the rule classified */
+	RULE_REMARKED,	  /* DSCP rewritten by the tag mode */
+	RULE_MEDIA,	  /* media services: by what their packets carried (label media) */
+	RULE_CONFORMANCE, /* services with a DSCP: by the DSCP they arrived with, as a class */
+};
+
+/* One family of per-rule (and direction) metrics. */
 static void rule_metric(FILE *out, const struct iface_report *ir, int n, const char *name,
-			const char *help, int remarked, int bytes)
+			const char *help, enum rule_values what, int bytes)
 {
+	int nclass = what == RULE_MEDIA ? LX_MEDIA_MAX : what == RULE_CONFORMANCE ? LX_CONF_MAX : 1;
 	header(out, name, "counter", help);
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < ir[i].r.nrows; k++) {
 			const struct stats_row *row = &ir[i].r.rows[k];
-			const struct lx_count *c = remarked ? &row->remarked : &row->count;
-			fprintf(out, "%s{", name);
-			rule_labels(out, ir[i].ifs->name, row);
-			fprintf(out, "} %llu\n",
-				(unsigned long long)(bytes ? c->bytes : c->packets));
-		}
-}
-
-/* Per media service, rule and direction: packets and bytes by what they carried. */
-static void media_metric(FILE *out, const struct iface_report *ir, int n, int bytes)
-{
-	const char *name = bytes ? "lyncxdp_media_bytes_total" : "lyncxdp_media_packets_total";
-	header(out, name, "counter",
-	       bytes ? "Bytes of media services' UDP packets by what they carry (label media)."
-		     : "Packets of media services' UDP packets by what they carry (label media: "
-		       "stun, audio, video, sharing, rtcp, dtls, other).");
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < ir[i].r.nrows; k++) {
-			const struct stats_row *row = &ir[i].r.rows[k];
-			if (!row->info.media)
+			if ((what == RULE_MEDIA && !row->info.media) ||
+			    (what == RULE_CONFORMANCE && row->info.dscp == LX_DSCP_KEEP))
 				continue;
-			for (int m = 0; m < LX_MEDIA_MAX; m++) {
+			for (int c = 0; c < nclass; c++) {
+				const struct lx_count *v = what == RULE_COUNT	   ? &row->count
+							   : what == RULE_REMARKED ? &row->remarked
+							   : what == RULE_MEDIA
+							       ? &row->media[c]
+							       : &row->conformance[c];
 				fprintf(out, "%s{", name);
 				rule_labels(out, ir[i].ifs->name, row);
-				label(out, "media", media_kind_name(m), 0);
+				if (what == RULE_MEDIA)
+					label(out, "media", media_kind_name(c), 0);
+				else if (what == RULE_CONFORMANCE)
+					label(out, "conformance",
+					      stats_conformance_name((uint32_t)c), 0);
 				fprintf(out, "} %llu\n",
-					(unsigned long long)(bytes ? row->media[m].bytes
-								   : row->media[m].packets));
-			}
-		}
-}
-
-/* QoS conformance of the rules whose service has a DSCP: the class, never the raw value. */
-static void conformance_metric(FILE *out, const struct iface_report *ir, int n)
-{
-	const char *name = "lyncxdp_dscp_packets_total";
-	header(out, name, "counter",
-	       "Classified packets by the DSCP they arrived with: the service's (expected), 0 "
-	       "(zero) or another (other); rules whose service has a DSCP only.");
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < ir[i].r.nrows; k++) {
-			const struct stats_row *row = &ir[i].r.rows[k];
-			if (row->info.dscp == LX_DSCP_KEEP)
-				continue;
-			for (uint32_t c = 0; c < LX_CONF_MAX; c++) {
-				fprintf(out, "%s{", name);
-				rule_labels(out, ir[i].ifs->name, row);
-				label(out, "conformance", stats_conformance_name(c), 0);
-				fprintf(out, "} %llu\n",
-					(unsigned long long)row->conformance[c].packets);
+					(unsigned long long)(bytes ? v->bytes : v->packets));
 			}
 		}
 }
@@ -186,8 +163,8 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 	for (int i = 0; i < n; i++) {
 		fprintf(out, "lyncxdp_attached{");
 		label(out, "interface", ir[i].ifs->name, 1);
-		label(out, "mode", attach_mode_name(ir[i].ifs->mode), 0);
-		label(out, "policy", attach_policy_name(ir[i].ifs->policy), 0);
+		label(out, "mode", pins_mode_name(ir[i].ifs->mode), 0);
+		label(out, "policy", pins_policy_name(ir[i].ifs->policy), 0);
 		label(out, "tag", ir[i].ifs->tag ? "on" : "off", 0);
 		fprintf(out, "} 1\n");
 	}
@@ -196,7 +173,7 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 }
 
 /* lx_flows: what `status` shows, so that a fleet can alert before the LRU evicts live flows. */
-static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
+static void flow_metrics(FILE *out, const struct pins_flow_usage *fu)
 {
 	const struct {
 		const char *name, *type, *help;
@@ -217,28 +194,6 @@ static void flow_metrics(FILE *out, const struct attach_flow_usage *fu)
 		header(out, rows[i].name, rows[i].type, rows[i].help);
 		fprintf(out, "%s %llu\n", rows[i].name, rows[i].value);
 	}
-}
-
-static int open_fds(struct lx_map_fds *fds, struct text_error *err)
-{
-	const char *names[] = { "lx_counters",	"lx_special", "lx_remarked",   "lx_drops",
-				"lx_rule_info", "lx_media",   "lx_conformance" };
-	int *slots[] = { &fds->counters,  &fds->special, &fds->remarked,   &fds->drops,
-			 &fds->rule_info, &fds->media,	 &fds->conformance };
-	memset(fds, -1, sizeof(*fds));
-	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
-		if ((*slots[i] = pinned_map_fd(names[i], err)) < 0)
-			return -1;
-	return 0;
-}
-
-static void close_fds(struct lx_map_fds *fds)
-{
-	int all[] = { fds->counters,  fds->special, fds->remarked,   fds->drops,
-		      fds->rule_info, fds->media,   fds->conformance };
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (all[i] >= 0)
-			close(all[i]);
 }
 
 /* ---- RTP streams: per interface, service, direction and media type, never per stream ---- */
@@ -290,8 +245,20 @@ static void histogram(FILE *out, const char *name, const struct stream_group *g,
 	}
 }
 
-static void stream_metrics(FILE *out, const struct lx_state *st, const struct iface_report *ir,
-			   int n)
+/* Streams per group, or (poor) those of them poor by CQD's thresholds. */
+static void stream_gauge(FILE *out, const char *name, const char *help,
+			 const struct stream_group *g, int ng, int poor)
+{
+	header(out, name, "gauge", help);
+	for (int i = 0; i < ng; i++) {
+		fprintf(out, "%s{", name);
+		group_labels(out, &g[i]);
+		fprintf(out, "} %llu\n", (unsigned long long)(poor ? g[i].poor : g[i].streams));
+	}
+}
+
+static void stream_metrics(FILE *out, const struct lx_state *st, const struct lx_map_fds *fds,
+			   const struct iface_report *ir, int n)
 {
 	struct text_error err;
 	static struct media_table media;
@@ -299,14 +266,12 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 	const struct media_table *t = NULL;
 	if (media_find(st->matrix, path, sizeof(path)) == 0 && media_load(path, &media, &err) == 0)
 		t = &media;
-	int sfd = pinned_map_fd("lx_streams", &err);
-	int ifd = sfd < 0 ? -1 : pinned_map_fd("lx_rule_info", &err);
 	struct stream_group *g = NULL;
 	int ng = 0, cap = 0;
-	for (int i = 0; sfd >= 0 && ifd >= 0 && i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		struct streams_report r;
 		int slot = (int)(ir[i].ifs - st->ifaces);
-		if (streams_collect(sfd, ifd, t, 1u << slot, &r, &err) < 0)
+		if (streams_collect(fds->streams, fds->rule_info, t, 1u << slot, &r, &err) < 0)
 			continue;
 		for (int k = 0; k < r.n; k++) {
 			const struct stream_row *row = &r.rows[k];
@@ -344,21 +309,13 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 		}
 		streams_free(&r);
 	}
-	header(out, "lyncxdp_rtp_streams", "gauge",
-	       "RTP streams of media services in the stream table now, per service, direction "
-	       "and media type.");
-	for (int i = 0; i < ng; i++) {
-		fprintf(out, "lyncxdp_rtp_streams{");
-		group_labels(out, &g[i]);
-		fprintf(out, "} %llu\n", (unsigned long long)g[i].streams);
-	}
-	header(out, "lyncxdp_rtp_poor_streams", "gauge",
-	       "Of those, streams poor by Microsoft's CQD thresholds (maps/media).");
-	for (int i = 0; i < ng; i++) {
-		fprintf(out, "lyncxdp_rtp_poor_streams{");
-		group_labels(out, &g[i]);
-		fprintf(out, "} %llu\n", (unsigned long long)g[i].poor);
-	}
+	stream_gauge(out, "lyncxdp_rtp_streams",
+		     "RTP streams of media services in the stream table now, per service, "
+		     "direction and media type.",
+		     g, ng, 0);
+	stream_gauge(out, "lyncxdp_rtp_poor_streams",
+		     "Of those, streams poor by Microsoft's CQD thresholds (maps/media).", g, ng,
+		     1);
 	header(out, "lyncxdp_rtp_stream_loss_ratio", "histogram",
 	       "Packet loss ratio (RFC 3550 A.3) of the streams in the table now.");
 	histogram(out, "lyncxdp_rtp_stream_loss_ratio", g, ng, 0);
@@ -366,16 +323,12 @@ static void stream_metrics(FILE *out, const struct lx_state *st, const struct if
 	       "Interarrival jitter (RFC 3550 A.8), seconds, of the streams in the table now.");
 	histogram(out, "lyncxdp_rtp_stream_jitter_seconds", g, ng, 1);
 	free(g);
-	if (sfd >= 0)
-		close(sfd);
-	if (ifd >= 0)
-		close(ifd);
 }
 
 int metrics_write(FILE *out, struct text_error *err)
 {
 	struct lx_state st;
-	int attached = state_read(&st, err);
+	int attached = pins_state_read(&st, err);
 	if (attached < 0)
 		return -1;
 	if (!attached) {
@@ -386,14 +339,12 @@ int metrics_write(FILE *out, struct text_error *err)
 	}
 	struct lx_map_fds fds;
 	struct iface_report ir[LX_MAX_IFACES];
-	struct attach_flow_usage fu;
+	struct pins_flow_usage fu;
 	int n = 0, rc = 0;
-	if (attach_flow_usage(&fu, err) < 0)
+	if (pins_flow_usage(&fu, err) < 0)
 		return -1;
-	if (open_fds(&fds, err) < 0) {
-		close_fds(&fds);
+	if (pins_open(&fds, err) < 0)
 		return -1;
-	}
 	for (int slot = 0; slot < LX_MAX_IFACES && rc == 0; slot++) {
 		if (!st.ifaces[slot].ifindex)
 			continue;
@@ -406,22 +357,32 @@ int metrics_write(FILE *out, struct text_error *err)
 		info_metrics(out, &st, ir, n);
 		flow_metrics(out, &fu);
 		rule_metric(out, ir, n, "lyncxdp_packets_total", "Packets per rule and direction.",
-			    0, 0);
+			    RULE_COUNT, 0);
 		rule_metric(out, ir, n, "lyncxdp_bytes_total",
-			    "Bytes (whole frames) per rule and direction.", 0, 1);
+			    "Bytes (whole frames) per rule and direction.", RULE_COUNT, 1);
 		rule_metric(out, ir, n, "lyncxdp_remarked_packets_total",
-			    "Packets whose DSCP the tag mode rewrote.", 1, 0);
-		media_metric(out, ir, n, 0);
-		media_metric(out, ir, n, 1);
-		conformance_metric(out, ir, n);
+			    "Packets whose DSCP the tag mode rewrote.", RULE_REMARKED, 0);
+		rule_metric(out, ir, n, "lyncxdp_media_packets_total",
+			    "Packets of media services' UDP packets by what they carry (label "
+			    "media: stun, audio, video, sharing, rtcp, dtls, other).",
+			    RULE_MEDIA, 0);
+		rule_metric(
+		    out, ir, n, "lyncxdp_media_bytes_total",
+		    "Bytes of media services' UDP packets by what they carry (label media).",
+		    RULE_MEDIA, 1);
+		rule_metric(out, ir, n, "lyncxdp_dscp_packets_total",
+			    "Classified packets by the DSCP they arrived with: the service's "
+			    "(expected), 0 (zero) or another (other); rules whose service has a "
+			    "DSCP only.",
+			    RULE_CONFORMANCE, 0);
 		special_metric(out, ir, n, 0);
 		special_metric(out, ir, n, 1);
 		drop_metric(out, ir, n, 0);
 		drop_metric(out, ir, n, 1);
-		stream_metrics(out, &st, ir, n);
+		stream_metrics(out, &st, &fds, ir, n);
 	}
 	for (int i = 0; i < n; i++)
 		stats_free(&ir[i].r);
-	close_fds(&fds);
+	pins_close(&fds);
 	return rc;
 }

@@ -36,7 +36,7 @@ static const char *const conformance_names[LX_CONF_MAX] = {
 
 const char *stats_conformance_name(uint32_t conformance)
 {
-	return conformance < LX_CONF_MAX ? conformance_names[conformance] : "?";
+	return text_name(conformance_names, LX_CONF_MAX, conformance);
 }
 
 double stats_conformance_share(const struct stats_row *row)
@@ -49,12 +49,12 @@ double stats_conformance_share(const struct stats_row *row)
 
 const char *stats_reason_name(uint32_t reason)
 {
-	return reason < LX_DROP_MAX ? reason_names[reason] : "?";
+	return text_name(reason_names, LX_DROP_MAX, reason);
 }
 
 const char *stats_counter_name(int counter)
 {
-	return counter >= 0 && counter < LX_CNT_MAX ? counter_names[counter] : "?";
+	return text_name(counter_names, LX_CNT_MAX, counter);
 }
 
 const char *stats_dir_name(uint32_t dir)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "loader.h"
+#include "pins.h"
 
 struct stats_row {
 	uint32_t rule;

@@ -20,6 +20,7 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 			const struct compiled *c, uint32_t policy, uint32_t tag,
 			const struct lx_config *config, struct text_error *err)
 {
+	(void)s; /* what the tables need of the site, c holds */
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
@@ -32,8 +33,9 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
-	if (loader_write_tables(t->skel, m, s, c, err) < 0 ||
-	    loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err) < 0) {
+	if (loader_write_tables(t->skel, c, err) < 0 ||
+	    loader_set_iface(loader_iface_config_fd(t->skel), 0, (int)policy, (int)tag, -1, err) <
+		0) {
 		testrun_close(t);
 		return -1;
 	}
@@ -44,7 +46,7 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err)
 {
-	return loader_set_iface(loader_iface_config_fd(t->skel), 0, policy, tag, err);
+	return loader_set_iface(loader_iface_config_fd(t->skel), 0, (int)policy, (int)tag, -1, err);
 }
 
 void testrun_set_time(struct testrun *t, uint64_t ns)
@@ -54,7 +56,7 @@ void testrun_set_time(struct testrun *t, uint64_t ns)
 
 int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err)
 {
-	return loader_set_side(loader_iface_config_fd(t->skel), 0, side, err);
+	return loader_set_iface(loader_iface_config_fd(t->skel), 0, -1, -1, (int)side, err);
 }
 
 void testrun_close(struct testrun *t)

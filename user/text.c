@@ -184,3 +184,8 @@ int text_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
 	*out = v;
 	return 0;
 }
+
+const char *text_name(const char *const *names, size_t n, long i)
+{
+	return i >= 0 && (size_t)i < n && names[i] ? names[i] : "?";
+}

@@ -49,6 +49,9 @@ int text_is_slug(const char *s, size_t max);
 /* Strict decimal parse of an unsigned value in [min, max]. */
 int text_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
+/* names[i] of a table indexed by an enum of n values; "?" when out of range or unnamed. */
+const char *text_name(const char *const *names, size_t n, long i);
+
 /* Bounded copy that always terminates. */
 void text_copy(char *dst, size_t size, const char *src);
 

@@ -246,8 +246,9 @@ static int lx_open(struct lx_inst *x, const char *matrix, const char *site, uint
 		return -1;
 	}
 	double t2 = now_s();
-	if (loader_write_tables(x->skel, x->m, x->s, x->c, err) < 0 ||
-	    loader_set_iface(loader_iface_config_fd(x->skel), 0, policy, tag, err) < 0) {
+	if (loader_write_tables(x->skel, x->c, err) < 0 ||
+	    loader_set_iface(loader_iface_config_fd(x->skel), 0, (int)policy, (int)tag, -1, err) <
+		0) {
 		lx_close(x);
 		return -1;
 	}
