@@ -1,4 +1,6 @@
-# lyncxdp: build, demo, tests. `make help` lists the targets.
+# lyncxdp: build, demo, tests. `make help` lists the targets: each target's line says what it
+# does after `## ` (more lines: `## ` lines right below it); tests/suite_make.sh checks that
+# every target is listed.
 .DEFAULT_GOAL := all
 
 BUILD     ?= build
@@ -6,6 +8,12 @@ CC        := clang
 BPF_CLANG := clang
 BPFTOOL   ?= bpftool
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
+# The BPF target architecture (__TARGET_ARCH_*, as libbpf's bpf_tracing.h names it) of this
+# machine; BPF_ARCH=... overrides it.
+BPF_ARCH  ?= $(shell uname -m | sed -e 's/^x86_64$$/x86/' -e 's/^i.86$$/x86/' \
+               -e 's/^aarch64.*/arm64/' -e 's/^armv.*/arm/' -e 's/^ppc64.*/powerpc/' \
+               -e 's/^s390.*/s390/' -e 's/^riscv.*/riscv/' -e 's/^loongarch.*/loongarch/' \
+               -e 's/^mips.*/mips/')
 VERSION   := 0.1.0
 
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I$(BUILD) -Ibpf \
@@ -13,7 +21,7 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I$(BUILD) -Ibp
 CFLAGS  ?= -O2
 LDLIBS  := -lbpf -lelf -lz -lpcap -lmicrohttpd
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -I/usr/include/$(MULTIARCH) -Ibpf \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -I/usr/include/$(MULTIARCH) -Ibpf \
               -Wall -Wextra -Werror
 
 # Every module but the CLI's main: the tests link against the same objects.
@@ -23,24 +31,17 @@ SAN_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/san/%.o)
 TEST_BINS := $(BUILD)/test_parsers $(BUILD)/test_datapath $(BUILD)/test_policy $(BUILD)/test_differential $(BUILD)/test_fuzz_regress $(BUILD)/test_media
 HEADERS  := $(wildcard user/*.h) bpf/lyncxdp_kern_user.h $(BUILD)/lyncxdp.skel.h
 
-.PHONY: all deps demo test test-unit format format-check install man deb print-version clean help
+.PHONY: all deps demo test format format-check install man deb print-version clean help
 
-all: $(BUILD)/lyncxdp
+all: $(BUILD)/lyncxdp ## build build/lyncxdp (the default: `make`)
 
-help:
-	@echo "make            build build/lyncxdp"
-	@echo "make deps       install build and test dependencies (Debian 12, root)"
-	@echo "make demo       two namespaces on a veth pair, attach, Lync-shaped traffic, stats"
-	@echo "make test       every test, ending with 'N passed, N failed'"
-	@echo "make install    binary to /usr/local/sbin, matrices to /usr/local/share/lyncxdp,"
-	@echo "                systemd units, /etc/lyncxdp/lyncxdp.conf.example, docs (DESTDIR=...)"
-	@echo "                (PREFIX=/usr/local), man page, bash completion"
-	@echo "make deb        lyncxdp_VERSION_ARCH.deb here (scripts/deb/build.sh):"
-	@echo "                apt install ./lyncxdp_*.deb"
-	@echo "make man        build/lyncxdp.8 from the real --help texts"
-	@echo "make format     clang-format the C sources"
+help: ## this list: every target and what it does
+	@awk '/^[a-z][a-z0-9-]*:.*## / { t = $$0; sub(/:.*/, "", t); d = $$0; sub(/^[^#]*## /, "", d); \
+		printf "make %-13s %s\n", t, d; more = 1; next } \
+		more && /^## / { d = $$0; sub(/^## /, "", d); printf "%18s %s\n", "", d; next } \
+		{ more = 0 }' $(firstword $(MAKEFILE_LIST))
 
-deps:
+deps: ## install build and test dependencies (Debian 12, root)
 	@bash scripts/install-deps.sh
 
 $(BUILD)/lyncxdp.bpf.o: bpf/lyncxdp.bpf.c bpf/lyncxdp_kern_user.h | $(BUILD)
@@ -63,27 +64,35 @@ $(BUILD)/lyncxdp: $(BUILD)/obj/lyncxdp.o $(LIB_OBJS)
 $(BUILD)/san/lyncxdp: $(BUILD)/san/lyncxdp.o $(SAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test_%: tests/test_%.c tests/check.h $(LIB_OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< $(LIB_OBJS) $(LDLIBS)
+# Every C test links tests/support.c (die, checksums, frames, program instances).
+TEST_SUPPORT := tests/support.c tests/support.h tests/check.h
 
-$(BUILD)/san/test_%: tests/test_%.c tests/check.h $(SAN_OBJS) $(HEADERS)
-	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $< $(SAN_OBJS) $(LDLIBS)
+$(BUILD)/test_%: tests/test_%.c $(TEST_SUPPORT) $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< tests/support.c $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/san/test_%: tests/test_%.c $(TEST_SUPPORT) $(SAN_OBJS) $(HEADERS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $< tests/support.c $(SAN_OBJS) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-demo: deps all
+demo: deps all ## two namespaces on a veth pair, attach, Lync-shaped traffic, stats
 	@bash scripts/demo.sh
 
 # Unit and data-path tests (plain and under ASan/UBSan), then the shell suites.
-test: deps all $(TEST_BINS) $(TEST_BINS:$(BUILD)/%=$(BUILD)/san/%) $(BUILD)/san/lyncxdp
+TEST_DEPS := deps all $(TEST_BINS) $(TEST_BINS:$(BUILD)/%=$(BUILD)/san/%) $(BUILD)/san/lyncxdp
+test: $(TEST_DEPS) ## every test (tests/run.sh), ending with 'N passed, N failed'
 	@bash tests/run.sh
 
-format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h tests/*.c tests/*.h
+# Every C source and header of the project (clang-format 14, .clang-format).
+C_SOURCES := $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h tests/*.c tests/*.h tests/fuzz/*.c \
+                        tests/fuzz/*.h tests/bench/*.c tests/bench/*.h)
 
-format-check:
-	clang-format --dry-run --Werror bpf/*.c bpf/*.h user/*.c user/*.h tests/*.c tests/*.h
+format: ## clang-format every C source (bpf/, user/, tests/, tests/fuzz/, tests/bench/)
+	clang-format -i $(C_SOURCES)
+
+format-check: ## what CI runs: fails when `make format` would change a C source
+	clang-format --dry-run --Werror $(C_SOURCES)
 
 # DESTDIR stages the files elsewhere (packaging, tests); PREFIX is /usr/local, or /usr for the
 # Debian package (`make deb`). Units go to UNITDIR; the configuration example next to where
@@ -96,7 +105,9 @@ DOCDIR  := $(PREFIX)/share/doc/lyncxdp
 COMPDIR := $(PREFIX)/share/bash-completion/completions
 AT_PREFIX := sed 's|/usr/local/|$(PREFIX)/|g'
 
-install: all man
+install: all man ## binary to /usr/local/sbin, matrices to /usr/local/share/lyncxdp,
+## systemd units, /etc/lyncxdp/lyncxdp.conf.example, docs, man page, bash completion
+## (DESTDIR=..., PREFIX=/usr/local)
 	install -D -m 0755 $(BUILD)/lyncxdp $(DESTDIR)$(PREFIX)/sbin/lyncxdp
 	install -d $(DESTDIR)$(PREFIX)/share/lyncxdp/maps
 	install -m 0644 maps/*.matrix maps/media maps/qos.profiles maps/site.example maps/README.md \
@@ -125,7 +136,7 @@ install: all man
 
 # lyncxdp(8): generated from the real `--help` of the program and of each command, plus the
 # hand-written sections (file formats, exit status, files, examples) of scripts/lyncxdp.8.in.
-man: $(BUILD)/lyncxdp.8
+man: $(BUILD)/lyncxdp.8 ## build/lyncxdp.8 from the real --help texts
 
 $(BUILD)/lyncxdp.8: $(BUILD)/lyncxdp scripts/manpage.sh scripts/lyncxdp.8.in
 	bash scripts/manpage.sh $(BUILD)/lyncxdp scripts/lyncxdp.8.in >$@.tmp && mv $@.tmp $@
@@ -134,13 +145,13 @@ $(BUILD)/lyncxdp.8: $(BUILD)/lyncxdp scripts/manpage.sh scripts/lyncxdp.8.in
 # (scripts/deb/build.sh: Debian's build flags, `make install PREFIX=/usr`, dpkg-shlibdeps,
 # dpkg-gencontrol, dpkg-deb). tests/suite_package.sh builds it with DEBDIR=a scratch directory.
 DEBDIR ?= $(CURDIR)
-deb: deps
+deb: deps ## lyncxdp_VERSION_ARCH.deb here (scripts/deb/build.sh): apt install ./lyncxdp_*.deb
 	@bash scripts/deb/build.sh $(DEBDIR)
 
-print-version:
+print-version: ## the version, for scripts
 	@echo $(VERSION)
 
-clean:
+clean: ## remove build/
 	rm -rf $(BUILD)
 
 # ---- `make bench`: per-packet cost, throughput, scaling, control plane (scripts/bench.sh).
@@ -155,7 +166,8 @@ $(BUILD)/bench: tests/bench/bench.c $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 .PHONY: bench
-bench: deps all $(BUILD)/bench $(BENCH_BPF)
+bench: deps all $(BUILD)/bench $(BENCH_BPF) ## per-packet cost, throughput, scaling, control plane
+## (scripts/bench.sh; not part of `make test`)
 	@BUILD=$(BUILD) bash scripts/bench.sh
 
 # ---- differential test, fuzzers, their regression runner (tests/test_differential.c,
@@ -164,12 +176,12 @@ bench: deps all $(BUILD)/bench $(BENCH_BPF)
 # differential run (1,000,000 frames). `make fuzz-smoke` (CI): each fuzzer 10 s, no long run.
 # A crash leaves $(BUILD)/fuzz/crash-TARGET-*: copy it to tests/fuzz/corpus/TARGET/ (named
 # crash-*) so that test_fuzz_regress replays it in every `make test`.
-DIFF_SRCS := tests/test_differential.c tests/reference.c
+DIFF_SRCS := tests/test_differential.c tests/reference.c tests/support.c
 
-$(BUILD)/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(LIB_OBJS) $(HEADERS)
+$(BUILD)/test_differential: $(DIFF_SRCS) tests/reference.h $(TEST_SUPPORT) $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Iuser -o $@ $(DIFF_SRCS) $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/san/test_differential: $(DIFF_SRCS) tests/reference.h tests/check.h $(SAN_OBJS) $(HEADERS)
+$(BUILD)/san/test_differential: $(DIFF_SRCS) tests/reference.h $(TEST_SUPPORT) $(SAN_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Iuser -o $@ $(DIFF_SRCS) $(SAN_OBJS) $(LDLIBS)
 
 FUZZ_TARGETS := matrix site replay
@@ -194,7 +206,7 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) $(FUZZ_OBJS) $(HEADERS)
 	$(CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Iuser -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 .PHONY: fuzz fuzz-smoke fuzz-run
-fuzz-run: $(FUZZ_BINS)
+fuzz-run: $(FUZZ_BINS) ## each fuzzer FUZZ_SECONDS (default 60), no differential run
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 		log=$(BUILD)/fuzz/fuzz_$$t.log; rc=0; \
@@ -212,9 +224,9 @@ fuzz-run: $(FUZZ_BINS)
 		echo "PASS fuzz_$$t"; \
 	done
 
-fuzz: all $(BUILD)/test_differential
+fuzz: all $(BUILD)/test_differential ## fuzz-run, then the differential test on 1,000,000 frames
 	@$(MAKE) --no-print-directory BUILD=$(BUILD) fuzz-run
 	$(BUILD)/test_differential --long
 
-fuzz-smoke: all
+fuzz-smoke: all ## each fuzzer 10 s (CI)
 	@$(MAKE) --no-print-directory BUILD=$(BUILD) FUZZ_SECONDS=10 fuzz-run

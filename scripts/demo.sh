@@ -43,9 +43,7 @@ mountpoint -q /sys/fs/bpf || die "bpffs is not mounted at /sys/fs/bpf (mount -t 
 for ns in $C $S; do
 	[ -e "/run/netns/$ns" ] && ip netns del "$ns" # left by a demo killed with SIGKILL
 done
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
+ns_traps
 ns_tmpdir lyncxdp-demo
 T=$NS_TMP
 
@@ -64,13 +62,9 @@ grep -v '^#' "$T/demo.site"
 
 # ---- two namespaces, one veth pair ----
 say "Two namespaces joined by a veth pair"
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxdemo-c $S lxdemo-s
-for a in 192.0.2.200/24 192.0.2.50/24 203.0.113.200/24 2001:db8:20::200/48; do ns_addr $C lxdemo-c $a; done
-for a in 192.0.2.11/24 203.0.113.10/24 2001:db8:10::11/48 2001:db8:ff::10/48; do ns_addr $S lxdemo-s $a; done
+two_ns_veth $C lxdemo-c $S lxdemo-s
+ns_addr $C lxdemo-c 192.0.2.200/24 192.0.2.50/24 203.0.113.200/24 2001:db8:20::200/48
+ns_addr $S lxdemo-s 192.0.2.11/24 203.0.113.10/24 2001:db8:10::11/48 2001:db8:ff::10/48
 ip -n $C route add 2001:db8::/32 dev lxdemo-c
 ip -n $S route add 2001:db8::/32 dev lxdemo-s
 echo "$C: $(ip -n $C -br addr show lxdemo-c | awk '{$1=$2=""; print}')"

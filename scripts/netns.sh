@@ -1,6 +1,7 @@
 # Network namespace helpers for the demo, the tests and the benchmark. Source it, and call
-# ns_cleanup from an EXIT trap: every namespace made with ns_add goes, with what lyncxdp
-# attached inside it. Needs $LYNCXDP (the lyncxdp binary).
+# ns_traps (ns_cleanup from an EXIT trap): every namespace made with ns_add goes, with what
+# lyncxdp attached inside it. Needs $LYNCXDP (the lyncxdp binary). two_ns_veth makes the usual
+# pair of namespaces joined by one veth pair (the demo and most live suites).
 # shellcheck shell=bash
 
 # Network namespaces created through ns_add are deleted by ns_cleanup (run it from a trap).
@@ -40,11 +41,30 @@ ns_cleanup() {
 	NS_TMPDIRS=()
 }
 
+# ns_traps [CLEANUP]: CLEANUP (default ns_cleanup) runs on exit, also after Ctrl-C or a kill
+# (INT, TERM and HUP exit so that the EXIT trap runs).
+ns_traps() {
+	# shellcheck disable=SC2064 # the command is fixed now
+	trap "${1:-ns_cleanup}" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+}
+
 # veth_pair NS_A IF_A NS_B IF_B: a veth pair between two namespaces, both ends up.
 veth_pair() {
 	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
 	ip -n "$1" link set "$2" up
 	ip -n "$3" link set "$4" up
+}
+
+# two_ns_veth NS_A IF_A NS_B IF_B: two new quiet namespaces (ns_add, ns_quiet) joined by a
+# veth pair IF_A (in NS_A) ==== IF_B (in NS_B); addresses are the caller's (ns_addr).
+two_ns_veth() {
+	ns_add "$1"
+	ns_add "$3"
+	ns_quiet "$1"
+	ns_quiet "$3"
+	veth_pair "$@"
 }
 
 # lx NS ARGS...: lyncxdp inside a namespace, sharing the host's /sys/fs/bpf pins.
@@ -70,13 +90,17 @@ ns_stale() {
 	done
 }
 
-# ns_addr NS IFACE ADDR/LEN: an address inside a namespace; IPv6 without duplicate address
-# detection, so it is usable at once.
+# ns_addr NS IFACE ADDR/LEN...: addresses inside a namespace; IPv6 without duplicate address
+# detection, so that they are usable at once.
 ns_addr() {
-	case $3 in
-	*:*) ip -n "$1" addr add "$3" dev "$2" nodad ;;
-	*) ip -n "$1" addr add "$3" dev "$2" ;;
-	esac
+	local ns=$1 dev=$2 a
+	shift 2
+	for a in "$@"; do
+		case $a in
+		*:*) ip -n "$ns" addr add "$a" dev "$dev" nodad || return 1 ;;
+		*) ip -n "$ns" addr add "$a" dev "$dev" || return 1 ;;
+		esac
+	done
 }
 
 # ns_quiet NS: no router solicitations and no autoconfiguration on links created afterwards

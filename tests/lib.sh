@@ -1,4 +1,5 @@
-# Shared by the shell test suites: results, network namespaces, cleanup.
+# Shared by the shell test suites: results, suite start-up (suite_start), network namespaces
+# (scripts/netns.sh), waiting for the counters (settle), cleanup.
 # Source it; every suite prints PASS/FAIL lines that tests/run.sh counts.
 # shellcheck shell=bash
 
@@ -189,3 +190,132 @@ require_clean_start() {
 	fi
 	ns_stale "$1"
 }
+
+# attach_or_stop NAME NS ARGS...: `lyncxdp attach ARGS` inside NS must exit 0 (check NAME);
+# else the suite stops there, since nothing after it could pass.
+attach_or_stop() {
+	local name=$1 ns=$2 out rc
+	shift 2
+	out=$(lx "$ns" attach "$@" 2>&1)
+	rc=$?
+	expect_eq "$name exits 0 ($out)" 0 "$rc"
+	if [ "$rc" -ne 0 ]; then
+		suite_done
+		exit 1
+	fi
+}
+
+# suite_start PREFIX [CLEANUP]: the start of a live-network suite: require_clean_start PREFIX,
+# CLEANUP (default ns_cleanup) on exit (ns_traps), and a private temporary directory in $T
+# that ns_cleanup removes.
+suite_start() {
+	require_clean_start "$1"
+	ns_traps "${2:-ns_cleanup}"
+	ns_tmpdir "${1%-}"
+	T=$NS_TMP
+}
+
+# settle [STATS ARGS...]: wait (at most 3 s) until the counters of `lyncxdp stats ARGS` in
+# namespace $LX_NS (default $S, the server) stop moving: XDP on veth runs in NAPI, a little
+# after the sender returns.
+settle() {
+	local a b _ ns=${LX_NS:-$S}
+	a=$(lx "$ns" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+	for _ in $(seq 30); do
+		sleep 0.1
+		b=$(lx "$ns" stats "$@" --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
+		[ "$a" = "$b" ] && return 0
+		a=$b
+	done
+}
+
+# snap NAME: settle, then a `stats --json` report of $LX_NS (default $S) in $T/NAME.json;
+# every snapshot is kept in SNAPS, in order (for checks that counters never go backwards).
+SNAPS=()
+snap() {
+	settle
+	lx "${LX_NS:-$S}" stats --json >"$T/$1.json"
+	SNAPS+=("$T/$1.json")
+}
+
+# ---- tests/nethelper.py: servers and clients in Python (see its docstring) ----
+NH=$TOP/tests/nethelper.py
+
+# h NS ARGS...: a nethelper client (or one-shot command) inside NS, at most 30 s.
+h() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
+}
+
+# serve NS tcp_server|udp_echo|media ARGS...: a nethelper server in the background inside
+# NS, once it listens; its output in $T/serve.NS.WHAT.log. It lives until ns_cleanup stops it
+# (at most 15 min: a loaded machine makes a suite take several times its usual 2 min, and a
+# server gone before the last check fails it for nothing).
+serve() {
+	local ns=$1 out
+	shift
+	out=$T/serve.$ns.$2.log
+	ns_bg "$ns" timeout 900 "$PY" -u "$NH" "$@" >"$out" 2>&1
+	for _ in $(seq 50); do
+		grep -q listening "$out" && return 0
+		sleep 0.1
+	done
+	fail "server $* in $ns did not start: $(cat "$out")"
+	return 1
+}
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# http_up URL: "1" once URL answers (at most 5 s), else "0".
+http_up() {
+	local _
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "$1" && echo 1 && return 0
+		sleep 0.1
+	done
+	echo 0
+}
+
+# ---- a real Prometheus server on 127.0.0.1:$PPORT (suites metrics and fleet) ----
+
+# prom_start CONFIG: prometheus with CONFIG, its data and log in $T; sets PROM_PID
+# (ns_cleanup stops it).
+prom_start() {
+	prometheus --config.file="$1" --storage.tsdb.path="$T/data" \
+		--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
+	PROM_PID=$!
+	NS_PIDS+=("$PROM_PID")
+}
+
+# prom_api PATH [CURL ARGS...]: GET /api/v1/PATH of that server.
+prom_api() { curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/$1" "${@:2}"; }
+
+# pq QUERY: the value of an instant query with exactly one result, "none" without a result,
+# "many" with several.
+pq() {
+	prom_api query --data-urlencode "query=$1" | $PY -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]
+except Exception:
+    print("error"); sys.exit()
+print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
+}
+
+# pq_wait QUERY VALUE: wait (at most 30 s) until QUERY gives VALUE; prints what it last gave.
+pq_wait() {
+	local v _
+	for _ in $(seq 60); do
+		v=$(pq "$1")
+		[ "$v" = "$2" ] && break
+		sleep 0.5
+	done
+	echo "$v"
+}
+
+# digest FILE: "SHA256 SIZE", to compare what was sent with what arrived.
+digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }

@@ -62,28 +62,6 @@
 
 #define REF_MAX_EXT_HDRS 6 /* IPv6 extension headers the program follows */
 
-static const struct {
-	const char *name, *text;
-} compat_info[REF_COMPAT_MAX] = {
-	{ "tcp-doff",
-	  "the TCP data offset is not checked against the length of the packet: a "
-	  "TCP header whose options run past the datagram is classified, not malformed" },
-	{ "icmp-short", "an ICMP header of 2 bytes (type, code) is enough, not 4 (type, code, "
-			"checksum): a 2- or 3-byte ICMP message is ICMP, not malformed" },
-	{ "ext-7th-frag", "a 7th IPv6 extension header is still read when it is a fragment header "
-			  "(a later fragment is then a fragment, any other 7th header malformed)" },
-};
-
-const char *ref_compat_name(unsigned bit)
-{
-	return bit < REF_COMPAT_MAX ? compat_info[bit].name : "?";
-}
-
-const char *ref_compat_text(unsigned bit)
-{
-	return bit < REF_COMPAT_MAX ? compat_info[bit].text : "?";
-}
-
 /* ---- a small hash table: fixed-size keys and values, linear probing, no deletion ---- */
 
 struct ref_table {
@@ -166,12 +144,11 @@ static int table_put(struct ref_table *t, const void *key, const void *val)
 /* ---- set up ---- */
 
 int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
-	     const struct ref_timeouts *t, uint32_t compat)
+	     const struct ref_timeouts *t)
 {
 	memset(r, 0, sizeof(*r));
 	r->m = m;
 	r->s = s;
-	r->compat = compat;
 	r->timeouts = *t;
 	r->dscp = calloc((size_t)m->nrules + 1, sizeof(int));
 	r->tally.rules = calloc(((size_t)m->nrules + 1) * LX_DIR_MAX, sizeof(struct ref_count));
@@ -261,7 +238,7 @@ static void malformed(struct ref_pkt *p, const char *why)
 }
 
 /* The upper-layer header: l4 points at it, avail bytes of the datagram follow. */
-static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_t compat)
+static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail)
 {
 	int proto = p->ipproto;
 	if (proto == 6) { /* TCP */
@@ -270,7 +247,7 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		unsigned doff = l4[12] >> 4;
 		if (doff < 5)
 			return malformed(p, "TCP data offset below 5");
-		if (!(compat & REF_COMPAT_TCP_DOFF) && doff * 4 > avail)
+		if (doff * 4 > avail)
 			return malformed(p, "TCP header (data offset) longer than the packet");
 		p->kind = REF_PORTS;
 		p->proto = LX_PROTO_TCP;
@@ -280,10 +257,8 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		p->tcp_seq = be32(l4 + 4);
 		p->tcp_ack = be32(l4 + 8);
 		p->tcp_win = (uint16_t)be16(l4 + 14);
-		if (doff * 4 <= avail) {
-			p->udp_payload = l4 + doff * 4;
-			p->udp_payload_len = avail - doff * 4;
-		}
+		p->udp_payload = l4 + doff * 4;
+		p->udp_payload_len = avail - doff * 4;
 		return;
 	}
 	if (proto == 17) { /* UDP */
@@ -298,8 +273,7 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 		return;
 	}
 	if (proto == (p->family == 4 ? 1 : 58)) { /* ICMP in IPv4, ICMPv6 in IPv6 */
-		size_t need = compat & REF_COMPAT_ICMP_SHORT ? 2 : 4; /* type, code, checksum */
-		if (avail < need)
+		if (avail < 4)			  /* type, code, checksum */
 			return malformed(p, "ICMP header cut short");
 		p->kind = REF_ICMP;
 		p->icmp_type = l4[0];
@@ -309,7 +283,7 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail, uint32_
 	p->kind = REF_OTHER_L4;
 }
 
-static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint32_t compat)
+static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail)
 {
 	if (avail < 20)
 		return malformed(p, "IPv4 header cut short");
@@ -339,7 +313,7 @@ static void parse_ipv4(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 		return;
 	}
 	p->first_frag = (frag & 0x2000) != 0;
-	parse_l4(p, ip + hlen, end - hlen, compat);
+	parse_l4(p, ip + hlen, end - hlen);
 }
 
 static int is_ext_header(int nh)
@@ -348,7 +322,7 @@ static int is_ext_header(int nh)
 	       nh == 44; /* hop-by-hop, routing, dst opts, frag */
 }
 
-static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint32_t compat)
+static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail)
 {
 	if (avail < 40)
 		return malformed(p, "IPv6 header cut short");
@@ -367,7 +341,7 @@ static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 	size_t pos = 40;
 	int next = 0; /* extension headers read */
 	while (is_ext_header(nh)) {
-		if (next == REF_MAX_EXT_HDRS && !(nh == 44 && (compat & REF_COMPAT_EXT_7TH_FRAG)))
+		if (next == REF_MAX_EXT_HDRS)
 			return malformed(p, "more than 6 IPv6 extension headers");
 		if (pos > end || end - pos < 8)
 			return malformed(p, "IPv6 extension header cut short");
@@ -396,10 +370,10 @@ static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail, uint3
 			return malformed(p, "more than 6 IPv6 extension headers");
 	}
 	p->ipproto = nh;
-	parse_l4(p, ip + pos, end - pos, compat);
+	parse_l4(p, ip + pos, end - pos);
 }
 
-void ref_parse(const uint8_t *f, size_t len, uint32_t compat, struct ref_pkt *p)
+void ref_parse(const uint8_t *f, size_t len, struct ref_pkt *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->frag_proto = -1;
@@ -421,9 +395,9 @@ void ref_parse(const uint8_t *f, size_t len, uint32_t compat, struct ref_pkt *p)
 	}
 	p->ip_off = off;
 	if (type == 0x0800)
-		parse_ipv4(p, f + off, len - off, compat);
+		parse_ipv4(p, f + off, len - off);
 	else if (type == 0x86dd)
-		parse_ipv6(p, f + off, len - off, compat);
+		parse_ipv6(p, f + off, len - off);
 	else
 		p->kind = REF_NON_IP;
 }
@@ -873,7 +847,7 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 	memset(d, 0, sizeof(*d));
 	memset(u, 0, sizeof(*u));
 	memcpy(out, frame, len);
-	ref_parse(frame, len, r->compat, &p);
+	ref_parse(frame, len, &p);
 	d->counter = counter_of_kind[p.kind];
 
 	uint64_t src_roles = 0, dst_roles = 0;

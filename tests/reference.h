@@ -20,23 +20,6 @@
 #include "matrix.h"
 #include "site.h"
 
-/*
- * Known deviations of the program from the documented semantics, as switches. 0 (strict)
- * is what the documentation says; each bit makes the reference imitate one behaviour of the
- * program instead, so that a difference can be named (see reference.c for each). Remove a
- * bit once the program no longer behaves so.
- */
-enum ref_compat {
-	REF_COMPAT_TCP_DOFF = 1u << 0,	   /* TCP data offset not checked against the length */
-	REF_COMPAT_ICMP_SHORT = 1u << 1,   /* 2 bytes of ICMP header are enough */
-	REF_COMPAT_EXT_7TH_FRAG = 1u << 2, /* a 7th IPv6 ext header is still read if a fragment */
-	REF_COMPAT_MAX = 3,
-};
-#define REF_COMPAT_ALL ((1u << REF_COMPAT_MAX) - 1)
-
-const char *ref_compat_name(unsigned bit); /* bit index 0..REF_COMPAT_MAX-1 */
-const char *ref_compat_text(unsigned bit);
-
 /* What the program's flows table ages by (lx_config): nanoseconds. */
 struct ref_timeouts {
 	uint64_t tcp, tcp_closing, udp;
@@ -172,7 +155,6 @@ struct ref_table; /* a small open-addressing hash table, reference.c */
 struct ref {
 	const struct matrix *m;
 	const struct site *s;
-	uint32_t compat;
 	uint32_t policy; /* enum lx_policy */
 	uint32_t tag;
 	uint32_t side; /* enum lx_side: protected or unprotected (route is not modelled) */
@@ -193,7 +175,7 @@ void ref_set_media(struct ref *r, const uint8_t *media_rule, const uint8_t *medi
 		   const uint8_t *pt_kind);
 
 int ref_init(struct ref *r, const struct matrix *m, const struct site *s,
-	     const struct ref_timeouts *t, uint32_t compat);
+	     const struct ref_timeouts *t);
 void ref_free(struct ref *r);
 void ref_set_mode(struct ref *r, uint32_t policy, uint32_t tag);
 
@@ -206,8 +188,8 @@ size_t ref_nstreams(const struct ref *r);
 /* 1 when the address can be a client rule's peer (see reference.c, "classification"). */
 int ref_is_peer(const struct ref *r, int family, const uint8_t *addr);
 
-/* The reference's packet parser (compat: enum ref_compat bits for the parse). */
-void ref_parse(const uint8_t *frame, size_t len, uint32_t compat, struct ref_pkt *p);
+/* The reference's packet parser. */
+void ref_parse(const uint8_t *frame, size_t len, struct ref_pkt *p);
 
 /*
  * Decides one frame without changing any state. `now` is when the program ran. Flow expiry

@@ -23,12 +23,7 @@ IF=lxbad-a
 MATRIX=$MAPS/sfb2015.matrix
 LIMIT_MS=5000
 
-require_clean_start lxbad-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir lxbad
-T=$NS_TMP
+suite_start lxbad-
 
 ns_add $N
 ip -n $N link add $IF type veth peer name lxbad-b

@@ -16,12 +16,7 @@ M=lxcli-m
 SITE=$TOP/tests/sites/cli.site
 OTHER=$TOP/tests/sites/cli-other.site
 
-require_clean_start lxcli-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir
-T=$NS_TMP
+suite_start lxcli-
 
 # Commands run as nobody (setpriv) read the binary, the matrices and the site: they run from a
 # world-readable copy, since the checkout itself may be private (a clone under /root, or in a

@@ -20,29 +20,11 @@ S=lxe2e-s
 SITE=$TOP/tests/sites/e2e.site
 PRODUCT=sfb2015
 
-require_clean_start lxe2e-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir
-T=$NS_TMP
+suite_start lxe2e-
 
 # ---- flows: measured now, checked against the captures at the end ----
 F_NAME=() F_CAP=() F_MAC=() F_SPORT=() F_KEY=() F_BEFORE=() F_AFTER=() F_SENT=()
 nsnap=0
-
-# settle [IFACE]: wait until the counters stop moving (XDP on veth runs in NAPI, a little
-# after the sender returns).
-settle() {
-	local a b i
-	a=$(lx $S stats "$@" --json 2>/dev/null | jq -c .total)
-	for i in $(seq 30); do
-		sleep 0.1
-		b=$(lx $S stats "$@" --json 2>/dev/null | jq -c .total)
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
 
 # snap [IFACE]: a stats --json report in a new file; sets SNAP to its path.
 snap() {
@@ -107,17 +89,9 @@ head -c 300000 /dev/urandom >"$T/blob300k"
 head -c 80000 /dev/urandom >"$T/blob80k"
 
 # ---- namespaces and the first link ----
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxe2e-c0 $S lxe2e-s0
-ns_addr $C lxe2e-c0 192.0.2.100/24
-ns_addr $C lxe2e-c0 2001:db8:1::100/64
-ns_addr $S lxe2e-s0 192.0.2.1/24
-ns_addr $S lxe2e-s0 192.0.2.2/24
-ns_addr $S lxe2e-s0 2001:db8:1::1/64
-ns_addr $S lxe2e-s0 2001:db8:1::2/64
+two_ns_veth $C lxe2e-c0 $S lxe2e-s0
+ns_addr $C lxe2e-c0 192.0.2.100/24 2001:db8:1::100/64
+ns_addr $S lxe2e-s0 192.0.2.1/24 192.0.2.2/24 2001:db8:1::1/64 2001:db8:1::2/64
 CMAC0=$(ns_mac $C lxe2e-c0)
 
 # ---- attach, status ----
@@ -274,10 +248,8 @@ expect_delta "60 udp datagrams to edge-external:3478 during --interval" "$before
 
 # ---- a second interface in the same namespace shares the tables ----
 veth_pair $C lxe2e-c1 $S lxe2e-s1
-ns_addr $C lxe2e-c1 198.51.100.100/24
-ns_addr $C lxe2e-c1 2001:db8:2::100/64
-ns_addr $S lxe2e-s1 198.51.100.1/24
-ns_addr $S lxe2e-s1 2001:db8:2::1/64
+ns_addr $C lxe2e-c1 198.51.100.100/24 2001:db8:2::100/64
+ns_addr $S lxe2e-s1 198.51.100.1/24 2001:db8:2::1/64
 CMAC1=$(ns_mac $C lxe2e-c1)
 out=$(lx $S attach lxe2e-s1 --site "$SITE" --product $PRODUCT 2>&1)
 expect_eq "attach lxe2e-s1 (same files) exits 0 ($out)" 0 $?

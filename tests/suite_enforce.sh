@@ -36,61 +36,17 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxenf-c
 G=lxenf-g
+LX_NS=$G # settle reads its counters
 E=lxenf-e
 SITE=$TOP/tests/sites/enforce.site
 C4=198.51.100.10 C6=2001:db8:c::10
 E4=203.0.113.20 E6=2001:db8:e::20
 GC4=198.51.100.1 GC6=2001:db8:c::1 GE4=203.0.113.1 GE6=2001:db8:e::1
 FORGED_PORT=45678 # an Edge port outside its ephemeral range (40000-44999 below)
-require_clean_start lxenf-
+suite_start lxenf-
 started=$SECONDS
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir lxenf
-T=$NS_TMP
 
-# ---- helpers ----
-NH=$TOP/tests/nethelper.py # servers and clients in Python (see its docstring)
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-# serve NS tcp_server|udp_echo|media ARGS...: a server in the background, once it listens.
-serve() {
-	local ns=$1 out
-	shift
-	out=$T/serve.$ns.$2.log
-	ns_bg "$ns" timeout 600 "$PY" -u "$NH" "$@" >"$out" 2>&1 # killed by ns_cleanup
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-	return 1
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-
-# settle: wait until the counters stop moving (XDP on veth runs in NAPI).
-settle() {
-	local a b
-	a=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $G stats --json 2>/dev/null | jq -c '[.total, .drops, .would_drop]')
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
-# snap NAME: settle, then a stats --json report in $T/NAME.json; every snapshot is kept, in
-# order, for the check that counters never go backwards.
-SNAPS=()
-snap() {
-	settle
-	lx $G stats --json >"$T/$1.json"
-	SNAPS+=("$T/$1.json")
-}
+# ---- helpers (h, serve, digest, snap: tests/lib.sh) ----
 # policy_delta BEFORE AFTER drops|would_drop: "REASON PACKETS BYTES;..." of what grew.
 policy_delta() {
 	$PY - "$@" <<'EOF'
@@ -126,14 +82,10 @@ ns_add $E
 for ns in $C $G $E; do ns_quiet "$ns"; done
 veth_pair $C lxenf-c0 $G lxenf-g0
 veth_pair $G lxenf-g1 $E lxenf-e0
-ns_addr $C lxenf-c0 $C4/24
-ns_addr $C lxenf-c0 $C6/64
-ns_addr $G lxenf-g0 $GC4/24
-ns_addr $G lxenf-g0 $GC6/64
-ns_addr $G lxenf-g1 $GE4/24
-ns_addr $G lxenf-g1 $GE6/64
-ns_addr $E lxenf-e0 $E4/24
-ns_addr $E lxenf-e0 $E6/64
+ns_addr $C lxenf-c0 $C4/24 $C6/64
+ns_addr $G lxenf-g0 $GC4/24 $GC6/64
+ns_addr $G lxenf-g1 $GE4/24 $GE6/64
+ns_addr $E lxenf-e0 $E4/24 $E6/64
 ip -n $C route add default via $GC4
 ip -n $C -6 route add default via $GC6
 ip -n $E route add default via $GE4

@@ -23,14 +23,8 @@ RULES=$TOP/scripts/lyncxdp-rules.yml
 UNIT=$TOP/tests/prometheus/lyncxdp-rules.test.yml
 DASH=$TOP/scripts/lyncxdp-dashboard.json
 D=$TOP/tests/data/reload
-NH=$TOP/tests/nethelper.py
 
-require_clean_start lxfl-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxfl
-T=$NS_TMP
+suite_start lxfl-
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "promtool is installed" command -v promtool
@@ -116,16 +110,9 @@ check "dashboard JSON: schema 39, variables datasource/site/gateway, grid, bound
 PANELS=$(json_get 'len(j["panels"])' <"$DASH")
 
 # ---- two gateways ----
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 declare -A HOLDER EPORT EXP
 for g in 1 2; do
-	ns_add lxfl-c$g
-	ns_add lxfl-g$g
-	ns_quiet lxfl-c$g
-	ns_quiet lxfl-g$g
-	veth_pair lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
+	two_ns_veth lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
 	ns_addr lxfl-c$g lxfl-c${g}0 192.0.2.100/24
 	ns_addr lxfl-g$g lxfl-g${g}0 192.0.2.1/24
 	# The gateway's own bpffs, held by a process of its own mount namespace: two hosts.
@@ -157,12 +144,8 @@ for g in 1 2; do
 	NS_PIDS+=("${EXP[$g]}")
 done
 for g in 1 2; do
-	up=0
-	for _ in $(seq 50); do
-		curl -s -o /dev/null "http://127.0.0.1:${EPORT[$g]}/metrics" && up=1 && break
-		sleep 0.1
-	done
-	expect_eq "gateway $g: exporter answers on 127.0.0.1:${EPORT[$g]}" 1 "$up"
+	expect_eq "gateway $g: exporter answers on 127.0.0.1:${EPORT[$g]}" 1 \
+		"$(http_up "http://127.0.0.1:${EPORT[$g]}/metrics")"
 done
 
 # ---- one Prometheus, both gateways, the rules ----
@@ -183,37 +166,14 @@ scrape_configs:
         labels: {gateway: gw2, site: hq}
 YML
 check "promtool check config (with the rules)" promtool check config "$T/prom.yml"
-prometheus --config.file="$T/prom.yml" --storage.tsdb.path="$T/data" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
-PROM_PID=$!
-NS_PIDS+=("$PROM_PID")
+prom_start "$T/prom.yml"
 
-api() { curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/$1" "${@:2}"; }
-# pq QUERY: the value of an instant query with one result, "none" without, "many" with more.
-pq() {
-	api query --data-urlencode "query=$1" | $PY -c '
-import json, sys
-try:
-    r = json.load(sys.stdin)["data"]["result"]
-except Exception:
-    print("error"); sys.exit()
-print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
-}
-pq_wait() {
-	local v _
-	for _ in $(seq 60); do
-		v=$(pq "$1")
-		[ "$v" = "$2" ] && break
-		sleep 0.5
-	done
-	echo "$v"
-}
 expect_eq "prometheus scrapes both gateways: sum(up) == 2" 2 "$(pq_wait 'sum(up{job="lyncxdp"})' 2)"
 expect_eq "no drift while both gateways run the same files" none \
 	"$(pq 'count by (site) (count by (site, product, matrix_hash, site_hash) (lyncxdp_info)) > 1')"
 
 # ---- real traffic: audio (DSCP 46, 0 and 10), STUN, unclassified ----
-udp() { nsenter --net="/run/netns/$1" timeout 30 "$PY" "$NH" udp_send "${@:2}" >/dev/null; }
+udp() { h "$1" udp_send "${@:2}" >/dev/null; }
 udp lxfl-c1 192.0.2.100 40001 192.0.2.1 50000 40 0 0xb8,0xb8,0x00,0x28
 udp lxfl-c1 192.0.2.100 40002 192.0.2.1 3478 12 0
 udp lxfl-c2 192.0.2.100 40003 192.0.2.1 50001 25 0 0xb8
@@ -263,7 +223,7 @@ expect_eq "gateway 2: reload with a different site file ($out)" 0 $?
 expect_eq "lyncxdp_info: two configurations in site hq" 2 \
 	"$(pq_wait 'count(count by (site, product, matrix_hash, site_hash) (lyncxdp_info{site="hq"}))' 2)"
 alert_state() {
-	api alerts | $PY -c '
+	prom_api alerts | $PY -c '
 import json, sys
 a = [x for x in json.load(sys.stdin)["data"]["alerts"] if x["labels"]["alertname"] == sys.argv[1]
      and all(x["labels"].get(k) == v for k, v in (kv.split("=") for kv in sys.argv[2:]))]
@@ -299,7 +259,7 @@ sleep 2
 for sel in '.*|.*' 'hq|gw1'; do
 	n=0
 	while IFS=$'\t' read -r id title expr; do
-		cnt=$(api query --data-urlencode "query=$expr" | json_get 'len(j["data"]["result"]) if j.get("status") == "success" else "error: %s" % j.get("error")')
+		cnt=$(prom_api query --data-urlencode "query=$expr" | json_get 'len(j["data"]["result"]) if j.get("status") == "success" else "error: %s" % j.get("error")')
 		if [ "$cnt" -gt 0 ] 2>/dev/null; then
 			pass "dashboard panel $id '$title' (site=${sel%|*} gateway=${sel#*|}): $cnt series"
 		else
@@ -312,7 +272,7 @@ done
 for v in 'site|lyncxdp_info|hq' 'gateway|lyncxdp_info{site=~"hq"}|gw1,gw2'; do
 	IFS='|' read -r label match want <<<"$v"
 	expect_eq "dashboard variable $label: label_values($match, $label)" "$want" \
-		"$(api "label/$label/values" --data-urlencode "match[]=$match" | json_get '",".join(sorted(j["data"]))')"
+		"$(prom_api "label/$label/values" --data-urlencode "match[]=$match" | json_get '",".join(sorted(j["data"]))')"
 done
 
 # ---- an exporter stops ----

@@ -14,28 +14,13 @@ source "$(dirname "$0")/lib.sh"
 
 C=lxmd-c
 S=lxmd-s
-require_clean_start lxmd-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxmd
-T=$NS_TMP
+suite_start lxmd-
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxmd-c0 $S lxmd-s0
+two_ns_veth $C lxmd-c0 $S lxmd-s0
 ns_addr $C lxmd-c0 192.0.2.130/24
 ns_addr $S lxmd-s0 192.0.2.1/24
 
-out=$(lx $S attach lxmd-s0 --product sfb2015 --site "$TOP/tests/sites/media.site" 2>&1)
-rc=$?
-expect_eq "attach lxmd-s0 exits 0 ($out)" 0 "$rc"
-if [ "$rc" -ne 0 ]; then
-	suite_done
-	exit 1
-fi
+attach_or_stop "attach lxmd-s0" $S lxmd-s0 --product sfb2015 --site "$TOP/tests/sites/media.site"
 
 # 300 PCMU packets every 20 ms minus three (sequence 1010, 1011, 1150): 297 sent, 3 lost;
 # then STUN (magic cookie) and an RTCP receiver report on the same flow.

@@ -18,47 +18,17 @@ C=lxmt-c
 S=lxmt-s
 D=$TOP/tests/data/reload
 
-require_clean_start lxmt-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxmt
-T=$NS_TMP
+suite_start lxmt-
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "promtool is installed" command -v promtool
 check "prometheus is installed" command -v prometheus
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxmt-c0 $S lxmt-s0
+two_ns_veth $C lxmt-c0 $S lxmt-s0
 ns_addr $C lxmt-c0 192.0.2.100/24
 ns_addr $S lxmt-s0 192.0.2.1/24
 
-out=$(lx $S attach lxmt-s0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
-rc=$?
-expect_eq "attach lxmt-s0 exits 0 ($out)" 0 "$rc"
-if [ "$rc" -ne 0 ]; then
-	suite_done
-	exit 1
-fi
-
-settle() {
-	local a b _
-	a=$(lx $S stats --json 2>/dev/null | jq -c .total)
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $S stats --json 2>/dev/null | jq -c .total)
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
-
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+attach_or_stop "attach lxmt-s0" $S lxmt-s0 --matrix "$D/a.matrix" --site "$D/a.site"
 
 # prom_vs_json PROM JSON: "ok" when every per-rule and per-reason series of the Prometheus
 # text equals the `stats --json` value (one interface), and each side has every row of the
@@ -175,12 +145,7 @@ EPORT=$(free_port)
 "$LYNCXDP" exporter --listen "127.0.0.1:$EPORT" 2>"$T/exporter.log" &
 EXP_PID=$!
 NS_PIDS+=("$EXP_PID")
-up=0
-for _ in $(seq 50); do
-	curl -s -o /dev/null "http://127.0.0.1:$EPORT/metrics" && up=1 && break
-	sleep 0.1
-done
-expect_eq "exporter answers on 127.0.0.1:$EPORT" 1 "$up"
+expect_eq "exporter answers on 127.0.0.1:$EPORT" 1 "$(http_up "http://127.0.0.1:$EPORT/metrics")"
 res=$(curl -s -o "$T/e1.prom" -w '%{http_code}|%{content_type}' "http://127.0.0.1:$EPORT/metrics")
 expect_eq "GET /metrics: 200" 200 "${res%%|*}"
 check "GET /metrics: content type text/plain; version=0.0.4 (${res#*|})" \
@@ -213,33 +178,8 @@ scrape_configs:
       - targets: ['127.0.0.1:$EPORT']
 EOF
 check "promtool check config" promtool check config "$T/prom.yml"
-prometheus --config.file="$T/prom.yml" --storage.tsdb.path="$T/data" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$T/prometheus.log" 2>&1 &
-PROM_PID=$!
-NS_PIDS+=("$PROM_PID")
+prom_start "$T/prom.yml"
 
-# pq QUERY: the value of an instant query with exactly one result, "none" without a result,
-# "many" with several.
-pq() {
-	curl -s -G --max-time 5 "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
-		$PY -c '
-import json, sys
-try:
-    r = json.load(sys.stdin)["data"]["result"]
-except Exception:
-    print("error"); sys.exit()
-print("none" if not r else "many" if len(r) > 1 else r[0]["value"][1])'
-}
-# pq_wait QUERY VALUE: wait (at most 30 s) until QUERY gives VALUE; prints what it last gave.
-pq_wait() {
-	local v _
-	for _ in $(seq 60); do
-		v=$(pq "$1")
-		[ "$v" = "$2" ] && break
-		sleep 0.5
-	done
-	echo "$v"
-}
 AUDIO='lyncxdp_packets_total{service="media-audio",direction="in"}'
 STUN='lyncxdp_packets_total{role="frontend",service="stun",direction="in"}'
 jval() { json_get "$2" <"$1"; }

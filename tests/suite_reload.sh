@@ -30,22 +30,13 @@ cleanup() {
 	# Stale pins this suite made itself (only after it found no pins at all at its start).
 	if [ "$STALE_PINS" = 1 ]; then rm -rf /sys/fs/bpf/lyncxdp; fi
 }
-require_clean_start lxrl-
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxrl
-T=$NS_TMP
+suite_start lxrl- cleanup
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "check: table A compiles" "$LYNCXDP" check --matrix "$D/a.matrix" --site "$D/a.site"
 check "check: table B compiles" "$LYNCXDP" check --matrix "$D/b.matrix" --site "$D/b.site"
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxrl-c0 $S lxrl-s0
+two_ns_veth $C lxrl-c0 $S lxrl-s0
 ns_addr $C lxrl-c0 192.0.2.100/24
 ns_addr $S lxrl-s0 192.0.2.1/24
 
@@ -53,13 +44,7 @@ status_json() { lx $S status --json; }
 # sj FILE EXPR: a Python expression on a status or stats JSON file.
 sj() { json_get "$2" <"$1"; }
 
-out=$(lx $S attach lxrl-s0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
-rc=$?
-expect_eq "attach lxrl-s0 with table A exits 0 ($out)" 0 "$rc"
-if [ "$rc" -ne 0 ]; then
-	suite_done
-	exit 1
-fi
+attach_or_stop "attach lxrl-s0 with table A" $S lxrl-s0 --matrix "$D/a.matrix" --site "$D/a.site"
 status_json >"$T/st0.json"
 PROG0=$(sj "$T/st0.json" 'j["interfaces"][0]["prog_id"]')
 LINK0=$(sj "$T/st0.json" 'j["interfaces"][0]["link_id"]')
@@ -74,18 +59,6 @@ names = {m["id"]: m.get("name", "") for m in json.loads(subprocess.run(
     ["bpftool", "map", "show", "--json"], capture_output=True, text=True).stdout)}
 print(" ".join(str(i) for i in ids if names.get(i, "").startswith("tbl_")))')
 check "the first program reads tbl_* table maps ($TBL0)" test -n "$TBL0"
-
-# settle: wait until the counters stop moving (XDP on veth runs in NAPI).
-settle() {
-	local a b i
-	a=$(lx $S stats --json 2>/dev/null | jq -c .total)
-	for i in $(seq 30); do
-		sleep 0.1
-		b=$(lx $S stats --json 2>/dev/null | jq -c .total)
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
 
 # Resolve the neighbour before the measured phase (its ARP is counted as non-IP anyway).
 ns_udp_send $C 192.0.2.100 39999 192.0.2.1 50000 3 >/dev/null

@@ -17,12 +17,7 @@ S=lxsv-s
 D=$TOP/tests/data/reload
 WRAPPER=$TOP/scripts/lyncxdp-service
 
-require_clean_start lxsv-
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxsv
-T=$NS_TMP
+suite_start lxsv-
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 
@@ -114,11 +109,7 @@ conf() {
 	} >"$f"
 }
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxsv-c0 $S lxsv-s0
+two_ns_veth $C lxsv-c0 $S lxsv-s0
 veth_pair $C lxsv-c1 $S lxsv-s1
 ns_addr $C lxsv-c0 192.0.2.100/24
 ns_addr $S lxsv-s0 192.0.2.1/24

@@ -22,48 +22,12 @@ source "$(dirname "$0")/lib.sh"
 C=lxtag-c
 S=lxtag-s
 SITE=$TOP/tests/sites/tag.site
-NH=$TOP/tests/nethelper.py
 # TOS bytes the UDP senders cycle through: DSCP 0, 46, 10 and 34 with every ECN codepoint.
 TOSES=0x00,0x01,0x02,0x03,0xb8,0xbb,0x28,0x29,0x2a,0x88,0x8b
 
-require_clean_start lxtag-
+suite_start lxtag-
 started=$SECONDS
-trap ns_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP # so that the EXIT trap runs
-ns_tmpdir lxtag
-T=$NS_TMP
 
-h() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" timeout 30 "$PY" "$NH" "$@"
-}
-serve() {
-	local ns=$1 out=$T/serve.$1.$3.log
-	shift
-	ns_bg "$ns" timeout 120 "$PY" -u "$NH" "$@" >"$out" 2>&1
-	for _ in $(seq 50); do
-		grep -q listening "$out" && return 0
-		sleep 0.1
-	done
-	fail "server $* in $ns did not start: $(cat "$out")"
-}
-digest() { echo "$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"; }
-settle() {
-	local a b
-	a=$(lx $S stats --json 2>/dev/null | jq -c .total)
-	for _ in $(seq 30); do
-		sleep 0.1
-		b=$(lx $S stats --json 2>/dev/null | jq -c .total)
-		[ "$a" = "$b" ] && return 0
-		a=$b
-	done
-}
-snap() {
-	settle
-	lx $S stats --json >"$T/$1.json"
-}
 # csum_errors: the receiving namespace's checksum and header error counters (nstat).
 csum_errors() {
 	ip netns exec $S nstat -asz 2>/dev/null | awk '$1 ~ /CsumErrors|InHdrErrors/ { print $1, $2 }' |
@@ -187,17 +151,9 @@ EOF
 # ---- namespaces, addresses, VLAN ----
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "check: the tag site compiles" "$LYNCXDP" check --site "$SITE"
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxtag-c0 $S lxtag-s0
-ns_addr $C lxtag-c0 192.0.2.100/24
-ns_addr $C lxtag-c0 2001:db8:1::100/64
-ns_addr $S lxtag-s0 192.0.2.1/24
-ns_addr $S lxtag-s0 192.0.2.2/24
-ns_addr $S lxtag-s0 2001:db8:1::1/64
-ns_addr $S lxtag-s0 2001:db8:1::2/64
+two_ns_veth $C lxtag-c0 $S lxtag-s0
+ns_addr $C lxtag-c0 192.0.2.100/24 2001:db8:1::100/64
+ns_addr $S lxtag-s0 192.0.2.1/24 192.0.2.2/24 2001:db8:1::1/64 2001:db8:1::2/64
 ip netns exec $C sysctl -qw net.ipv4.tcp_ecn=1 # the client asks for ECN: ECT(0) on TCP data
 SMAC=$(ns_mac $S lxtag-s0)
 

@@ -17,26 +17,17 @@ C=lxtop-c
 S=lxtop-s
 D=$TOP/tests/data/reload
 
-require_clean_start lxtop-
 TMUX_SOCK=lxtop-$$
 cleanup() {
 	tmux -L "$TMUX_SOCK" kill-server 2>/dev/null
 	ns_cleanup
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-ns_tmpdir lxtop
-T=$NS_TMP
+suite_start lxtop- cleanup
 
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "tmux is installed" command -v tmux
 
-ns_add $C
-ns_add $S
-ns_quiet $C
-ns_quiet $S
-veth_pair $C lxtop-c0 $S lxtop-s0
+two_ns_veth $C lxtop-c0 $S lxtop-s0
 ns_addr $C lxtop-c0 192.0.2.100/24
 ns_addr $S lxtop-s0 192.0.2.1/24
 { cat "$D/a.site"; echo "protect frontend"; } >"$T/top.site"

@@ -5,6 +5,7 @@
  * ChannelData), RTP only once its stream is confirmed, per-kind counters, the tag mode on
  * mixed services, the stream table, and the false-positive rate on 1,000,000 random payloads,
  * DNS and QUIC (goal < 0.1%; expected 0: a random payload never confirms a stream).
+ * Instances (struct prog) and frames: tests/support.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "support.h"
 #include "compile.h"
 #include "matrix.h"
 #include "media.h"
@@ -27,66 +29,38 @@
 static struct matrix M;
 static struct media_table T;
 
-struct inst {
-	struct site s;
-	struct compiled c;
-	struct testrun t;
-};
-
-static void die(const char *msg)
+/* An instance that inspects media as attach does (struct prog, tests/support.c). */
+static void open_inst(struct prog *in, const char *site, int tag)
 {
-	fprintf(stderr, "test_media: %s\n", msg);
-	printf("FAIL setup: %s\n", msg);
-	exit(1);
-}
-
-static void open_inst(struct inst *in, const char *site, int tag)
-{
-	struct text_error err = { { 0 } };
-	memset(in, 0, sizeof(*in));
-	if (site_load(site, &M, &in->s, &err) < 0 || compile_tables(&M, &in->s, &in->c, &err) < 0 ||
-	    compile_media(&in->c, &M, &in->s, &T, &err) < 0 ||
-	    testrun_open(&in->t, &M, &in->s, &in->c, LX_POLICY_MONITOR, (uint32_t)tag, &err) < 0)
-		die(err.msg);
-}
-
-static void close_inst(struct inst *in)
-{
-	testrun_close(&in->t);
-	compile_free(&in->c);
-	site_free(&in->s);
+	const struct prog_opts o = { .tag = (uint32_t)tag, .media = &T };
+	prog_open_file(in, site, &M, site, &o, NULL);
 }
 
 /* A UDP (or TCP) frame SRC -> DST carrying payload; returns the result of the program. */
 static struct testrun_result RES;
-static int run_l4(struct inst *in, int ipproto, const char *src, const char *dst,
+static int run_l4(struct prog *in, int ipproto, const char *src, const char *dst,
 		  const uint8_t *payload, size_t plen, uint8_t tos)
 {
 	struct packet_spec spec = {
 		.ipproto = (uint8_t)ipproto, .tos = tos, .payload_len = plen, .tcp_flags = 0x18
 	};
-	char why[128];
 	uint8_t frame[2048];
-	struct text_error err = { { 0 } };
-	if (endpoint_parse(src, &spec.src, why, sizeof(why)) < 0 ||
-	    endpoint_parse(dst, &spec.dst, why, sizeof(why)) < 0)
-		die(why);
-	size_t len = packet_build(&spec, frame, sizeof(frame));
-	if (!len)
-		die("frame too large");
+	spec.src = endpoint_of(src);
+	spec.dst = endpoint_of(dst);
+	size_t len = frame_build(&spec, frame, sizeof(frame));
 	memcpy(frame + len - plen, payload, plen);
-	if (testrun_frame(&in->t, frame, len, &RES, &err) != 0)
-		die(err.msg);
+	if (prog_run(in, frame, len, &RES) != 0)
+		die("%s: the kernel refused a frame of %zu bytes", in->name, len);
 	return (int)RES.last.media;
 }
 
-static int run_udp(struct inst *in, const char *src, const char *dst, const uint8_t *payload,
+static int run_udp(struct prog *in, const char *src, const char *dst, const uint8_t *payload,
 		   size_t plen, uint8_t tos)
 {
 	return run_l4(in, IPPROTO_UDP, src, dst, payload, plen, tos);
 }
 
-static int run_tcp(struct inst *in, const char *src, const char *dst, const uint8_t *payload,
+static int run_tcp(struct prog *in, const char *src, const char *dst, const uint8_t *payload,
 		   size_t plen)
 {
 	return run_l4(in, IPPROTO_TCP, src, dst, payload, plen, 0);
@@ -123,7 +97,7 @@ static const char *kname(int k)
 
 static void test_recognition(void)
 {
-	struct inst in;
+	struct prog in;
 	open_inst(&in, "tests/sites/media.site", 0);
 	uint8_t b[256];
 	int k;
@@ -246,7 +220,7 @@ static void test_recognition(void)
 	struct streams_report sr;
 	struct text_error err = { { 0 } };
 	if (streams_collect(in.t.fds.streams, in.t.fds.rule_info, &T, 1u, &sr, &err) < 0)
-		die(err.msg);
+		die("%s", err.msg);
 	int found = 0;
 	for (int i = 0; i < sr.n; i++) {
 		const struct stream_row *r = &sr.rows[i];
@@ -274,8 +248,7 @@ static void test_recognition(void)
 
 	/* Per-kind counters of the client-media rule. */
 	struct stats_report rep;
-	if (testrun_report(&in.t, &rep, &err) < 0)
-		die(err.msg);
+	prog_report(&in, &rep);
 	uint64_t kinds[LX_MEDIA_MAX] = { 0 };
 	for (int i = 0; i < rep.nrows; i++)
 		if (!strcmp(rep.rows[i].info.service, "client-media"))
@@ -292,7 +265,7 @@ static void test_recognition(void)
 	      (unsigned long long)kinds[LX_MEDIA_SHARING],
 	      (unsigned long long)kinds[LX_MEDIA_OTHER]);
 	stats_free(&rep);
-	close_inst(&in);
+	prog_close(&in);
 }
 
 static unsigned dscp_of(void)
@@ -303,7 +276,7 @@ static unsigned dscp_of(void)
 /* Tag mode: `-` media services are marked by what they carry once it is confirmed RTP. */
 static void test_tagging(const char *site, unsigned audio)
 {
-	struct inst in;
+	struct prog in;
 	open_inst(&in, site, 1);
 	uint8_t b[256];
 	size_t n;
@@ -338,7 +311,7 @@ static void test_tagging(const char *site, unsigned audio)
 	run_udp(&in, PEER ":40000", "192.0.2.11:50000", b, 20, 0);
 	CHECK(dscp_of() == audio, "tag%s: anything on media-audio gets the rule's DSCP %u (got %u)",
 	      name, audio, dscp_of());
-	close_inst(&in);
+	prog_close(&in);
 }
 
 static uint64_t rng_state;
@@ -351,7 +324,7 @@ static uint64_t rnd(void)
 }
 
 /* Frames of one family of payloads; returns how many the program counted as RTP media. */
-static uint64_t false_positives(struct inst *in, const char *what, uint64_t count, int kind,
+static uint64_t false_positives(struct prog *in, const char *what, uint64_t count, int kind,
 				uint64_t *header_like)
 {
 	uint64_t fp = 0;
@@ -384,7 +357,7 @@ static uint64_t false_positives(struct inst *in, const char *what, uint64_t coun
 
 static void test_false_positives(uint64_t random_count)
 {
-	struct inst in;
+	struct prog in;
 	open_inst(&in, "tests/sites/media.site", 0);
 	struct {
 		const char *what;
@@ -410,15 +383,16 @@ static void test_false_positives(uint64_t random_count)
 		    (unsigned long long)header_like,
 		    100.0 * (double)header_like / (double)fams[f].count);
 	}
-	close_inst(&in);
+	prog_close(&in);
 }
 
 int main(int argc, char **argv)
 {
 	goto_repo_top();
+	support_name("test_media");
 	struct text_error err = { { 0 } };
 	if (matrix_load(MATRIX_PATH, &M, &err) < 0 || media_load(MEDIA_PATH, &T, &err) < 0)
-		die(err.msg);
+		die("%s", err.msg);
 	const char *env = getenv("LYNCXDP_SEED");
 	rng_state = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
 	if (!rng_state)

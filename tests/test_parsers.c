@@ -6,7 +6,8 @@
  * addr4_build and addr6_build (the address tables against a longest-prefix match),
  * endpoint_parse and packet_build.
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
- * private temporary directory, good ones live in tests/data/.
+ * private temporary directory, good ones live in tests/data/ (outbound.matrix: test_datapath
+ * reads it too). Checksums and the shared test data names: tests/support.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "check.h"
+#include "support.h"
 #include "compile.h"
 #include "matrix.h"
 #include "packet.h"
@@ -34,16 +36,6 @@
 #define BASE_SITE     "tests/data/base.site"
 #define SEEDS_DIR     "maps/seeds"
 #define REFERENCE_DIR "maps/reference"
-
-/* ": message" after a check's name when there is one, nothing otherwise. */
-static const char *why(const struct text_error *e)
-{
-	static char buf[sizeof(e->msg) + 2];
-	if (!e->msg[0])
-		return "";
-	snprintf(buf, sizeof(buf), ": %s", e->msg);
-	return buf;
-}
 
 /* ---- files in a private temporary directory ---- */
 
@@ -343,6 +335,24 @@ static char *to_crlf(const char *text)
 	return out;
 }
 
+/* TEXT, written to the temporary file NAME, loads into the same matrix as want: one check. */
+static void expect_same_matrix(const struct matrix *want, const char *name, const char *text,
+			       const char *what)
+{
+	struct matrix m;
+	struct text_error err = { { 0 } };
+	char diff[128] = "";
+	int rc = -1;
+	if (text)
+		rc = matrix_load(tmp_text(name, text), &m, &err);
+	else
+		snprintf(err.msg, sizeof(err.msg), "no text to write to %s", name);
+	CHECK(rc == 0 && same_matrix(want, &m, diff, sizeof(diff)), "%s%s%s", what,
+	      rc || diff[0] ? ": " : "", rc ? err.msg : diff);
+	if (rc == 0)
+		matrix_free(&m);
+}
+
 static int filter_bit(const uint64_t *words, uint32_t bit)
 {
 	return (words[bit / 64] >> (bit % 64)) & 1;
@@ -432,20 +442,10 @@ static void test_matrix_format_variants(const struct matrix *base)
 		return;
 	struct text_error err = { { 0 } };
 	struct matrix m;
-	char diff[128] = "";
 
 	/* CRLF line ends parse exactly like LF ones. */
 	char *crlf = to_crlf(text);
-	const char *path = tmp_text("crlf.matrix", crlf);
-	int rc = matrix_load(path, &m, &err);
-	CHECK(rc == 0 && same_matrix(base, &m, diff, sizeof(diff)),
-	      "matrix with CRLF line ends parses like LF%s%s",
-	      rc	? ": "
-	      : diff[0] ? ": "
-			: "",
-	      rc ? err.msg : diff);
-	if (rc == 0)
-		matrix_free(&m);
+	expect_same_matrix(base, "crlf.matrix", crlf, "matrix with CRLF line ends parses like LF");
 	free(crlf);
 
 	/* No newline at the end of the last line. */
@@ -453,24 +453,17 @@ static void test_matrix_format_variants(const struct matrix *base)
 	size_t n = strlen(chopped);
 	while (n && chopped[n - 1] == '\n')
 		chopped[--n] = '\0';
-	path = tmp_text("no-final-newline.matrix", chopped);
-	rc = matrix_load(path, &m, &err);
-	CHECK(rc == 0 && same_matrix(base, &m, diff, sizeof(diff)),
-	      "matrix without a final newline parses%s%s",
-	      rc	? ": "
-	      : diff[0] ? ": "
-			: "",
-	      rc ? err.msg : diff);
-	if (rc == 0)
-		matrix_free(&m);
+	expect_same_matrix(base, "no-final-newline.matrix", chopped,
+			   "matrix without a final newline parses");
 	free(chopped);
 
 	/* Tabs, comments after fields, blank lines. */
-	path = tmp_text("spacing.matrix", "\n# comment\n\tproduct\ttest \"Test\"   # trailing\n\n"
-					  "role fe \"FE\" # comment\n"
-					  "service s 0 \"S\"\n"
-					  "rule fe s udp 1-65535 derived:001,002#glued\n");
-	rc = matrix_load(path, &m, &err);
+	const char *path =
+	    tmp_text("spacing.matrix", "\n# comment\n\tproduct\ttest \"Test\"   # trailing\n\n"
+				       "role fe \"FE\" # comment\n"
+				       "service s 0 \"S\"\n"
+				       "rule fe s udp 1-65535 derived:001,002#glued\n");
+	int rc = matrix_load(path, &m, &err);
 	CHECK(rc == 0 && m.nroles == 1 && m.nrules == 1 && m.rules[0].port_lo == 1 &&
 		  m.rules[0].port_hi == 65535 && m.rules[0].line == 7 &&
 		  !strcmp(m.rules[0].source, "derived:001,002"),
@@ -1417,27 +1410,6 @@ static void test_endpoints(void)
 
 /* ---- packet_build ---- */
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t csum_add(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(p + i);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
 /* A TCP/UDP/ICMPv6 checksum over the pseudo header verifies when the sum is 0xffff. */
 static int l4_sum_ok(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
 		     const uint8_t *l4, size_t len)
@@ -1607,44 +1579,14 @@ static void test_packets(void)
 
 /* ---- outbound rules and icmp lines ---- */
 
-/*
- * Rule ids: 1 edge listens tcp 5061; 2 edge opens tcp to 5061; 3 edge to tcp 5000-5100;
- * 4 edge opens udp from its 50000-59999; 5 edge listens udp 50000-50009 (narrower than 4);
- * 6 pool (= edge) to tcp 5050-5150 (as wide as 3, later line); 7 fe listens tcp 5061;
- * 8 edge to udp 53; 9 fe from tcp 5061 (same ports as 7, another kind: no duplicate, and 7's
- * earlier line wins); 10 fe to tcp 5061.
- */
-static const char ob_matrix[] = "product ob \"Outbound rules\"\n"
-				"role edge \"Edge\"\n"
-				"role fe \"Front End\"\n"
-				"role pool \"Pool\" includes=edge\n"
-				"service sip 24 \"SIP\"\n"
-				"service wide 0 \"Wide\"\n"
-				"service relay - \"Relay\"\n"
-				"service dns 10 \"DNS\"\n"
-				"rule edge sip tcp 5061 local:t\n"
-				"outbound edge sip tcp to 5061 ref:edge-firewall\n"
-				"outbound edge wide tcp to 5000-5100 local:t\n"
-				"outbound edge relay udp from 50000-59999 derived:001\n"
-				"rule edge relay udp 50000-50009 local:t\n"
-				"outbound pool dns tcp to 5050-5150 seed:004\n"
-				"rule fe sip tcp 5061 local:t\n"
-				"outbound edge dns udp to 53 ref:edge-firewall\n"
-				"outbound fe sip tcp from 5061 local:t # comment\n"
-				"outbound\tfe  sip tcp to 5061 local:t\n"
-				"icmp ipv4 3:4 \"Fragmentation needed\"\n"
-				"icmp ipv6 2 \"Packet too big\"\n"
-				"icmp ipv6 135 \"Neighbour # solicitation\" # a comment\n";
-
-static const char ob_site[] = "edge 203.0.113.10 2001:db8:e::10\n"
-			      "fe 192.0.2.11 2001:db8::11\n";
+/* OB_MATRIX (tests/support.h) opens with a comment of this many lines. */
+#define OB_HEAD 8
 
 static void test_matrix_outbound(void)
 {
 	struct matrix m;
 	struct text_error err = { { 0 } };
-	const char *path = tmp_text("outbound.matrix", ob_matrix);
-	int rc = matrix_load(path, &m, &err);
+	int rc = matrix_load(OB_MATRIX, &m, &err);
 	if (!CHECK(rc == 0, "outbound matrix loads%s", why(&err)))
 		return;
 	int edge = matrix_find_role(&m, "edge"), fe = matrix_find_role(&m, "fe");
@@ -1659,19 +1601,23 @@ static void test_matrix_outbound(void)
 		const char *source;
 		int line;
 	} want[] = {
-		{ LX_KIND_LISTEN, edge, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 9 },
+		{ LX_KIND_LISTEN, edge, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 9 },
 		{ LX_KIND_OUTBOUND_TO, edge, sip, LX_PROTO_TCP, 5061, 5061, "ref:edge-firewall",
-		  10 },
+		  OB_HEAD + 10 },
 		{ LX_KIND_OUTBOUND_TO, edge, matrix_find_service(&m, "wide"), LX_PROTO_TCP, 5000,
-		  5100, "local:t", 11 },
+		  5100, "local:t", OB_HEAD + 11 },
 		{ LX_KIND_OUTBOUND_FROM, edge, relay, LX_PROTO_UDP, 50000, 59999, "derived:001",
-		  12 },
-		{ LX_KIND_LISTEN, edge, relay, LX_PROTO_UDP, 50000, 50009, "local:t", 13 },
-		{ LX_KIND_OUTBOUND_TO, pool, dns, LX_PROTO_TCP, 5050, 5150, "seed:004", 14 },
-		{ LX_KIND_LISTEN, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 15 },
-		{ LX_KIND_OUTBOUND_TO, edge, dns, LX_PROTO_UDP, 53, 53, "ref:edge-firewall", 16 },
-		{ LX_KIND_OUTBOUND_FROM, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 17 },
-		{ LX_KIND_OUTBOUND_TO, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", 18 },
+		  OB_HEAD + 12 },
+		{ LX_KIND_LISTEN, edge, relay, LX_PROTO_UDP, 50000, 50009, "local:t",
+		  OB_HEAD + 13 },
+		{ LX_KIND_OUTBOUND_TO, pool, dns, LX_PROTO_TCP, 5050, 5150, "seed:004",
+		  OB_HEAD + 14 },
+		{ LX_KIND_LISTEN, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 15 },
+		{ LX_KIND_OUTBOUND_TO, edge, dns, LX_PROTO_UDP, 53, 53, "ref:edge-firewall",
+		  OB_HEAD + 16 },
+		{ LX_KIND_OUTBOUND_FROM, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t",
+		  OB_HEAD + 17 },
+		{ LX_KIND_OUTBOUND_TO, fe, sip, LX_PROTO_TCP, 5061, 5061, "local:t", OB_HEAD + 18 },
 	};
 	for (int i = 0; i < m.nrules && i < (int)(sizeof(want) / sizeof(want[0])); i++) {
 		const struct matrix_rule *r = &m.rules[i];
@@ -1691,9 +1637,9 @@ static void test_matrix_outbound(void)
 		const char *name;
 		int line;
 	} icmp[] = {
-		{ 4, 3, 4, "Fragmentation needed", 19 },
-		{ 6, 2, MATRIX_ICMP_ANY, "Packet too big", 20 },
-		{ 6, 135, MATRIX_ICMP_ANY, "Neighbour # solicitation", 21 },
+		{ 4, 3, 4, "Fragmentation needed", OB_HEAD + 19 },
+		{ 6, 2, MATRIX_ICMP_ANY, "Packet too big", OB_HEAD + 20 },
+		{ 6, 135, MATRIX_ICMP_ANY, "Neighbour # solicitation", OB_HEAD + 21 },
 	};
 	for (int i = 0; i < m.nicmp && i < 3; i++)
 		CHECK(m.icmp[i].family == icmp[i].family && m.icmp[i].type == icmp[i].type &&
@@ -1708,20 +1654,19 @@ static void test_matrix_outbound(void)
 	      "matrix_kind_name: listen, outbound-to, outbound-from");
 
 	/* CRLF line ends parse exactly like LF ones, outbound and icmp lines included. */
-	char *crlf = to_crlf(ob_matrix);
-	struct matrix again;
-	char diff[128] = "";
-	rc = matrix_load(tmp_text("outbound-crlf.matrix", crlf), &again, &err);
-	CHECK(rc == 0 && same_matrix(&m, &again, diff, sizeof(diff)),
-	      "outbound matrix with CRLF line ends parses like LF%s%s", rc ? why(&err) : "", diff);
-	if (rc == 0)
-		matrix_free(&again);
+	size_t lf_len;
+	char *lf = read_all(OB_MATRIX, &lf_len);
+	char *crlf = lf ? to_crlf(lf) : NULL;
+	free(lf);
+	expect_same_matrix(&m, "outbound-crlf.matrix", crlf,
+			   "outbound matrix with CRLF line ends parses like LF");
 	free(crlf);
 	matrix_free(&m);
 
 	/* Only outbound rules: a matrix all the same. Only icmp lines: no rule. */
-	path = tmp_text("outbound-only.matrix", "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
-						"outbound a s udp to 53 ref:x\n");
+	const char *path =
+	    tmp_text("outbound-only.matrix", "product t \"T\"\nrole a \"A\"\nservice s - \"S\"\n"
+					     "outbound a s udp to 53 ref:x\n");
 	rc = matrix_load(path, &m, &err);
 	CHECK(rc == 0 && m.nrules == 1 && m.rules[0].kind == LX_KIND_OUTBOUND_TO,
 	      "a matrix of outbound rules only loads%s", why(&err));
@@ -2170,14 +2115,8 @@ static void test_compile_outbound(void)
 	struct site s;
 	struct compiled c;
 	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(tmp_text("outbound.matrix", ob_matrix), &m, &err) == 0,
-		   "outbound matrix loads%s", why(&err)))
+	if (load_checked("outbound", OB_MATRIX, OB_SITE, &m, &s) < 0)
 		return;
-	if (!CHECK(site_load(tmp_text("outbound.site", ob_site), &m, &s, &err) == 0,
-		   "outbound site loads%s", why(&err))) {
-		matrix_free(&m);
-		return;
-	}
 	if (!CHECK(compile_tables(&m, &s, &c, &err) == 0, "outbound site compiles%s", why(&err))) {
 		site_free(&s);
 		matrix_free(&m);
@@ -2296,10 +2235,10 @@ static void rule_info_of(const struct matrix *m, int i, struct lx_rule_info *inf
 }
 
 /*
- * ob_matrix changed: B1 new (fe tcp 443); B2 = A1; B3 = A2 (only its source differs);
- * B4 = A3 with a wider range (new); B5 = A4 as a listen rule (new); B6 = A5; B7 = A6;
- * B8 = A8 with another service (new); B9 = A9; B10 = A10; B11 = A10 on udp (new);
- * B12 = A1 on another role (new). A3, A4, A7, A8 are gone.
+ * tests/data/outbound.matrix changed: B1 new (fe tcp 443); B2 = A1; B3 = A2 (only its source
+ * differs); B4 = A3 with a wider range (new); B5 = A4 as a listen rule (new); B6 = A5; B7 = A6; B8
+ * = A8 with another service (new); B9 = A9; B10 = A10; B11 = A10 on udp (new); B12 = A1 on another
+ * role (new). A3, A4, A7, A8 are gone.
  */
 static const char ob_matrix_b[] = "product ob \"Outbound rules\"\n"
 				  "role edge \"Edge\"\n"
@@ -2483,16 +2422,14 @@ static void test_assign_ids(void)
 	struct matrix a, b;
 	struct site s;
 	struct text_error err = { { 0 } };
-	if (!CHECK(matrix_load(tmp_text("ids-a.matrix", ob_matrix), &a, &err) == 0,
-		   "ids: matrix A loads%s", why(&err)))
+	if (!CHECK(matrix_load(OB_MATRIX, &a, &err) == 0, "ids: matrix A loads%s", why(&err)))
 		return;
 	if (!CHECK(matrix_load(tmp_text("ids-b.matrix", ob_matrix_b), &b, &err) == 0,
 		   "ids: matrix B loads%s", why(&err))) {
 		matrix_free(&a);
 		return;
 	}
-	if (!CHECK(site_load(tmp_text("ids.site", ob_site), &a, &s, &err) == 0, "ids: site loads%s",
-		   why(&err))) {
+	if (!CHECK(site_load(OB_SITE, &a, &s, &err) == 0, "ids: site loads%s", why(&err))) {
 		matrix_free(&a);
 		matrix_free(&b);
 		return;
@@ -2829,20 +2766,35 @@ static uint32_t addr_u32(const struct compiled_addr *a)
 	       a->addr[3];
 }
 
-/* Longest prefix covering a, the later entry on a tie (as map updates overwrite). */
-static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
+static int prefix_covers(const uint8_t *p, int len, const uint8_t *a)
+{
+	for (int bit = 0; bit < len; bit++)
+		if ((p[bit / 8] ^ a[bit / 8]) & (0x80 >> (bit % 8)))
+			return 0;
+	return 1;
+}
+
+/* Longest prefix of a family covering a, the later entry on a tie (as map updates overwrite),
+ * by a plain scan. */
+static uint32_t addr_lpm(const struct compiled *c, int family, const uint8_t *a)
 {
 	int best = -1;
 	uint32_t group = 0;
 	for (int i = 0; i < c->naddrs; i++) {
 		const struct compiled_addr *p = &c->addrs[i];
-		uint32_t mask = p->len ? ~0u << (32 - p->len) : 0;
-		if (p->family == 4 && (a & mask) == (addr_u32(p) & mask) && p->len >= best) {
+		if (p->family == family && p->len >= best && prefix_covers(p->addr, p->len, a)) {
 			best = p->len;
 			group = p->group;
 		}
 	}
 	return group;
+}
+
+static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
+{
+	uint8_t b[4];
+	put32(b, a);
+	return addr_lpm(c, 4, b);
 }
 
 static void test_addr4(void)
@@ -2920,28 +2872,6 @@ static uint32_t addr6_probe(const struct addr6_table *t, const uint8_t addr[16])
 	return 0;
 }
 
-static int prefix_covers(const uint8_t *p, int len, const uint8_t *a)
-{
-	for (int bit = 0; bit < len; bit++)
-		if ((p[bit / 8] ^ a[bit / 8]) & (0x80 >> (bit % 8)))
-			return 0;
-	return 1;
-}
-
-static uint32_t addr6_lpm(const struct compiled *c, const uint8_t *a)
-{
-	int best = -1;
-	uint32_t group = 0;
-	for (int i = 0; i < c->naddrs; i++) {
-		const struct compiled_addr *p = &c->addrs[i];
-		if (p->family == 6 && p->len >= best && prefix_covers(p->addr, p->len, a)) {
-			best = p->len;
-			group = p->group;
-		}
-	}
-	return group;
-}
-
 static void test_addr6(void)
 {
 	static struct compiled_addr addrs[3000];
@@ -2996,7 +2926,7 @@ static void test_addr6(void)
 				if (k % 4 == 0)
 					memcpy(a, addrs[0].addr, 6);
 			}
-			bad += addr6_probe(&t, a) != addr6_lpm(&c, a);
+			bad += addr6_probe(&t, a) != addr_lpm(&c, 6, a);
 		}
 		CHECK(!bad,
 		      "addr6 round %d: 50000 addresses get the longest prefix's group (%d differ), "

@@ -7,9 +7,9 @@
  *
  * Matrix maps/sfb2015.matrix; sites tests/data/policy/ (edge-external and edge-internal
  * protected, a Front End and a clients prefix not). Run from the repository top, as
- * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N.
+ * tests/run.sh does. LYNCXDP_SEED=N replays the randomised part with seed N. Instances
+ * (struct prog), frames and checksums: tests/support.c.
  */
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "support.h"
 #include "compile.h"
 #include "matrix.h"
 #include "packet.h"
@@ -78,17 +79,6 @@ static struct matrix M;
 static struct site S_base, S_icmp, S_dscp;
 static struct compiled C_base, C_icmp, C_dscp;
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("test_policy: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
 static const char *verdict_name(uint32_t v)
 {
 	return v == XDP_PASS ? "XDP_PASS" : v == XDP_DROP ? "XDP_DROP" : "XDP_?";
@@ -101,25 +91,14 @@ struct frame {
 	size_t len;
 };
 
-static struct endpoint ep(const char *addr, uint16_t port)
-{
-	struct endpoint e;
-	memset(&e, 0, sizeof(e));
-	e.family = strchr(addr, ':') ? 6 : 4;
-	if (inet_pton(e.family == 4 ? AF_INET : AF_INET6, addr, e.addr) != 1)
-		die("bad address %s", addr);
-	e.port = port;
-	return e;
-}
-
 static struct packet_spec spec(uint8_t ipproto, const struct host *src, uint16_t sport,
 			       const struct host *dst, uint16_t dport, int fam)
 {
 	struct packet_spec s;
 	memset(&s, 0, sizeof(s));
 	s.ipproto = ipproto;
-	s.src = ep(addr_of(src, fam), sport);
-	s.dst = ep(addr_of(dst, fam), dport);
+	s.src = endpoint_at(addr_of(src, fam), sport);
+	s.dst = endpoint_at(addr_of(dst, fam), dport);
 	s.tcp_flags = 0x02;
 	return s;
 }
@@ -127,9 +106,7 @@ static struct packet_spec spec(uint8_t ipproto, const struct host *src, uint16_t
 static struct frame build(const struct packet_spec *s)
 {
 	struct frame f;
-	f.len = packet_build(s, f.b, sizeof(f.b));
-	if (!f.len)
-		die("packet_build refused a spec");
+	f.len = frame_build(s, f.b, sizeof(f.b));
 	return f;
 }
 
@@ -174,38 +151,6 @@ static size_t l4_off(const struct frame *f)
 	return off;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len)
-{
-	uint32_t sum = 0;
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-/* Recomputes the IPv4 header checksum of a frame after the test patched its header. */
-static void ipv4_fix_checksum(uint8_t *ip)
-{
-	size_t hl = (size_t)(ip[0] & 0x0f) * 4;
-	ip[10] = ip[11] = 0;
-	uint16_t c = (uint16_t)~fold(sum16(ip, hl));
-	ip[10] = (uint8_t)(c >> 8);
-	ip[11] = (uint8_t)c;
-}
-
-/* The one's complement sum over the whole header, checksum included, is 0xffff. */
-static int ipv4_checksum_ok(const uint8_t *ip)
-{
-	size_t hl = (size_t)(ip[0] & 0x0f) * 4;
-	return fold(sum16(ip, hl)) == 0xffff;
-}
-
 /* An ICMP or ICMPv6 message of another type than echo: patch type and code. */
 static struct frame icmp_pkt(const struct host *src, const struct host *dst, int fam, uint8_t type,
 			     uint8_t code)
@@ -231,7 +176,7 @@ static struct frame frag_pkt(uint8_t ipproto, const struct host *src, const stru
 	if (fam == 4) {
 		f.b[ip + 4] = (uint8_t)(id >> 8);
 		f.b[ip + 5] = (uint8_t)id;
-		ipv4_fix_checksum(f.b + ip);
+		ipv4_checksum_fix(f.b + ip);
 	} else {
 		uint8_t *fh = f.b + ip + 40; /* packet_build: no other extension header */
 		fh[4] = (uint8_t)(id >> 24);
@@ -269,47 +214,19 @@ static struct frame arp_frame(int nvlans)
 
 /* ---- instances ---- */
 
-struct inst {
-	struct testrun t;
-	const char *name;
-	uint32_t policy;
-};
-
 static struct testrun_result R; /* the last frame's result */
 
-static void inst_open(struct inst *in, const char *name, const struct site *s,
+/* An instance of the program for site s, tables c (struct prog, tests/support.c). */
+static void inst_open(struct prog *in, const char *name, const struct site *s,
 		      const struct compiled *c, uint32_t policy, uint32_t tag)
 {
-	struct text_error err = { { 0 } };
-	in->name = name;
-	in->policy = policy;
-	if (testrun_open(&in->t, &M, s, c, policy, tag, &err) < 0)
-		die("%s: %s", name, err.msg);
+	const struct prog_opts o = { .policy = policy, .tag = tag, .comp = c };
+	prog_open(in, name, &M, s, &o, NULL);
 }
 
-static void inst_set(struct inst *in, uint32_t policy, uint32_t tag)
+static void run(struct prog *in, const struct frame *f)
 {
-	struct text_error err = { { 0 } };
-	if (testrun_set(&in->t, policy, tag, &err) < 0)
-		die("%s: %s", in->name, err.msg);
-	in->policy = policy;
-}
-
-/* The side the next frames arrive on (testrun_set_side). */
-static void inst_side(struct inst *in, uint32_t side)
-{
-	struct text_error err = { { 0 } };
-	if (testrun_set_side(&in->t, side, &err) < 0)
-		die("%s: %s", in->name, err.msg);
-}
-
-static void run(struct inst *in, const struct frame *f)
-{
-	struct text_error err = { { 0 } };
-	int r = testrun_frame(&in->t, f->b, f->len, &R, &err);
-	if (r < 0)
-		die("%s: %s", in->name, err.msg);
-	if (r > 0)
+	if (prog_run(in, f->b, f->len, &R) > 0)
 		die("%s: the kernel refused a frame of %zu bytes", in->name, f->len);
 }
 
@@ -319,12 +236,10 @@ struct drops {
 	struct lx_count would[LX_DROP_MAX];
 };
 
-static void drops_read(struct inst *in, struct drops *d)
+static void drops_read(struct prog *in, struct drops *d)
 {
-	struct text_error err = { { 0 } };
 	struct stats_report r;
-	if (testrun_report(&in->t, &r, &err) < 0)
-		die("%s: %s", in->name, err.msg);
+	prog_report(in, &r);
 	memcpy(d->drops, r.drops, sizeof(d->drops));
 	memcpy(d->would, r.would_drop, sizeof(d->would));
 	stats_free(&r);
@@ -339,7 +254,7 @@ struct expect_drops {
  * Runs one frame and checks verdict and reason. The name is printf-like; the check line
  * says what was expected and, on failure, what came instead.
  */
-__attribute__((format(printf, 6, 7))) static int expect(struct inst *in, const struct frame *f,
+__attribute__((format(printf, 6, 7))) static int expect(struct prog *in, const struct frame *f,
 							uint32_t verdict, uint32_t reason,
 							struct expect_drops *ed, const char *fmt,
 							...)
@@ -363,7 +278,7 @@ __attribute__((format(printf, 6, 7))) static int expect(struct inst *in, const s
 }
 
 /* The counters grew by exactly what the section expected, reason by reason. */
-static void check_drops_delta(struct inst *in, const struct drops *before,
+static void check_drops_delta(struct prog *in, const struct drops *before,
 			      const struct expect_drops *ed, const char *section)
 {
 	struct drops after;
@@ -401,7 +316,7 @@ static int find_rule(int kind, const char *role, const char *service, int proto)
 /* The group of an address in a compiled site: the longest prefix that holds it. */
 static uint32_t group_of(const struct compiled *c, const char *addr)
 {
-	struct endpoint e = ep(addr, 0);
+	struct endpoint e = endpoint_at(addr, 0);
 	int best = -1;
 	uint32_t group = 0;
 	for (int i = 0; i < c->naddrs; i++) {
@@ -423,7 +338,7 @@ static uint32_t group_of(const struct compiled *c, const char *addr)
 
 static void test_edge_listen(void)
 {
-	struct inst in;
+	struct prog in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
 	int nrules[2] = { 0, 0 }, nrestricted[2] = { 0, 0 };
 	const char *roles[2] = { "edge-external", "edge-internal" };
@@ -486,14 +401,14 @@ static void test_edge_listen(void)
 	      "matrix: the edge-internal rules restricted to Front Ends (5062, 8057, 4443, 23456) "
 	      "were checked from other sources (%d, %d)",
 	      nrestricted[0], nrestricted[1]);
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- 2. forbidden ports and wrong transports ---- */
 
 static void test_forbidden(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -542,14 +457,14 @@ static void test_forbidden(void)
 			       cases[i].port, fam);
 		}
 	check_drops_delta(&in, &before, &ed, "forbidden ports and transports");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- 3. flows opened by protected hosts ---- */
 
 static void test_flows(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -718,14 +633,14 @@ static void test_flows(void)
 		       "tcp frontend:5061 -> edge-internal:41101 (no flow) IPv%d", fam);
 	}
 	check_drops_delta(&in, &before, &ed, "flows");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- 4. ICMP and other transports ---- */
 
 static void test_icmp(void)
 {
-	struct inst in, ping;
+	struct prog in, ping;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -796,15 +711,15 @@ static void test_icmp(void)
 		       "icmpv6 128 to %s still drops with allow-icmp ipv4 8 (ipv4 only)", h->name);
 	}
 	check_drops_delta(&in, &before, &ed, "icmp and other transports");
-	testrun_close(&in.t);
-	testrun_close(&ping.t);
+	prog_close(&in);
+	prog_close(&ping);
 }
 
 /* ---- 5. fragments ---- */
 
 static void test_fragments(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -867,7 +782,7 @@ static void test_fragments(void)
 		if (fam == 4) {
 			big.b[ipo + 4] = 0x20;
 			big.b[ipo + 5] = 0x04;
-			ipv4_fix_checksum(big.b + ipo);
+			ipv4_checksum_fix(big.b + ipo);
 		} else {
 			uint8_t *fh = big.b + ipo + 40;
 			memcpy(fh + 4, "\0\0\x20\x04", 4);
@@ -904,7 +819,7 @@ static void test_fragments(void)
 		       "later fragment, allowed first's id but another destination IPv%d", fam);
 	}
 	check_drops_delta(&in, &before, &ed, "fragments");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- 6. malformed, ARP, the unprotected Front End ---- */
@@ -923,7 +838,7 @@ static struct frame malformed(int kind, const struct host *dst, int fam)
 			uint16_t tot = (uint16_t)((f.b[ip + 2] << 8 | f.b[ip + 3]) + 100);
 			f.b[ip + 2] = (uint8_t)(tot >> 8);
 			f.b[ip + 3] = (uint8_t)tot;
-			ipv4_fix_checksum(f.b + ip);
+			ipv4_checksum_fix(f.b + ip);
 		} else {
 			uint16_t pl = (uint16_t)((f.b[ip + 4] << 8 | f.b[ip + 5]) + 100);
 			f.b[ip + 4] = (uint8_t)(pl >> 8);
@@ -935,7 +850,7 @@ static struct frame malformed(int kind, const struct host *dst, int fam)
 		if (fam == 4) {
 			f.b[ip + 2] = 0;
 			f.b[ip + 3] = (uint8_t)(l4 + 4 - ip);
-			ipv4_fix_checksum(f.b + ip);
+			ipv4_checksum_fix(f.b + ip);
 		} else {
 			f.b[ip + 4] = 0;
 			f.b[ip + 5] = 4;
@@ -944,7 +859,7 @@ static struct frame malformed(int kind, const struct host *dst, int fam)
 	case 3: /* IPv4 header length 4 words; IPv6: version 4 in an IPv6 ethertype */
 		if (fam == 4) {
 			f.b[ip] = 0x44;
-			ipv4_fix_checksum(f.b + ip);
+			ipv4_checksum_fix(f.b + ip);
 		} else {
 			f.b[ip] = (uint8_t)(0x40 | (f.b[ip] & 0x0f));
 		}
@@ -962,7 +877,7 @@ static const char *const malformed_names[4] = {
 
 static void test_malformed_arp_frontend(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -1037,7 +952,7 @@ static void test_malformed_arp_frontend(void)
 		expect(&in, &f, V_PASS, 0, &ed, "tcp 22 to a client (not protected) IPv%d", fam);
 	}
 	check_drops_delta(&in, &before, &ed, "malformed, arp, frontend");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- 7. monitor versus enforce ---- */
@@ -1113,15 +1028,15 @@ static void test_monitor_vs_enforce(void)
 {
 	static struct frame seq[SEQ_MAX];
 	int n = build_sequence(seq);
-	struct inst mon, enf;
+	struct prog mon, enf;
 	inst_open(&mon, "monitor", &S_base, &C_base, LX_POLICY_MONITOR, 0);
 	inst_open(&enf, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
 	int mon_not_pass = 0, reason_diff = 0, enf_wrong = 0, drops_seen = 0;
 	char first[3][160] = { "", "", "" };
 	for (int i = 0; i < n; i++) {
 		if (i == seq_outside_from) {
-			inst_side(&mon, LX_SIDE_UNPROTECTED);
-			inst_side(&enf, LX_SIDE_UNPROTECTED);
+			prog_side(&mon, LX_SIDE_UNPROTECTED);
+			prog_side(&enf, LX_SIDE_UNPROTECTED);
 		}
 		run(&mon, &seq[i]);
 		struct lx_last ml = R.last;
@@ -1170,11 +1085,11 @@ static void test_monitor_vs_enforce(void)
 		CHECK(dm.would[r].packets > 0,
 		      "monitor vs enforce: the sequence exercises reason %s",
 		      stats_reason_name((uint32_t)r));
-	testrun_close(&mon.t);
-	testrun_close(&enf.t);
+	prog_close(&mon);
+	prog_close(&enf);
 
 	/* testrun_set on one instance: counters and flows survive the switch. */
-	struct inst sw;
+	struct prog sw;
 	struct drops d0, d1, d2;
 	inst_open(&sw, "monitor->enforce", &S_base, &C_base, LX_POLICY_MONITOR, 0);
 	struct frame bad = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0, 12);
@@ -1190,13 +1105,10 @@ static void test_monitor_vs_enforce(void)
 	expect(&sw, &query6, V_PASS, 0, NULL, "monitor: the Edge opens tcp to partner:5061 IPv6");
 	drops_read(&sw, &d0);
 	struct stats_report r0, r1;
-	struct text_error err = { { 0 } };
-	if (testrun_report(&sw.t, &r0, &err) < 0)
-		die("%s", err.msg);
-	inst_set(&sw, LX_POLICY_ENFORCE, 0);
+	prog_report(&sw, &r0);
+	prog_set(&sw, LX_POLICY_ENFORCE, 0);
 	drops_read(&sw, &d1);
-	if (testrun_report(&sw.t, &r1, &err) < 0)
-		die("%s", err.msg);
+	prog_report(&sw, &r1);
 	CHECK(!memcmp(&d0, &d1, sizeof(d0)),
 	      "testrun_set monitor->enforce keeps the drop counters (would_drop[port] %llu)",
 	      (unsigned long long)d1.would[LX_DROP_PORT].packets);
@@ -1221,14 +1133,14 @@ static void test_monitor_vs_enforce(void)
 	      "after switch: drops[port] = 1 packet, would_drop[port] still 2 (got %llu, %llu)",
 	      (unsigned long long)d2.drops[LX_DROP_PORT].packets,
 	      (unsigned long long)d2.would[LX_DROP_PORT].packets);
-	inst_set(&sw, LX_POLICY_MONITOR, 0);
+	prog_set(&sw, LX_POLICY_MONITOR, 0);
 	expect(&sw, &bad, V_PASS, LX_DROP_PORT, NULL, "monitor again: tcp 22 passes");
 	drops_read(&sw, &d2);
 	CHECK(d2.drops[LX_DROP_PORT].packets == 1 && d2.would[LX_DROP_PORT].packets == 3,
 	      "back to monitor: drops[port] 1, would_drop[port] 3 (got %llu, %llu)",
 	      (unsigned long long)d2.drops[LX_DROP_PORT].packets,
 	      (unsigned long long)d2.would[LX_DROP_PORT].packets);
-	testrun_close(&sw.t);
+	prog_close(&sw);
 }
 
 /* ---- 8. the DSCP tag mode ---- */
@@ -1277,12 +1189,10 @@ static int find_tag_class(int dscp, const char *service, int proto, struct tag_c
 /* Expected remarked packets and bytes per rule id and direction. */
 static struct lx_count *exp_remarked;
 
-static void check_remarked(struct inst *in, const struct lx_count *expected, const char *when)
+static void check_remarked(struct prog *in, const struct lx_count *expected, const char *when)
 {
 	struct stats_report r;
-	struct text_error err = { { 0 } };
-	if (testrun_report(&in->t, &r, &err) < 0)
-		die("%s", err.msg);
+	prog_report(in, &r);
 	int bad = 0, nonzero = 0;
 	char first[200] = "";
 	for (int i = 0; i < r.nrows; i++) {
@@ -1312,7 +1222,7 @@ static void check_remarked(struct inst *in, const struct lx_count *expected, con
  * expected (want < 0: unchanged), ECN kept, IPv4 checksum, flow label, every other byte.
  * Returns 1 when every property holds; why says which did not.
  */
-static int tag_run(struct inst *in, const struct frame *f, int want, uint32_t rule, char *why,
+static int tag_run(struct prog *in, const struct frame *f, int want, uint32_t rule, char *why,
 		   size_t whylen)
 {
 	run(in, f);
@@ -1407,14 +1317,14 @@ static void account_remark(const struct frame *f, int remarked)
 
 static struct tag_class classes[4];
 
-static void test_tag(struct inst *tag)
+static void test_tag(struct prog *tag)
 {
 	static const int dscps[4] = { 46, 34, 24, 14 };
 	static const char *const prefer[4] = { "media-audio", "media-video", "sip-tls",
 					       "file-transfer" };
 	static const int prefer_proto[4] = { LX_PROTO_UDP, LX_PROTO_UDP, LX_PROTO_TCP,
 					     LX_PROTO_TCP };
-	struct inst tag0, ovr;
+	struct prog tag0, ovr;
 	inst_open(&tag0, "monitor tag 0", &S_base, &C_base, LX_POLICY_MONITOR, 0);
 	inst_open(&ovr, "monitor tag 1 dscp-override", &S_dscp, &C_dscp, LX_POLICY_MONITOR, 1);
 	exp_remarked = calloc(((size_t)M.nrules + 1) * LX_DIR_MAX, sizeof(*exp_remarked));
@@ -1510,13 +1420,13 @@ static void test_tag(struct inst *tag)
 	/* sip-tls by the Front End, whatever the direction, is left alone. */
 	struct frame f = pkt(IPPROTO_TCP, &FE, 5061, &PEER, 40000, 4, 0x12, 0);
 	f.b[15] = 10 << 2;
-	ipv4_fix_checksum(f.b + 14);
+	ipv4_checksum_fix(f.b + 14);
 	int ok = tag_run(&ovr, &f, -1, 0, why, sizeof(why));
 	CHECK(ok, "%s [sip-tls from frontend:5061 (out), dscp 10]: left alone%s", ovr.name, why);
 	check_remarked(&ovr, exp_remarked, "after the override sweep");
 
 	/* Enforce and tag together: what is dropped is not re-marked (nor counted). */
-	struct inst enf;
+	struct prog enf;
 	inst_open(&enf, "enforce tag 1", &S_base, &C_base, LX_POLICY_ENFORCE, 1);
 	memset(exp_remarked, 0, ((size_t)M.nrules + 1) * LX_DIR_MAX * sizeof(*exp_remarked));
 	int edge_sip = find_rule(LX_KIND_LISTEN, "edge-external", "sip-tls", LX_PROTO_TCP);
@@ -1542,13 +1452,13 @@ static void test_tag(struct inst *tag)
 		    enf.name, fam, verdict_name(R.retval), stats_reason_name(R.last.reason));
 	}
 	check_remarked(&enf, exp_remarked, "enforce: only what passes is re-marked");
-	testrun_close(&enf.t);
+	prog_close(&enf);
 
 	free(exp_remarked);
 	free(none);
 	exp_remarked = saved;
-	testrun_close(&tag0.t);
-	testrun_close(&ovr.t);
+	prog_close(&tag0);
+	prog_close(&ovr);
 }
 
 /* ---- 9. randomised IPv4 checksums ---- */
@@ -1569,7 +1479,7 @@ static uint32_t rnd(uint32_t n)
 	return (uint32_t)(rng() % n);
 }
 
-static void test_random(struct inst *tag, uint64_t seed)
+static void test_random(struct prog *tag, uint64_t seed)
 {
 	/* Every listening rule with a DSCP on the Front End or the clients. */
 	int cand[256], ncand = 0;
@@ -1607,7 +1517,7 @@ static void test_random(struct inst *tag, uint64_t seed)
 			snprintf(src, sizeof(src), "192.0.2.%u", 131 + rnd(100));
 		else
 			snprintf(src, sizeof(src), "203.0.113.%u", 100 + rnd(150));
-		s.src = ep(src, s.src.port);
+		s.src = endpoint_at(src, s.src.port);
 		s.tos = (uint8_t)rnd(256);
 		s.ipv4_options = (uint8_t)(4 * rnd(11));
 		s.nvlans = (int)rnd(3);
@@ -1626,7 +1536,7 @@ static void test_random(struct inst *tag, uint64_t seed)
 		f.b[ip + 8] = (uint8_t)(1 + rnd(255));
 		for (size_t o = 20; o < 20u + s.ipv4_options; o++)
 			f.b[ip + o] = (uint8_t)rnd(256); /* the program never reads options */
-		ipv4_fix_checksum(f.b + ip);
+		ipv4_checksum_fix(f.b + ip);
 
 		uint32_t g = g4[dst == &CLIENT];
 		uint16_t rule = compiled_rule_at(&C_base, g, r->proto, port);
@@ -1679,13 +1589,13 @@ static void test_random(struct inst *tag, uint64_t seed)
 				struct frame f = base;
 				f.b[ip + 4] = (uint8_t)(id >> 8);
 				f.b[ip + 5] = (uint8_t)id;
-				ipv4_fix_checksum(f.b + ip);
-				uint16_t hc = (uint16_t)(f.b[ip + 10] << 8 | f.b[ip + 11]);
-				uint16_t m = (uint16_t)(f.b[ip] << 8 | f.b[ip + 1]);
+				ipv4_checksum_fix(f.b + ip);
+				uint16_t hc = get16(f.b + ip + 10);
+				uint16_t m = get16(f.b + ip);
 				uint16_t m2 = (uint16_t)(f.b[ip] << 8 | classes[k].dscp << 2 | ecn);
 				uint32_t sum = (uint32_t)(uint16_t)~hc + (uint16_t)~m + m2;
 				uint32_t once = (sum & 0xffff) + (sum >> 16);
-				uint16_t new_hc = (uint16_t)~fold(sum);
+				uint16_t new_hc = (uint16_t)~csum_fold(sum);
 				int kind = once > 0xffff      ? 0
 					   : new_hc == 0      ? 1
 					   : new_hc == 0xffff ? 2
@@ -1715,13 +1625,11 @@ static void test_random(struct inst *tag, uint64_t seed)
 /* ---- 12. QoS conformance ---- */
 
 /* Conformance counts of one rule and direction, from a report. */
-static void conformance_of(struct inst *in, uint32_t rule, uint32_t dir, uint64_t out[LX_CONF_MAX],
+static void conformance_of(struct prog *in, uint32_t rule, uint32_t dir, uint64_t out[LX_CONF_MAX],
 			   int *keep)
 {
 	struct stats_report r;
-	struct text_error err = { { 0 } };
-	if (testrun_report(&in->t, &r, &err) < 0)
-		die("%s", err.msg);
+	prog_report(in, &r);
 	memset(out, 0, sizeof(uint64_t) * LX_CONF_MAX);
 	for (int i = 0; i < r.nrows; i++)
 		if (r.rows[i].rule == rule && r.rows[i].dir == dir) {
@@ -1740,12 +1648,12 @@ static void conformance_of(struct inst *in, uint32_t rule, uint32_t dir, uint64_
  */
 static void test_conformance(void)
 {
-	struct inst mon, tag, ovr;
+	struct prog mon, tag, ovr;
 	inst_open(&mon, "monitor conformance", &S_base, &C_base, LX_POLICY_MONITOR, 0);
 	inst_open(&tag, "monitor tag 1 conformance", &S_base, &C_base, LX_POLICY_MONITOR, 1);
 	inst_open(&ovr, "monitor conformance dscp-override", &S_dscp, &C_dscp, LX_POLICY_MONITOR,
 		  0);
-	struct inst *all[2] = { &mon, &tag };
+	struct prog *all[2] = { &mon, &tag };
 	for (int k = 0; k < 4; k++) {
 		const struct tag_class *tc = &classes[k];
 		int other = tc->dscp == 10 ? 12 : 10;
@@ -1821,9 +1729,9 @@ static void test_conformance(void)
 		      "%s [sip-tls with `dscp sip-tls -`]: no expectation, nothing counted",
 		      ovr.name);
 	}
-	testrun_close(&mon.t);
-	testrun_close(&tag.t);
-	testrun_close(&ovr.t);
+	prog_close(&mon);
+	prog_close(&tag);
+	prog_close(&ovr);
 
 	/*
 	 * `qos expressroute`: the profile's values are what tag mode writes and what conformance
@@ -1835,7 +1743,7 @@ static void test_conformance(void)
 	struct text_error err = { { 0 } };
 	if (site_load(SITE_ER, &M, &s_er, &err) < 0 || compile_tables(&M, &s_er, &c_er, &err) < 0)
 		die("%s", err.msg);
-	struct inst er;
+	struct prog er;
 	inst_open(&er, "monitor tag 1 qos expressroute", &s_er, &c_er, LX_POLICY_MONITOR, 1);
 	for (int k = 0; k < 4; k++) {
 		const struct tag_class *tc = &classes[k];
@@ -1867,7 +1775,7 @@ static void test_conformance(void)
 		      (unsigned long long)o, (unsigned long long)got[0], (unsigned long long)got[1],
 		      (unsigned long long)got[2]);
 	}
-	testrun_close(&er.t);
+	prog_close(&er);
 	compile_free(&c_er);
 	site_free(&s_er);
 }
@@ -1875,7 +1783,7 @@ static void test_conformance(void)
 /* ---- 10. spoofed protected sources, replies from listen ports, a flood from outside ---- */
 
 /* Entries in the instance's lx_flows, and how many it ever opened (lx_flow_stats). */
-static uint64_t flows_present(struct inst *in)
+static uint64_t flows_present(struct prog *in)
 {
 	struct lx_flow_key key, next;
 	void *prev = NULL;
@@ -1888,7 +1796,7 @@ static uint64_t flows_present(struct inst *in)
 	return n;
 }
 
-static uint64_t flows_opened(struct inst *in)
+static uint64_t flows_opened(struct prog *in)
 {
 	struct lx_flow_stats percpu[512];
 	__u32 zero = 0;
@@ -1903,7 +1811,7 @@ static uint64_t flows_opened(struct inst *in)
 
 static void test_spoofed(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -1912,7 +1820,7 @@ static void test_spoofed(void)
 	for (int fam = 4; fam <= 6; fam += 2) {
 		/* The attack of issue 10: one frame claiming to come from the Edge's 3389 toward
 		 * the attacker's 53 (an outbound DNS rule of the Edge) on the outside leg. */
-		inst_side(&in, LX_SIDE_UNPROTECTED);
+		prog_side(&in, LX_SIDE_UNPROTECTED);
 		uint64_t n0 = flows_present(&in);
 		struct frame f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
 		expect(&in, &f, V_DROP, LX_DROP_SPOOFED, &ed,
@@ -1946,7 +1854,7 @@ static void test_spoofed(void)
 		      fam, (unsigned long long)flows_present(&in), (unsigned long long)n0);
 
 		/* The same frames from the Edge's own side are the Edge's: they open flows. */
-		inst_side(&in, LX_SIDE_PROTECTED);
+		prog_side(&in, LX_SIDE_PROTECTED);
 		f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
 		expect(&in, &f, V_PASS, 0, &ed,
 		       "protected side: tcp SYN edge-external:3389 -> peer:53 IPv%d", fam);
@@ -1956,7 +1864,7 @@ static void test_spoofed(void)
 		       fam);
 		/* ... and the answer arriving on the outside leg still passes: the check is on
 		 * packets from protected addresses only. */
-		inst_side(&in, LX_SIDE_UNPROTECTED);
+		prog_side(&in, LX_SIDE_UNPROTECTED);
 		f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x10, 10);
 		expect(&in, &f, V_PASS, 0, &ed,
 		       "unprotected side: the answer on the Edge's flow passes IPv%d", fam);
@@ -1968,7 +1876,7 @@ static void test_spoofed(void)
 		       fam);
 
 		/* Replies from the Edge's listen ports never open a flow. */
-		inst_side(&in, LX_SIDE_PROTECTED);
+		prog_side(&in, LX_SIDE_PROTECTED);
 		uint64_t n1 = flows_present(&in), o1 = flows_opened(&in);
 		static const uint16_t attacker_ports[] = { 53, 80, 443, 5061, 5269, 3478 };
 		for (size_t k = 0; k < sizeof(attacker_ports) / sizeof(attacker_ports[0]); k++) {
@@ -1997,12 +1905,12 @@ static void test_spoofed(void)
 		       "but peer:443 -> edge-external:40555 finds no flow IPv%d", fam);
 	}
 	check_drops_delta(&in, &before, &ed, "spoofed and listen-port replies");
-	testrun_close(&in.t);
+	prog_close(&in);
 
 	/* Monitor: a spoofed packet passes, would-drop "spoofed", and opens nothing. */
-	struct inst mon;
+	struct prog mon;
 	inst_open(&mon, "monitor", &S_base, &C_base, LX_POLICY_MONITOR, 0);
-	inst_side(&mon, LX_SIDE_UNPROTECTED);
+	prog_side(&mon, LX_SIDE_UNPROTECTED);
 	struct frame f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, 4, 0x02, 0);
 	expect(&mon, &f, V_PASS, LX_DROP_SPOOFED, NULL,
 	       "unprotected side: the spoofed SYN passes, would-drop spoofed");
@@ -2011,7 +1919,7 @@ static void test_spoofed(void)
 	       "and the attacker's SYN is counted unsolicited (no flow was opened)");
 	CHECK(flows_present(&mon) == 0, "monitor: the spoofed packet opened no flow (%llu)",
 	      (unsigned long long)flows_present(&mon));
-	testrun_close(&mon.t);
+	prog_close(&mon);
 }
 
 #define FLOOD_PACKETS 1000000
@@ -2076,16 +1984,16 @@ static struct frame flood_frame(uint64_t i, int *side)
  */
 static void test_flood(void)
 {
-	struct inst in;
+	struct prog in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
-	inst_side(&in, LX_SIDE_PROTECTED);
+	prog_side(&in, LX_SIDE_PROTECTED);
 	struct frame f = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, 4, 0x02, 0);
 	expect(&in, &f, V_PASS, 0, NULL, "a live federation flow: SYN edge:40100 -> partner:5061");
 	uint64_t n0 = flows_present(&in), o0 = flows_opened(&in);
 	uint64_t runs[2] = { 0, 0 }, drops = 0;
 	/* Two passes, so that each runs with its side set once: outside kinds, then the Edge's. */
 	for (int pass = 0; pass < 2; pass++) {
-		inst_side(&in, pass ? LX_SIDE_PROTECTED : LX_SIDE_UNPROTECTED);
+		prog_side(&in, pass ? LX_SIDE_PROTECTED : LX_SIDE_UNPROTECTED);
 		for (uint64_t i = 0; i < FLOOD_PACKETS / FLOOD_REPEAT; i++) {
 			int side;
 			struct frame g = flood_frame(i, &side);
@@ -2110,11 +2018,11 @@ static void test_flood(void)
 	      "%llu)",
 	      (unsigned long long)n0, (unsigned long long)n1, (unsigned long long)o0,
 	      (unsigned long long)o1);
-	inst_side(&in, LX_SIDE_UNPROTECTED);
+	prog_side(&in, LX_SIDE_UNPROTECTED);
 	f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, 4, 0x12, 0);
 	expect(&in, &f, V_PASS, 0, NULL,
 	       "flood: the live federation flow is intact (partner's SYN-ACK passes)");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 /* ---- main ---- */
@@ -2223,11 +2131,12 @@ static struct frame tcp_seg(const struct host *src, uint16_t sport, const struct
 }
 
 /* The Edge's TCP flow to a partner's 5061 from port lport, as the program holds it. */
-static int edge_flow(struct inst *in, uint16_t lport, int fam, struct lx_flow *f)
+static int edge_flow(struct prog *in, uint16_t lport, int fam, struct lx_flow *f)
 {
 	struct lx_flow_key key;
 	memset(&key, 0, sizeof(key));
-	struct endpoint l = ep(addr_of(&EXT, fam), lport), r = ep(addr_of(&PARTNER, fam), 5061);
+	struct endpoint l = endpoint_at(addr_of(&EXT, fam), lport),
+			r = endpoint_at(addr_of(&PARTNER, fam), 5061);
 	key.family = (uint8_t)fam;
 	key.proto = LX_PROTO_TCP;
 	key.local_port = lport;
@@ -2257,7 +2166,7 @@ static double mono_ms(void)
 #define CLOCK_SLACK_MS	 30 /* the coarse clock's tick and scheduling around a test run */
 
 /* The flow's closing mark is as expected (0 or 1), checked in the table. */
-static void expect_closing(struct inst *in, uint16_t lport, int fam, uint32_t want,
+static void expect_closing(struct prog *in, uint16_t lport, int fam, uint32_t want,
 			   const char *what)
 {
 	struct lx_flow f;
@@ -2271,7 +2180,7 @@ static void expect_closing(struct inst *in, uint16_t lport, int fam, uint32_t wa
 }
 
 /* SYN, SYN-ACK, ACK: the Edge acknowledges ack with window win. */
-static void handshake(struct inst *in, uint16_t lport, int fam, uint32_t ack, uint16_t win,
+static void handshake(struct prog *in, uint16_t lport, int fam, uint32_t ack, uint16_t win,
 		      struct expect_drops *ed)
 {
 	struct frame f = tcp_seg(&EXT, lport, &PARTNER, 5061, fam, 0x02, 1000, 0, 64240, 0);
@@ -2287,9 +2196,17 @@ static void handshake(struct inst *in, uint16_t lport, int fam, uint32_t ack, ui
 	      fam, ack, win);
 }
 
+/* The short flow timeouts of test_tcp_closing's instance. */
+static void short_timeouts(struct lx_config *cfg)
+{
+	cfg->tcp_timeout_ns = SHORT_TCP_MS * 1000000ULL;
+	cfg->tcp_closing_ns = SHORT_CLOSING_MS * 1000000ULL;
+	cfg->udp_timeout_ns = SHORT_UDP_MS * 1000000ULL;
+}
+
 static void test_tcp_closing(void)
 {
-	struct inst in;
+	struct prog in;
 	struct drops before;
 	struct expect_drops ed;
 	memset(&ed, 0, sizeof(ed));
@@ -2297,14 +2214,10 @@ static void test_tcp_closing(void)
 	CHECK(cfg.tcp_timeout_ns >= (2 * 3600 + 5 * 60) * 1000000000ULL,
 	      "default idle TCP timeout %llu s is at least 2 h 5 min (Windows' TCP keepalive: 2 h)",
 	      (unsigned long long)(cfg.tcp_timeout_ns / 1000000000ULL));
-	cfg.tcp_timeout_ns = SHORT_TCP_MS * 1000000ULL;
-	cfg.tcp_closing_ns = SHORT_CLOSING_MS * 1000000ULL;
-	cfg.udp_timeout_ns = SHORT_UDP_MS * 1000000ULL;
-	struct text_error err = { { 0 } };
-	in.name = "enforce, short timeouts";
-	in.policy = LX_POLICY_ENFORCE;
-	if (testrun_open_config(&in.t, &M, &S_base, &C_base, LX_POLICY_ENFORCE, 0, &cfg, &err) < 0)
-		die("%s: %s", in.name, err.msg);
+	const struct prog_opts o = { .policy = LX_POLICY_ENFORCE,
+				     .comp = &C_base,
+				     .config = short_timeouts };
+	prog_open(&in, "enforce, short timeouts", &M, &S_base, &o, NULL);
 	drops_read(&in, &before);
 
 	for (int fam = 4; fam <= 6; fam += 2) {
@@ -2494,13 +2407,14 @@ static void test_tcp_closing(void)
 		      in.name, fam, SHORT_UDP_MS, first_drop);
 	}
 	check_drops_delta(&in, &before, &ed, "TCP closing and refresh");
-	testrun_close(&in.t);
+	prog_close(&in);
 }
 
 int main(void)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	support_name("test_policy");
 	struct text_error err = { { 0 } };
 	if (matrix_load(MATRIX_PATH, &M, &err) < 0)
 		die("%s (run from the repository top)", err.msg);
@@ -2536,13 +2450,13 @@ int main(void)
 	puts("== 7. monitor versus enforce, testrun_set");
 	test_monitor_vs_enforce();
 
-	struct inst tag;
+	struct prog tag;
 	inst_open(&tag, "monitor tag 1", &S_base, &C_base, LX_POLICY_MONITOR, 1);
 	puts("== 8. DSCP tag mode");
 	test_tag(&tag);
 	puts("== 9. randomised IPv4 checksums");
 	test_random(&tag, seed);
-	testrun_close(&tag.t);
+	prog_close(&tag);
 	free(exp_remarked);
 	puts("== 10. spoofed protected sources, replies from listen ports");
 	test_spoofed();

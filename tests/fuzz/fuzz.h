@@ -56,4 +56,17 @@ static void fuzz_check_error(const char *path, const struct text_error *err)
 	memcpy(fuzz_last_msg, err->msg, sizeof(fuzz_last_msg));
 }
 
+/* One input as a file, with an empty error for the parser to fill. */
+struct fuzz_input {
+	char path[64];
+	int fd;
+	struct text_error err;
+};
+
+static void fuzz_input_open(struct fuzz_input *in, const uint8_t *data, size_t size)
+{
+	in->fd = fuzz_file(data, size, in->path, sizeof(in->path));
+	memset(&in->err, 0, sizeof(in->err));
+}
+
 #endif

@@ -56,19 +56,17 @@ static void fuzz_matrix_compile(const struct matrix *m)
 int fuzz_matrix_one(const uint8_t *data, size_t size);
 int fuzz_matrix_one(const uint8_t *data, size_t size)
 {
-	char path[64];
+	struct fuzz_input in;
 	struct matrix m;
-	struct text_error err;
-	int fd = fuzz_file(data, size, path, sizeof(path));
 
-	memset(&err, 0, sizeof(err));
-	fuzz_last_rc = matrix_load(path, &m, &err);
+	fuzz_input_open(&in, data, size);
+	fuzz_last_rc = matrix_load(in.path, &m, &in.err);
 	if (fuzz_last_rc == 0) {
 		fuzz_matrix_compile(&m);
 		matrix_free(&m);
 	} else {
-		fuzz_check_error(path, &err);
+		fuzz_check_error(in.path, &in.err);
 	}
-	close(fd);
+	close(in.fd);
 	return 0;
 }

@@ -100,16 +100,14 @@ static int fuzz_replay_frame(const uint8_t *frame, size_t len, void *arg)
 int fuzz_replay_one(const uint8_t *data, size_t size);
 int fuzz_replay_one(const uint8_t *data, size_t size)
 {
-	char path[64];
+	struct fuzz_input in;
 	struct capture_counts counts;
-	struct text_error err;
 	uint64_t handed = 0;
-	int fd = fuzz_file(data, size, path, sizeof(path));
 
-	memset(&err, 0, sizeof(err));
-	fuzz_last_rc = capture_foreach(path, fuzz_replay_frame, &handed, &counts, &err);
+	fuzz_input_open(&in, data, size);
+	fuzz_last_rc = capture_foreach(in.path, fuzz_replay_frame, &handed, &counts, &in.err);
 	if (fuzz_last_rc < 0)
-		fuzz_check_error(path, &err);
+		fuzz_check_error(in.path, &in.err);
 	FILE *out = fopen("/dev/null", "w");
 	if (out) {
 		flows_print(out, &fuzz_replay.flows, &fuzz_replay.m);
@@ -125,6 +123,6 @@ int fuzz_replay_one(const uint8_t *data, size_t size)
 			(unsigned long long)counts.skipped);
 		abort();
 	}
-	close(fd);
+	close(in.fd);
 	return 0;
 }

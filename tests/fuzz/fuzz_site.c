@@ -36,27 +36,25 @@ int fuzz_site_init(int *argc, char ***argv)
 int fuzz_site_one(const uint8_t *data, size_t size);
 int fuzz_site_one(const uint8_t *data, size_t size)
 {
-	char path[64];
+	struct fuzz_input in;
 	struct site s;
 	struct compiled c;
-	struct text_error err;
-	int fd = fuzz_file(data, size, path, sizeof(path));
 
-	memset(&err, 0, sizeof(err));
-	fuzz_last_rc = site_load(path, &fuzz_site_matrix, &s, &err);
+	fuzz_input_open(&in, data, size);
+	fuzz_last_rc = site_load(in.path, &fuzz_site_matrix, &s, &in.err);
 	if (fuzz_last_rc == 0) {
 		if (s.nprefixes <= 0) {
 			fprintf(stderr, "site loaded without a prefix\n");
 			abort();
 		}
-		if (compile_tables(&fuzz_site_matrix, &s, &c, &err) == 0)
+		if (compile_tables(&fuzz_site_matrix, &s, &c, &in.err) == 0)
 			compile_free(&c);
 		else /* more role combinations than groups: also "PATH:LINE: ..." */
-			fuzz_check_error(path, &err);
+			fuzz_check_error(in.path, &in.err);
 		site_free(&s);
 	} else {
-		fuzz_check_error(path, &err);
+		fuzz_check_error(in.path, &in.err);
 	}
-	close(fd);
+	close(in.fd);
 	return 0;
 }
