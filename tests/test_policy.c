@@ -2038,7 +2038,7 @@ static int droplog_record(void *ctx, void *data, size_t size)
 }
 
 /* Sent and suppressed drop-log records of the instance, summed over CPUs. */
-static void droplog_window(struct inst *in, uint64_t *sent, uint64_t *suppressed)
+static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_droplog_window *w = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*w));
@@ -2066,7 +2066,7 @@ static void test_droplog_rate(void)
 	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
 	if (sched_setaffinity(0, sizeof(one), &one))
 		die("sched_setaffinity: %s", strerror(errno));
-	struct inst in;
+	struct prog in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
 	uint64_t records = 0;
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in.t.skel->maps.lx_droplog),
@@ -2098,7 +2098,7 @@ static void test_droplog_rate(void)
 		      (unsigned long long)sent);
 	}
 	ring_buffer__free(rb);
-	testrun_close(&in.t);
+	prog_close(&in);
 	CPU_ZERO(&one);
 	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
 		CPU_SET(i, &one);
