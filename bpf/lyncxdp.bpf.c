@@ -375,7 +375,8 @@ struct packet {
 	struct lx_addr6 saddr; /* IPv4 in the first four bytes */
 	struct lx_addr6 daddr;
 	void *ip;	   /* the IP header, for the DSCP rewrite */
-	__u16 payload_at;  /* TCP/UDP payload, from the IP header (0: none), for media services */
+	__u16 payload_at;  /* TCP/UDP payload, from the IP header (0: none), for media services;
+			    * for ICMP the ICMP header */
 	__u16 payload_len; /* its length by the IP header */
 };
 
@@ -464,6 +465,10 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 			return LX_CNT_MALFORMED;
 		p->icmp_type = hdr[0];
 		p->icmp_code = hdr[1];
+		/* Where the ICMP message starts, for an error's quoted packet (ICMP never takes
+		 * the media path these fields serve otherwise). */
+		p->payload_at = (__u16)((void *)hdr - p->ip);
+		p->payload_len = p->l4_room;
 		return LX_CNT_ICMP;
 	}
 	return LX_CNT_OTHER_L4;
@@ -1013,13 +1018,122 @@ static __always_inline void frag_key(const struct packet *p, struct lx_frag_key 
 	__builtin_memcpy(k->daddr, p->daddr.addr, 16);
 }
 
-static __always_inline __u32 icmp_reason(const struct packet *p)
+#define ICMP_HDR_LEN	  8    /* type, code, checksum, 4 bytes; then an error's quoted packet */
+#define ICMP_QUOTED_L4	  8    /* of the quoted packet's transport header: RFC 792's 64 bits */
+#define ICMP_QUOTED_MAX	  1024 /* where the ICMP header may start: Ethernet to ICMP, bounded */
+#define ICMP6_RA	  134
+#define ICMP6_REDIRECT	  137
+#define IPV6_HOP_LIMIT_ND 255 /* RFC 4861: what neighbour discovery from the link carries */
+
+/* Errors that quote a packet the destination sent: IPv4 destination unreachable, time
+ * exceeded, parameter problem; ICMPv6 1-4 (RFC 4443). */
+static __always_inline int icmp_error(const struct packet *p)
 {
+	__u8 t = p->icmp_type;
+	return p->family == 4 ? t == 3 || t == 11 || t == 12 : t >= 1 && t <= 4;
+}
+
+/*
+ * Does the ICMP error quote a packet the protected destination sent on a connection the
+ * policy lets through (conntrack's RELATED)? The quoted packet must be TCP or UDP from the
+ * destination's address, with its IP header and 8 bytes of transport header inside the
+ * message, IPv4 not a later fragment, IPv6 without extension headers; it is related when
+ * (a) its source port is one a listen rule of the destination has, and that rule admits the
+ * peer it was sent to (the host's answer on an admitted connection), or (b) its 5-tuple is a
+ * live flow the destination opened. Nothing is refreshed.
+ */
+static __always_inline int icmp_related(const struct packet *p, const struct decision *d,
+					const struct lx_config *cfg, void *end, __u64 *clock)
+{
+	__u32 off = p->payload_at;
+	__u32 room = p->payload_len; /* ICMP header and quoted packet, by the IP length */
+	if (off > ICMP_QUOTED_MAX || room < ICMP_HDR_LEN)
+		return 0;
+	__u8 *q = (__u8 *)p->ip + off + ICMP_HDR_LEN;
+	room -= ICMP_HDR_LEN;
+	struct lx_flow_key k = { .family = p->family };
+	__u32 hdr_len, ipproto;
+	if (p->family == 4) {
+		struct iphdr *ip = (struct iphdr *)q;
+		if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5 ||
+		    (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)))
+			return 0;
+		hdr_len = ip->ihl * 4;
+		ipproto = ip->protocol;
+		__builtin_memcpy(k.local_addr, &ip->saddr, 4);
+		__builtin_memcpy(k.remote_addr, &ip->daddr, 4);
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)q;
+		if ((void *)(ip6 + 1) > end || ip6->version != 6)
+			return 0;
+		hdr_len = sizeof(*ip6);
+		ipproto = ip6->nexthdr;
+		__builtin_memcpy(k.local_addr, &ip6->saddr, 16);
+		__builtin_memcpy(k.remote_addr, &ip6->daddr, 16);
+	}
+	__u8 *l4 = q + hdr_len;
+	if (room < hdr_len + ICMP_QUOTED_L4 || (void *)(l4 + ICMP_QUOTED_L4) > end)
+		return 0;
+	if (ipproto == IPPROTO_TCP)
+		k.proto = LX_PROTO_TCP;
+	else if (ipproto == IPPROTO_UDP)
+		k.proto = LX_PROTO_UDP;
+	else
+		return 0;
+	k.local_port = (__u16)(l4[0] << 8 | l4[1]);
+	k.remote_port = (__u16)(l4[2] << 8 | l4[3]);
+	/* Sent by the destination itself (an error goes back to the quoted packet's source). */
+	__u32 a[4], b[4];
+	__builtin_memcpy(a, k.local_addr, 16);
+	__builtin_memcpy(b, p->daddr.addr, 16);
+	if (a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || a[3] != b[3])
+		return 0;
+
+	/* (a) from a port it listens on, to a peer that rule admits */
+	__u32 rule = local_rule(d->dst_group, k.proto, k.local_port);
+	struct lx_rule_action *act = rule ? bpf_map_lookup_elem(&tbl_actions, &rule) : 0;
+	if (act && act->kind == LX_KIND_LISTEN) {
+		if (!(act->from_groups & LX_FROM_RESTRICTED))
+			return 1;
+		__u32 peer = group_of(p, (const struct lx_addr6 *)k.remote_addr, cfg->flags);
+		if (act->from_groups & group_bit(peer))
+			return 1;
+	}
+	/* (b) on a flow it opened */
+	struct lx_flow *f = bpf_map_lookup_elem(&lx_flows, &k);
+	return f && !flow_expired(f, k.proto, cfg, clock_ns(clock));
+}
+
+/* A router advertisement or redirect from the link: hop limit 255, link-local source. */
+static __always_inline int from_link(const struct packet *p, void *end)
+{
+	struct ipv6hdr *ip6 = p->ip;
+	if (!ip6 || (void *)(ip6 + 1) > end)
+		return 0;
+	return ip6->hop_limit == IPV6_HOP_LIMIT_ND && p->saddr.addr[0] == 0xfe &&
+	       (p->saddr.addr[1] & 0xc0) == 0x80;
+}
+
+/*
+ * ICMP to a protected host: an error passes only when it is related to a connection of the
+ * host (whatever its type's entry in tbl_icmp); anything else when tbl_icmp admits it, and
+ * ICMPv6 router advertisements and redirects then only from the link.
+ */
+static __always_inline __u32 icmp_reason(const struct packet *p, const struct decision *d,
+					 const struct lx_config *cfg, void *end, __u64 *clock)
+{
+	if (icmp_error(p))
+		return icmp_related(p, d, cfg, end, clock) ? LX_DROP_NONE : LX_DROP_ICMP_UNRELATED;
 	__u32 key = lx_icmp_key(p->family, p->icmp_type, p->icmp_code);
-	if (bpf_map_lookup_elem(&tbl_icmp, &key))
-		return LX_DROP_NONE;
-	key = lx_icmp_key(p->family, p->icmp_type, LX_ICMP_ANY);
-	return bpf_map_lookup_elem(&tbl_icmp, &key) ? LX_DROP_NONE : LX_DROP_TRANSPORT;
+	if (!bpf_map_lookup_elem(&tbl_icmp, &key)) {
+		key = lx_icmp_key(p->family, p->icmp_type, LX_ICMP_ANY);
+		if (!bpf_map_lookup_elem(&tbl_icmp, &key))
+			return LX_DROP_TRANSPORT;
+	}
+	if (p->family == 6 && (p->icmp_type == ICMP6_RA || p->icmp_type == ICMP6_REDIRECT) &&
+	    !from_link(p, end))
+		return LX_DROP_ICMP_OFFLINK;
+	return LX_DROP_NONE;
 }
 
 static __always_inline __u32 port_reason(const struct packet *p, const struct decision *d,
@@ -1047,7 +1161,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 /* Why the policy refuses a packet to a protected address, LX_DROP_NONE when it may pass. */
 static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 					   const struct decision *d, const struct lx_config *cfg,
-					   __u64 *clock)
+					   void *end, __u64 *clock)
 {
 	__u32 reason;
 
@@ -1066,7 +1180,7 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 		return first->reason;
 	}
 	if (parsed == LX_CNT_ICMP)
-		reason = icmp_reason(p);
+		reason = icmp_reason(p, d, cfg, end, clock);
 	else if (parsed == LX_CNT_OTHER_L4)
 		reason = LX_DROP_TRANSPORT;
 	else
@@ -1551,7 +1665,7 @@ int lyncxdp(struct xdp_md *ctx)
 	if (cfg->protected_groups & group_bit(d.src_group))
 		d.reason = track_outbound(ctx, &p, cfg, ifc->side, d.src_group, &now);
 	if (!d.reason && (cfg->protected_groups & group_bit(d.dst_group)))
-		d.reason = policy_reason(&p, parsed, &d, cfg, &now);
+		d.reason = policy_reason(&p, parsed, &d, cfg, c.end, &now);
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;
 	__u32 verdict = d.reason && enforce ? XDP_DROP : XDP_PASS;
 

@@ -68,7 +68,9 @@ enum lx_drop_reason {
 	LX_DROP_MALFORMED = 5,	 /* truncated or inconsistent headers */
 	LX_DROP_SPOOFED = 6,	 /* a protected host's address, arriving where that host is not */
 	LX_DROP_SOURCE = 7, /* a rule restricted to some roles (`from`), from another address */
-	LX_DROP_MAX = 8,
+	LX_DROP_ICMP_UNRELATED = 8, /* an ICMP error quoting no flow or admitted connection */
+	LX_DROP_ICMP_OFFLINK = 9,   /* a router advertisement or redirect not from the link */
+	LX_DROP_MAX = 10,
 };
 
 /* Counters for packets that match no rule, one per reason. */

@@ -34,6 +34,12 @@ bounded by socket timeouts. Addresses are IPv4 or IPv6 (without brackets).
                                      "PEERPORT rst" (abortive close), does it (CTRL -> CTRL.done)
   hold_client DST PORT SPORT LOG     connects from SPORT and only reads, never sends; logs
                                      "connected", then "recv TOTAL" per read, "eof", "reset"
+  icmp_error IFACE GWMAC SRC DST QSRC QSPORT QDST QDPORT COUNT
+                                     COUNT forged "fragmentation needed" (IPv4) / "packet too
+                                     big" (IPv6) errors (scapy) from SRC to DST, quoting a TCP
+                                     segment QSRC:QSPORT -> QDST:QDPORT
+  router_adv IFACE GWMAC SRC DST HOPLIMIT COUNT
+                                     COUNT ICMPv6 router advertisements (scapy)
   connect_from SRC SPORT DST DPORT TIMEOUT
                                      a TCP connect() from SRC:SPORT; prints "connected" or
                                      "connect failed: REASON"
@@ -317,6 +323,24 @@ def hold_client(dst, port, sport, log):
         out.write("reset\n")
     out.flush()
     time.sleep(3600)  # keep the socket: the Edge never closes its side (killed at the end)
+
+
+def icmp_error(iface, gwmac, src, dst, qsrc, qsport, qdst, qdport, count):
+    from scapy.all import Ether, IP, IPv6, TCP, ICMP, ICMPv6PacketTooBig, sendp
+    if ":" in dst:
+        quoted = IPv6(src=qsrc, dst=qdst) / TCP(sport=int(qsport), dport=int(qdport), flags="A")
+        err = IPv6(src=src, dst=dst) / ICMPv6PacketTooBig(mtu=1280) / quoted
+    else:
+        quoted = IP(src=qsrc, dst=qdst, flags="DF") / TCP(sport=int(qsport), dport=int(qdport),
+                                                          flags="A")
+        err = IP(src=src, dst=dst) / ICMP(type=3, code=4, nexthopmtu=1280) / quoted
+    sendp([Ether(dst=gwmac) / err] * int(count), iface=iface, verbose=0)
+
+
+def router_adv(iface, gwmac, src, dst, hlim, count):
+    from scapy.all import Ether, IPv6, ICMPv6ND_RA, sendp
+    p = Ether(dst=gwmac) / IPv6(src=src, dst=dst, hlim=int(hlim)) / ICMPv6ND_RA()
+    sendp([p] * int(count), iface=iface, verbose=0)
 
 
 def connect_from(src, sport, dst, dport, ctimeout):

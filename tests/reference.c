@@ -27,7 +27,11 @@
  *    roles, else "source"); an outbound rule of the destination passes only on a live flow that
  *    the protected host opened (5-tuple; TCP FIN/RST switch the flow to the closing timeout
  *    when they fit the connection, see below); such a reply never refreshes the flow;
- *    ICMP passes when the matrix's or the site's allow list has it; a later fragment follows
+ *    an ICMP error (IPv4 3, 11, 12; ICMPv6 1-4) passes only when the TCP/UDP packet it quotes
+ *    was sent by the destination from a port a listen rule of it admits toward that peer, or
+ *    on a live flow it opened, else "icmp-unrelated"; other ICMP passes when the matrix's or
+ *    the site's allow list has it, an ICMPv6 router advertisement or redirect then only with
+ *    hop limit 255 from fe80::/10, else "icmp-offlink"; a later fragment follows
  *    its first fragment (same source, destination, protocol, id), else "fragment"; a
  *    malformed packet is "malformed"; any other protocol "transport"; a TCP/UDP port that no
  *    rule accepts is "transport" when a listen rule of the destination has it on the other
@@ -278,6 +282,8 @@ static void parse_l4(struct ref_pkt *p, const uint8_t *l4, size_t avail)
 		p->kind = REF_ICMP;
 		p->icmp_type = l4[0];
 		p->icmp_code = l4[1];
+		p->icmp = l4;
+		p->icmp_len = avail;
 		return;
 	}
 	p->kind = REF_OTHER_L4;
@@ -330,6 +336,7 @@ static void parse_ipv6(struct ref_pkt *p, const uint8_t *ip, size_t avail)
 	p->family = 6;
 	memcpy(p->saddr, ip + 8, 16);
 	memcpy(p->daddr, ip + 24, 16);
+	p->hop_limit = ip[7];
 	if (ip[0] >> 4 != 6)
 		return malformed(p, "IP version is not 6");
 	size_t plen = be16(ip + 4);
@@ -610,6 +617,86 @@ static void frag_key(const struct ref_pkt *p, struct ref_frag_key *k)
 	memcpy(k->daddr, p->daddr, 16);
 }
 
+/* ---- ICMP to a protected host (README "ICMP errors and neighbour discovery") ---- */
+
+/* IPv4 destination unreachable, time exceeded, parameter problem; ICMPv6 1-4. */
+static int icmp_is_error(const struct ref_pkt *p)
+{
+	int t = p->icmp_type;
+	return p->family == 4 ? t == 3 || t == 11 || t == 12 : t >= 1 && t <= 4;
+}
+
+/*
+ * An error quoting a TCP/UDP packet the destination sent (its address the quoted source; the
+ * IP header and 8 bytes of the transport header inside the message; IPv4 not a later
+ * fragment, IPv6 without extension headers), from a port a listen rule of the destination
+ * has (one with `from` only toward a peer holding one of those roles), or on a live flow
+ * the destination opened. Nothing is refreshed.
+ */
+static int icmp_related(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
+			struct ref_time now, uint32_t choices, struct ref_decision *d,
+			struct ref_updates *u)
+{
+	if (p->icmp_len < 8)
+		return 0;
+	const uint8_t *q = p->icmp + 8;
+	size_t room = p->icmp_len - 8, hlen;
+	struct ref_pkt in;
+	memset(&in, 0, sizeof(in));
+	in.family = p->family;
+	if (p->family == 4) {
+		if (room < 20 || q[0] >> 4 != 4 || (q[0] & 0x0f) < 5 || (be16(q + 6) & 0x1fff))
+			return 0;
+		hlen = (size_t)(q[0] & 0x0f) * 4;
+		in.ipproto = q[9];
+		memcpy(in.saddr, q + 12, 4);
+		memcpy(in.daddr, q + 16, 4);
+	} else {
+		if (room < 40 || q[0] >> 4 != 6)
+			return 0;
+		hlen = 40;
+		in.ipproto = q[6];
+		memcpy(in.saddr, q + 8, 16);
+		memcpy(in.daddr, q + 24, 16);
+	}
+	if (room < hlen + 8 || (in.ipproto != 6 && in.ipproto != 17))
+		return 0;
+	if (memcmp(in.saddr, p->daddr, 16))
+		return 0;
+	in.proto = in.ipproto == 6 ? LX_PROTO_TCP : LX_PROTO_UDP;
+	in.sport = (uint16_t)be16(q + hlen);
+	in.dport = (uint16_t)be16(q + hlen + 2);
+	uint32_t own = best_rule(r, dst_roles, in.proto, in.sport, 0);
+	if (own && r->m->rules[own - 1].kind == LX_KIND_LISTEN) {
+		uint64_t from = r->m->rules[own - 1].from_roles;
+		if (!from || (ref_roles_of(r, in.family, in.daddr) & from))
+			return d->icmp_related = 1;
+	}
+	struct ref_flow_key k;
+	flow_key(&in, 1, &k);
+	const struct ref_flow *f = flow_get(r, u, &k);
+	if (f && !flow_expired(r, f, in.proto, now, choices, d))
+		return d->icmp_related = 2;
+	return 0;
+}
+
+/* Errors by their relation; the rest by the allow lists, router advertisements and
+ * redirects then only from the link (hop limit 255, source fe80::/10). */
+static uint32_t icmp_policy(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
+			    struct ref_time now, uint32_t choices, struct ref_decision *d,
+			    struct ref_updates *u)
+{
+	if (icmp_is_error(p))
+		return icmp_related(r, p, dst_roles, now, choices, d, u) ? LX_DROP_NONE
+									 : LX_DROP_ICMP_UNRELATED;
+	if (!icmp_allowed(r->m->icmp, r->m->nicmp, p->family, p->icmp_type, p->icmp_code) &&
+	    !icmp_allowed(r->s->icmp, r->s->nicmp, p->family, p->icmp_type, p->icmp_code))
+		return LX_DROP_TRANSPORT;
+	int router = p->family == 6 && (p->icmp_type == 134 || p->icmp_type == 137);
+	int link = p->hop_limit == 255 && p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80;
+	return router && !link ? LX_DROP_ICMP_OFFLINK : LX_DROP_NONE;
+}
+
 /* ---- DSCP ---- */
 
 static unsigned dscp_of(const uint8_t *frame, const struct ref_pkt *p)
@@ -679,13 +766,9 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 		u->nfrags = 1;
 		return LX_DROP_NONE;
 	}
-	case REF_ICMP: {
-		int ok =
-		    icmp_allowed(r->m->icmp, r->m->nicmp, p->family, p->icmp_type, p->icmp_code) ||
-		    icmp_allowed(r->s->icmp, r->s->nicmp, p->family, p->icmp_type, p->icmp_code);
-		reason = ok ? LX_DROP_NONE : LX_DROP_TRANSPORT;
+	case REF_ICMP:
+		reason = icmp_policy(r, p, dst_roles, now, choices, d, u);
 		break;
-	}
 	case REF_OTHER_L4:
 		reason = LX_DROP_TRANSPORT;
 		break;

@@ -53,6 +53,9 @@ struct ref_pkt {
 	uint32_t tcp_seq, tcp_ack; /* TCP: sequence and acknowledgment numbers */
 	uint16_t tcp_win;	   /* TCP: the window field */
 	uint8_t icmp_type, icmp_code;
+	const uint8_t *icmp; /* ICMP: the message (header first), icmp_len bytes (IP length) */
+	size_t icmp_len;
+	int hop_limit;	/* IPv6 */
 	int first_frag; /* offset 0, more fragments */
 	uint32_t frag_id;
 	int frag_proto;		    /* the protocol a fragment is remembered by */
@@ -76,6 +79,7 @@ struct ref_decision {
 	int remote_close;  /* its FIN or RST (on a live TCP flow): 1 fit, closing; 2 did not */
 	int frag_followed; /* a later fragment found its first fragment's verdict */
 	int expired_flow;  /* a reply found its flow, but expired */
+	int icmp_related;  /* an ICMP error to a protected host: 1 by a listen rule, 2 by a flow */
 	int both_ends;	   /* both ends had a rule: 1 the destination's won, 2 the source's */
 	int no_peer;	   /* a client rule did not count: an end is no unicast role holder */
 	int ambiguous;	   /* expiry checks that the clock could not settle (see choices) */

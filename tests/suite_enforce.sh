@@ -29,6 +29,13 @@
 #    server's data still arrive after the closing timeout; the server's real FIN and RST
 #    close theirs (the flows' closing marks; after the timeout its packets on them are
 #    dropped as unsolicited).
+# 6. ICMP errors (issue 10): a host F behind the client over a 1280-byte link; transfers from
+#    the Edge's listening 5269 and over the Edge's own connection to F's 5061 need path MTU
+#    discovery: the client's kernel's "fragmentation needed" / "packet too big" pass the
+#    gateway in enforce (related) and the data arrive intact; forged errors for a tuple the
+#    Edge never used and router advertisements from a global address would-drop in monitor
+#    and are dropped in enforce (icmp-unrelated, icmp-offlink), in the drop log too, and the
+#    outside capture replays to the same drops in both policies.
 # shellcheck shell=bash
 set -uo pipefail
 # shellcheck source=tests/lib.sh
@@ -530,6 +537,113 @@ expect_eq "tcp closing: the blind RSTs and FIN passed to the Edge's own TCP (its
 	"4" "$(cap_count "$T/close-edge.pcap" "tcp.srcport == 80 && tcp.dstport == 44101 && (tcp.flags.reset == 1 || tcp.flags.fin == 1)" | cut -d' ' -f1)"
 expect_eq "tcp closing: the Edge never saw the packets on the closed connections after the closing timeout" \
 	"0" "$(cap_count "$T/close-edge.pcap" "tcp.srcport == 80 && (tcp.dstport == 44102 || tcp.dstport == 44103) && tcp.seq_raw == 1000" | cut -d' ' -f1)"
+
+# ---- ICMP errors (issue 10): path MTU discovery through the gateway, forged errors ----
+# A host F behind the client, which now routes: the link from the client to F has MTU 1280,
+# F's own interface 1500 (its routes send at most 1280 but advertise the full MSS), so the
+# Edge's full-size segments toward F make the client's kernel answer "fragmentation needed" /
+# "packet too big"; those cross the gateway toward the Edge and must pass, or the transfer
+# stalls (a PMTU black hole: the Edge's tcp_mtu_probing is off).
+F=lxenf-f
+F4=192.0.2.50 F6=2001:db8:f::50 CF4=192.0.2.1 CF6=2001:db8:f::1
+ns_add $F
+ns_quiet $F
+veth_pair $C lxenf-c1 $F lxenf-f0
+ip -n $C link set lxenf-c1 mtu 1280
+ns_addr $C lxenf-c1 $CF4/24
+ns_addr $C lxenf-c1 $CF6/64
+ns_addr $F lxenf-f0 $F4/24
+ns_addr $F lxenf-f0 $F6/64
+ip netns exec $C sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n $F route add default via $CF4 mtu 1280 advmss 1460
+ip -n $F -6 route add default via $CF6 mtu 1280 advmss 1440
+ip -n $G route add 192.0.2.0/24 via $C4
+ip -n $G -6 route add 2001:db8:f::/64 via $C6
+ip netns exec $E sysctl -qw net.ipv4.tcp_mtu_probing=0
+serve $E tcp_server 5269 echo # a listening port of the Edge, answering with full segments
+serve $F tcp_server 5061 echo # a federation partner the Edge connects to (a tracked flow)
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy enforce >/dev/null; done
+snap i0
+ns_capture_start $E lxenf-e0 "$T/pmtu-edge.pcap" || fail "tcpdump on lxenf-e0"
+expect_eq "enforce, PMTUD: F's 1 MB echoed by the Edge's 5269 (an admitted connection) comes back intact" \
+	"$(digest "$T/1m")" "$(h $F tcp_client $E4 5269 "$T/1m" echo 0 3)"
+expect_eq "enforce, PMTUD: the same over IPv6" \
+	"$(digest "$T/1m")" "$(h $F tcp_client $E6 5269 "$T/1m" echo 0 3)"
+check "enforce, PMTUD: the Edge learnt the path MTU 1280 toward F ($(ip -n $E route get $F4 | tr -s ' \n' ' '))" \
+	grep -q "mtu 1280" <<<"$(ip -n $E route get $F4)"
+ip -n $E route flush cache
+ip -n $E -6 route flush cache
+expect_eq "enforce, PMTUD: the Edge's own connection to F's 5061 (a tracked flow): 1 MB echoed intact" \
+	"$(digest "$T/1m")" "$(h $E tcp_client $F4 5061 "$T/1m" echo 0 3)"
+expect_eq "enforce, PMTUD: the same over IPv6" \
+	"$(digest "$T/1m")" "$(h $E tcp_client $F6 5061 "$T/1m" echo 0 3)"
+ns_capture_stop "$T/pmtu-edge.pcap"
+snap i1
+ptb4=$(cap_count "$T/pmtu-edge.pcap" "icmp.type == 3 && icmp.code == 4 && ip.src == $C4" | cut -d' ' -f1)
+ptb6=$(cap_count "$T/pmtu-edge.pcap" "icmpv6.type == 2 && ipv6.src == $C6" | cut -d' ' -f1)
+check "enforce, PMTUD: the client's kernel's errors reached the Edge (fragmentation needed $ptb4, packet too big $ptb6)" \
+	test "$ptb4" -ge 2 -a "$ptb6" -ge 2
+expect_eq "enforce, PMTUD: nothing dropped meanwhile" 0 \
+	"$(jq -n --slurpfile a "$T/i0.json" --slurpfile b "$T/i1.json" \
+		'([$b[0].drops[].packets] | add) - ([$a[0].drops[].packets] | add)')"
+
+# Forged errors and router advertisements from the outside, in monitor then in enforce:
+# "fragmentation needed" / "packet too big" quoting a tuple the Edge never used, and router
+# advertisements from a global address (hop limit 255, as a neighbour would send them).
+forge_icmp() {
+	h $C icmp_error lxenf-c0 "$GMAC" $C4 $E4 $E4 40999 $F4 443 3
+	h $C icmp_error lxenf-c0 "$GMAC" $C6 $E6 $E6 40999 $F6 443 2
+	h $C router_adv lxenf-c0 "$GMAC" $C6 $E6 255 2
+}
+# (no connection runs meanwhile: every such error is a forged one; the capture's snap length
+# may cut the quoted TCP header)
+FORGED_ICMP="(ip.src == $C4 && icmp.type == 3 && icmp.code == 4) || (ipv6.src == $C6 && (icmpv6.type == 2 || icmpv6.type == 134))"
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy monitor >/dev/null; done
+snap i2
+ns_capture_start $E lxenf-e0 "$T/icmp-mon-edge.pcap" || fail "tcpdump on lxenf-e0"
+forge_icmp
+ns_capture_stop "$T/icmp-mon-edge.pcap"
+snap i3
+expect_eq "monitor: 5 forged errors would-drop icmp-unrelated, 2 router advertisements icmp-offlink" \
+	"5 2" "$(policy_reason "$T/i2.json" "$T/i3.json" would_drop '"icmp-unrelated"') $(policy_reason "$T/i2.json" "$T/i3.json" would_drop '"icmp-offlink"')"
+expect_eq "monitor: they reach the Edge (its capture)" 7 \
+	"$(cap_count "$T/icmp-mon-edge.pcap" "$FORGED_ICMP" | cut -d' ' -f1)"
+for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy enforce >/dev/null; done
+ns_bg $G timeout 60 "$LYNCXDP" drops --json --seconds 30 >"$T/idrops.json" 2>"$T/idrops.err"
+DROPS_PID=$NS_BG_PID
+sleep 0.5
+snap i4
+ns_capture_start $C lxenf-c0 "$T/icmp.pcap" || fail "tcpdump on lxenf-c0"
+ns_capture_start $E lxenf-e0 "$T/icmp-edge.pcap" || fail "tcpdump on lxenf-e0"
+forge_icmp
+ns_capture_stop "$T/icmp.pcap"
+ns_capture_stop "$T/icmp-edge.pcap"
+snap i5
+kill -INT "$DROPS_PID" 2>/dev/null
+wait "$DROPS_PID"
+expect_eq "enforce: the same 5 forged errors dropped as icmp-unrelated, 2 router advertisements as icmp-offlink" \
+	"5 2" "$(policy_reason "$T/i4.json" "$T/i5.json" drops '"icmp-unrelated"') $(policy_reason "$T/i4.json" "$T/i5.json" drops '"icmp-offlink"')"
+expect_eq "enforce: none of them reaches the Edge (its capture)" 0 \
+	"$(cap_count "$T/icmp-edge.pcap" "$FORGED_ICMP" | cut -d' ' -f1)"
+$PY - "$T/idrops.json" "$C4" "$E4" "$C6" "$E6" >"$T/idrops.check" <<'EOF'
+import json, sys
+path, c4, e4, c6, e6 = sys.argv[1:]
+recs = [j for j in map(json.loads, open(path)) if "suppressed" not in j]
+def n(proto, src, dst, reason):
+    return sum(r["proto"] == proto and r["src"] == src and r["dst"] == dst and
+               r["reason"] == reason and r["action"] == "dropped" and
+               r["interface"] == "lxenf-g0" and r["role"] == "edge-external" for r in recs)
+print(n("icmp", c4, e4, "icmp-unrelated"), n("icmpv6", c6, e6, "icmp-unrelated"),
+      n("icmpv6", c6, e6, "icmp-offlink"))
+EOF
+expect_eq "drops --json: 3 + 2 icmp-unrelated and 2 icmp-offlink records, the Edge's role, lxenf-g0" \
+	"3 2 2" "$(cat "$T/idrops.check")"
+# the outside capture replayed: monitor's would-drops equal enforce's drops, the new reasons too
+rep_m=$("$LYNCXDP" replay --site "$SITE" --side unprotected --json "$T/icmp.pcap" | jq -c .would_drop)
+rep_e=$("$LYNCXDP" replay --site "$SITE" --side unprotected --policy enforce --json "$T/icmp.pcap" | jq -c .drops)
+expect_eq "replay of the outside capture with the forged ICMP: monitor would_drop = enforce drops" "$rep_m" "$rep_e"
+check "replay: 5 icmp-unrelated and 2 icmp-offlink ($rep_e)" \
+	jq -e '.["icmp-unrelated"].packets == 5 and .["icmp-offlink"].packets == 2' <<<"$rep_e"
 
 ns_cleanup
 expect_clean lxenf-

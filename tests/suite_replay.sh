@@ -159,7 +159,8 @@ case_end() {
 	# Nothing classified beyond what the filters above name.
 	local unexpected
 	unexpected=$(jq -r ".services[] | select(.packets > 0) | $ROW_KEY" "$json" | while read -r key; do
-		printf '%s\n' "${RULE_KEYS[@]}" | grep -qxF "$key" || echo "$key;"
+		# (no pipe into grep -q: under pipefail, printf's SIGPIPE would fail a match)
+		grep -qxF "$key" <<<"$(printf '%s\n' "${RULE_KEYS[@]}")" || echo "$key;"
 	done | paste -sd ' ')
 	expect_eq "$name: no rule counts beyond the expected ones" "" "$unexpected"
 
@@ -449,7 +450,8 @@ EOF
 	# The policy: what enforce drops, by reason, from filters on the frames toward the Edge.
 	# port: no Edge rule has that port on either transport (a dropped first fragment leaves no
 	# verdict: its later fragment is a fragment); transport: the port is the Edge's on the other transport, or
-	# ICMP other than fragmentation-needed and neighbour discovery; unsolicited: an answer on no
+	# ICMP that is no error and no neighbour discovery (the capture's one error quotes a live flow of
+	# the Edge: it passes); unsolicited: an answer on no
 	# flow the Edge opened; fragment: a later fragment whose first never came or was dropped.
 	T2E="!icmp && !icmpv6 && $TOE"
 	DROP_REASONS=(port transport unsolicited fragment malformed)
@@ -474,6 +476,8 @@ EOF
 		expect_eq "edge --policy monitor: would_drop.$r = ${want[$i]:-?}" "${want[$i]:-?}" \
 			"$(jq -r ".would_drop.$r | \"\(.packets) \(.bytes)\"" "$WORK/edge-monitor.json")"
 	done
+	expect_eq "edge --policy enforce: the fragmentation-needed quoting the Edge's live flow to 5061 passes (no icmp-unrelated)" \
+		0 "$(jq '.drops["icmp-unrelated"].packets' "$WORK/edge-enforce.json")"
 	expect_eq "edge: the capture exercises every reason but malformed" 4 \
 		"$(printf '%s\n' "${want[@]:0:4}" | awk '$1 > 0' | wc -l)"
 	expect_eq "edge: replay without --policy (monitor) drops nothing" 0 \

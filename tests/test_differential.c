@@ -8,7 +8,9 @@
  *
  * Traffic: Lync traffic of maps/sfb2015.matrix between the addresses of
  * tests/data/differential/protected.site (protected Edge roles) and open.site (no
- * protection), with replies on flows the Edge opened, FIN/RST, flows that time out, ICMP,
+ * protection), with replies on flows the Edge opened, FIN/RST, flows that time out, ICMP
+ * (errors quoting packets sent lately, as sent or altered; neighbour discovery from the link
+ * or not),
  * other protocols, non-IP, VLAN tags (one, two, three), IPv4 options, IPv6 extension chains
  * of 0..7 headers, fragments (first and later, with and without the first), then mutated:
  * truncated at every header boundary, bad IHL, lengths, versions, data offsets, flags, bytes.
@@ -205,6 +207,14 @@ struct desc {
 	uint16_t win;
 	int tcp_optwords;
 	uint8_t icmp_type, icmp_code;
+	int hop; /* TTL / hop limit; 0: 64 */
+	/* An ICMP error's quoted packet (quote != 0): IPv4 or IPv6 as quote says, its header
+	 * (IPv4 options of q_optlen bytes, a later fragment when q_later) and 8 bytes of the
+	 * transport header, then the message's payload. */
+	int quote;
+	uint8_t q_src[16], q_dst[16];
+	int q_proto, q_optlen, q_later;
+	uint16_t q_sport, q_dport;
 	int v4_optlen;
 	int next; /* IPv6 extension headers */
 	uint8_t ext_type[8];
@@ -242,6 +252,44 @@ static void fix_ipv4_checksum(struct frame *f)
 		ipv4_checksum_fix(ip);
 }
 
+/* An ICMP error's quoted packet at b + n; returns where it ends. */
+static size_t build_quote(const struct desc *d, struct frame *f, size_t n)
+{
+	uint8_t *b = f->b;
+	size_t hl;
+	if (d->quote == 4) {
+		hl = 20 + (size_t)d->q_optlen;
+		memset(b + n, 0, hl);
+		b[n] = (uint8_t)(0x40 | hl / 4);
+		put16(b + n + 2, (unsigned)(hl + 8 + rnd(1400)));
+		put16(b + n + 6, d->q_later ? 1 + (unsigned)rnd(100) : chance(50) ? 0x4000 : 0);
+		b[n + 8] = 1;
+		b[n + 9] = (uint8_t)d->q_proto;
+		memcpy(b + n + 12, d->q_src, 4);
+		memcpy(b + n + 16, d->q_dst, 4);
+		for (size_t i = 20; i < hl; i++)
+			b[n + i] = 1;
+		ipv4_checksum_fix(b + n);
+	} else {
+		hl = 40;
+		memset(b + n, 0, hl);
+		b[n] = 0x60;
+		put16(b + n + 4, (unsigned)(8 + rnd(1400)));
+		b[n + 6] = (uint8_t)d->q_proto;
+		b[n + 7] = 1;
+		memcpy(b + n + 8, d->q_src, 16);
+		memcpy(b + n + 24, d->q_dst, 16);
+	}
+	mark(f, n + hl);
+	n += hl;
+	rnd_bytes(b + n, 8);
+	put16(b + n, d->q_sport);
+	put16(b + n + 2, d->q_dport);
+	mark(f, n + 4);
+	mark(f, n + 8);
+	return n + 8;
+}
+
 static void build(const struct desc *d, struct frame *f)
 {
 	uint8_t *b = f->b;
@@ -275,7 +323,7 @@ static void build(const struct desc *d, struct frame *f)
 				: d->frag == FRAG_ATOMIC ? 0x4000
 							 : 0;
 		put16(b + n + 6, frag);
-		b[n + 8] = 64;
+		b[n + 8] = (uint8_t)(d->hop ? d->hop : 64);
 		b[n + 9] = (uint8_t)d->ipproto;
 		memcpy(b + n + 12, d->src, 4);
 		memcpy(b + n + 16, d->dst, 4);
@@ -289,7 +337,7 @@ static void build(const struct desc *d, struct frame *f)
 		b[n + 1] = (uint8_t)((d->tos & 0x0f) << 4 | 0x0a); /* flow label 0xa1234 */
 		put16(b + n + 2, 0x1234);
 		b[n + 6] = (uint8_t)(d->next ? d->ext_type[0] : d->ipproto);
-		b[n + 7] = 64;
+		b[n + 7] = (uint8_t)(d->hop ? d->hop : 64);
 		memcpy(b + n + 8, d->src, 16);
 		memcpy(b + n + 24, d->dst, 16);
 		n += 40;
@@ -361,6 +409,8 @@ static void build(const struct desc *d, struct frame *f)
 			mark(f, n + 3);
 			mark(f, n + 4);
 			n += 8;
+			if (d->quote)
+				n = build_quote(d, f, n);
 			break;
 		default:
 			break;
@@ -553,7 +603,7 @@ static void gen_icmp(struct desc *d)
 					     { 0, 7 }, { 11, 0 }, { 5, 1 }, { 13, 0 } };
 	static const uint8_t types6[][2] = { { 2, 0 },	 { 1, 4 },   { 1, 3 },	 { 128, 0 },
 					     { 129, 0 }, { 133, 0 }, { 135, 0 }, { 136, 0 },
-					     { 137, 0 }, { 143, 0 }, { 3, 0 } };
+					     { 137, 0 }, { 143, 0 }, { 3, 0 },	 { 134, 0 } };
 	int family = chance(50) ? 4 : 6;
 	basics(d, family);
 	d->ipproto = family == 4 ? 1 : 58;
@@ -573,6 +623,82 @@ static void gen_icmp(struct desc *d)
 		d->icmp_type = t[0];
 		d->icmp_code = t[1];
 	}
+	/* neighbour discovery: from the link (hop limit 255, fe80::/10) or not */
+	if (chance(50))
+		d->hop = chance(80) ? 255 : (int)rnd(256);
+	if (family == 6 && chance(40)) {
+		memset(d->src, 0, 16);
+		d->src[0] = 0xfe;
+		d->src[1] = (uint8_t)(chance(80) ? 0x80 : rnd(256));
+		d->src[15] = (uint8_t)rnd(256);
+	}
+}
+
+/*
+ * An ICMP error about a TCP/UDP packet sent lately (or its answer), to its sender, from a
+ * router or its peer: the quote as sent, or with another port, address, protocol, family,
+ * as a later fragment; now and then about a packet that timed out.
+ */
+static int gen_icmp_error(struct gen *g, struct desc *d)
+{
+	static const uint8_t types4[][2] = { { 3, 4 }, { 3, 3 },  { 3, 1 }, { 3, 13 },
+					     { 3, 0 }, { 11, 0 }, { 12, 0 } };
+	static const uint8_t types6[][2] = { { 2, 0 }, { 1, 4 }, { 1, 1 }, { 3, 0 }, { 4, 0 } };
+	const struct desc *sent;
+	if (g->nold && chance(10))
+		sent = &g->old[rnd((uint32_t)(g->nold < 256 ? g->nold : 256))];
+	else if (g->nrecent)
+		sent = &g->recent[rnd((uint32_t)(g->nrecent < 64 ? g->nrecent : 64))];
+	else
+		return 0;
+	int family = sent->l3, answer = chance(50); /* quote the answer to it instead */
+	basics(d, family);
+	d->payload = chance(80) ? rnd(64) : rnd(1200);
+	d->ipproto = family == 4 ? 1 : 58;
+	d->quote = family;
+	d->q_proto = sent->ipproto;
+	memcpy(d->q_src, answer ? sent->dst : sent->src, 16);
+	memcpy(d->q_dst, answer ? sent->src : sent->dst, 16);
+	d->q_sport = answer ? sent->dport : sent->sport;
+	d->q_dport = answer ? sent->sport : sent->dport;
+	memcpy(d->dst, d->q_src, 16);
+	if (chance(50))
+		memcpy(d->src, d->q_dst, 16);
+	else
+		draw_addr(pick_addr(family), d->src);
+	const uint8_t *t = family == 4 ? types4[rnd(sizeof(types4) / sizeof(types4[0]))]
+				       : types6[rnd(sizeof(types6) / sizeof(types6[0]))];
+	d->icmp_type = t[0];
+	d->icmp_code = t[1];
+	switch (rnd(16)) {
+	case 0:
+		d->q_sport = ephemeral();
+		break;
+	case 1:
+		d->q_dport = ephemeral();
+		break;
+	case 2:
+		draw_addr(pick_addr(family), d->q_src);
+		break;
+	case 3:
+		draw_addr(pick_addr(family), d->q_dst);
+		break;
+	case 4:
+		d->q_proto = (uint8_t[]){ 1, 58, 6, 17, 47 }[rnd(5)];
+		break;
+	case 5:
+		d->quote = family == 4 ? 6 : 4;
+		break;
+	case 6:
+		d->q_later = family == 4;
+		break;
+	case 7:
+		d->q_optlen = family == 4 ? 4 * (int)(1 + rnd(10)) : 0;
+		break;
+	default:
+		break;
+	}
+	return 1;
 }
 
 static void gen_other_l4(struct desc *d)
@@ -787,7 +913,8 @@ static void gen_packet(struct gen *g, struct desc *d)
 	} else if (x < 62) {
 		gen_random_ports(d);
 	} else if (x < 70) {
-		gen_icmp(d);
+		if (!chance(50) || !gen_icmp_error(g, d))
+			gen_icmp(d);
 	} else if (x < 75) {
 		gen_other_l4(d);
 	} else if (x < 87) {
@@ -1117,7 +1244,8 @@ struct instance {
 	uint64_t reasons[2][LX_DROP_MAX]; /* [enforced] */
 	uint64_t counters[LX_CNT_MAX];
 	uint64_t replies, flows_opened, expired, frags_followed, remarked, ambiguous;
-	uint64_t remote_close[3]; /* remote FIN/RST on live TCP flows: by ref_decision */
+	uint64_t icmp_by_rule, icmp_by_flow; /* ICMP errors that passed as related */
+	uint64_t remote_close[3];	     /* remote FIN/RST on live TCP flows: by ref_decision */
 	uint64_t dst_won, src_won, no_peer;
 	uint64_t rewrites_valid_sum, rewrites_bad_sum;
 	uint64_t media_tagged, media_kinds[LX_MEDIA_MAX];
@@ -1415,6 +1543,8 @@ static void note_coverage(struct instance *in, const struct ref_decision *d, con
 	in->flows_opened += (uint64_t)d->flow_opened;
 	in->expired += (uint64_t)d->expired_flow;
 	in->frags_followed += (uint64_t)d->frag_followed;
+	in->icmp_by_rule += d->icmp_related == 1;
+	in->icmp_by_flow += d->icmp_related == 2;
 	in->dst_won += d->both_ends == 1;
 	in->src_won += d->both_ends == 2;
 	in->no_peer += (uint64_t)d->no_peer;
@@ -1634,6 +1764,15 @@ static void check_coverage(const struct instance *in, int is_protected, int long
 		      "window and closed it, %llu did not and changed nothing",
 		      in->name, (unsigned long long)in->remote_close[1],
 		      (unsigned long long)in->remote_close[2]);
+		CHECK(in->icmp_by_rule && in->icmp_by_flow &&
+			  in->reasons[0][LX_DROP_ICMP_UNRELATED] &&
+			  in->reasons[0][LX_DROP_ICMP_OFFLINK],
+		      "%s: ICMP errors related to a listen rule's connection %llu, to a flow %llu; "
+		      "would-drop icmp-unrelated %llu, icmp-offlink %llu",
+		      in->name, (unsigned long long)in->icmp_by_rule,
+		      (unsigned long long)in->icmp_by_flow,
+		      (unsigned long long)in->reasons[0][LX_DROP_ICMP_UNRELATED],
+		      (unsigned long long)in->reasons[0][LX_DROP_ICMP_OFFLINK]);
 	}
 	CHECK(
 	    in->dst_won && in->src_won && in->no_peer,

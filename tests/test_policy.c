@@ -2,7 +2,8 @@
 /*
  * BPF_PROG_TEST_RUN tests of the enforce policy and the DSCP tag mode, on private instances
  * of the real XDP program (nothing attached, nothing pinned): the Edge's listening rules,
- * forbidden ports and transports, flows opened by protected hosts, ICMP, fragments,
+ * forbidden ports and transports, flows opened by protected hosts, ICMP (errors related to
+ * connections or not, router advertisements and redirects from the link or not), fragments,
  * malformed packets, monitor versus enforce, the DSCP rewrite and a randomised checksum run.
  *
  * Matrix maps/sfb2015.matrix; sites tests/data/policy/ (edge-external and edge-internal
@@ -160,6 +161,30 @@ static struct frame icmp_pkt(const struct host *src, const struct host *dst, int
 	f.b[l4] = type;
 	f.b[l4 + 1] = code;
 	return f;
+}
+
+/*
+ * An ICMP error from src to dst quoting the start of another frame: its IP header and the
+ * first l4_bytes of its transport header (RFC 792 / RFC 4443 quote at least 8).
+ */
+static struct frame icmp_error_pkt(const struct host *src, const struct host *dst, int fam,
+				   uint8_t type, uint8_t code, const struct frame *quoted,
+				   size_t l4_bytes)
+{
+	size_t qip = ip_off(quoted), qlen = l4_off(quoted) - qip + l4_bytes;
+	struct frame f =
+	    pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, src, 0, dst, 0, fam, 0, qlen);
+	size_t l4 = l4_off(&f);
+	f.b[l4] = type;
+	f.b[l4 + 1] = code;
+	memcpy(f.b + l4 + 8, quoted->b + qip, qlen);
+	return f;
+}
+
+/* Sets the IPv6 hop limit of a frame. */
+static void set_hop_limit(struct frame *f, uint8_t hop)
+{
+	f->b[ip_off(f) + 7] = hop;
 }
 
 /* A fragment: first (offset 0, MF) or later (offset 8 bytes x off); id patched in. */
@@ -650,17 +675,20 @@ static void test_icmp(void)
 	const struct host *edges[2] = { &EXT, &INT };
 	for (int k = 0; k < 2; k++) {
 		const struct host *h = edges[k];
+		/* Errors quoting nothing (16 bytes of text): related to no connection (section
+		 * 4b has the ones that quote a packet of the Edge). */
 		struct frame f = icmp_pkt(&PEER, h, 4, 3, 4);
-		expect(&in, &f, V_PASS, 0, &ed, "icmp 3:4 (fragmentation needed) to %s", h->name);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "icmp 3:4 (fragmentation needed) quoting nothing to %s", h->name);
 		CHECK(R.last.counter == LX_CNT_ICMP && R.last.rule == 0,
 		      "%s [icmp 3:4 to %s]: counted as icmp, no rule (got counter %u, rule %u)",
 		      in.name, h->name, R.last.counter, R.last.rule);
 		f = icmp_pkt(&PEER, h, 4, 3, 3);
-		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 3:3 (port unreachable) to %s",
-		       h->name);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "icmp 3:3 (port unreachable) quoting nothing to %s", h->name);
 		f = icmp_pkt(&PEER, h, 4, 3, 1);
-		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 3:1 (host unreachable) to %s",
-		       h->name);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "icmp 3:1 (host unreachable) quoting nothing to %s", h->name);
 		f = pkt(IPPROTO_ICMP, &PEER, 0, h, 0, 4, 0, 56);
 		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 8 (echo request) to %s",
 		       h->name);
@@ -668,7 +696,8 @@ static void test_icmp(void)
 		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 0 (echo reply) to %s",
 		       h->name);
 		f = icmp_pkt(&PEER, h, 6, 2, 0);
-		expect(&in, &f, V_PASS, 0, &ed, "icmpv6 2 (packet too big) to %s", h->name);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "icmpv6 2 (packet too big) quoting nothing to %s", h->name);
 		f = icmp_pkt(&PEER, h, 6, 135, 0);
 		expect(&in, &f, V_PASS, 0, &ed, "icmpv6 135 (neighbour solicitation) to %s",
 		       h->name);
@@ -679,8 +708,8 @@ static void test_icmp(void)
 		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmpv6 128 (echo request) to %s",
 		       h->name);
 		f = icmp_pkt(&PEER, h, 6, 1, 4);
-		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed,
-		       "icmpv6 1:4 (port unreachable) to %s", h->name);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "icmpv6 1:4 (port unreachable) quoting nothing to %s", h->name);
 		for (int fam = 4; fam <= 6; fam += 2) {
 			f = pkt(47, &PEER, 0, h, 0, fam, 0, 40);
 			expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "gre (47) to %s IPv%d",
@@ -701,11 +730,12 @@ static void test_icmp(void)
 		expect(&ping, &f, V_PASS, 0, NULL,
 		       "icmp 8 code 1 to %s, site allows ipv4 8 (every code)", h->name);
 		f = icmp_pkt(&PEER, h, 4, 3, 4);
-		expect(&ping, &f, V_PASS, 0, NULL,
-		       "icmp 3:4 to %s still passes with a site allowance", h->name);
+		expect(&ping, &f, V_DROP, LX_DROP_ICMP_UNRELATED, NULL,
+		       "icmp 3:4 quoting nothing to %s still drops with a site allowance", h->name);
 		f = icmp_pkt(&PEER, h, 4, 3, 3);
-		expect(&ping, &f, V_DROP, LX_DROP_TRANSPORT, NULL,
-		       "icmp 3:3 to %s still drops with allow-icmp ipv4 8", h->name);
+		expect(&ping, &f, V_DROP, LX_DROP_ICMP_UNRELATED, NULL,
+		       "icmp 3:3 quoting nothing to %s still drops with allow-icmp ipv4 8",
+		       h->name);
 		f = pkt(IPPROTO_ICMPV6, &PEER, 0, h, 0, 6, 0, 56);
 		expect(&ping, &f, V_DROP, LX_DROP_TRANSPORT, NULL,
 		       "icmpv6 128 to %s still drops with allow-icmp ipv4 8 (ipv4 only)", h->name);
@@ -713,6 +743,162 @@ static void test_icmp(void)
 	check_drops_delta(&in, &before, &ed, "icmp and other transports");
 	prog_close(&in);
 	prog_close(&ping);
+}
+
+/* ---- 4b. ICMP errors related to connections; router advertisements and redirects ---- */
+
+/* Routers on the path, and a router on the Edge's own link (IPv6 link-local). */
+static const struct host ROUTER = { "router", "203.0.113.254", "2001:db8:ffff::fe" };
+static const struct host LINK_ROUTER = { "link-router", "203.0.113.1", "fe80::1" };
+
+static void test_icmp_related(void)
+{
+	struct prog in, mon;
+	struct drops before, mon_before;
+	struct expect_drops ed, med;
+	memset(&ed, 0, sizeof(ed));
+	memset(&med, 0, sizeof(med));
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	inst_open(&mon, "monitor", &S_base, &C_base, LX_POLICY_MONITOR, 0);
+	drops_read(&in, &before);
+	drops_read(&mon, &mon_before);
+	for (int fam = 4; fam <= 6; fam += 2) {
+		uint8_t too_big = fam == 4 ? 3 : 2, code_big = fam == 4 ? 4 : 0;
+		uint8_t unreach = fam == 4 ? 3 : 1, port_unreach = fam == 4 ? 3 : 4;
+		uint8_t exceeded = fam == 4 ? 11 : 3, problem = fam == 4 ? 12 : 4;
+
+		/* (a) the Edge's answer on a connection its listen rule admitted (PMTUD for a
+		 * client's TLS session to 443): every error type passes */
+		struct frame sent = pkt(IPPROTO_TCP, &EXT, 443, &CLIENT, 40001, fam, 0x18, 1400);
+		struct frame f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "IPv%d packet too big quoting edge-external:443 -> client (admitted)", fam);
+		CHECK(
+		    R.last.counter == LX_CNT_ICMP && R.last.rule == 0,
+		    "%s [related error IPv%d]: counted as icmp, no rule (got counter %u, rule %u)",
+		    in.name, fam, R.last.counter, R.last.rule);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, unreach, port_unreach, &sent, 8);
+		expect(&in, &f, V_PASS, 0, &ed, "IPv%d port unreachable quoting the admitted one",
+		       fam);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, exceeded, 0, &sent, 8);
+		expect(&in, &f, V_PASS, 0, &ed, "IPv%d time exceeded quoting the admitted one",
+		       fam);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, problem, 0, &sent, 8);
+		expect(&in, &f, V_PASS, 0, &ed, "IPv%d parameter problem quoting the admitted one",
+		       fam);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, unreach, 1, &sent, 20);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "IPv%d host unreachable quoting the whole TCP header of the admitted one",
+		       fam);
+		/* `from frontend` (5062 of the internal Edge): toward a Front End only */
+		sent = pkt(IPPROTO_TCP, &INT, 5062, &FE, 40002, fam, 0x12, 0);
+		f = icmp_error_pkt(&ROUTER, &INT, fam, too_big, code_big, &sent, 8);
+		expect(
+		    &in, &f, V_PASS, 0, &ed,
+		    "IPv%d packet too big quoting edge-internal:5062 -> frontend (from frontend)",
+		    fam);
+		sent = pkt(IPPROTO_TCP, &INT, 5062, &PEER, 40002, fam, 0x12, 0);
+		f = icmp_error_pkt(&ROUTER, &INT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d packet too big quoting edge-internal:5062 -> a peer `from` refuses",
+		       fam);
+
+		/* (b) on a flow the Edge opened (its DNS query over TCP), and not before */
+		sent = pkt(IPPROTO_TCP, &EXT, 41000, &DNS, 53, fam, 0x18, 600);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d packet too big quoting edge-external -> dns:53 before the flow", fam);
+		struct frame open = pkt(IPPROTO_TCP, &EXT, 41000, &DNS, 53, fam, 0x02, 0);
+		expect(&in, &open, V_PASS, 0, &ed, "IPv%d the Edge opens tcp to dns:53", fam);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "IPv%d packet too big quoting edge-external -> dns:53 on its flow", fam);
+		f = icmp_error_pkt(&DNS, &EXT, fam, unreach, port_unreach, &sent, 8);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "IPv%d port unreachable from the DNS server itself on the flow", fam);
+		struct frame udp = pkt(IPPROTO_UDP, &EXT, 41000, &DNS, 53, fam, 0, 40);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, unreach, port_unreach, &udp, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d the same ports over udp: no flow", fam);
+		sent = pkt(IPPROTO_TCP, &EXT, 41000, &DNS2, 53, fam, 0x18, 600);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d quoting the same ports toward another server: no flow", fam);
+
+		/* forged: a random tuple, another host's packet, a quote cut short, not TCP/UDP */
+		sent = pkt(IPPROTO_TCP, &EXT, 33333, &PEER, 44444, fam, 0x18, 1400);
+		f = icmp_error_pkt(&PEER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d forged packet too big for a random tuple", fam);
+		sent = pkt(IPPROTO_TCP, &INT, 443, &CLIENT, 40001, fam, 0x18, 1400);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d packet too big to edge-external quoting edge-internal's packet", fam);
+		sent = pkt(IPPROTO_TCP, &EXT, 443, &CLIENT, 40001, fam, 0x18, 1400);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 4);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d quote with 4 bytes of the TCP header (below 8)", fam);
+		sent = pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, &EXT, 0, &PEER, 0, fam, 0, 56);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, unreach, 1, &sent, 8);
+		expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed,
+		       "IPv%d quoting the Edge's echo request (no connection is tracked for it)",
+		       fam);
+
+		/* monitor: the same forged error passes, would-drop icmp-unrelated */
+		sent = pkt(IPPROTO_TCP, &EXT, 33333, &PEER, 44444, fam, 0x18, 1400);
+		f = icmp_error_pkt(&PEER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&mon, &f, V_PASS, LX_DROP_ICMP_UNRELATED, &med,
+		       "IPv%d forged packet too big: passes, would-drop icmp-unrelated", fam);
+		sent = pkt(IPPROTO_TCP, &EXT, 443, &CLIENT, 40001, fam, 0x18, 1400);
+		f = icmp_error_pkt(&ROUTER, &EXT, fam, too_big, code_big, &sent, 8);
+		expect(&mon, &f, V_PASS, 0, &med, "IPv%d related packet too big: no reason", fam);
+	}
+
+	/* IPv4 errors quoting an IPv6 packet and the other way round: unrelated */
+	struct frame sent6 = pkt(IPPROTO_TCP, &EXT, 443, &CLIENT, 40001, 6, 0x18, 0);
+	struct frame f = icmp_error_pkt(&ROUTER, &EXT, 4, 3, 4, &sent6, 8);
+	expect(&in, &f, V_DROP, LX_DROP_ICMP_UNRELATED, &ed, "icmp 3:4 quoting an IPv6 packet");
+
+	/* Router advertisements and redirects: hop limit 255 from a link-local source only */
+	const struct host *edges[2] = { &EXT, &INT };
+	for (int k = 0; k < 2; k++) {
+		const struct host *h = edges[k];
+		for (int type = 134; type <= 137; type += 3) {
+			const char *what = type == 134 ? "router advertisement" : "redirect";
+			f = icmp_pkt(&LINK_ROUTER, h, 6, (uint8_t)type, 0);
+			set_hop_limit(&f, 255);
+			expect(&in, &f, V_PASS, 0, &ed, "%s from fe80::1, hop limit 255, to %s",
+			       what, h->name);
+			set_hop_limit(&f, 64);
+			expect(&in, &f, V_DROP, LX_DROP_ICMP_OFFLINK, &ed,
+			       "%s from fe80::1, hop limit 64 (forwarded), to %s", what, h->name);
+			set_hop_limit(&f, 254);
+			expect(&in, &f, V_DROP, LX_DROP_ICMP_OFFLINK, &ed,
+			       "%s from fe80::1, hop limit 254, to %s", what, h->name);
+			f = icmp_pkt(&ROUTER, h, 6, (uint8_t)type, 0);
+			set_hop_limit(&f, 255);
+			expect(&in, &f, V_DROP, LX_DROP_ICMP_OFFLINK, &ed,
+			       "%s from a global source, hop limit 255, to %s", what, h->name);
+			expect(&mon, &f, V_PASS, LX_DROP_ICMP_OFFLINK, &med,
+			       "%s from a global source: passes, would-drop icmp-offlink", what);
+		}
+		/* neighbour solicitation and advertisement as before: the kernel checks them */
+		f = icmp_pkt(&LINK_ROUTER, h, 6, 135, 0);
+		set_hop_limit(&f, 255);
+		expect(&in, &f, V_PASS, 0, &ed, "neighbour solicitation from fe80::1 to %s",
+		       h->name);
+		f = icmp_pkt(&ROUTER, h, 6, 136, 0);
+		set_hop_limit(&f, 255);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "neighbour advertisement from a global source to %s", h->name);
+		/* IPv4 redirects: not in the matrix (a site may allow-icmp ipv4 5) */
+		f = icmp_pkt(&ROUTER, h, 4, 5, 1);
+		expect(&in, &f, V_DROP, LX_DROP_TRANSPORT, &ed, "icmp 5:1 (redirect) to %s",
+		       h->name);
+	}
+	check_drops_delta(&in, &before, &ed, "icmp errors and router messages");
+	check_drops_delta(&mon, &mon_before, &med, "icmp errors and router messages");
+	prog_close(&in);
+	prog_close(&mon);
 }
 
 /* ---- 5. fragments ---- */
@@ -989,6 +1175,15 @@ static int build_sequence(struct frame *seq)
 		seq[n++] = pkt(IPPROTO_TCP, &PERIM, 5061, &INT, 41000, fam, 0x12, 0);
 		seq[n++] = icmp_pkt(&PEER, &EXT, fam, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0);
 		seq[n++] = icmp_pkt(&PEER, &EXT, fam, fam == 4 ? 3 : 1, fam == 4 ? 3 : 4);
+		struct frame quoted = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x18, 0);
+		seq[n++] = icmp_error_pkt(&ROUTER, &EXT, fam, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0,
+					  &quoted, 8); /* on the flow opened above */
+		if (fam == 6) {
+			seq[n] = icmp_pkt(&LINK_ROUTER, &EXT, 6, 134, 0);
+			set_hop_limit(&seq[n++], 255);
+			seq[n] = icmp_pkt(&LINK_ROUTER, &EXT, 6, 134, 0);
+			set_hop_limit(&seq[n++], 64);
+		}
 		seq[n++] =
 		    pkt(fam == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6, &PEER, 0, &INT, 0, fam, 0, 56);
 		seq[n++] = pkt(47, &PEER, 0, &EXT, 0, fam, 0, 40);
@@ -2443,6 +2638,8 @@ int main(void)
 	test_flows();
 	puts("== 4. ICMP and other transports");
 	test_icmp();
+	puts("== 4b. ICMP errors related to connections; router advertisements and redirects");
+	test_icmp_related();
 	puts("== 5. fragments");
 	test_fragments();
 	puts("== 6. malformed, ARP, the unprotected Front End");

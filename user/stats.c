@@ -21,10 +21,16 @@ static const char *const counter_names[LX_CNT_MAX] = {
 
 /* Drop reasons as shown to users; indexed by enum lx_drop_reason. */
 static const char *const reason_names[LX_DROP_MAX] = {
-	[LX_DROP_NONE] = "none",	   [LX_DROP_PORT] = "port",
-	[LX_DROP_TRANSPORT] = "transport", [LX_DROP_UNSOLICITED] = "unsolicited",
-	[LX_DROP_FRAGMENT] = "fragment",   [LX_DROP_MALFORMED] = "malformed",
-	[LX_DROP_SPOOFED] = "spoofed",	   [LX_DROP_SOURCE] = "source",
+	[LX_DROP_NONE] = "none",
+	[LX_DROP_PORT] = "port",
+	[LX_DROP_TRANSPORT] = "transport",
+	[LX_DROP_UNSOLICITED] = "unsolicited",
+	[LX_DROP_FRAGMENT] = "fragment",
+	[LX_DROP_MALFORMED] = "malformed",
+	[LX_DROP_SPOOFED] = "spoofed",
+	[LX_DROP_SOURCE] = "source",
+	[LX_DROP_ICMP_UNRELATED] = "icmp-unrelated",
+	[LX_DROP_ICMP_OFFLINK] = "icmp-offlink",
 };
 
 /* QoS conformance classes as shown to users; indexed by enum lx_conformance. */
