@@ -136,9 +136,9 @@ struct {
 // outbound-to rule to that peer port; lets most packets skip address lookups. Loader.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LX_PORT_GROUPS_SIZE);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lx_port_groups);
+	__type(value, struct lx_port_table);
 } tbl_ports SEC(".maps");
 
 // (group, proto, the role's own port) -> winning rule id, precedence resolved by the loader.
@@ -440,8 +440,10 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	int icmp = p->ipproto == (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
-		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp) || tcp->doff < 5 ||
-		    tcp->doff * 4 > p->l4_room)
+		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp))
+			return LX_CNT_MALFORMED;
+		__u16 hdr_len = tcp->doff * 4; /* read once: stores to p may alias the packet */
+		if (hdr_len < sizeof(*tcp) || hdr_len > p->l4_room)
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
@@ -450,8 +452,8 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 		p->tcp_seq = bpf_ntohl(tcp->seq);
 		p->tcp_ack = bpf_ntohl(tcp->ack_seq);
 		p->tcp_win = bpf_ntohs(tcp->window);
-		p->payload_at = (__u16)((void *)tcp - p->ip) + tcp->doff * 4;
-		p->payload_len = p->l4_room - tcp->doff * 4;
+		p->payload_at = (__u16)((void *)tcp - p->ip) + hdr_len;
+		p->payload_len = p->l4_room - hdr_len;
 		return PARSE_NEXT;
 	}
 	if (p->ipproto == IPPROTO_UDP) {
@@ -674,12 +676,18 @@ static __always_inline __u32 group_of(const struct packet *p, const struct lx_ad
 	return 0;
 }
 
-static __always_inline struct lx_port_groups groups_at_port(__u32 proto, __u16 port)
+/* tbl_ports' one value: a constant key, so the lookup is off the packet's critical path. */
+static __always_inline const struct lx_port_table *port_table(void)
 {
-	__u32 idx = lx_port_index(proto, port);
-	struct lx_port_groups *g = bpf_map_lookup_elem(&tbl_ports, &idx);
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&tbl_ports, &zero);
+}
+
+static __always_inline struct lx_port_groups groups_at_port(const struct lx_port_table *t,
+							    __u32 proto, __u16 port)
+{
 	struct lx_port_groups none = {};
-	return g ? *g : none;
+	return t ? t->at[lx_port_index(proto & 1, port)] : none;
 }
 
 static __always_inline __u32 group_bit(__u32 group)
@@ -746,8 +754,9 @@ static __always_inline int client_pair(const struct packet *p, const struct lx_c
 static __always_inline void classify(const struct packet *p, const struct lx_config *cfg,
 				     struct decision *d)
 {
-	struct lx_port_groups at_dport = groups_at_port(p->proto, p->dport);
-	struct lx_port_groups at_sport = groups_at_port(p->proto, p->sport);
+	const struct lx_port_table *ports = port_table();
+	struct lx_port_groups at_dport = groups_at_port(ports, p->proto, p->dport);
+	struct lx_port_groups at_sport = groups_at_port(ports, p->proto, p->sport);
 	__u32 src_candidates = at_sport.local | at_dport.remote;
 	__u32 in = 0, out = 0;
 
@@ -1175,7 +1184,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 	}
 	/* Not a port of this role: is it one on the other transport? */
 	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
-	if (groups_at_port(other, p->dport).local & group_bit(d->dst_group))
+	if (groups_at_port(port_table(), other, p->dport).local & group_bit(d->dst_group))
 		return LX_DROP_TRANSPORT;
 	return LX_DROP_PORT;
 }
@@ -1579,18 +1588,32 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 	}
 }
 
-static __always_inline void log_drop(const struct packet *p, const struct decision *d,
-				     __u32 ifindex, int enforced, __u64 *clock, __u32 per_sec)
+/*
+ * At most per_sec records per CPU in each one-second window; the rest are counted. A window
+ * found full is remembered with its jiffy: until the next tick the coarse clock (read through
+ * clock_ns(), once per jiffy) cannot have moved, so the window is still open and still full
+ * (only a new window, at a later tick, resets `sent`), and a flood of drops skips the clock.
+ * One comparison: each branch here is walked by the verifier on every path that drops.
+ */
+static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
+				     const struct decision *d, int enforced, __u64 *clock,
+				     __u32 per_sec)
 {
 	__u32 zero = 0;
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
 		return;
+	__u64 jiffies = bpf_jiffies64();
+	if (w->full_jiffies == jiffies) {
+		w->suppressed++;
+		return;
+	}
 	if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
 		w->start_ns = clock_ns(clock);
 		w->sent = 0;
 	}
 	if (w->sent >= per_sec) {
+		w->full_jiffies = jiffies;
 		w->suppressed++;
 		return;
 	}
@@ -1601,7 +1624,7 @@ static __always_inline void log_drop(const struct packet *p, const struct decisi
 	}
 	w->sent++;
 	e->time_ns = clock_ns(clock);
-	e->ifindex = ifindex;
+	e->ifindex = ctx->ingress_ifindex;
 	e->group = d->reason == LX_DROP_SPOOFED ? d->src_group : d->dst_group;
 	e->family = p->family;
 	e->ipproto = p->ipproto;
@@ -1686,7 +1709,7 @@ int lyncxdp(struct xdp_md *ctx)
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
 		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
-		log_drop(&p, &d, ctx->ingress_ifindex, enforce, &now, cfg->droplog_per_sec);
+		log_drop(ctx, &p, &d, enforce, &now, cfg->droplog_per_sec);
 	}
 
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */

@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 9
+#define LX_LAYOUT_VERSION 10
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -132,6 +132,11 @@ static inline __u32 lx_rule_slot_index(__u32 group, __u32 proto, __u32 port)
 struct lx_port_groups {
 	__u32 local;
 	__u32 remote;
+};
+
+/* tbl_ports' one value: every (proto, port), by lx_port_index(). */
+struct lx_port_table {
+	struct lx_port_groups at[LX_PORT_GROUPS_SIZE];
 };
 
 /* Outbound-to rules: (group, proto, the peer's port) -> rule id. */
@@ -430,6 +435,8 @@ struct lx_droplog_window {
 	__u64 start_ns;
 	__u64 sent;
 	__u64 suppressed;
+	__u64 full_jiffies; /* found full in this jiffy: the clock is not read again before the next
+			     */
 };
 
 /* What the program decided for the last packet (filled only by explain/replay instances). */

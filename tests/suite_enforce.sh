@@ -295,10 +295,10 @@ done
 # ---- monitor -> enforce -> monitor during transfers ----
 for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy monitor >/dev/null; done
 snap s0
-h $C tcp_client $E4 443 "$T/24m" sink 8000000 3 >"$T/up.out" 2>&1 &
+h $C tcp_client $E4 443 "$T/24m" sink 3000000 3 >"$T/up.out" 2>&1 &
 up=$!
 NS_PIDS+=("$up")
-h $E tcp_client $C4 5061 "$T/6m" echo 2000000 3 >"$T/out.out" 2>&1 &
+h $E tcp_client $C4 5061 "$T/6m" echo 750000 3 >"$T/out.out" 2>&1 &
 outb=$!
 NS_PIDS+=("$outb")
 samples=()
@@ -317,6 +317,8 @@ for _ in 1 2 3 4 5; do
 	sample
 	sleep 0.2
 done
+running=0
+kill -0 $up 2>/dev/null && kill -0 $outb 2>/dev/null && running=1
 for i in lxenf-g0 lxenf-g1; do lx $G set $i --policy monitor >/dev/null; done
 expect_eq "during the transfers: both back to monitor" "monitor monitor" \
 	"$(lx $G status --json | jq -r '[.interfaces[].policy] | join(" ")')"
@@ -335,7 +337,9 @@ expect_eq "switching policy during the Edge's own 6 MB echo over 5061: it comes 
 expect_eq "switching policy during the transfers: nothing dropped, nothing would-drop" \
 	"port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0 port 0 0;transport 0 0;unsolicited 0 0;fragment 0 0;malformed 0 0" \
 	"$(policy_delta "$T/s0.json" "$T/s1.json" drops) $(policy_delta "$T/s0.json" "$T/s1.json" would_drop)"
-check "the transfers were sampled while running (at least 10 samples)" test "${#samples[@]}" -ge 10
+# Paced to last about 8 s: both must still run when the policy goes back to monitor, else the
+# switches above did not happen during the transfers (a machine too loaded for this test).
+expect_eq "both transfers were still running when enforce was switched off (${#samples[@]} samples)" 1 "$running"
 out=$($PY - "${SNAPS[@]:0:${#SNAPS[@]}-1}" "${samples[@]}" "${SNAPS[-1]}" <<'EOF'
 import json, sys
 def flat(path):

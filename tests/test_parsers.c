@@ -4,7 +4,8 @@
  * outbound and icmp lines), site_load (prefixes and the protect, dscp and allow-icmp
  * keywords), site_parse_prefix, compile_tables (both tables), compile_assign_ids,
  * addr4_build and addr6_build (the address tables against a longest-prefix match),
- * endpoint_parse and packet_build.
+ * endpoint_parse and packet_build, the JSON writer (json.c) and the option tables
+ * (cli_params.c: what options set, usage errors, help).
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
  * private temporary directory, good ones live in tests/data/ (outbound.matrix: test_datapath
  * reads it too). Checksums and the shared test data names: tests/support.h.
@@ -25,8 +26,10 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "check.h"
+#include "cli_params.h"
 #include "support.h"
 #include "compile.h"
+#include "json.h"
 #include "matrix.h"
 #include "packet.h"
 #include "qos.h"
@@ -3058,6 +3061,186 @@ static void test_addr6(void)
 	}
 }
 
+/* The JSON writer: separators, nesting, escaping, null strings and line breaks, byte for byte. */
+static void test_json_writer(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	if (!CHECK(out != NULL, "json: open_memstream"))
+		return;
+	struct json_writer w;
+	json_begin(&w, out);
+	json_kv_str(&w, "s", "a\"b\\c\n\x01");
+	json_kv_str(&w, "none", NULL);
+	json_key(&w, "list");
+	json_array_begin(&w);
+	for (int i = 0; i < 2; i++) {
+		json_break(&w, "\n  ");
+		json_object_begin(&w);
+		json_kv_uint(&w, "n", (uint64_t)i);
+		json_kv_int(&w, "neg", -i);
+		json_kv_bool(&w, "b", i);
+		json_object_end(&w);
+	}
+	json_break(&w, "\n");
+	json_array_end(&w);
+	json_break(&w, "\n");
+	json_key(&w, "empty");
+	json_array_begin(&w);
+	json_array_end(&w);
+	json_kv_fixed(&w, "f", 2, 1.5);
+	json_key(&w, "h");
+	json_hex64(&w, 0xabcULL);
+	json_end(&w);
+	fclose(out);
+	const char *want = "{\"s\": \"a\\\"b\\\\c\\u000a\\u0001\", \"none\": null, \"list\": [\n"
+			   "  {\"n\": 0, \"neg\": 0, \"b\": false},\n"
+			   "  {\"n\": 1, \"neg\": -1, \"b\": true}\n],\n"
+			   "\"empty\": [], \"f\": 1.50, \"h\": \"0000000000000abc\"}\n";
+	int same = buf && !strcmp(buf, want);
+	CHECK(same, "json: a document byte for byte%s%s", same ? "" : ", got: ", same ? "" : buf);
+	free(buf);
+}
+
+struct cli_test_values {
+	const char *file;
+	int flag, choice;
+	double interval;
+	unsigned long count;
+};
+
+static const struct cli_choice cli_test_choices[] = {
+	{ "one", 1 }, { "two", 2 }, { "three", 3 }, { 0 }
+};
+static const struct cli_opt cli_test_opts[] = {
+	CLI_OPT_STRING("file", "FILE", offsetof(struct cli_test_values, file), CLI_REQUIRED,
+		       "a file"),
+	CLI_OPT_FLAG("flag", offsetof(struct cli_test_values, flag), 1, CLI_OR_NEXT, "on"),
+	CLI_OPT_FLAG("no-flag", offsetof(struct cli_test_values, flag), 0, 0, "off"),
+	CLI_OPT_CHOICE("pick", "P", offsetof(struct cli_test_values, choice), cli_test_choices,
+		       "which one: a long help text that has to wrap over several lines, with an "
+		       "option name --flag and --no-flag and --pick that must never start a line "
+		       "of its own, so that the man page does not take it for an option -x"),
+	CLI_OPT_PARSE("interval", "S", offsetof(struct cli_test_values, interval),
+		      cli_parse_interval, 60, "--interval is seconds, 0.1 to %g", "every S"),
+	CLI_OPT_PARSE("count", "N", offsetof(struct cli_test_values, count), cli_parse_count, 0,
+		      "--count is a positive number", "N times"),
+	{ 0 },
+};
+
+static int cli_test_run(void *values)
+{
+	(void)values;
+	return 0;
+}
+
+static const struct cli_cmd cli_test_cmd = { "test",
+					     cli_test_run,
+					     "[IFACE]",
+					     1,
+					     0,
+					     1,
+					     "at most one interface",
+					     "a test",
+					     "Tests the option tables.\n",
+					     { cli_test_opts } };
+
+/* cli_parse with argv (NULL-terminated): its return code, with stderr kept in err. */
+static int cli_try(struct cli_test_values *v, char **argv, int *first, char *err, size_t size)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	if (saved < 0 || !tmp)
+		return -99;
+	dup2(fileno(tmp), 2);
+	int rc = cli_parse(&cli_test_cmd, v, argc, argv, first);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(err, 1, size - 1, tmp);
+	err[n] = '\0';
+	fclose(tmp);
+	return rc;
+}
+
+/* The option tables: what options set, the usage errors, the help they print. */
+static void test_cli_params(void)
+{
+	struct cli_test_values v = { .flag = -1 };
+	char err[512];
+	int first = -1;
+	char *ok[] = { "test",	     "--file", "f",	  "--pick", "two",	 "eth0",
+		       "--interval", "0.5",    "--count", "3",	    "--no-flag", NULL };
+	int rc = cli_try(&v, ok, &first, err, sizeof(err));
+	CHECK(rc == -1 && v.file && !strcmp(v.file, "f") && v.choice == 2 && v.interval == 0.5 &&
+		  v.count == 3 && v.flag == 0 && first >= 1 && ok[first] &&
+		  !strcmp(ok[first], "eth0") && !ok[first + 1] && !err[0],
+	      "cli: options set their fields, the interface is left as the argument");
+	struct {
+		char *argv[6];
+		const char *want;
+	} bad[] = {
+		{ { "test", "--pick", "four", NULL },
+		  "lyncxdp test: --pick is one, two or three (see `lyncxdp test --help`)\n" },
+		{ { "test", "--interval", "0", NULL },
+		  "lyncxdp test: --interval is seconds, 0.1 to 60 (see `lyncxdp test --help`)\n" },
+		{ { "test", "--count", "0", NULL },
+		  "lyncxdp test: --count is a positive number (see `lyncxdp test --help`)\n" },
+		{ { "test", "--bogus", NULL },
+		  "lyncxdp test: unknown option '--bogus' (see `lyncxdp test --help`)\n" },
+		{ { "test", "--file", NULL },
+		  "lyncxdp test: option '--file' needs a value (see `lyncxdp test --help`)\n" },
+		{ { "test", "--flag=yes", NULL },
+		  "lyncxdp test: unknown option '--flag=yes' (see `lyncxdp test --help`)\n" },
+		{ { "test", "a", "b", NULL },
+		  "lyncxdp test: at most one interface (see `lyncxdp test --help`)\n" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cli_test_values b = { 0 };
+		rc = cli_try(&b, bad[i].argv, &first, err, sizeof(err));
+		int same = rc == 2 && !strcmp(err, bad[i].want);
+		err[strcspn(err, "\n")] = '\0';
+		CHECK(same, "cli: %s %s: exit 2 and '%.*s'%s%s", bad[i].argv[1],
+		      bad[i].argv[2] ? bad[i].argv[2] : "", (int)strlen(bad[i].want) - 1,
+		      bad[i].want, same ? "" : ", got: ", same ? "" : err);
+	}
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	if (!CHECK(out != NULL, "cli: open_memstream"))
+		return;
+	cli_print_help(out, &cli_test_cmd);
+	fclose(out);
+	const char *head = "Usage: lyncxdp test [IFACE] --file FILE [--flag | --no-flag] "
+			   "[--pick one|two|three]\n"
+			   "                    [--interval S] [--count N]\n\n";
+	int same = buf && !strncmp(buf, head, strlen(head));
+	CHECK(same, "cli: help starts with the synopsis, wrapped%s%.*s",
+	      same ? "" : ", got: ", same || !buf ? 0 : (int)strcspn(buf, "\n"), buf ? buf : "");
+	int dash = 0, wrapped = 0, listed = 0;
+	for (char *line = buf; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		size_t indent = strspn(line, " ");
+		if (indent > 4 && line[indent] == '-')
+			dash++;
+		if (indent > 4 && line[indent] != '-' && line[indent] != '[')
+			wrapped++;
+		listed += indent == 2 && line[2] == '-';
+	}
+	CHECK(listed == 6 && wrapped >= 2 && dash == 0,
+	      "cli: help lists the 6 options, wraps long help, no wrapped line starts with '-' "
+	      "(%d listed, %d wrapped, %d)",
+	      listed, wrapped, dash);
+	free(buf);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -3091,6 +3274,8 @@ int main(void)
 	test_addr4();
 	test_addr6();
 	test_site_nat_outbound(&base);
+	test_json_writer();
+	test_cli_params();
 	matrix_free(&base);
 
 	tmp_cleanup();

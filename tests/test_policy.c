@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <sched.h>
 #include <linux/bpf.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -31,6 +32,8 @@
 #include "site.h"
 #include "stats.h"
 #include "testrun.h"
+
+#include "lyncxdp.skel.h" /* after the shared header it needs */
 
 #define MATRIX_PATH "maps/sfb2015.matrix"
 #define SITE_BASE   "tests/data/policy/base.site"
@@ -2411,6 +2414,84 @@ static void test_nat(void)
 	matrix_free(&m);
 }
 
+/* ---- the drop log's rate limit ---- */
+
+static int droplog_record(void *ctx, void *data, size_t size)
+{
+	(void)data;
+	(void)size;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+/* Sent and suppressed drop-log records of the instance, summed over CPUs. */
+static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct lx_droplog_window *w = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*w));
+	__u32 zero = 0;
+	if (!w || bpf_map_lookup_elem(in->t.fds.droplog_rl, &zero, w))
+		die("reading lx_droplog_rl: %s", strerror(errno));
+	*sent = *suppressed = 0;
+	for (int i = 0; i < ncpu; i++) {
+		*sent += w[i].sent;
+		*suppressed += w[i].suppressed;
+	}
+	free(w);
+}
+
+/*
+ * At most LX_DROPLOG_PER_SEC records per CPU and second, the rest counted as suppressed:
+ * a burst of drops on one CPU gives exactly that many records, and a burst a second later as
+ * many again (a window found full must not stay full once the clock has moved).
+ */
+static void test_droplog_rate(void)
+{
+	enum { BURST = 1000 };
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		die("sched_setaffinity: %s", strerror(errno));
+	struct prog in;
+	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+	uint64_t records = 0;
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in.t.skel->maps.lx_droplog),
+						  droplog_record, &records, NULL);
+	if (!rb)
+		die("ring_buffer__new: %s", strerror(errno));
+	struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0x02, 0);
+	for (int burst = 1; burst <= 3; burst++) {
+		if (burst > 1) {
+			struct timespec wait = { 1, 100000000 }; /* the next window */
+			nanosleep(&wait, NULL);
+		}
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.b, .data_size_in = (__u32)f.len,
+			    .repeat = BURST);
+		if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
+			die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+		if (ring_buffer__consume(rb) < 0)
+			die("reading lx_droplog: %s", strerror(errno));
+		uint64_t sent, suppressed;
+		droplog_window(&in, &sent, &suppressed);
+		CHECK(opts.retval == XDP_DROP && records == (uint64_t)burst * LX_DROPLOG_PER_SEC &&
+			  suppressed == (uint64_t)burst * (BURST - LX_DROPLOG_PER_SEC) &&
+			  sent == LX_DROPLOG_PER_SEC,
+		      "drop log, burst %d of %d drops on one CPU: %d records in all, %d suppressed "
+		      "(got verdict %s, %llu records, %llu suppressed, window sent %llu)",
+		      burst, BURST, burst * LX_DROPLOG_PER_SEC,
+		      burst * (BURST - LX_DROPLOG_PER_SEC), verdict_name(opts.retval),
+		      (unsigned long long)records, (unsigned long long)suppressed,
+		      (unsigned long long)sent);
+	}
+	ring_buffer__free(rb);
+	prog_close(&in);
+	CPU_ZERO(&one);
+	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
+		CPU_SET(i, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
 static void load(const char *site_path, struct site *s, struct compiled *c)
 {
 	struct text_error err = { { 0 } };
@@ -2774,7 +2855,9 @@ int main(void)
 	test_conformance();
 	puts("== 13. TCP closing and refresh");
 	test_tcp_closing();
-	puts("== 14. an Edge behind the gateway's 1:1 NAT; NTP, WSUS, DNS (allow-outbound)");
+	puts("== 14. the drop log's rate limit");
+	test_droplog_rate();
+	puts("== 15. an Edge behind the gateway's 1:1 NAT; NTP, WSUS, DNS (allow-outbound)");
 	test_nat();
 
 	compile_free(&C_base);

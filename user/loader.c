@@ -442,8 +442,8 @@ static int write_nat(struct lyncxdp_bpf *skel, const struct compiled *c, struct 
 int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
 	if (write_addresses(skel, c, err) < 0 ||
-	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups, sizeof(*c->port_groups),
-			0, LX_PORT_GROUPS_SIZE, "the port groups", err) < 0 ||
+	    write_array(bpf_map__fd(skel->maps.tbl_ports), c->port_groups,
+			sizeof(struct lx_port_table), 0, 1, "the port groups", err) < 0 ||
 	    write_array(bpf_map__fd(skel->maps.tbl_filter6), c->filter6, sizeof(uint64_t), 0,
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
