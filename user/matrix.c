@@ -108,6 +108,24 @@ static int current_file(const struct matrix *m)
 	return m->nfiles - 1;
 }
 
+/*
+ * A combined matrix declares a role or service again in a later file: EXISTING_FILE is where it
+ * was first declared (-1: nowhere). Returns 0 if this is not such a line, 1 if it is and the two
+ * agree (SAME), -1 with the error if they do not.
+ */
+static int declared_again(struct text_file *tf, struct text_error *err, const struct matrix *m,
+			  const char *what, const char *slug, int existing_file, int existing_line,
+			  const char *differs, int same)
+{
+	if (existing_file < 0 || current_file(m) == 0 || existing_file >= current_file(m))
+		return 0;
+	if (same)
+		return 1;
+	return text_fail(tf, err,
+			 "%s '%s' %s in %s (line %d): matrices combined must agree on their %ss",
+			 what, slug, differs, m->files[existing_file], existing_line, what);
+}
+
 static int parse_product(struct text_file *tf, struct text_error *err, struct matrix *m,
 			 const struct text_tokens *t, int *seen)
 {
@@ -172,16 +190,12 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 			return -1;
 	}
 	int existing = matrix_find_role(m, t->tok[1]);
-	if (existing >= 0 && current_file(m) > 0 && m->roles[existing].file < current_file(m)) {
-		/* A combined matrix: the earlier file declared it; it must say the same. */
-		const struct matrix_role *o = &m->roles[existing];
-		if (o->includes != role.includes || o->client != role.client)
-			return text_fail(tf, err,
-					 "role '%s' is declared differently in %s (line %d): "
-					 "matrices combined must agree on their roles",
-					 t->tok[1], m->files[o->file], o->line);
-		return 0;
-	}
+	const struct matrix_role *o = existing >= 0 ? &m->roles[existing] : NULL;
+	int again = declared_again(tf, err, m, "role", t->tok[1], o ? o->file : -1, o ? o->line : 0,
+				   "is declared differently",
+				   o && o->includes == role.includes && o->client == role.client);
+	if (again)
+		return again < 0 ? -1 : 0;
 	if (check_new_slug(tf, err, "role", t->tok[1],
 			   existing >= 0 ? m->roles[existing].line : 0) < 0 ||
 	    check_name(tf, err, t, 2) < 0)
@@ -208,7 +222,7 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	return 0;
 }
 
-static int parse_dscp(struct text_file *tf, struct text_error *err, const char *s, int *dscp)
+int matrix_dscp_value(const char *s, int *dscp)
 {
 	unsigned long v;
 	if (!strcmp(s, "-")) {
@@ -216,8 +230,15 @@ static int parse_dscp(struct text_file *tf, struct text_error *err, const char *
 		return 0;
 	}
 	if (text_parse_uint(s, 0, 63, &v) < 0)
-		return text_fail(tf, err, "DSCP '%s' is not 0..63 or '-'", s);
+		return -1;
 	*dscp = (int)v;
+	return 0;
+}
+
+static int parse_dscp(struct text_file *tf, struct text_error *err, const char *s, int *dscp)
+{
+	if (matrix_dscp_value(s, dscp) < 0)
+		return text_fail(tf, err, "DSCP '%s' is not 0..63 or '-'", s);
 	return 0;
 }
 
@@ -236,20 +257,15 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 		return -1;
 	int existing = matrix_find_service(m, t->tok[1]);
 	struct matrix_service svc = { .line = tf->line, .file = current_file(m) };
-	if (existing >= 0 && current_file(m) > 0 && m->services[existing].file < current_file(m)) {
-		/* A combined matrix: the earlier file declared it; it must say the same. */
-		const struct matrix_service *o = &m->services[existing];
-		if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
-			return -1;
-		if (o->dscp != svc.dscp)
-			return text_fail(tf, err,
-					 "service '%s' has another DSCP in %s (line %d): matrices "
-					 "combined must agree on their services",
-					 t->tok[1], m->files[o->file], o->line);
-		return 0;
-	}
-	if (check_new_slug(tf, err, "service", t->tok[1],
-			   existing >= 0 ? m->services[existing].line : 0) < 0)
+	const struct matrix_service *o = existing >= 0 ? &m->services[existing] : NULL;
+	int again = 0;
+	if (o && o->file < current_file(m) && parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
+		return -1;
+	again = declared_again(tf, err, m, "service", t->tok[1], o ? o->file : -1, o ? o->line : 0,
+			       "has another DSCP", o && o->dscp == svc.dscp);
+	if (again)
+		return again < 0 ? -1 : 0;
+	if (check_new_slug(tf, err, "service", t->tok[1], o ? o->line : 0) < 0)
 		return -1;
 	if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0 || check_name(tf, err, t, 3) < 0)
 		return -1;

@@ -93,6 +93,8 @@ void matrix_free(struct matrix *m);
 
 int matrix_find_role(const struct matrix *m, const char *slug);
 int matrix_find_service(const struct matrix *m, const char *slug);
+/* A DSCP as the files write it: 0..63, or "-" for MATRIX_DSCP_KEEP; -1 if it is neither. */
+int matrix_dscp_value(const char *s, int *dscp);
 
 /* A role set with every role that includes one of its members added. */
 uint64_t matrix_role_closure(const struct matrix *m, uint64_t roles);

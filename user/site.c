@@ -232,14 +232,14 @@ static int parse_protect(struct text_file *tf, struct text_error *err, const str
 static int parse_dscp(struct text_file *tf, struct text_error *err, const struct matrix *m,
 		      struct site *s, const struct text_tokens *t)
 {
-	unsigned long v = 0;
+	int v;
 	if (t->n != 3)
 		return text_fail(tf, err, "expected 'dscp SERVICE VALUE' (VALUE 0..63 or -)");
 	int svc = matrix_find_service(m, t->tok[1]);
 	if (svc < 0)
 		return text_fail(tf, err, "dscp: unknown service '%s' of the %s matrix", t->tok[1],
 				 m->product);
-	if (strcmp(t->tok[2], "-") && text_parse_uint(t->tok[2], 0, 63, &v) < 0)
+	if (matrix_dscp_value(t->tok[2], &v) < 0)
 		return text_fail(tf, err, "dscp: '%s' is not 0..63 or '-'", t->tok[2]);
 	for (int i = 0; i < s->ndscp; i++)
 		if (s->dscp[i].service == svc)
@@ -249,7 +249,7 @@ static int parse_dscp(struct text_file *tf, struct text_error *err, const struct
 		return text_fail(tf, err, "more than %d dscp lines", SITE_MAX_DSCP);
 	struct site_dscp *d = &s->dscp[s->ndscp++];
 	d->service = svc;
-	d->dscp = strcmp(t->tok[2], "-") ? (int)v : MATRIX_DSCP_KEEP;
+	d->dscp = v;
 	d->line = tf->line;
 	return 0;
 }
