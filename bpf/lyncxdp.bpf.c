@@ -1070,7 +1070,8 @@ static __always_inline int icmp_error(const struct packet *p)
  * message, IPv4 not a later fragment, IPv6 without extension headers; it is related when
  * (a) its source port is one a listen rule of the destination has, and that rule admits the
  * peer it was sent to (the host's answer on an admitted connection), or (b) its 5-tuple is a
- * live flow the destination opened. Nothing is refreshed.
+ * live flow the destination opened (a NAT'd public source read as its private host). Nothing
+ * is refreshed.
  */
 static __always_inline int icmp_related(const struct packet *p, const struct decision *d,
 					const struct lx_config *cfg, void *end, __u64 *clock)
@@ -1129,7 +1130,14 @@ static __always_inline int icmp_related(const struct packet *p, const struct dec
 		if (act->from_groups & group_bit(peer))
 			return 1;
 	}
-	/* (b) on a flow it opened */
+	/* (b) on a flow it opened; behind the 1:1 NAT the world saw (and quotes) the public
+	 * source, while flows are keyed by the private address */
+	if (cfg->nat_groups & group_bit(d->dst_group)) {
+		struct lx_addr6 *inside = bpf_map_lookup_elem(&tbl_nat, &p->daddr);
+		if (!inside)
+			return 0;
+		__builtin_memcpy(k.local_addr, inside->addr, 16);
+	}
 	struct lx_flow *f = bpf_map_lookup_elem(&lx_flows, &k);
 	return f && !flow_expired(f, k.proto, cfg, clock_ns(clock));
 }

@@ -572,7 +572,7 @@ static int flow_expired(const struct ref *r, const struct ref_flow *f, int proto
 
 /* Flows are keyed by private addresses: a NAT'd public destination is its private host (a
  * public source never gets this far: it is spoofed). r NULL: the addresses as they are (the
- * program looks up an ICMP error's quoted packet untranslated). */
+ * ICMP error's quoted packet translates its own source). */
 static void flow_key(const struct ref *r, const struct ref_pkt *p, int local_is_src,
 		     struct ref_flow_key *k)
 {
@@ -647,7 +647,8 @@ static int icmp_is_error(const struct ref_pkt *p)
  * IP header and 8 bytes of the transport header inside the message; IPv4 not a later
  * fragment, IPv6 without extension headers), from a port a listen rule of the destination
  * has (one with `from` only toward a peer holding one of those roles), or on a live flow
- * the destination opened. Nothing is refreshed.
+ * the destination opened (a NAT'd public source read as its private host). Nothing is
+ * refreshed.
  */
 static int icmp_related(const struct ref *r, const struct ref_pkt *p, uint64_t dst_roles,
 			struct ref_time now, uint32_t choices, struct ref_decision *d,
@@ -690,6 +691,10 @@ static int icmp_related(const struct ref *r, const struct ref_pkt *p, uint64_t d
 	}
 	struct ref_flow_key k;
 	flow_key(NULL, &in, 1, &k);
+	/* Behind the 1:1 NAT the quote carries the public source; flows know the private one. */
+	const uint8_t *inside = site_nat_private(r->s, in.family, in.saddr);
+	if (inside)
+		memcpy(k.laddr, inside, 16);
 	const struct ref_flow *f = flow_get(r, u, &k);
 	if (f && !flow_expired(r, f, in.proto, now, choices, d))
 		return d->icmp_related = 2;

@@ -674,6 +674,10 @@ static int gen_icmp_error(struct gen *g, struct desc *d)
 	memcpy(d->q_dst, answer ? sent->src : sent->dst, 16);
 	d->q_sport = answer ? sent->dport : sent->sport;
 	d->q_dport = answer ? sent->sport : sent->dport;
+	/* A host behind the gateway's 1:1 NAT was seen, and is quoted, by its public address. */
+	for (int i = 0; nat_site && i < nat_site->nnat; i++)
+		if (!memcmp(nat_site->nat[i].private_addr, d->q_src, 16) && chance(75))
+			memcpy(d->q_src, nat_site->nat[i].public_addr, 16);
 	memcpy(d->dst, d->q_src, 16);
 	if (chance(50))
 		memcpy(d->src, d->q_dst, 16);

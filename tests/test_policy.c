@@ -2304,6 +2304,14 @@ static void nat_after(struct prog *in, const struct matrix *m, struct expect_dro
 	want(in, &f, 0, ed, "nat: data partner:5061 -> public:40100", fam);
 	f = pkt(IPPROTO_TCP, &PARTNER2, 5061, &EXT, 40100, fam, 0x12, 0);
 	want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: SYN-ACK from another partner", fam);
+	/* Path MTU: the router's error quotes what it saw, the public source (after SNAT). */
+	struct frame sent = pkt(IPPROTO_TCP, &EXT, 40100, &PARTNER, 5061, fam, 0x18, 1200);
+	f = icmp_error_pkt(&ROUTER, &EXT, fam, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &sent, 8);
+	want(in, &f, 0, ed, "nat: too big, quoting public:40100 -> partner:5061 (its flow)", fam);
+	sent = pkt(IPPROTO_TCP, &EXT, 40199, &PARTNER, 5061, fam, 0x18, 1200);
+	f = icmp_error_pkt(&ROUTER, &EXT, fam, fam == 4 ? 3 : 2, fam == 4 ? 4 : 0, &sent, 8);
+	want(in, &f, LX_DROP_ICMP_UNRELATED, ed, "nat: too big, quoting public:40199 (no flow)",
+	     fam);
 
 	/* The media relay: the Edge sends from its relay port first. */
 	f = pkt(IPPROTO_UDP, &PRIV, 50010, &PEER, 40000, fam, 0, 160);
