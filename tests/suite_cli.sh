@@ -97,6 +97,9 @@ for c in $commands; do
 	expect_eq "lyncxdp $c --help: exit 0 without root, 'Usage: lyncxdp $c' on stdout" \
 		"0 Usage: lyncxdp $c " "$rc $(head -n 1 <<<"$out" | awk '{print $1, $2, $3}') $(cat "$T/err")"
 done
+rate=$(sed -n 's/^#define LX_DROPLOG_PER_SEC \([0-9]*\)$/\1/p' "$TOP/bpf/lyncxdp_kern_user.h")
+check "drops --help states the program's drop-log rate ($rate records per CPU per second)" \
+	grep -q "at most $rate records per CPU" <<<"$("$LYNCXDP" drops --help | tr '\n' ' ')"
 check "lyncxdp --version" grep -Eq '^lyncxdp [0-9]+\.[0-9]+' <<<"$("$LYNCXDP" --version)"
 
 # ---- usage errors ----

@@ -1017,10 +1017,10 @@ static const struct cli_cmd commands[] = {
 	  "Streams the drop log: each packet the policy dropped (enforce) or would drop "
 	  "(monitor),\n"
 	  "with time, interface, 5-tuple, reason and the destination's roles. The program sends\n"
-	  "at most " STR(LOADER_DROPLOG_PER_SEC) " records per CPU per second; the rest are "
-						 "counted and reported here as\nsuppressed. Runs "
-						 "until interrupted, S seconds, or N "
-						 "records.\n",
+	  "at most " STR(LX_DROPLOG_PER_SEC) " records per CPU per second; the rest are "
+					     "counted and reported here as\nsuppressed. Runs "
+					     "until interrupted, S seconds, or N "
+					     "records.\n",
 	  { drops_opts } },
 	{ "explain",
 	  cmd_explain,
