@@ -199,6 +199,16 @@ struct {
 	__type(value, struct lx_iface_config);
 } lx_iface_config SEC(".maps");
 
+// NAT'd public address -> the private address of the same host (site `nat PUBLIC PRIVATE`).
+// Flows are keyed by private addresses. Written by the loader; read only for addresses whose
+// group is one of config.nat_groups.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LX_MAX_NAT);
+	__type(key, struct lx_addr6);
+	__type(value, struct lx_addr6);
+} tbl_nat SEC(".maps");
+
 // Connections opened by protected hosts, keyed from the host's side. Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -812,8 +822,16 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 
 /* ---- act: flows opened by protected hosts ---- */
 
-static __always_inline void flow_key(const struct packet *p, int local_is_src,
-				     struct lx_flow_key *k)
+/*
+ * The flow of a packet, from the protected host's side. Flows are keyed by private addresses:
+ * behind a 1:1 NAT on this gateway (site `nat PUBLIC PRIVATE`), XDP sees a host's public
+ * address only as a destination (netfilter translates after XDP on the way out, before
+ * routing on the way in), so a destination in a NAT group (dst_group) is translated: the
+ * reply to the public address finds the flow the private one opened, and so does a host's
+ * flow toward another NAT'd host. Returns 0 when a NAT group's address has no entry.
+ */
+static __always_inline int flow_key(const struct packet *p, int local_is_src, __u32 dst_group,
+				    const struct lx_config *cfg, struct lx_flow_key *k)
 {
 	k->family = p->family;
 	k->proto = p->proto;
@@ -821,6 +839,13 @@ static __always_inline void flow_key(const struct packet *p, int local_is_src,
 	k->remote_port = local_is_src ? p->dport : p->sport;
 	__builtin_memcpy(k->local_addr, local_is_src ? p->saddr.addr : p->daddr.addr, 16);
 	__builtin_memcpy(k->remote_addr, local_is_src ? p->daddr.addr : p->saddr.addr, 16);
+	if (!(cfg->nat_groups & group_bit(dst_group)))
+		return 1;
+	struct lx_addr6 *inside = bpf_map_lookup_elem(&tbl_nat, &p->daddr);
+	if (!inside)
+		return 0;
+	__builtin_memcpy(local_is_src ? k->remote_addr : k->local_addr, inside->addr, 16);
+	return 1;
 }
 
 /*
@@ -935,7 +960,7 @@ static __always_inline int remote_close_fits(const struct lx_flow *f, const stru
  */
 static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct packet *p,
 					    const struct lx_config *cfg, __u32 side,
-					    __u32 src_group, __u64 *clock)
+					    __u32 src_group, __u32 dst_group, __u64 *clock)
 {
 	if (!(cfg->protected_groups & group_bit(src_group)))
 		return LX_DROP_NONE;
@@ -947,8 +972,12 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 		return LX_DROP_NONE;
 	if (kind != LX_KIND_OUTBOUND_FROM && !remote_rule(src_group, p->proto, p->dport))
 		return LX_DROP_NONE;
+	/* A NAT'd public address is never a source here (see flow_key): forged. */
+	if (cfg->nat_groups & group_bit(src_group))
+		return LX_DROP_SPOOFED;
 	struct lx_flow_key key = {};
-	flow_key(p, 1, &key);
+	if (!flow_key(p, 1, dst_group, cfg, &key))
+		return LX_DROP_NONE;
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
@@ -993,10 +1022,11 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
  * own TCP, and changes nothing.
  */
 static __always_inline int reply_allowed(const struct packet *p, const struct lx_config *cfg,
-					 __u64 *clock)
+					 __u32 dst_group, __u64 *clock)
 {
 	struct lx_flow_key key = {};
-	flow_key(p, 0, &key);
+	if (!flow_key(p, 0, dst_group, cfg, &key))
+		return 0;
 	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
 	if (!flow)
 		return 0;
@@ -1149,7 +1179,8 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 			    d->src_group ? d->src_group : group_of(p, &p->saddr, cfg->flags);
 			return a->from_groups & group_bit(src) ? LX_DROP_NONE : LX_DROP_SOURCE;
 		}
-		return reply_allowed(p, cfg, clock) ? LX_DROP_NONE : LX_DROP_UNSOLICITED;
+		return reply_allowed(p, cfg, d->dst_group, clock) ? LX_DROP_NONE
+								  : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
 	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
@@ -1663,7 +1694,7 @@ int lyncxdp(struct xdp_md *ctx)
 	/* act: flows of protected hosts, and the policy for protected destinations. */
 	__u64 now = 0; /* clock_ns() reads it on first use */
 	if (cfg->protected_groups & group_bit(d.src_group))
-		d.reason = track_outbound(ctx, &p, cfg, ifc->side, d.src_group, &now);
+		d.reason = track_outbound(ctx, &p, cfg, ifc->side, d.src_group, d.dst_group, &now);
 	if (!d.reason && (cfg->protected_groups & group_bit(d.dst_group)))
 		d.reason = policy_reason(&p, parsed, &d, cfg, c.end, &now);
 	int enforce = ifc->policy == LX_POLICY_ENFORCE;

@@ -23,6 +23,7 @@
 #define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
 #define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
 #define LX_MAX_ROLES	64
+#define LX_MAX_NAT	1024 /* site `nat PUBLIC PRIVATE` lines */
 #define LX_MAX_ICMP	1024 /* allowed ICMP (family, type, code) entries */
 /* Rule ids per interface slot at the least: maps indexed by rule id are declared with this
  * and sized by the loader to a power of two holding every rule (rule_cap). */
@@ -316,6 +317,8 @@ struct lx_config {
 				  site prefix's broadcast address */
 	__u32 server_groups;   /* groups holding a role that is not a client role */
 	__u32 client_groups;   /* groups holding a client role */
+	__u32 nat_groups;      /* groups of NAT'd public addresses (site `nat`): tbl_nat holds
+				  each one's private address, by which its flows are keyed */
 };
 
 /*

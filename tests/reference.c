@@ -40,6 +40,9 @@
  *    outbound rules covers them: outbound-from by its own port, outbound-to by the peer's;
  *    a FIN or RST refreshes and closes a live flow, but never opens one. A packet from a
  *    port whose winning rule is one the host listens on is a reply: it touches no flow.
+ *  - nat (site `nat PUBLIC PRIVATE`): the public address holds the private host's roles;
+ *    flows are keyed by private addresses (a public destination is translated); a packet
+ *    from a public address that would open, refresh or close a flow is "spoofed".
  *  - TCP closing (README, "TCP closing"): the host's packets with ACK set record their ACK
  *    number and window; its SYN without ACK records seq + 1 and clears the closing mark. A
  *    FIN or RST from the remote side closes the flow only when it fits: after the host's
@@ -425,6 +428,10 @@ static int prefix_contains(const struct site_prefix *pfx, int family, const uint
 
 uint64_t ref_roles_of(const struct ref *r, int family, const uint8_t *addr)
 {
+	/* A NAT'd public address is its private host (site `nat`), whatever prefix holds it. */
+	const uint8_t *inside = site_nat_private(r->s, family, addr);
+	if (inside)
+		addr = inside;
 	uint64_t roles = 0;
 	for (int i = 0; i < r->s->nprefixes; i++)
 		if (prefix_contains(&r->s->prefixes[i], family, addr))
@@ -470,6 +477,8 @@ int ref_is_peer(const struct ref *r, int family, const uint8_t *addr)
 {
 	if (!ref_roles_of(r, family, addr))
 		return 0;
+	if (site_nat_private(r->s, family, addr))
+		return 1; /* a host the site named (never multicast) */
 	if (family == 6)
 		return addr[0] != 0xff;
 	if (addr[0] >= 224)
@@ -561,15 +570,22 @@ static int flow_expired(const struct ref *r, const struct ref_flow *f, int proto
 	return (choices >> d->ambiguous++) & 1;
 }
 
-static void flow_key(const struct ref_pkt *p, int local_is_src, struct ref_flow_key *k)
+/* Flows are keyed by private addresses: a NAT'd public destination is its private host (a
+ * public source never gets this far: it is spoofed). r NULL: the addresses as they are (the
+ * program looks up an ICMP error's quoted packet untranslated). */
+static void flow_key(const struct ref *r, const struct ref_pkt *p, int local_is_src,
+		     struct ref_flow_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->family = (uint8_t)p->family;
 	k->proto = (uint8_t)p->proto;
 	k->lport = local_is_src ? p->sport : p->dport;
 	k->rport = local_is_src ? p->dport : p->sport;
-	memcpy(k->laddr, local_is_src ? p->saddr : p->daddr, 16);
-	memcpy(k->raddr, local_is_src ? p->daddr : p->saddr, 16);
+	const uint8_t *dst = r ? site_nat_private(r->s, p->family, p->daddr) : NULL;
+	if (!dst)
+		dst = p->daddr;
+	memcpy(k->laddr, local_is_src ? p->saddr : dst, 16);
+	memcpy(k->raddr, local_is_src ? dst : p->saddr, 16);
 }
 
 /* The host's own TCP packet: what it acknowledges and advertises, or its SYN. */
@@ -673,7 +689,7 @@ static int icmp_related(const struct ref *r, const struct ref_pkt *p, uint64_t d
 			return d->icmp_related = 1;
 	}
 	struct ref_flow_key k;
-	flow_key(&in, 1, &k);
+	flow_key(NULL, &in, 1, &k);
 	const struct ref_flow *f = flow_get(r, u, &k);
 	if (f && !flow_expired(r, f, in.proto, now, choices, d))
 		return d->icmp_related = 2;
@@ -783,7 +799,7 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 			}
 			/* An outbound rule of the destination: only a reply on its live flow. */
 			struct ref_flow_key k;
-			flow_key(p, 0, &k);
+			flow_key(r, p, 0, &k);
 			const struct ref_flow *f = flow_get(r, u, &k);
 			if (f && !flow_expired(r, f, p->proto, now, choices, d)) {
 				struct ref_flow nf =
@@ -795,6 +811,7 @@ static uint32_t policy(const struct ref *r, const struct ref_pkt *p, uint64_t ds
 				}
 				flow_set(u, &k, &nf);
 				d->reply_passed = 1;
+				d->nat_reply = site_nat_private(r->s, p->family, p->daddr) != NULL;
 				break;
 			}
 			d->expired_flow = f != NULL;
@@ -982,13 +999,17 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		    (own_kind == LX_KIND_OUTBOUND_FROM ||
 		     any_rule(r, src_roles, p.proto, p.dport, LX_KIND_OUTBOUND_TO))) {
 			struct ref_flow_key k;
-			flow_key(&p, 1, &k);
+			flow_key(r, &p, 1, &k);
 			const struct ref_flow *old = flow_get(r, u, &k);
 			int fin_rst = (p.tcp_flags & 0x05) != 0;
 			struct ref_flow f = { .last = now };
 			/* A live flow remembers the interface its host was seen on; every frame
-			 * of a test run arrives on the same one, so it is never asked again. */
-			if (old && !flow_expired(r, old, p.proto, now, choices, d)) {
+			 * of a test run arrives on the same one, so it is never asked again. A
+			 * NAT'd public address is never a source at the gateway: forged. */
+			if (site_nat_private(r->s, p.family, p.saddr)) {
+				d->reason = LX_DROP_SPOOFED;
+				d->nat_spoofed = 1;
+			} else if (old && !flow_expired(r, old, p.proto, now, choices, d)) {
 				f = *old;
 				f.last = now;
 				host_tcp(&f, &p);

@@ -76,6 +76,8 @@ struct ref_decision {
 	int remarked;	   /* the tag mode rewrote the DSCP */
 	int flow_opened;   /* a protected host's packet opened or refreshed a flow */
 	int reply_passed;  /* passed as a reply on a live flow */
+	int nat_reply;	   /* ... sent to a NAT'd public address (site `nat`) */
+	int nat_spoofed;   /* spoofed: a NAT'd public address as the source of a flow */
 	int remote_close;  /* its FIN or RST (on a live TCP flow): 1 fit, closing; 2 did not */
 	int frag_followed; /* a later fragment found its first fragment's verdict */
 	int expired_flow;  /* a reply found its flow, but expired */

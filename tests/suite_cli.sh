@@ -286,7 +286,7 @@ hints_exist "site with an unknown role" "$LYNCXDP" check --site "$T/s/role.site"
 roles=$(awk '$1 == "role" { printf "%s%s", sep, $2; sep = ", " }' "$MAPS/sfb2015.matrix")
 err=$("$LYNCXDP" check --site "$T/s/role.site" 2>&1 >/dev/null)
 check "unknown role: the message lists every role of the matrix and the keywords" grep -qF \
-	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp, flows, qos)" <<<"$err"
+	"unknown role 'bogus-role' (the sfb2015 matrix has: $roles; keywords: protect, dscp, allow-icmp, allow-outbound, flows, nat, qos)" <<<"$err"
 expect_eq "check: protect: unknown role names it" "lyncxdp: $T/s/protect-role.site:2: protect: unknown role 'nosuch'" \
 	"$("$LYNCXDP" check --site "$T/s/protect-role.site" 2>&1 >/dev/null)"
 expect_eq "check: dscp: a second line of one service names the first" \

@@ -154,16 +154,19 @@ done
 
 # ---- drift: commands and options the program accepts vs. its help, the man page, completion ----
 # The commands the program dispatches (its command table) must all be in the main help.
-table=$(grep -oE '\{ *"[a-z][a-z-]*", *cmd_[a-z_]+' "$TOP/user/lyncxdp.c" | cut -d'"' -f2 | sort)
+# (Its entries start { "NAME", cmd_NAME, ...; clang-format may break them over lines.)
+table=$(tr '\n' ' ' <"$TOP/user/lyncxdp.c" | grep -oE '\{[[:space:]]*"[a-z][a-z-]*",[[:space:]]*cmd_[a-z_]+' | cut -d'"' -f2 | sort)
 cp "$T/unpacked/usr/sbin/lyncxdp" "$T/lyncxdp"
 LX=$T/lyncxdp # the packaged binary, readable by nobody
 listed=$("$LX" --help | sed -n '/^Commands:/,/^$/p' | grep -Eo '^  [a-z][a-z-]*' | tr -d ' ' | sort)
 expect_eq "every command of the program's table is in lyncxdp --help" "$(echo $table)" "$(echo $listed)"
 # The options each command accepts, probed as nobody (each one alone: parsing comes before
 # anything runs, and nobody cannot attach anything). Candidates: every long option name in
-# user/*.c and every --word of any help text. ACCEPTED[CMD] = " --a --b ...".
+# user/*.c (getopt tables and the CLI's option tables) and every --word of any help text.
+# ACCEPTED[CMD] = " --a --b ...".
 candidates=$({
 	grep -ohE '"[a-z][a-z0-9-]*", *(no|required|optional)_argument' "$TOP"/user/*.c | cut -d'"' -f2
+	tr '\n' ' ' <"$TOP/user/lyncxdp.c" | grep -oE 'CLI_OPT_[A-Z]+\([[:space:]]*"[a-z][a-z0-9-]*"' | cut -d'"' -f2
 	for c in "" $table; do "$LX" $c --help; done | grep -Eo -- '--[a-z][a-z0-9-]*' | sed 's/^--//'
 } | sort -u | grep -vx help)
 declare -A ACCEPTED

@@ -145,12 +145,21 @@ static void add_addr(int family, const uint8_t *a, int len, uint64_t roles)
 	e->roles = roles;
 }
 
+static const struct site *nat_site; /* its `nat` lines: replies go to the public address */
+
 static void setup_addrs(const struct ref *r, const struct site *s)
 {
 	for (int i = 0; i < s->nprefixes; i++) {
 		const struct site_prefix *p = &s->prefixes[i];
 		add_addr(p->family, p->addr, p->len, ref_roles_of(r, p->family, p->addr));
 	}
+	/* NAT'd public addresses: replies to them, and packets forged from them */
+	for (int i = 0; i < s->nnat; i++) {
+		const struct site_nat *n = &s->nat[i];
+		add_addr(n->family, n->public_addr, n->family == 4 ? 32 : 128,
+			 ref_roles_of(r, n->family, n->public_addr));
+	}
+	nat_site = s;
 	for (size_t i = 0; i < sizeof(PEERS) / sizeof(PEERS[0]); i++) {
 		uint8_t a[16] = { 0 };
 		int fam = strchr(PEERS[i], ':') ? 6 : 4;
@@ -564,6 +573,10 @@ static int gen_reply(const struct desc *from, struct desc *d)
 	memcpy(d->dst, from->src, 16);
 	d->sport = from->dport;
 	d->dport = from->sport;
+	/* A host behind the gateway's 1:1 NAT gets its replies at its public address. */
+	for (int i = 0; nat_site && i < nat_site->nnat; i++)
+		if (!memcmp(nat_site->nat[i].private_addr, d->dst, 16) && chance(75))
+			memcpy(d->dst, nat_site->nat[i].public_addr, 16);
 	/* TCP: a sequence number at the edges of the window the packet answered advertised (a
 	 * remote FIN or RST closes a flow only inside it), or an ACK of its SYN. */
 	if (d->ipproto == 6 && chance(70)) {
@@ -1244,6 +1257,7 @@ struct instance {
 	uint64_t reasons[2][LX_DROP_MAX]; /* [enforced] */
 	uint64_t counters[LX_CNT_MAX];
 	uint64_t replies, flows_opened, expired, frags_followed, remarked, ambiguous;
+	uint64_t nat_replies, nat_spoofed;   /* to / from a NAT'd public address (site `nat`) */
 	uint64_t icmp_by_rule, icmp_by_flow; /* ICMP errors that passed as related */
 	uint64_t remote_close[3];	     /* remote FIN/RST on live TCP flows: by ref_decision */
 	uint64_t dst_won, src_won, no_peer;
@@ -1430,8 +1444,11 @@ static void sync_flows(struct ref *r, const uint8_t *frame, size_t len)
 		k.proto = key.proto = (uint8_t)p.proto;
 		k.lport = key.local_port = local_is_src ? p.sport : p.dport;
 		k.rport = key.remote_port = local_is_src ? p.dport : p.sport;
-		memcpy(key.local_addr, local_is_src ? p.saddr : p.daddr, 16);
-		memcpy(key.remote_addr, local_is_src ? p.daddr : p.saddr, 16);
+		const uint8_t *dst = site_nat_private(r->s, p.family, p.daddr); /* flows: private */
+		if (!dst)
+			dst = p.daddr;
+		memcpy(key.local_addr, local_is_src ? p.saddr : dst, 16);
+		memcpy(key.remote_addr, local_is_src ? dst : p.saddr, 16);
 		memcpy(k.laddr, key.local_addr, 16);
 		memcpy(k.raddr, key.remote_addr, 16);
 		if (bpf_map_lookup_elem(flows_fd_now, &key, &flow))
@@ -1538,6 +1555,8 @@ static void note_coverage(struct instance *in, const struct ref_decision *d, con
 	else
 		in->counters[d->counter]++;
 	in->replies += (uint64_t)d->reply_passed;
+	in->nat_replies += (uint64_t)d->nat_reply;
+	in->nat_spoofed += (uint64_t)d->nat_spoofed;
 	if (d->remote_close > 0 && d->remote_close < 3)
 		in->remote_close[d->remote_close]++;
 	in->flows_opened += (uint64_t)d->flow_opened;
@@ -1759,6 +1778,13 @@ static void check_coverage(const struct instance *in, int is_protected, int long
 		    "%llu, later fragments that followed their first %llu",
 		    in->name, (unsigned long long)in->flows_opened, (unsigned long long)in->replies,
 		    (unsigned long long)in->expired, (unsigned long long)in->frags_followed);
+		if (in->p.site.nnat)
+			CHECK(in->nat_replies && in->nat_spoofed,
+			      "%s: replies to a NAT'd public address passed on its private host's "
+			      "flows %llu times; flows forged from a public address were spoofed "
+			      "%llu times",
+			      in->name, (unsigned long long)in->nat_replies,
+			      (unsigned long long)in->nat_spoofed);
 		CHECK(in->remote_close[1] && in->remote_close[2],
 		      "%s: FIN or RST from the remote side on a live TCP flow: %llu fit the "
 		      "window and closed it, %llu did not and changed nothing",

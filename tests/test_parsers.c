@@ -4,7 +4,8 @@
  * outbound and icmp lines), site_load (prefixes and the protect, dscp and allow-icmp
  * keywords), site_parse_prefix, compile_tables (both tables), compile_assign_ids,
  * addr4_build and addr6_build (the address tables against a longest-prefix match),
- * endpoint_parse and packet_build.
+ * endpoint_parse and packet_build, the JSON writer (json.c) and the option tables
+ * (cli_params.c: what options set, usage errors, help).
  * Run from the repository top (tests/run.sh does); bad inputs are generated into a
  * private temporary directory, good ones live in tests/data/ (outbound.matrix: test_datapath
  * reads it too). Checksums and the shared test data names: tests/support.h.
@@ -25,8 +26,10 @@
 #include "addr4.h"
 #include "addr6.h"
 #include "check.h"
+#include "cli_params.h"
 #include "support.h"
 #include "compile.h"
+#include "json.h"
 #include "matrix.h"
 #include "packet.h"
 #include "qos.h"
@@ -1006,7 +1009,8 @@ static void test_site_errors(const struct matrix *m)
 	site_bad(
 	    m, "unknown-role.site", "frontend 192.0.2.10\ndirector 192.0.2.20\n", 2,
 	    "unknown role 'director' (the test matrix has: frontend, edge-external, mediation, "
-	    "all-servers, everything; keywords: protect, dscp, allow-icmp, flows, qos)");
+	    "all-servers, everything; keywords: protect, dscp, allow-icmp, allow-outbound, flows, "
+	    "nat, qos)");
 	site_bad(m, "no-prefix.site", "# roles\nfrontend\n", 2,
 		 "role 'frontend' without a prefix: expected 'ROLE PREFIX ...'");
 	site_bad(m, "bad-address.site", "frontend 192.0.2.10 192.0.2.300\n", 1,
@@ -1841,7 +1845,8 @@ static void test_matrix_outbound_errors(void)
 	 * "Keywords are not role slugs, so a matrix cannot declare a role of that name"): a
 	 * matrix role of that name could never get an address, so the matrix must refuse it.
 	 */
-	static const char *const keywords[] = { "protect", "dscp", "allow-icmp", "flows", "qos" };
+	static const char *const keywords[] = { "protect", "dscp", "allow-icmp", "allow-outbound",
+						"flows",   "nat",  "qos" };
 	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
 		char name[64], line[128], msg[64];
 		snprintf(name, sizeof(name), "role-keyword-%s.matrix", keywords[i]);
@@ -2790,6 +2795,124 @@ static uint32_t addr_lpm(const struct compiled *c, int family, const uint8_t *a)
 	return group;
 }
 
+/* The group of an address in the compiled table (exact entry), 0 when it has none. */
+static uint32_t compiled_group(const struct compiled *c, const char *text)
+{
+	struct site_prefix p;
+	char why[128];
+	if (site_parse_prefix(text, &p, why, sizeof(why)) < 0)
+		return 0;
+	for (int i = 0; i < c->naddrs; i++)
+		if (c->addrs[i].family == p.family && c->addrs[i].len == p.len &&
+		    !memcmp(c->addrs[i].addr, p.addr, 16))
+			return c->addrs[i].group;
+	return 0;
+}
+
+/*
+ * Site `nat PUBLIC PRIVATE` and `allow-outbound`: the public address is a host entry holding
+ * the private host's roles, in a group of its own marked nat (also where it was a prefix's
+ * broadcast address); allow-outbound adds one outbound-to rule per protected role, none where
+ * the role has those ports already.
+ */
+static void test_site_nat_outbound(const struct matrix *base)
+{
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	const char *path = tmp_text("nat.site", "protect edge-external\n"
+						"edge-external 198.51.100.30 2001:db8::30\n"
+						"frontend 192.0.2.10\n"
+						"edge-external 203.0.113.0/24\n"
+						"nat 203.0.113.255 198.51.100.30\n"
+						"nat 2001:db8:ff::30 2001:db8::30\n"
+						"nat 203.0.113.7 192.0.2.10\n");
+	int rc = site_load(path, base, &s, &err);
+	if (!CHECK(rc == 0 && s.nnat == 3, "nat site loads, 3 nat lines%s", rc ? why(&err) : ""))
+		return;
+	const uint8_t *priv = site_nat_private(&s, 4, (const uint8_t[4]){ 203, 0, 113, 255 });
+	CHECK(priv && priv[0] == 198 && priv[3] == 30,
+	      "site_nat_private: 203.0.113.255 is 198.51.100.30");
+	CHECK(!site_nat_private(&s, 4, (const uint8_t[4]){ 198, 51, 100, 30 }),
+	      "site_nat_private: a private address is no public one");
+	rc = compile_tables(base, &s, &c, &err);
+	if (CHECK(rc == 0, "nat site compiles%s", rc ? why(&err) : "")) {
+		uint32_t g_priv = compiled_group(&c, "198.51.100.30/32"),
+			 g_pub = compiled_group(&c, "203.0.113.255/32"),
+			 g_pub6 = compiled_group(&c, "2001:db8:ff::30/128"),
+			 g_priv6 = compiled_group(&c, "2001:db8::30/128"),
+			 g_fe_pub = compiled_group(&c, "203.0.113.7/32");
+		CHECK(g_priv && g_pub && g_pub != g_priv &&
+			  c.group_roles[g_pub] == c.group_roles[g_priv] && c.group_nat[g_pub] &&
+			  !c.group_nat[g_priv] && (c.nat_groups & (1u << g_pub)) &&
+			  (c.protected_groups & (1u << g_pub)) && (c.peer_groups & (1u << g_pub)),
+		      "nat: 203.0.113.255 (the /24's broadcast address) holds 198.51.100.30's "
+		      "roles in a nat group, protected and a peer (groups %u, %u)",
+		      g_pub, g_priv);
+		CHECK(g_pub6 == g_pub && g_priv6 == g_priv,
+		      "nat: the IPv6 pair shares the IPv4 pair's groups (%u, %u)", g_pub6, g_priv6);
+		CHECK(g_fe_pub && c.group_nat[g_fe_pub] &&
+			  c.group_roles[g_fe_pub] ==
+			      c.group_roles[compiled_group(&c, "192.0.2.10/32")] &&
+			  !(c.protected_groups & (1u << g_fe_pub)),
+		      "nat: a Front End's public address holds frontend only, not the /24's "
+		      "edge-external, and is not protected");
+		CHECK(c.broadcasts4 == 0 && c.hosts4 == 4 && c.hosts6 == 2,
+		      "nat: the broadcast entry gave way to the nat host (broadcasts %u, hosts "
+		      "%u/%u)",
+		      c.broadcasts4, c.hosts4, c.hosts6);
+		compile_free(&c);
+	}
+	site_free(&s);
+
+	/* allow-outbound: one rule per protected role, none where the matrix has it. */
+	struct matrix m;
+	if (!CHECK(matrix_load(BASE_MATRIX, &m, &err) == 0, "base matrix loads"))
+		return;
+	path = tmp_text("outbound.site", "protect edge-external frontend\n"
+					 "edge-external 198.51.100.30\n"
+					 "frontend 192.0.2.10\n"
+					 "allow-outbound udp 123\n"
+					 "allow-outbound tcp 8530-8531\n");
+	rc = site_load(path, &m, &s, &err);
+	int before = m.nrules;
+	if (CHECK(rc == 0, "allow-outbound site loads%s", rc ? why(&err) : "") &&
+	    CHECK(site_add_outbound_rules(&m, &s, &err) == 0, "allow-outbound rules added%s",
+		  why(&err))) {
+		CHECK(m.nrules == before + 4,
+		      "allow-outbound: 2 lines x 2 protected roles = 4 rules "
+		      "(%d)",
+		      m.nrules - before);
+		const struct matrix_rule *r = &m.rules[before];
+		char where[256], want[256];
+		matrix_rule_where(&m, r, where, sizeof(where));
+		snprintf(want, sizeof(want), "%s:4", path);
+		CHECK(r->kind == LX_KIND_OUTBOUND_TO && r->proto == LX_PROTO_UDP &&
+			  r->port_lo == 123 && r->port_hi == 123 &&
+			  !strcmp(m.services[r->service].slug, "allow-outbound") &&
+			  !strcmp(r->source, "local:allow-outbound") && !strcmp(where, want),
+		      "allow-outbound: outbound %s allow-outbound udp to 123 local:allow-outbound "
+		      "at %s (got %s)",
+		      m.roles[r->role].slug, want, where);
+		CHECK(site_add_outbound_rules(&m, &s, &err) == 0 && m.nrules == before + 4,
+		      "allow-outbound: applied twice, no rule added twice (%d)", m.nrules - before);
+		rc = compile_tables(&m, &s, &c, &err);
+		if (CHECK(rc == 0, "allow-outbound site compiles%s", rc ? why(&err) : "")) {
+			uint32_t g = compiled_group(&c, "198.51.100.30/32");
+			CHECK(compiled_remote_at(&c, g, LX_PROTO_UDP, 123) == before + 1 ||
+				  compiled_remote_at(&c, g, LX_PROTO_UDP, 123) == before + 2,
+			      "allow-outbound: the Edge's group has an outbound rule to udp 123");
+			CHECK(compiled_remote_at(&c, g, LX_PROTO_TCP, 8531) &&
+				  !compiled_remote_at(&c, g, LX_PROTO_TCP, 8532),
+			      "allow-outbound: ... and to tcp 8530-8531, not 8532");
+			compile_free(&c);
+		}
+	}
+	if (rc == 0)
+		site_free(&s);
+	matrix_free(&m);
+}
+
 static uint32_t addr4_lpm(const struct compiled *c, uint32_t a)
 {
 	uint8_t b[4];
@@ -2844,7 +2967,8 @@ static void test_addr4(void)
 				first_bad = a;
 		}
 		CHECK(!bad,
-		      "addr4 round %d: 200000 addresses get the longest prefix's group (%d differ, "
+		      "addr4 round %d: 200000 addresses get the longest prefix's group (%d "
+		      "differ, "
 		      "first %08x), %u l2 and %u l3 chunks",
 		      round, bad, first_bad, t.n2, t.n3);
 		addr4_free(&t);
@@ -2929,11 +3053,192 @@ static void test_addr6(void)
 			bad += addr6_probe(&t, a) != addr_lpm(&c, 6, a);
 		}
 		CHECK(!bad,
-		      "addr6 round %d: 50000 addresses get the longest prefix's group (%d differ), "
+		      "addr6 round %d: 50000 addresses get the longest prefix's group (%d "
+		      "differ), "
 		      "%u lengths, %u buckets",
 		      round, bad, t.nlens, t.nbuckets);
 		addr6_free(&t);
 	}
+}
+
+/* The JSON writer: separators, nesting, escaping, null strings and line breaks, byte for byte. */
+static void test_json_writer(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	if (!CHECK(out != NULL, "json: open_memstream"))
+		return;
+	struct json_writer w;
+	json_begin(&w, out);
+	json_kv_str(&w, "s", "a\"b\\c\n\x01");
+	json_kv_str(&w, "none", NULL);
+	json_key(&w, "list");
+	json_array_begin(&w);
+	for (int i = 0; i < 2; i++) {
+		json_break(&w, "\n  ");
+		json_object_begin(&w);
+		json_kv_uint(&w, "n", (uint64_t)i);
+		json_kv_int(&w, "neg", -i);
+		json_kv_bool(&w, "b", i);
+		json_object_end(&w);
+	}
+	json_break(&w, "\n");
+	json_array_end(&w);
+	json_break(&w, "\n");
+	json_key(&w, "empty");
+	json_array_begin(&w);
+	json_array_end(&w);
+	json_kv_fixed(&w, "f", 2, 1.5);
+	json_key(&w, "h");
+	json_hex64(&w, 0xabcULL);
+	json_end(&w);
+	fclose(out);
+	const char *want = "{\"s\": \"a\\\"b\\\\c\\u000a\\u0001\", \"none\": null, \"list\": [\n"
+			   "  {\"n\": 0, \"neg\": 0, \"b\": false},\n"
+			   "  {\"n\": 1, \"neg\": -1, \"b\": true}\n],\n"
+			   "\"empty\": [], \"f\": 1.50, \"h\": \"0000000000000abc\"}\n";
+	int same = buf && !strcmp(buf, want);
+	CHECK(same, "json: a document byte for byte%s%s", same ? "" : ", got: ", same ? "" : buf);
+	free(buf);
+}
+
+struct cli_test_values {
+	const char *file;
+	int flag, choice;
+	double interval;
+	unsigned long count;
+};
+
+static const struct cli_choice cli_test_choices[] = {
+	{ "one", 1 }, { "two", 2 }, { "three", 3 }, { 0 }
+};
+static const struct cli_opt cli_test_opts[] = {
+	CLI_OPT_STRING("file", "FILE", offsetof(struct cli_test_values, file), CLI_REQUIRED,
+		       "a file"),
+	CLI_OPT_FLAG("flag", offsetof(struct cli_test_values, flag), 1, CLI_OR_NEXT, "on"),
+	CLI_OPT_FLAG("no-flag", offsetof(struct cli_test_values, flag), 0, 0, "off"),
+	CLI_OPT_CHOICE("pick", "P", offsetof(struct cli_test_values, choice), cli_test_choices,
+		       "which one: a long help text that has to wrap over several lines, with an "
+		       "option name --flag and --no-flag and --pick that must never start a line "
+		       "of its own, so that the man page does not take it for an option -x"),
+	CLI_OPT_PARSE("interval", "S", offsetof(struct cli_test_values, interval),
+		      cli_parse_interval, 60, "--interval is seconds, 0.1 to %g", "every S"),
+	CLI_OPT_PARSE("count", "N", offsetof(struct cli_test_values, count), cli_parse_count, 0,
+		      "--count is a positive number", "N times"),
+	{ 0 },
+};
+
+static int cli_test_run(void *values)
+{
+	(void)values;
+	return 0;
+}
+
+static const struct cli_cmd cli_test_cmd = { "test",
+					     cli_test_run,
+					     "[IFACE]",
+					     1,
+					     0,
+					     1,
+					     "at most one interface",
+					     "a test",
+					     "Tests the option tables.\n",
+					     { cli_test_opts } };
+
+/* cli_parse with argv (NULL-terminated): its return code, with stderr kept in err. */
+static int cli_try(struct cli_test_values *v, char **argv, int *first, char *err, size_t size)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	if (saved < 0 || !tmp)
+		return -99;
+	dup2(fileno(tmp), 2);
+	int rc = cli_parse(&cli_test_cmd, v, argc, argv, first);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(err, 1, size - 1, tmp);
+	err[n] = '\0';
+	fclose(tmp);
+	return rc;
+}
+
+/* The option tables: what options set, the usage errors, the help they print. */
+static void test_cli_params(void)
+{
+	struct cli_test_values v = { .flag = -1 };
+	char err[512];
+	int first = -1;
+	char *ok[] = { "test",	     "--file", "f",	  "--pick", "two",	 "eth0",
+		       "--interval", "0.5",    "--count", "3",	    "--no-flag", NULL };
+	int rc = cli_try(&v, ok, &first, err, sizeof(err));
+	CHECK(rc == -1 && v.file && !strcmp(v.file, "f") && v.choice == 2 && v.interval == 0.5 &&
+		  v.count == 3 && v.flag == 0 && first >= 1 && ok[first] &&
+		  !strcmp(ok[first], "eth0") && !ok[first + 1] && !err[0],
+	      "cli: options set their fields, the interface is left as the argument");
+	struct {
+		char *argv[6];
+		const char *want;
+	} bad[] = {
+		{ { "test", "--pick", "four", NULL },
+		  "lyncxdp test: --pick is one, two or three (see `lyncxdp test --help`)\n" },
+		{ { "test", "--interval", "0", NULL },
+		  "lyncxdp test: --interval is seconds, 0.1 to 60 (see `lyncxdp test --help`)\n" },
+		{ { "test", "--count", "0", NULL },
+		  "lyncxdp test: --count is a positive number (see `lyncxdp test --help`)\n" },
+		{ { "test", "--bogus", NULL },
+		  "lyncxdp test: unknown option '--bogus' (see `lyncxdp test --help`)\n" },
+		{ { "test", "--file", NULL },
+		  "lyncxdp test: option '--file' needs a value (see `lyncxdp test --help`)\n" },
+		{ { "test", "--flag=yes", NULL },
+		  "lyncxdp test: unknown option '--flag=yes' (see `lyncxdp test --help`)\n" },
+		{ { "test", "a", "b", NULL },
+		  "lyncxdp test: at most one interface (see `lyncxdp test --help`)\n" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cli_test_values b = { 0 };
+		rc = cli_try(&b, bad[i].argv, &first, err, sizeof(err));
+		int same = rc == 2 && !strcmp(err, bad[i].want);
+		err[strcspn(err, "\n")] = '\0';
+		CHECK(same, "cli: %s %s: exit 2 and '%.*s'%s%s", bad[i].argv[1],
+		      bad[i].argv[2] ? bad[i].argv[2] : "", (int)strlen(bad[i].want) - 1,
+		      bad[i].want, same ? "" : ", got: ", same ? "" : err);
+	}
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	if (!CHECK(out != NULL, "cli: open_memstream"))
+		return;
+	cli_print_help(out, &cli_test_cmd);
+	fclose(out);
+	const char *head = "Usage: lyncxdp test [IFACE] --file FILE [--flag | --no-flag] "
+			   "[--pick one|two|three]\n"
+			   "                    [--interval S] [--count N]\n\n";
+	int same = buf && !strncmp(buf, head, strlen(head));
+	CHECK(same, "cli: help starts with the synopsis, wrapped%s%.*s",
+	      same ? "" : ", got: ", same || !buf ? 0 : (int)strcspn(buf, "\n"), buf ? buf : "");
+	int dash = 0, wrapped = 0, listed = 0;
+	for (char *line = buf; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		size_t indent = strspn(line, " ");
+		if (indent > 4 && line[indent] == '-')
+			dash++;
+		if (indent > 4 && line[indent] != '-' && line[indent] != '[')
+			wrapped++;
+		listed += indent == 2 && line[2] == '-';
+	}
+	CHECK(listed == 6 && wrapped >= 2 && dash == 0,
+	      "cli: help lists the 6 options, wraps long help, no wrapped line starts with '-' "
+	      "(%d listed, %d wrapped, %d)",
+	      listed, wrapped, dash);
+	free(buf);
 }
 
 int main(void)
@@ -2968,6 +3273,9 @@ int main(void)
 	test_client_and_combined();
 	test_addr4();
 	test_addr6();
+	test_site_nat_outbound(&base);
+	test_json_writer();
+	test_cli_params();
 	matrix_free(&base);
 
 	tmp_cleanup();

@@ -327,15 +327,24 @@ static void check_drops_delta(struct prog *in, const struct drops *before,
 
 /* ---- the matrix ---- */
 
+/* The id of a matrix's rule (the first of its kind, role, service and transport), -1: none. */
+static int rule_in(const struct matrix *m, int kind, const char *role, const char *service,
+		   int proto)
+{
+	int r = matrix_find_role(m, role), s = matrix_find_service(m, service);
+	for (int i = 0; i < m->nrules; i++)
+		if (m->rules[i].kind == kind && m->rules[i].role == r && m->rules[i].service == s &&
+		    m->rules[i].proto == proto)
+			return i + 1;
+	return -1;
+}
+
 static int find_rule(int kind, const char *role, const char *service, int proto)
 {
-	int r = matrix_find_role(&M, role), s = matrix_find_service(&M, service);
-	for (int i = 0; i < M.nrules; i++)
-		if (M.rules[i].kind == kind && M.rules[i].role == r && M.rules[i].service == s &&
-		    M.rules[i].proto == proto)
-			return i + 1;
-	die("no rule %s %s %s in %s", role, service, matrix_proto_name(proto), MATRIX_PATH);
-	return 0;
+	int id = rule_in(&M, kind, role, service, proto);
+	if (id < 0)
+		die("no rule %s %s %s in %s", role, service, matrix_proto_name(proto), MATRIX_PATH);
+	return id;
 }
 
 /* The group of an address in a compiled site: the longest prefix that holds it. */
@@ -2222,6 +2231,189 @@ static void test_flood(void)
 
 /* ---- main ---- */
 
+/*
+ * Section 13 (issue 10, item 5): an Edge behind the gateway's 1:1 NAT (site `nat`), and what
+ * the Edge opens besides Lync: DNS on both interfaces, NTP and WSUS (`allow-outbound`). The
+ * site's allow-outbound lines add rules, so it has a matrix of its own.
+ */
+#define SITE_NAT "tests/data/policy/nat.site"
+static const struct host PRIV = { "edge-external private", "198.51.100.110", "2001:db8:100::110" };
+static const struct host NTP = { "ntp-server", "203.0.113.123", "2001:db8:ffff::123" };
+static const struct host WSUS = { "wsus-server", "198.51.100.70", "2001:db8:100::70" };
+
+/* The verdict a policy gives a packet refused for `reason` (0: none). */
+static int want(struct prog *in, const struct frame *f, uint32_t reason, struct expect_drops *ed,
+		const char *what, int fam)
+{
+	uint32_t verdict = reason && in->policy == LX_POLICY_ENFORCE ? V_DROP : V_PASS;
+	return expect(in, f, verdict, reason, ed, "%s IPv%d", what, fam);
+}
+
+/* The layout as it was before `nat`: the public address listed, the Edge sending from its
+ * private one. Every reply to the Edge is refused: the false positive of issue 10. */
+static void nat_before(struct prog *in, struct expect_drops *ed, int fam)
+{
+	struct frame f = pkt(IPPROTO_UDP, &PRIV, 33000, &DNS, 53, fam, 0, 30);
+	want(in, &f, 0, ed, "no nat line: udp dns query from the private address", fam);
+	f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33000, fam, 0, 90);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "no nat line: its reply to the public address", fam);
+	f = pkt(IPPROTO_TCP, &PRIV, 40100, &PARTNER, 5061, fam, 0x02, 0);
+	want(in, &f, 0, ed, "no nat line: federation SYN from the private address", fam);
+	f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x12, 0);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "no nat line: the partner's SYN-ACK", fam);
+	f = pkt(IPPROTO_UDP, &EXT, 123, &NTP, 123, fam, 0, 48);
+	want(in, &f, 0, ed, "no allow-outbound: ntp query edge-external:123 -> ntp:123", fam);
+	f = pkt(IPPROTO_UDP, &NTP, 123, &EXT, 123, fam, 0, 48);
+	want(in, &f, LX_DROP_PORT, ed, "no allow-outbound: the ntp answer", fam);
+}
+
+static void nat_after(struct prog *in, const struct matrix *m, struct expect_drops *ed, int fam)
+{
+	int dns = rule_in(m, LX_KIND_OUTBOUND_TO, "edge-external", "dns", LX_PROTO_UDP);
+	int ntp = rule_in(m, LX_KIND_OUTBOUND_TO, "edge-external", "allow-outbound", LX_PROTO_UDP);
+	int fed = rule_in(m, LX_KIND_LISTEN, "edge-external", "sip-tls", LX_PROTO_TCP);
+	uint64_t flows0 = flows_present(in);
+
+	/* DNS from the private address; the answer comes back to the public one. */
+	struct frame f = pkt(IPPROTO_UDP, &PRIV, 33000, &DNS, 53, fam, 0, 30);
+	want(in, &f, 0, ed, "nat: udp dns query private:33000 -> dns:53", fam);
+	CHECK(R.last.rule == (uint32_t)dns && R.last.dir == LX_DIR_OUT,
+	      "%s [nat: dns query IPv%d]: edge-external's dns rule %d, out (got %u, %u)", in->name,
+	      fam, dns, R.last.rule, R.last.dir);
+	CHECK(flows_present(in) == flows0 + 1,
+	      "%s [nat: dns query IPv%d]: opened one flow (%llu, before %llu)", in->name, fam,
+	      (unsigned long long)flows_present(in), (unsigned long long)flows0);
+	f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33000, fam, 0, 90);
+	want(in, &f, 0, ed, "nat: its reply dns:53 -> public:33000", fam);
+	CHECK(R.last.rule == (uint32_t)dns && R.last.dir == LX_DIR_IN,
+	      "%s [nat: dns reply IPv%d]: rule %d, in (got %u, %u)", in->name, fam, dns,
+	      R.last.rule, R.last.dir);
+	f = pkt(IPPROTO_UDP, &DNS, 53, &PRIV, 33000, fam, 0, 90);
+	want(in, &f, 0, ed, "nat: the same reply to the private address (one flow)", fam);
+	f = pkt(IPPROTO_UDP, &DNS, 53, &EXT, 33001, fam, 0, 90);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: dns reply to another public port", fam);
+	f = pkt(IPPROTO_UDP, &DNS2, 53, &EXT, 33000, fam, 0, 90);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: dns reply from another server", fam);
+
+	/* Federation: the Edge connects out; the partner answers the public address. */
+	f = pkt(IPPROTO_TCP, &PRIV, 40100, &PARTNER, 5061, fam, 0x02, 0);
+	want(in, &f, 0, ed, "nat: tcp SYN private:40100 -> partner:5061", fam);
+	f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x12, 0);
+	want(in, &f, 0, ed, "nat: SYN-ACK partner:5061 -> public:40100", fam);
+	f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, 40100, fam, 0x18, 300);
+	want(in, &f, 0, ed, "nat: data partner:5061 -> public:40100", fam);
+	f = pkt(IPPROTO_TCP, &PARTNER2, 5061, &EXT, 40100, fam, 0x12, 0);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: SYN-ACK from another partner", fam);
+
+	/* The media relay: the Edge sends from its relay port first. */
+	f = pkt(IPPROTO_UDP, &PRIV, 50010, &PEER, 40000, fam, 0, 160);
+	want(in, &f, 0, ed, "nat: relay private:50010 -> peer:40000", fam);
+	f = pkt(IPPROTO_UDP, &PEER, 40000, &EXT, 50010, fam, 0, 160);
+	want(in, &f, 0, ed, "nat: peer:40000 -> public:50010 on the relay's flow", fam);
+	f = pkt(IPPROTO_UDP, &PEER2, 40000, &EXT, 50010, fam, 0, 160);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: another peer -> public:50010", fam);
+
+	/* Inbound to the public address: its private host's listening rules. */
+	f = pkt(IPPROTO_TCP, &PEER, 45000, &EXT, 5061, fam, 0x02, 0);
+	want(in, &f, 0, ed, "nat: tcp SYN peer -> public:5061", fam);
+	CHECK(R.last.rule == (uint32_t)fed && R.last.dir == LX_DIR_IN,
+	      "%s [nat: inbound 5061 IPv%d]: edge-external's sip-tls rule %d, in (got %u, %u)",
+	      in->name, fam, fed, R.last.rule, R.last.dir);
+	f = pkt(IPPROTO_UDP, &PEER, 45000, &EXT, 3478, fam, 0, 20);
+	want(in, &f, 0, ed, "nat: udp peer -> public:3478", fam);
+	f = pkt(IPPROTO_TCP, &PEER, 45000, &EXT, 8080, fam, 0x02, 0);
+	want(in, &f, LX_DROP_PORT, ed, "nat: tcp SYN peer -> public:8080", fam);
+
+	/* Forged from the public address: never a source at this gateway, whatever the side. */
+	uint64_t flows1 = flows_present(in);
+	for (uint32_t side = LX_SIDE_PROTECTED; side <= LX_SIDE_UNPROTECTED; side += 2) {
+		prog_side(in, side);
+		f = pkt(IPPROTO_TCP, &EXT, 3389, &PEER, 53, fam, 0x02, 0);
+		want(in, &f, LX_DROP_SPOOFED, ed,
+		     side ? "nat, unprotected side: SYN 'from' public:3389 -> peer:53"
+			  : "nat, protected side: SYN 'from' public:3389 -> peer:53",
+		     fam);
+		f = pkt(IPPROTO_UDP, &EXT, 33500, &DNS, 53, fam, 0, 30);
+		want(in, &f, LX_DROP_SPOOFED, ed, "nat: udp 'from' public:33500 -> dns:53", fam);
+		f = pkt(IPPROTO_TCP, &PEER, 53, &EXT, 3389, fam, 0x12, 0);
+		want(in, &f, LX_DROP_UNSOLICITED, ed, "nat: then peer:53 -> public:3389", fam);
+	}
+	prog_side(in, LX_SIDE_PROTECTED);
+	CHECK(flows_present(in) == flows1,
+	      "%s [nat IPv%d]: no packet from the public address opened a flow (%llu, before "
+	      "%llu)",
+	      in->name, fam, (unsigned long long)flows_present(in), (unsigned long long)flows1);
+
+	/* allow-outbound udp 123: NTP from the external interface. */
+	f = pkt(IPPROTO_UDP, &PRIV, 123, &NTP, 123, fam, 0, 48);
+	want(in, &f, 0, ed, "allow-outbound: ntp query private:123 -> ntp:123", fam);
+	CHECK(R.last.rule == (uint32_t)ntp && R.last.dir == LX_DIR_OUT,
+	      "%s [allow-outbound ntp IPv%d]: the site's rule %d, out (got %u, %u)", in->name, fam,
+	      ntp, R.last.rule, R.last.dir);
+	f = pkt(IPPROTO_UDP, &NTP, 123, &EXT, 123, fam, 0, 48);
+	want(in, &f, 0, ed, "allow-outbound: the ntp answer to the public address", fam);
+	f = pkt(IPPROTO_UDP, &NTP, 123, &EXT, 124, fam, 0, 48);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "allow-outbound: ntp:123 -> public:124", fam);
+	/* allow-outbound tcp 8530-8531: WSUS from the internal interface. */
+	f = pkt(IPPROTO_TCP, &INT, 50500, &WSUS, 8531, fam, 0x02, 0);
+	want(in, &f, 0, ed, "allow-outbound: SYN edge-internal:50500 -> wsus:8531", fam);
+	f = pkt(IPPROTO_TCP, &WSUS, 8531, &INT, 50500, fam, 0x12, 0);
+	want(in, &f, 0, ed, "allow-outbound: wsus's SYN-ACK", fam);
+	f = pkt(IPPROTO_TCP, &WSUS, 8531, &INT, 50501, fam, 0x12, 0);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "allow-outbound: wsus:8531 -> another port", fam);
+	/* The matrix's edge-internal DNS (doc:edge-dns): the perimeter DNS server. */
+	f = pkt(IPPROTO_UDP, &INT, 50600, &PERIM, 53, fam, 0, 30);
+	want(in, &f, 0, ed, "edge-internal dns query -> perimeter:53", fam);
+	f = pkt(IPPROTO_UDP, &PERIM, 53, &INT, 50600, fam, 0, 90);
+	want(in, &f, 0, ed, "edge-internal: the perimeter server's answer", fam);
+	f = pkt(IPPROTO_UDP, &PERIM, 53, &INT, 50601, fam, 0, 90);
+	want(in, &f, LX_DROP_UNSOLICITED, ed, "edge-internal: perimeter:53 -> another port", fam);
+}
+
+static void test_nat(void)
+{
+	struct matrix m;
+	struct site s;
+	struct compiled c;
+	struct text_error err = { { 0 } };
+	if (matrix_load(MATRIX_PATH, &m, &err) < 0 || site_load(SITE_NAT, &m, &s, &err) < 0 ||
+	    site_add_outbound_rules(&m, &s, &err) < 0 || compile_tables(&m, &s, &c, &err) < 0)
+		die("%s", err.msg);
+	CHECK(m.nrules == M.nrules + 4,
+	      "%s: allow-outbound udp 123 and tcp 8530-8531 added a rule to each of the 2 "
+	      "protected roles (%d rules, the matrix %d)",
+	      SITE_NAT, m.nrules, M.nrules);
+	struct drops before[2][2];
+	struct expect_drops ed[2][2];
+	memset(ed, 0, sizeof(ed));
+	for (int p = 0; p < 2; p++) {
+		uint32_t policy = p ? LX_POLICY_ENFORCE : LX_POLICY_MONITOR;
+		struct prog old, nat;
+		inst_open(&old, p ? "enforce, no nat" : "monitor, no nat", &S_base, &C_base, policy,
+			  0);
+		const struct prog_opts o = { .policy = policy, .comp = &c };
+		prog_open(&nat, p ? "enforce, nat" : "monitor, nat", &m, &s, &o, NULL);
+		drops_read(&old, &before[p][0]);
+		drops_read(&nat, &before[p][1]);
+		for (int fam = 4; fam <= 6; fam += 2) {
+			nat_before(&old, &ed[p][0], fam);
+			nat_after(&nat, &m, &ed[p][1], fam);
+		}
+		check_drops_delta(&old, &before[p][0], &ed[p][0], "no nat line");
+		check_drops_delta(&nat, &before[p][1], &ed[p][1], "nat and allow-outbound");
+		prog_close(&old);
+		prog_close(&nat);
+	}
+	/* The same frames: monitor would have dropped exactly what enforce dropped. */
+	for (int k = 0; k < 2; k++)
+		CHECK(!memcmp(ed[0][k].add[0], ed[1][k].add[1], sizeof(ed[0][k].add[0])),
+		      "%s: monitor's would-drops equal enforce's drops, reason by reason",
+		      k ? "nat" : "no nat");
+	compile_free(&c);
+	site_free(&s);
+	matrix_free(&m);
+}
+
 /* ---- the drop log's rate limit ---- */
 
 static int droplog_record(void *ctx, void *data, size_t size)
@@ -2665,6 +2857,8 @@ int main(void)
 	test_tcp_closing();
 	puts("== 14. the drop log's rate limit");
 	test_droplog_rate();
+	puts("== 15. an Edge behind the gateway's 1:1 NAT; NTP, WSUS, DNS (allow-outbound)");
+	test_nat();
 
 	compile_free(&C_base);
 	compile_free(&C_icmp);

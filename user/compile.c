@@ -7,6 +7,7 @@
 
 void compile_free(struct compiled *c)
 {
+	free(c->nat);
 	void *owned[] = { c->addrs,	  c->filter4, c->filter6, c->rule_table,  c->remote_table,
 			  c->port_groups, c->active,  c->dscp,	  c->from_groups, c->rank,
 			  c->ids,	  c->media,   c->actions, c->infos,	  c->icmp_keys };
@@ -84,15 +85,17 @@ static int contains(const struct site_prefix *outer, const struct site_prefix *i
 	return (outer->addr[full] & mask) == (inner->addr[full] & mask);
 }
 
-static int group_for(struct compiled *c, uint64_t roles, int nonpeer)
+static int group_for(struct compiled *c, uint64_t roles, int nonpeer, int nat)
 {
 	for (int g = 1; g < c->ngroups; g++)
-		if (c->group_roles[g] == roles && c->group_nonpeer[g] == nonpeer)
+		if (c->group_roles[g] == roles && c->group_nonpeer[g] == nonpeer &&
+		    c->group_nat[g] == nat)
 			return g;
 	if (c->ngroups == LX_MAX_GROUPS)
 		return -1;
 	c->group_roles[c->ngroups] = roles;
 	c->group_nonpeer[c->ngroups] = (uint8_t)nonpeer;
+	c->group_nat[c->ngroups] = (uint8_t)nat;
 	return c->ngroups++;
 }
 
@@ -107,7 +110,7 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 	int *stack = malloc(sizeof(int) * (size_t)(s->nprefixes + 1));
 	uint64_t *acc = malloc(sizeof(uint64_t) * (size_t)(s->nprefixes + 1));
 	/* Room for one broadcast address per IPv4 prefix (add_broadcasts). */
-	c->addrs = calloc((size_t)s->nprefixes * 2 + 1, sizeof(*c->addrs));
+	c->addrs = calloc((size_t)s->nprefixes * 2 + (size_t)s->nnat + 1, sizeof(*c->addrs));
 	if (!stack || !acc || !c->addrs) {
 		free(stack);
 		free(acc);
@@ -123,7 +126,7 @@ static int assign_groups(const struct matrix *m, const struct site *s, struct co
 		acc[i] = p->roles | (depth ? acc[stack[depth - 1]] : 0);
 		stack[depth++] = i;
 
-		int g = group_for(c, matrix_role_closure(m, acc[i]), 0);
+		int g = group_for(c, matrix_role_closure(m, acc[i]), 0, 0);
 		if (g < 0) {
 			snprintf(
 			    err->msg, sizeof(err->msg),
@@ -198,7 +201,7 @@ static int add_broadcasts(const struct site *s, struct compiled *c, struct text_
 		}
 		if (named)
 			continue;
-		int g = group_for(c, c->group_roles[b.group], 1);
+		int g = group_for(c, c->group_roles[b.group], 1, 0);
 		if (g < 0) {
 			snprintf(err->msg, sizeof(err->msg),
 				 "%s: the site's prefixes make more than %d distinct combinations "
@@ -212,6 +215,64 @@ static int add_broadcasts(const struct site *s, struct compiled *c, struct text_
 		c->broadcasts4++;
 	}
 	c->naddrs = first + kept;
+	return 0;
+}
+
+/*
+ * `nat PUBLIC PRIVATE`: the public address is a host entry holding the private host's roles,
+ * in a group of its own marked nat (the program keys its flows by the private address). It
+ * wins over a broadcast entry of the same address: a host the site named.
+ */
+static int add_nat(const struct site *s, struct compiled *c, struct text_error *err)
+{
+	if (s->nnat) {
+		c->nat = malloc(sizeof(*c->nat) * (size_t)s->nnat);
+		if (!c->nat) {
+			snprintf(err->msg, sizeof(err->msg), "out of memory");
+			return -1;
+		}
+		memcpy(c->nat, s->nat, sizeof(*c->nat) * (size_t)s->nnat);
+		c->nnat = s->nnat;
+	}
+	for (int i = 0; i < s->nnat; i++) {
+		const struct site_nat *n = &s->nat[i];
+		int bits = n->family == 4 ? 32 : 128;
+		const struct compiled_addr *inside = NULL;
+		for (int k = 0; k < c->naddrs && !inside; k++)
+			if (c->addrs[k].family == n->family && c->addrs[k].len == bits &&
+			    !c->group_nonpeer[c->addrs[k].group] &&
+			    !memcmp(c->addrs[k].addr, n->private_addr, 16))
+				inside = &c->addrs[k];
+		if (!inside) { /* site_load checked it: a listed host */
+			snprintf(err->msg, sizeof(err->msg), "%s:%d: nat: no such private host",
+				 s->path, n->line);
+			return -1;
+		}
+		int g = group_for(c, c->group_roles[inside->group], 0, 1);
+		if (g < 0) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s:%d: this nat line makes more than %d distinct combinations of "
+				 "roles (NAT'd public addresses are their own)",
+				 s->path, n->line, LX_MAX_GROUPS - 1);
+			return -1;
+		}
+		int k = 0;
+		while (k < c->naddrs &&
+		       !(c->addrs[k].family == n->family && c->addrs[k].len == bits &&
+			 !memcmp(c->addrs[k].addr, n->public_addr, 16)))
+			k++;
+		if (k < c->naddrs) /* only a broadcast entry can be the same host */
+			c->broadcasts4--;
+		if (n->family == 4)
+			c->hosts4++;
+		else
+			c->hosts6++;
+		struct compiled_addr *a = &c->addrs[k == c->naddrs ? c->naddrs++ : k];
+		a->family = n->family;
+		memcpy(a->addr, n->public_addr, 16);
+		a->len = bits;
+		a->group = (uint32_t)g;
+	}
 	return 0;
 }
 
@@ -238,6 +299,15 @@ static void build_filters(const struct site *s, struct compiled *c)
 		uint32_t count = p->len >= 24 ? 1 : 1u << (24 - p->len);
 		for (uint32_t k = 0; k < count; k++)
 			set_bit(c->filter4, first + k);
+	}
+	for (int i = 0; i < s->nnat; i++) {
+		const uint8_t *a = s->nat[i].public_addr;
+		uint32_t top =
+		    (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+		if (s->nat[i].family == 6)
+			set_bit(c->filter6, lx_filter6_bit(top));
+		else
+			set_bit(c->filter4, lx_filter4_bit(top));
 	}
 }
 
@@ -313,7 +383,8 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 	}
 	for (int i = 0; i < m->nrules; i++)
 		c->rank[i] = matrix_rule_rank(m, i);
-	if (assign_groups(m, s, c, err) < 0 || add_broadcasts(s, c, err) < 0) {
+	if (assign_groups(m, s, c, err) < 0 || add_broadcasts(s, c, err) < 0 ||
+	    add_nat(s, c, err) < 0) {
 		free(width);
 		compile_free(c);
 		return -1;
@@ -333,7 +404,9 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 		present |= c->group_roles[g];
 		if (c->group_roles[g] && !c->group_nonpeer[g])
 			c->peer_groups |= 1u << g;
-		c->role_groups += !c->group_nonpeer[g];
+		c->role_groups += !c->group_nonpeer[g] && !c->group_nat[g];
+		if (c->group_nat[g])
+			c->nat_groups |= 1u << g;
 		if (c->group_roles[g] & s->protected_roles)
 			c->protected_groups |= 1u << g;
 		for (int proto = 0; proto < LX_PROTO_MAX; proto++) {

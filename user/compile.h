@@ -25,17 +25,21 @@ struct compiled {
 	int ngroups; /* group ids 1..ngroups-1 are used; 0 means "no role" */
 	uint64_t group_roles[LX_MAX_GROUPS];
 	uint8_t group_nonpeer[LX_MAX_GROUPS]; /* a prefix's broadcast address: never a peer */
-	uint32_t peer_groups;		      /* groups a client rule accepts as its peer */
-	uint32_t server_groups;		      /* groups holding a role that is not `client` */
-	uint32_t client_groups;		      /* groups holding a `client` role */
+	uint8_t group_nat[LX_MAX_GROUPS];     /* NAT'd public addresses (site `nat`) */
+	uint32_t nat_groups;		      /* groups marked group_nat */
+	int nnat;			      /* the site's `nat` lines, for tbl_nat */
+	struct site_nat *nat;
+	uint32_t peer_groups;	/* groups a client rule accepts as its peer */
+	uint32_t server_groups; /* groups holding a role that is not `client` */
+	uint32_t client_groups; /* groups holding a `client` role */
 	int naddrs;
 	struct compiled_addr *addrs;
 	uint32_t hosts4, nets4, hosts6, nets6; /* the site's own prefixes */
 	uint32_t broadcasts4;		       /* IPv4 host entries added for subnet broadcasts */
-	int role_groups;		       /* distinct role sets (groups not marked nonpeer) */
-	uint32_t config_flags;		       /* enum lx_config_flags */
-	uint64_t *filter4; /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
-	uint64_t *filter6; /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
+	int role_groups;       /* distinct role sets (groups marked neither nonpeer nor nat) */
+	uint32_t config_flags; /* enum lx_config_flags */
+	uint64_t *filter4;     /* LX_FILTER_WORDS: IPv4 /24s a site prefix touches */
+	uint64_t *filter6;     /* LX_FILTER_WORDS: hashed IPv6 /32s a site prefix touches */
 	uint32_t protected_groups;
 	uint32_t flows_max; /* the site's `flows N`, 0 for LX_MAX_FLOWS */
 	/* [group][proto][port] -> rule id: on the role's own port (listen, outbound-from) */

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "pins.h"
 #include "stats.h"
+#include "stop.h"
 
 struct stream {
 	const struct droplog_opts *o;
@@ -91,15 +92,17 @@ static int on_event(void *ctx, void *data, size_t size)
 	group_roles(&s->st, e->group, roles, sizeof(roles));
 	const char *reason = stats_reason_name(e->reason);
 	if (s->o->json) {
-		printf("{\"time\": \"%s\", \"interface\": ", when);
-		json_string(stdout, ifname);
-		printf(", \"proto\": \"%s\", \"src\": ", ipproto_name(e->ipproto));
-		json_string(stdout, src);
-		printf(", \"dst\": ");
-		json_string(stdout, dst);
-		printf(", \"reason\": \"%s\", \"role\": ", reason);
-		json_string(stdout, roles);
-		printf(", \"action\": \"%s\"}\n", e->enforced ? "dropped" : "would-drop");
+		struct json_writer w;
+		json_begin(&w, stdout);
+		json_kv_str(&w, "time", when);
+		json_kv_str(&w, "interface", ifname);
+		json_kv_str(&w, "proto", ipproto_name(e->ipproto));
+		json_kv_str(&w, "src", src);
+		json_kv_str(&w, "dst", dst);
+		json_kv_str(&w, "reason", reason);
+		json_kv_str(&w, "role", roles);
+		json_kv_str(&w, "action", e->enforced ? "dropped" : "would-drop");
+		json_end(&w);
 	} else {
 		printf("%s %-10s %-6s %-45s -> %-45s %-11s %-10s %s\n", when, ifname,
 		       ipproto_name(e->ipproto), src, dst, reason,
@@ -126,10 +129,14 @@ static unsigned long long suppressed(int fd)
 
 static void print_suppressed(const struct droplog_opts *o, unsigned long long n)
 {
-	if (o->json)
-		printf("{\"suppressed\": %llu}\n", n);
-	else
+	if (o->json) {
+		struct json_writer w;
+		json_begin(&w, stdout);
+		json_kv_uint(&w, "suppressed", n);
+		json_end(&w);
+	} else {
 		printf("-- %llu records suppressed by the rate limit so far\n", n);
+	}
 	fflush(stdout);
 }
 
@@ -157,7 +164,7 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 	unsigned long long before = suppressed(rl_fd), last = before;
 	int64_t start = clock_ns(CLOCK_MONOTONIC), last_report = start;
 	int rc = 0;
-	while (!*o->stop && (!o->count || s.seen < o->count)) {
+	while (!stop_requested && (!o->count || s.seen < o->count)) {
 		if (o->seconds > 0 &&
 		    clock_ns(CLOCK_MONOTONIC) - start >= (int64_t)(o->seconds * 1e9))
 			break;

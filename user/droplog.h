@@ -9,7 +9,6 @@ struct droplog_opts {
 	int json;
 	double seconds;	     /* stop after this long; 0: until interrupted */
 	unsigned long count; /* stop after this many records; 0: no limit */
-	const volatile int *stop;
 };
 
 int droplog_stream(const struct droplog_opts *o, struct text_error *err);

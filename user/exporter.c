@@ -18,6 +18,7 @@
 
 #include "metrics.h"
 #include "packet.h"
+#include "stop.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,7 +65,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply(conn, MHD_HTTP_OK, body, len, CONTENT_TYPE);
 }
 
-int exporter_run(const char *listen, const volatile int *stop, struct text_error *err)
+int exporter_run(const char *listen, struct text_error *err)
 {
 	struct endpoint ep;
 	char why[256];
@@ -96,7 +97,7 @@ int exporter_run(const char *listen, const volatile int *stop, struct text_error
 		return -1;
 	}
 	fprintf(stderr, "lyncxdp: serving metrics on http://%s/metrics\n", listen);
-	while (!*stop)
+	while (!stop_requested)
 		usleep(200000);
 	MHD_stop_daemon(d);
 	return 0;

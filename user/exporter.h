@@ -5,7 +5,7 @@
 
 #include "text.h"
 
-/* Serves until *stop becomes non-zero. listen is "ADDR:PORT" or "[ADDR6]:PORT". */
-int exporter_run(const char *listen, const volatile int *stop, struct text_error *err);
+/* Serves until SIGINT or SIGTERM (stop.h). listen is "ADDR:PORT" or "[ADDR6]:PORT". */
+int exporter_run(const char *listen, struct text_error *err);
 
 #endif

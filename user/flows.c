@@ -258,65 +258,63 @@ void flows_print(FILE *out, const struct flows_table *t, const struct matrix *m)
 	}
 }
 
-static void json_decision(FILE *out, const struct matrix *m, const struct flows_decision *d)
+static void json_decision(struct json_writer *w, const struct matrix *m,
+			  const struct flows_decision *d)
 {
-	const struct matrix_rule *r = rule_of(m, d->rule);
-	fprintf(out, "\"service\": ");
-	r ? json_string(out, m->services[r->service].slug) : (void)fprintf(out, "null");
-	fprintf(out, ", \"role\": ");
-	r ? json_string(out, m->roles[r->role].slug) : (void)fprintf(out, "null");
-	if (r)
-		fprintf(out, ", \"direction\": \"%s\", \"rule\": %u, \"counter\": null",
-			stats_dir_name(d->dir), d->rule);
-	else
-		fprintf(out, ", \"direction\": null, \"rule\": null, \"counter\": \"%s\"",
-			stats_counter_name((int)d->counter));
+	const struct matrix_rule *r = d ? rule_of(m, d->rule) : NULL;
+	json_kv_str(w, "service", r ? m->services[r->service].slug : NULL);
+	json_kv_str(w, "role", r ? m->roles[r->role].slug : NULL);
+	json_kv_str(w, "direction", r ? stats_dir_name(d->dir) : NULL);
+	json_key(w, "rule");
+	r ? json_uint(w, d->rule) : json_null(w);
+	json_kv_str(w, "counter", r || !d ? NULL : stats_counter_name((int)d->counter));
 }
 
-void flows_print_json(FILE *out, const struct flows_table *t, const struct matrix *m)
+void flows_print_json(struct json_writer *w, const struct flows_table *t, const struct matrix *m)
 {
-	fprintf(out, "\"flows\": [");
+	json_key(w, "flows");
+	json_array_begin(w);
 	for (size_t i = 0; i < t->n; i++) {
 		const struct flows_flow *fl = &t->flows[i];
 		char a[64], b[64];
 		endpoint_text(&fl->key, 0, a, sizeof(a));
 		endpoint_text(&fl->key, 1, b, sizeof(b));
-		fprintf(out, "%s\n  {\"proto\": \"%s\", \"a\": \"%s\", \"b\": \"%s\"", i ? "," : "",
-			fl->key.ipproto == 6 ? "tcp" : "udp", a, b);
+		json_break(w, "\n  ");
+		json_object_begin(w);
+		json_kv_str(w, "proto", fl->key.ipproto == 6 ? "tcp" : "udp");
+		json_kv_str(w, "a", a);
+		json_kv_str(w, "b", b);
 		for (int s = 0; s < 2; s++) {
 			const struct flows_side *sd = &fl->side[s];
-			const struct flows_decision *main = main_decision(sd);
-			fprintf(out, ", \"%s\": {\"packets\": %llu, \"bytes\": %llu, ",
-				s ? "b_to_a" : "a_to_b", (unsigned long long)sd->packets,
-				(unsigned long long)sd->bytes);
-			if (main) {
-				json_decision(out, m, main);
-			} else {
-				fprintf(out,
-					"\"service\": null, \"role\": null, \"direction\": null, "
-					"\"rule\": null, \"counter\": null");
-			}
-			fprintf(out, ", \"decisions\": [");
+			json_key(w, s ? "b_to_a" : "a_to_b");
+			json_object_begin(w);
+			json_kv_uint(w, "packets", sd->packets);
+			json_kv_uint(w, "bytes", sd->bytes);
+			json_decision(w, m, main_decision(sd));
+			json_key(w, "decisions");
+			json_array_begin(w);
 			for (int d = 0; d < sd->ndecisions; d++) {
-				fprintf(out, "%s{", d ? ", " : "");
-				json_decision(out, m, &sd->decisions[d]);
-				fprintf(out, ", \"packets\": %llu}",
-					(unsigned long long)sd->decisions[d].packets);
+				json_object_begin(w);
+				json_decision(w, m, &sd->decisions[d]);
+				json_kv_uint(w, "packets", sd->decisions[d].packets);
+				json_object_end(w);
 			}
-			fprintf(out, "], \"other\": %llu}", (unsigned long long)sd->other);
+			json_array_end(w);
+			json_kv_uint(w, "other", sd->other);
+			json_object_end(w);
 		}
-		fprintf(out, ", \"pass\": %llu, \"drop\": %llu, \"reasons\": {",
-			(unsigned long long)fl->pass, (unsigned long long)fl->drop);
-		int first = 1;
+		json_kv_uint(w, "pass", fl->pass);
+		json_kv_uint(w, "drop", fl->drop);
+		json_key(w, "reasons");
+		json_object_begin(w);
 		for (uint32_t r = 1; r < LX_DROP_MAX; r++)
-			if (fl->reasons[r]) {
-				fprintf(out, "%s\"%s\": %llu", first ? "" : ", ",
-					stats_reason_name(r), (unsigned long long)fl->reasons[r]);
-				first = 0;
-			}
-		fprintf(out, "}}");
+			if (fl->reasons[r])
+				json_kv_uint(w, stats_reason_name(r), fl->reasons[r]);
+		json_object_end(w);
+		json_object_end(w);
 	}
-	fprintf(out, "\n],\n");
+	json_break(w, "\n");
+	json_array_end(w);
 }
 
 void flows_free(struct flows_table *t)

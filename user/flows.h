@@ -58,8 +58,9 @@ int flows_add(struct flows_table *t, const uint8_t *frame, size_t len, uint32_t 
 	      uint32_t counter, uint32_t verdict, uint32_t reason);
 
 void flows_print(FILE *out, const struct flows_table *t, const struct matrix *m);
-/* `"flows": [...],` for a JSON object. */
-void flows_print_json(FILE *out, const struct flows_table *t, const struct matrix *m);
+/* The member `"flows": [...]` of an open JSON object. */
+struct json_writer;
+void flows_print_json(struct json_writer *w, const struct flows_table *t, const struct matrix *m);
 void flows_free(struct flows_table *t);
 
 #endif

@@ -31,6 +31,7 @@ struct lx_config loader_config(const struct compiled *c)
 		.peer_groups = c->peer_groups,
 		.server_groups = c->server_groups,
 		.client_groups = c->client_groups,
+		.nat_groups = c->nat_groups,
 		.tcp_timeout_ns = LX_TCP_TIMEOUT_S * 1000000000ULL,
 		.tcp_closing_ns = LX_TCP_CLOSING_S * 1000000000ULL,
 		.udp_timeout_ns = LX_UDP_TIMEOUT_S * 1000000000ULL,
@@ -421,6 +422,23 @@ static int write_media(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	return 0;
 }
 
+/* `nat PUBLIC PRIVATE`: public -> private, the address the program keys flows by. */
+static int write_nat(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
+{
+	for (int i = 0; i < c->nnat; i++) {
+		struct lx_addr6 pub = { 0 }, priv = { 0 };
+		size_t n = c->nat[i].family == 4 ? 4 : 16;
+		memcpy(pub.addr, c->nat[i].public_addr, n);
+		memcpy(priv.addr, c->nat[i].private_addr, n);
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.tbl_nat), &pub, &priv, 0)) {
+			snprintf(err->msg, sizeof(err->msg), "writing the NAT table: %s",
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struct text_error *err)
 {
 	if (write_addresses(skel, c, err) < 0 ||
@@ -430,7 +448,7 @@ int loader_write_tables(struct lyncxdp_bpf *skel, const struct compiled *c, stru
 			LX_FILTER_WORDS, "the IPv6 filter", err) < 0 ||
 	    write_rule_table(skel, c, 0, err) < 0 || write_rule_table(skel, c, 1, err) < 0 ||
 	    write_rule_records(skel, c, err) < 0 || write_media(skel, c, err) < 0 ||
-	    write_icmp(skel, c, err) < 0)
+	    write_icmp(skel, c, err) < 0 || write_nat(skel, c, err) < 0)
 		return -1;
 	return 0;
 }

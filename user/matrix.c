@@ -108,6 +108,24 @@ static int current_file(const struct matrix *m)
 	return m->nfiles - 1;
 }
 
+/*
+ * A combined matrix declares a role or service again in a later file: EXISTING_FILE is where it
+ * was first declared (-1: nowhere). Returns 0 if this is not such a line, 1 if it is and the two
+ * agree (SAME), -1 with the error if they do not.
+ */
+static int declared_again(struct text_file *tf, struct text_error *err, const struct matrix *m,
+			  const char *what, const char *slug, int existing_file, int existing_line,
+			  const char *differs, int same)
+{
+	if (existing_file < 0 || current_file(m) == 0 || existing_file >= current_file(m))
+		return 0;
+	if (same)
+		return 1;
+	return text_fail(tf, err,
+			 "%s '%s' %s in %s (line %d): matrices combined must agree on their %ss",
+			 what, slug, differs, m->files[existing_file], existing_line, what);
+}
+
 static int parse_product(struct text_file *tf, struct text_error *err, struct matrix *m,
 			 const struct text_tokens *t, int *seen)
 {
@@ -172,30 +190,28 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 			return -1;
 	}
 	int existing = matrix_find_role(m, t->tok[1]);
-	if (existing >= 0 && current_file(m) > 0 && m->roles[existing].file < current_file(m)) {
-		/* A combined matrix: the earlier file declared it; it must say the same. */
-		const struct matrix_role *o = &m->roles[existing];
-		if (o->includes != role.includes || o->client != role.client)
-			return text_fail(tf, err,
-					 "role '%s' is declared differently in %s (line %d): "
-					 "matrices combined must agree on their roles",
-					 t->tok[1], m->files[o->file], o->line);
-		return 0;
-	}
+	const struct matrix_role *o = existing >= 0 ? &m->roles[existing] : NULL;
+	int again = declared_again(tf, err, m, "role", t->tok[1], o ? o->file : -1, o ? o->line : 0,
+				   "is declared differently",
+				   o && o->includes == role.includes && o->client == role.client);
+	if (again)
+		return again < 0 ? -1 : 0;
 	if (check_new_slug(tf, err, "role", t->tok[1],
 			   existing >= 0 ? m->roles[existing].line : 0) < 0 ||
 	    check_name(tf, err, t, 2) < 0)
 		return -1;
 	/* A site line starts with a role or one of these keywords: they cannot be both. */
-	static const char *const site_keywords[] = { "protect", "dscp", "allow-icmp", "flows",
-						     "qos" };
+	static const char *const site_keywords[] = {
+		"protect", "dscp", "allow-icmp", "allow-outbound", "flows", "nat", "qos"
+	};
 	for (size_t i = 0; i < sizeof(site_keywords) / sizeof(site_keywords[0]); i++)
 		if (!strcmp(t->tok[1], site_keywords[i]))
-			return text_fail(
-			    tf, err,
-			    "role '%s' is a site keyword (protect, dscp, allow-icmp, flows, qos): "
-			    "choose another slug",
-			    t->tok[1]);
+			return text_fail(tf, err,
+					 "role '%s' is a site keyword (protect, dscp, allow-icmp, "
+					 "allow-outbound, "
+					 "flows, nat, qos): "
+					 "choose another slug",
+					 t->tok[1]);
 	if (m->nroles == MATRIX_MAX_ROLES)
 		return text_fail(tf, err, "more than %d roles", MATRIX_MAX_ROLES);
 
@@ -206,7 +222,7 @@ static int parse_role(struct text_file *tf, struct text_error *err, struct matri
 	return 0;
 }
 
-static int parse_dscp(struct text_file *tf, struct text_error *err, const char *s, int *dscp)
+int matrix_dscp_value(const char *s, int *dscp)
 {
 	unsigned long v;
 	if (!strcmp(s, "-")) {
@@ -214,8 +230,15 @@ static int parse_dscp(struct text_file *tf, struct text_error *err, const char *
 		return 0;
 	}
 	if (text_parse_uint(s, 0, 63, &v) < 0)
-		return text_fail(tf, err, "DSCP '%s' is not 0..63 or '-'", s);
+		return -1;
 	*dscp = (int)v;
+	return 0;
+}
+
+static int parse_dscp(struct text_file *tf, struct text_error *err, const char *s, int *dscp)
+{
+	if (matrix_dscp_value(s, dscp) < 0)
+		return text_fail(tf, err, "DSCP '%s' is not 0..63 or '-'", s);
 	return 0;
 }
 
@@ -234,20 +257,15 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 		return -1;
 	int existing = matrix_find_service(m, t->tok[1]);
 	struct matrix_service svc = { .line = tf->line, .file = current_file(m) };
-	if (existing >= 0 && current_file(m) > 0 && m->services[existing].file < current_file(m)) {
-		/* A combined matrix: the earlier file declared it; it must say the same. */
-		const struct matrix_service *o = &m->services[existing];
-		if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
-			return -1;
-		if (o->dscp != svc.dscp)
-			return text_fail(tf, err,
-					 "service '%s' has another DSCP in %s (line %d): matrices "
-					 "combined must agree on their services",
-					 t->tok[1], m->files[o->file], o->line);
-		return 0;
-	}
-	if (check_new_slug(tf, err, "service", t->tok[1],
-			   existing >= 0 ? m->services[existing].line : 0) < 0)
+	const struct matrix_service *o = existing >= 0 ? &m->services[existing] : NULL;
+	int again = 0;
+	if (o && o->file < current_file(m) && parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0)
+		return -1;
+	again = declared_again(tf, err, m, "service", t->tok[1], o ? o->file : -1, o ? o->line : 0,
+			       "has another DSCP", o && o->dscp == svc.dscp);
+	if (again)
+		return again < 0 ? -1 : 0;
+	if (check_new_slug(tf, err, "service", t->tok[1], o ? o->line : 0) < 0)
 		return -1;
 	if (parse_dscp(tf, err, t->tok[2], &svc.dscp) < 0 || check_name(tf, err, t, 3) < 0)
 		return -1;
@@ -262,9 +280,7 @@ static int parse_service(struct text_file *tf, struct text_error *err, struct ma
 	return 0;
 }
 
-/* "N" or "N-M", 1 <= N <= M <= 65535. */
-static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
-		       uint16_t *hi)
+int matrix_parse_ports(const char *s, uint16_t *lo, uint16_t *hi, char *why, size_t whylen)
 {
 	char buf[32];
 	unsigned long a, b;
@@ -272,15 +288,30 @@ static int parse_ports(struct text_file *tf, struct text_error *err, const char 
 	char *dash = strchr(buf, '-');
 	if (dash)
 		*dash = '\0';
-	if (text_parse_uint(buf, 1, 65535, &a) < 0)
-		return text_fail(tf, err, "port '%s' is not 1..65535", buf);
+	if (text_parse_uint(buf, 1, 65535, &a) < 0) {
+		snprintf(why, whylen, "port '%s' is not 1..65535", buf);
+		return -1;
+	}
 	b = a;
-	if (dash && text_parse_uint(dash + 1, 1, 65535, &b) < 0)
-		return text_fail(tf, err, "port '%s' is not 1..65535", dash + 1);
-	if (b < a)
-		return text_fail(tf, err, "port range %s runs backwards", s);
+	if (dash && text_parse_uint(dash + 1, 1, 65535, &b) < 0) {
+		snprintf(why, whylen, "port '%s' is not 1..65535", dash + 1);
+		return -1;
+	}
+	if (b < a) {
+		snprintf(why, whylen, "port range %s runs backwards", s);
+		return -1;
+	}
 	*lo = (uint16_t)a;
 	*hi = (uint16_t)b;
+	return 0;
+}
+
+static int parse_ports(struct text_file *tf, struct text_error *err, const char *s, uint16_t *lo,
+		       uint16_t *hi)
+{
+	char why[96];
+	if (matrix_parse_ports(s, lo, hi, why, sizeof(why)) < 0)
+		return text_fail(tf, err, "%s", why);
 	return 0;
 }
 
@@ -561,4 +592,63 @@ uint32_t matrix_rule_rank(const struct matrix *m, int index)
 	uint32_t narrow = 65535u - (uint32_t)(r->port_hi - r->port_lo); /* 1..65535 */
 	uint32_t server = m->roles[r->role].client ? 0 : 1;
 	return server << 30 | narrow << 14 | (uint32_t)(LX_MAX_RULES - 1 - index);
+}
+
+int matrix_add_outbound(struct matrix *m, int role, int proto, uint16_t lo, uint16_t hi,
+			const char *path, int line, struct text_error *err)
+{
+	static const char slug[] = "allow-outbound";
+	int svc = matrix_find_service(m, slug);
+	if (svc < 0) {
+		struct matrix_service *grown = grow(m->services, m->nservices, sizeof(*grown));
+		if (!grown)
+			goto oom;
+		m->services = grown;
+		struct matrix_service *new_svc = &m->services[m->nservices];
+		memset(new_svc, 0, sizeof(*new_svc));
+		text_copy(new_svc->slug, sizeof(new_svc->slug), slug);
+		text_copy(new_svc->name, sizeof(new_svc->name),
+			  "Outbound connections the site allows (allow-outbound)");
+		new_svc->dscp = MATRIX_DSCP_KEEP;
+		new_svc->line = line;
+		new_svc->file = -1;
+		svc = m->nservices++;
+	}
+	int file = -1;
+	for (int i = 0; i < m->nfiles; i++)
+		if (!strcmp(m->files[i], path))
+			file = i;
+	if (file < 0 && m->nfiles < MATRIX_MAX_FILES) {
+		text_copy(m->files[m->nfiles], sizeof(m->files[0]), path);
+		file = m->nfiles++;
+	}
+	for (int i = 0; i < m->nrules; i++) {
+		const struct matrix_rule *o = &m->rules[i];
+		if (o->kind == LX_KIND_OUTBOUND_TO && o->role == role && o->proto == proto &&
+		    o->port_lo == lo && o->port_hi == hi)
+			return 0; /* the role opens those already */
+	}
+	if (m->nrules >= LX_MAX_RULES - 1) {
+		snprintf(err->msg, sizeof(err->msg), "%s:%d: more than %d rules", path, line,
+			 LX_MAX_RULES - 1);
+		return -1;
+	}
+	struct matrix_rule *rules = grow(m->rules, m->nrules, sizeof(*rules));
+	if (!rules)
+		goto oom;
+	m->rules = rules;
+	struct matrix_rule r = { .kind = LX_KIND_OUTBOUND_TO,
+				 .role = role,
+				 .service = svc,
+				 .proto = proto,
+				 .port_lo = lo,
+				 .port_hi = hi,
+				 .line = line,
+				 .file = file };
+	text_copy(r.source, sizeof(r.source), "local:allow-outbound");
+	m->rules[m->nrules++] = r;
+	return 0;
+oom:
+	snprintf(err->msg, sizeof(err->msg), "out of memory");
+	return -1;
 }

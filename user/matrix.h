@@ -93,6 +93,8 @@ void matrix_free(struct matrix *m);
 
 int matrix_find_role(const struct matrix *m, const char *slug);
 int matrix_find_service(const struct matrix *m, const char *slug);
+/* A DSCP as the files write it: 0..63, or "-" for MATRIX_DSCP_KEEP; -1 if it is neither. */
+int matrix_dscp_value(const char *s, int *dscp);
 
 /* A role set with every role that includes one of its members added. */
 uint64_t matrix_role_closure(const struct matrix *m, uint64_t roles);
@@ -101,6 +103,18 @@ const char *matrix_proto_name(int proto);
 const char *matrix_kind_name(int kind);
 
 /* "TYPE" or "TYPE:CODE" of ICMP (family 4) or ICMPv6 (family 6). */
+/* "N" or "N-M", 1 <= N <= M <= 65535. Returns 0, or -1 with a reason in why. */
+int matrix_parse_ports(const char *s, uint16_t *lo, uint16_t *hi, char *why, size_t whylen);
+
+/*
+ * Adds `outbound ROLE allow-outbound PROTO to LO-HI local:allow-outbound`, read at path:line
+ * (a site file, which joins the matrix's files so that the rule's place can be named); the
+ * service allow-outbound (DSCP `-`) is declared when the matrix has none. Nothing is added
+ * when the role has an outbound-to rule for exactly those ports.
+ */
+int matrix_add_outbound(struct matrix *m, int role, int proto, uint16_t lo, uint16_t hi,
+			const char *path, int line, struct text_error *err);
+
 int matrix_parse_icmp(const char *family, const char *spec, struct matrix_icmp *out, char *why,
 		      size_t whylen);
 int matrix_proto_parse(const char *s);

@@ -65,14 +65,8 @@ void qos_format_allowed(uint64_t allowed, char *buf, size_t len)
 
 static int parse_value(struct text_file *tf, struct text_error *err, const char *s, int *v)
 {
-	unsigned long n;
-	if (!strcmp(s, "-")) {
-		*v = MATRIX_DSCP_KEEP;
-		return 0;
-	}
-	if (text_parse_uint(s, 0, 63, &n) < 0)
+	if (matrix_dscp_value(s, v) < 0)
 		return text_fail(tf, err, "'%s' is not a DSCP (0..63) or '-'", s);
-	*v = (int)n;
 	return 0;
 }
 

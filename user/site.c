@@ -9,6 +9,9 @@
  *   qos PROFILE                         the DSCP profile of maps/qos.profiles (sfb, teams, ...)
  *   flows N                             size of the flow table (connections protected hosts
  *                                       open), 1024..16777216, default LX_MAX_FLOWS
+ *   nat PUBLIC PRIVATE                  a 1:1 NAT on this gateway: PUBLIC is the listed host
+ *                                       PRIVATE (same roles, same flows)
+ *   allow-outbound tcp|udp PORT[-PORT]  protected hosts open connections to those ports too
  * Keywords are not role slugs, so a matrix cannot declare a role of that name.
  */
 #include "site.h"
@@ -23,6 +26,9 @@ void site_free(struct site *s)
 	free(s->prefixes);
 	s->prefixes = NULL;
 	s->nprefixes = 0;
+	free(s->nat);
+	s->nat = NULL;
+	s->nnat = 0;
 	qos_profile_free(&s->qos);
 }
 
@@ -226,14 +232,14 @@ static int parse_protect(struct text_file *tf, struct text_error *err, const str
 static int parse_dscp(struct text_file *tf, struct text_error *err, const struct matrix *m,
 		      struct site *s, const struct text_tokens *t)
 {
-	unsigned long v = 0;
+	int v;
 	if (t->n != 3)
 		return text_fail(tf, err, "expected 'dscp SERVICE VALUE' (VALUE 0..63 or -)");
 	int svc = matrix_find_service(m, t->tok[1]);
 	if (svc < 0)
 		return text_fail(tf, err, "dscp: unknown service '%s' of the %s matrix", t->tok[1],
 				 m->product);
-	if (strcmp(t->tok[2], "-") && text_parse_uint(t->tok[2], 0, 63, &v) < 0)
+	if (matrix_dscp_value(t->tok[2], &v) < 0)
 		return text_fail(tf, err, "dscp: '%s' is not 0..63 or '-'", t->tok[2]);
 	for (int i = 0; i < s->ndscp; i++)
 		if (s->dscp[i].service == svc)
@@ -243,7 +249,7 @@ static int parse_dscp(struct text_file *tf, struct text_error *err, const struct
 		return text_fail(tf, err, "more than %d dscp lines", SITE_MAX_DSCP);
 	struct site_dscp *d = &s->dscp[s->ndscp++];
 	d->service = svc;
-	d->dscp = strcmp(t->tok[2], "-") ? (int)v : MATRIX_DSCP_KEEP;
+	d->dscp = v;
 	d->line = tf->line;
 	return 0;
 }
@@ -282,6 +288,157 @@ static int parse_flows(struct text_file *tf, struct text_error *err, struct site
 	return 0;
 }
 
+/* An address (no /LEN) for a `nat` line. */
+static int parse_host(struct text_file *tf, struct text_error *err, const char *text,
+		      struct site_prefix *p)
+{
+	char why[256];
+	if (site_parse_prefix(text, p, why, sizeof(why)) < 0)
+		return text_fail(tf, err, "nat: %s", why);
+	if (p->len != (p->family == 4 ? 32 : 128) || strchr(text, '/'))
+		return text_fail(tf, err, "nat: '%s': expected one address, not a prefix", text);
+	int multicast = p->family == 4 ? p->addr[0] >= 224 : p->addr[0] == 0xff;
+	if (multicast)
+		return text_fail(tf, err, "nat: '%s' is a multicast or broadcast address", text);
+	return 0;
+}
+
+static int parse_nat(struct text_file *tf, struct text_error *err, struct site *s,
+		     const struct text_tokens *t)
+{
+	struct site_prefix pub, priv;
+	char text[64];
+	if (t->n != 3 || t->quoted[1] || t->quoted[2])
+		return text_fail(tf, err, "expected 'nat PUBLIC PRIVATE' (two addresses)");
+	if (parse_host(tf, err, t->tok[1], &pub) < 0 || parse_host(tf, err, t->tok[2], &priv) < 0)
+		return -1;
+	if (pub.family != priv.family)
+		return text_fail(tf, err, "nat: %s and %s are not of one address family", t->tok[1],
+				 t->tok[2]);
+	if (!memcmp(pub.addr, priv.addr, 16))
+		return text_fail(tf, err, "nat: the public and the private address are the same");
+	for (int i = 0; i < s->nnat; i++) {
+		const struct site_nat *o = &s->nat[i];
+		if (o->family != pub.family)
+			continue;
+		const uint8_t *clash = !memcmp(o->public_addr, pub.addr, 16)	 ? pub.addr
+				       : !memcmp(o->private_addr, priv.addr, 16) ? priv.addr
+				       : !memcmp(o->public_addr, priv.addr, 16)	 ? priv.addr
+				       : !memcmp(o->private_addr, pub.addr, 16)	 ? pub.addr
+										 : NULL;
+		if (!clash)
+			continue;
+		struct site_prefix c = { .family = pub.family, .len = 0 };
+		memcpy(c.addr, clash, 16);
+		site_format_prefix(&c, text, sizeof(text));
+		*strchr(text, '/') = '\0';
+		return text_fail(tf, err,
+				 "nat: %s is already in the nat line at line %d (1:1: one public "
+				 "address per host)",
+				 text, o->line);
+	}
+	if (s->nnat == LX_MAX_NAT)
+		return text_fail(tf, err, "more than %d nat lines", LX_MAX_NAT);
+	if (!s->nat && !(s->nat = calloc(LX_MAX_NAT, sizeof(*s->nat))))
+		return text_fail(tf, err, "out of memory");
+	struct site_nat *n = &s->nat[s->nnat++];
+	n->family = pub.family;
+	memcpy(n->public_addr, pub.addr, 16);
+	memcpy(n->private_addr, priv.addr, 16);
+	n->line = tf->line;
+	return 0;
+}
+
+static int parse_allow_outbound(struct text_file *tf, struct text_error *err, struct site *s,
+				const struct text_tokens *t)
+{
+	char why[96];
+	if (t->n != 3)
+		return text_fail(tf, err, "expected 'allow-outbound tcp|udp PORT[-PORT]'");
+	struct site_outbound o = { .proto = matrix_proto_parse(t->tok[1]), .line = tf->line };
+	if (o.proto < 0)
+		return text_fail(tf, err, "allow-outbound: transport '%s' is not tcp or udp",
+				 t->tok[1]);
+	if (matrix_parse_ports(t->tok[2], &o.port_lo, &o.port_hi, why, sizeof(why)) < 0)
+		return text_fail(tf, err, "allow-outbound: %s", why);
+	for (int i = 0; i < s->noutbound; i++)
+		if (s->outbound[i].proto == o.proto && s->outbound[i].port_lo == o.port_lo &&
+		    s->outbound[i].port_hi == o.port_hi)
+			return text_fail(tf, err,
+					 "allow-outbound: %s %s already allowed at line %d",
+					 t->tok[1], t->tok[2], s->outbound[i].line);
+	if (s->noutbound == SITE_MAX_OUTBOUND)
+		return text_fail(tf, err, "more than %d allow-outbound lines", SITE_MAX_OUTBOUND);
+	s->outbound[s->noutbound++] = o;
+	return 0;
+}
+
+/*
+ * Once the whole file is read: each nat line's private address is a host the site lists
+ * (a /32 or /128 line: its roles are the public address's), and no public address is listed
+ * itself (it would hold two sets of roles).
+ */
+static int check_nat(const struct site *s, struct text_error *err)
+{
+	for (int i = 0; i < s->nnat; i++) {
+		const struct site_nat *n = &s->nat[i];
+		int bits = n->family == 4 ? 32 : 128, host = 0;
+		for (int k = 0; k < s->nprefixes; k++) {
+			const struct site_prefix *p = &s->prefixes[k];
+			if (p->family != n->family || p->len != bits)
+				continue;
+			if (!memcmp(p->addr, n->public_addr, 16)) {
+				struct site_prefix c = *p;
+				char text[64];
+				site_format_prefix(&c, text, sizeof(text));
+				*strchr(text, '/') = '\0';
+				snprintf(err->msg, sizeof(err->msg),
+					 "%s:%d: nat: the public address %s is listed at line %d: "
+					 "list only the private one, the nat line gives the public "
+					 "one its roles",
+					 s->path, n->line, text, p->line);
+				return -1;
+			}
+			host |= !memcmp(p->addr, n->private_addr, 16);
+		}
+		if (!host) {
+			struct site_prefix c = { .family = n->family, .len = bits };
+			char text[64];
+			memcpy(c.addr, n->private_addr, 16);
+			site_format_prefix(&c, text, sizeof(text));
+			*strchr(text, '/') = '\0';
+			snprintf(err->msg, sizeof(err->msg),
+				 "%s:%d: nat: the private address %s is no host the site lists: "
+				 "list it under its role (e.g. 'edge-external %s')",
+				 s->path, n->line, text, text);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const uint8_t *site_nat_private(const struct site *s, int family, const uint8_t *addr)
+{
+	for (int i = 0; i < s->nnat; i++)
+		if (s->nat[i].family == family &&
+		    !memcmp(s->nat[i].public_addr, addr, family == 4 ? 4 : 16))
+			return s->nat[i].private_addr;
+	return NULL;
+}
+
+int site_add_outbound_rules(struct matrix *m, const struct site *s, struct text_error *err)
+{
+	for (int i = 0; i < s->noutbound; i++) {
+		const struct site_outbound *o = &s->outbound[i];
+		for (int role = 0; role < m->nroles; role++)
+			if ((s->protected_roles & (1ULL << role)) &&
+			    matrix_add_outbound(m, role, o->proto, o->port_lo, o->port_hi, s->path,
+						o->line, err) < 0)
+				return -1;
+	}
+	return 0;
+}
+
 static int parse_line(struct text_file *tf, struct text_error *err, const struct matrix *m,
 		      struct site *s, const struct text_tokens *t)
 {
@@ -299,6 +456,10 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return parse_qos(tf, err, m, s, t);
 	if (!strcmp(slug, "flows"))
 		return parse_flows(tf, err, s, t);
+	if (!strcmp(slug, "nat"))
+		return parse_nat(tf, err, s, t);
+	if (!strcmp(slug, "allow-outbound"))
+		return parse_allow_outbound(tf, err, s, t);
 	int role = matrix_find_role(m, slug);
 	if (role < 0) {
 		char roles[1024];
@@ -309,7 +470,7 @@ static int parse_line(struct text_file *tf, struct text_error *err, const struct
 		return text_fail(
 		    tf, err,
 		    "unknown role '%s' (the %s matrix has: %s; keywords: protect, dscp, "
-		    "allow-icmp, flows, qos)",
+		    "allow-icmp, allow-outbound, flows, nat, qos)",
 		    slug, m->product, roles);
 	}
 	if (t->n < 2)
@@ -351,7 +512,7 @@ int site_load(const char *path, const struct matrix *m, struct site *s, struct t
 	s->hash = tf.hash;
 	if (r == 0)
 		merge_duplicates(s, m);
-	if (r == 0 && check_allowed(m, s, err) < 0)
+	if (r == 0 && (check_allowed(m, s, err) < 0 || check_nat(s, err) < 0))
 		r = -1;
 	/* Only for a site that is otherwise fine: an empty one gets its error alone. */
 	uint64_t unplaced = r == 0 && s->nprefixes

@@ -178,82 +178,113 @@ static double rate(uint64_t now, uint64_t before, double interval)
 	return now >= before ? (double)(now - before) / interval : 0.0;
 }
 
-static void print_count_json(FILE *out, const struct lx_count *c, const struct lx_count *before,
-			     double interval)
+static void json_count(struct json_writer *w, const struct lx_count *c,
+		       const struct lx_count *before, double interval)
 {
-	fprintf(out, "{\"packets\": %llu, \"bytes\": %llu", (unsigned long long)c->packets,
-		(unsigned long long)c->bytes);
-	if (before)
-		fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
-			rate(c->packets, before->packets, interval),
-			rate(c->bytes, before->bytes, interval));
-	fputc('}', out);
+	json_object_begin(w);
+	json_kv_uint(w, "packets", c->packets);
+	json_kv_uint(w, "bytes", c->bytes);
+	if (before) {
+		json_kv_fixed(w, "packets_per_second", 1,
+			      rate(c->packets, before->packets, interval));
+		json_kv_fixed(w, "bytes_per_second", 1, rate(c->bytes, before->bytes, interval));
+	}
+	json_object_end(w);
+}
+
+/* One count per name: {"name": {"packets", "bytes"}, ...}. */
+static void json_counts(struct json_writer *w, const struct lx_count *c, uint32_t from, uint32_t to,
+			const char *(*name)(uint32_t))
+{
+	json_object_begin(w);
+	for (uint32_t k = from; k < to; k++) {
+		json_key(w, name(k));
+		json_count(w, &c[k], NULL, 0);
+	}
+	json_object_end(w);
+}
+
+static const char *media_name(uint32_t k)
+{
+	return media_kind_name((int)k);
+}
+
+static void json_row(struct json_writer *w, const struct stats_row *row,
+		     const struct stats_row *before, double interval)
+{
+	char ports[16];
+	format_ports(&row->info, ports, sizeof(ports));
+	json_object_begin(w);
+	json_kv_uint(w, "rule", row->rule);
+	json_kv_str(w, "role", row->info.role);
+	json_kv_str(w, "service", row->info.service);
+	json_kv_str(w, "name", row->info.name);
+	json_kv_str(w, "proto", matrix_proto_name(row->info.proto));
+	json_kv_str(w, "ports", ports);
+	json_kv_str(w, "direction", stats_dir_name(row->dir));
+	json_kv_str(w, "kind", matrix_kind_name(row->info.kind));
+	json_kv_uint(w, "packets", row->count.packets);
+	json_kv_uint(w, "bytes", row->count.bytes);
+	json_kv_uint(w, "remarked_packets", row->remarked.packets);
+	json_kv_uint(w, "remarked_bytes", row->remarked.bytes);
+	json_key(w, "dscp");
+	if (row->info.dscp == LX_DSCP_KEEP) {
+		json_null(w);
+		json_key(w, "conformance");
+		json_null(w);
+	} else {
+		json_uint(w, row->info.dscp);
+		json_key(w, "conformance");
+		json_counts(w, row->conformance, 0, LX_CONF_MAX, stats_conformance_name);
+	}
+	if (before) {
+		json_kv_fixed(w, "packets_per_second", 1,
+			      rate(row->count.packets, before->count.packets, interval));
+		json_kv_fixed(w, "bytes_per_second", 1,
+			      rate(row->count.bytes, before->count.bytes, interval));
+	}
+	if (row->info.media) {
+		json_key(w, "media");
+		json_counts(w, row->media, 0, LX_MEDIA_MAX, media_name);
+	}
+	json_object_end(w);
+}
+
+void stats_print_json_members(struct json_writer *w, const struct stats_report *r,
+			      const struct stats_print_opts *o)
+{
+	const struct stats_report *prev = o->interval > 0 ? o->prev : NULL;
+	json_key(w, "services");
+	json_array_begin(w);
+	for (int i = 0; i < r->nrows; i++) {
+		json_break(w, "\n  ");
+		json_row(w, &r->rows[i], prev && prev->nrows == r->nrows ? &prev->rows[i] : NULL,
+			 o->interval);
+	}
+	json_break(w, "\n");
+	json_array_end(w);
+	for (int c = 0; c < LX_CNT_MAX; c++) {
+		json_break(w, "\n");
+		json_key(w, counter_names[c]);
+		json_count(w, &r->special[c], prev ? &prev->special[c] : NULL, o->interval);
+	}
+	json_break(w, "\n");
+	json_key(w, "total");
+	json_count(w, &r->total, prev ? &prev->total : NULL, o->interval);
+	json_break(w, "\n");
+	json_key(w, "drops");
+	json_counts(w, r->drops, 1, LX_DROP_MAX, stats_reason_name);
+	json_break(w, "\n");
+	json_key(w, "would_drop");
+	json_counts(w, r->would_drop, 1, LX_DROP_MAX, stats_reason_name);
 }
 
 static void print_json(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
-	const struct stats_report *prev = o->interval > 0 ? o->prev : NULL;
-	fprintf(out, "{%s\"services\": [", o->json_extra ? o->json_extra : "");
-	for (int i = 0; i < r->nrows; i++) {
-		const struct stats_row *row = &r->rows[i];
-		char ports[16];
-		format_ports(&row->info, ports, sizeof(ports));
-		fprintf(out, "%s\n  {\"rule\": %u, \"role\": ", i ? "," : "", row->rule);
-		json_string(out, row->info.role);
-		fprintf(out, ", \"service\": ");
-		json_string(out, row->info.service);
-		fprintf(out, ", \"name\": ");
-		json_string(out, row->info.name);
-		fprintf(out, ", \"proto\": \"%s\", \"ports\": \"%s\", \"direction\": \"%s\", ",
-			matrix_proto_name(row->info.proto), ports, stats_dir_name(row->dir));
-		fprintf(out, "\"kind\": \"%s\", \"packets\": %llu, \"bytes\": %llu, ",
-			matrix_kind_name(row->info.kind), (unsigned long long)row->count.packets,
-			(unsigned long long)row->count.bytes);
-		fprintf(out, "\"remarked_packets\": %llu, \"remarked_bytes\": %llu",
-			(unsigned long long)row->remarked.packets,
-			(unsigned long long)row->remarked.bytes);
-		if (row->info.dscp == LX_DSCP_KEEP)
-			fprintf(out, ", \"dscp\": null, \"conformance\": null");
-		else {
-			fprintf(out, ", \"dscp\": %u, \"conformance\": {", row->info.dscp);
-			for (uint32_t k = 0; k < LX_CONF_MAX; k++) {
-				fprintf(out, "%s\"%s\": ", k ? ", " : "", conformance_names[k]);
-				print_count_json(out, &row->conformance[k], NULL, 0);
-			}
-			fputc('}', out);
-		}
-		if (prev && prev->nrows == r->nrows)
-			fprintf(out, ", \"packets_per_second\": %.1f, \"bytes_per_second\": %.1f",
-				rate(row->count.packets, prev->rows[i].count.packets, o->interval),
-				rate(row->count.bytes, prev->rows[i].count.bytes, o->interval));
-		if (row->info.media) {
-			fprintf(out, ", \"media\": {");
-			for (int k = 0; k < LX_MEDIA_MAX; k++) {
-				fprintf(out, "%s\"%s\": ", k ? ", " : "", media_kind_name(k));
-				print_count_json(out, &row->media[k], NULL, 0);
-			}
-			fputc('}', out);
-		}
-		fputc('}', out);
-	}
-	fprintf(out, "\n]");
-	for (int c = 0; c < LX_CNT_MAX; c++) {
-		fprintf(out, ",\n\"%s\": ", counter_names[c]);
-		print_count_json(out, &r->special[c], prev ? &prev->special[c] : NULL, o->interval);
-	}
-	fprintf(out, ",\n\"total\": ");
-	print_count_json(out, &r->total, prev ? &prev->total : NULL, o->interval);
-	const struct lx_count *drops[2] = { r->drops, r->would_drop };
-	const char *names[2] = { "drops", "would_drop" };
-	for (int k = 0; k < 2; k++) {
-		fprintf(out, ",\n\"%s\": {", names[k]);
-		for (uint32_t reason = 1; reason < LX_DROP_MAX; reason++) {
-			fprintf(out, "%s\"%s\": ", reason > 1 ? ", " : "", reason_names[reason]);
-			print_count_json(out, &drops[k][reason], NULL, 0);
-		}
-		fputc('}', out);
-	}
-	fprintf(out, "}\n");
+	struct json_writer w;
+	json_begin(&w, out);
+	stats_print_json_members(&w, r, o);
+	json_end(&w);
 }
 
 /* "5061", "50000-59999", "to 53" for outbound-to, "from 50000-59999" for outbound-from. */
@@ -363,9 +394,6 @@ static void print_table(FILE *out, const struct stats_report *r, const struct st
 
 void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o)
 {
-	if (o->json)
-		print_json(out, r, o);
-	else
-		print_table(out, r, o);
+	(o->json ? print_json : print_table)(out, r, o);
 	fflush(out);
 }

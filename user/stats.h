@@ -39,10 +39,14 @@ struct stats_print_opts {
 	int all;			 /* table: also rows that counted nothing */
 	double interval;		 /* > 0: print rates against prev */
 	const struct stats_report *prev; /* the report interval seconds earlier */
-	const char *json_extra;		 /* pre-formatted `"key": value,` members, or NULL */
 };
 
 void stats_print(FILE *out, const struct stats_report *r, const struct stats_print_opts *o);
+/* The members of `stats --json` ("services" to "would_drop") into an open object: replay puts
+ * its own ("capture", "flows") before them. */
+struct json_writer;
+void stats_print_json_members(struct json_writer *w, const struct stats_report *r,
+			      const struct stats_print_opts *o);
 
 const char *stats_counter_name(int counter);
 const char *stats_dir_name(uint32_t dir);

@@ -100,43 +100,56 @@ static void format_addr(const struct lx_stream_key *k, int src, char *buf, size_
 static void print_json(FILE *out, const struct streams_report *r,
 		       const struct streams_print_opts *o)
 {
-	fprintf(out, "{\"streams\": [");
+	struct json_writer w;
+	json_begin(&w, out);
+	json_key(&w, "streams");
+	json_array_begin(&w);
 	for (int i = 0; i < r->n; i++) {
 		const struct stream_row *row = &r->rows[i];
 		const struct lx_stream *s = &row->st;
-		char src[64], dst[64], codec[16];
+		char src[64], dst[64], codec[16], ssrc[16];
 		format_addr(&row->key, 1, src, sizeof(src));
 		format_addr(&row->key, 0, dst, sizeof(dst));
-		fprintf(out, "%s\n  {\"role\": ", i ? "," : "");
-		json_string(out, row->info.role);
-		fprintf(out, ", \"service\": ");
-		json_string(out, row->info.service);
-		fprintf(out, ", \"direction\": \"%s\", \"media\": \"%s\", \"codec\": ",
-			stats_dir_name(s->dir), media_kind_name(s->kind));
-		json_string(out, streams_codec(o->t, s->pt, codec, sizeof(codec)));
-		fprintf(out,
-			", \"payload_type\": %u, \"transport\": \"%s\", \"src\": \"%s\", "
-			"\"sport\": %u, \"dst\": \"%s\", \"dport\": %u, \"ssrc\": \"0x%08X\", "
-			"\"turn_channel\": %s,",
-			s->pt, row->key.proto == LX_PROTO_TCP ? "tcp" : "udp", src, row->key.sport,
-			dst, row->key.dport, row->key.ssrc, s->channel ? "true" : "false");
-		fprintf(out,
-			"\n   \"packets\": %llu, \"bytes\": %llu, \"expected\": %llu, "
-			"\"received\": %llu, \"lost\": %llu, \"loss\": %.6f, \"reordered\": %llu, "
-			"\"duplicates\": %llu, \"highest_seq\": %llu, \"clock_hz\": %u,",
-			(unsigned long long)s->packets, (unsigned long long)s->bytes,
-			(unsigned long long)row->expected, (unsigned long long)s->received,
-			(unsigned long long)row->lost, row->loss, (unsigned long long)s->reordered,
-			(unsigned long long)s->duplicates,
-			(unsigned long long)((uint64_t)s->cycles + s->max_seq), s->clock_hz);
-		fprintf(out,
-			"\n   \"jitter_ms\": %.4f, \"mean_jitter_ms\": %.4f, \"first_seen\": %.6f, "
-			"\"last_seen\": %.6f, \"verdict\": \"%s\"}",
-			row->jitter_ms, row->mean_jitter_ms,
-			(double)((int64_t)s->first_ns + o->epoch_offset_ns) / 1e9,
-			(double)((int64_t)s->last_ns + o->epoch_offset_ns) / 1e9, row->verdict);
+		snprintf(ssrc, sizeof(ssrc), "0x%08X", row->key.ssrc);
+		json_break(&w, "\n  ");
+		json_object_begin(&w);
+		json_kv_str(&w, "role", row->info.role);
+		json_kv_str(&w, "service", row->info.service);
+		json_kv_str(&w, "direction", stats_dir_name(s->dir));
+		json_kv_str(&w, "media", media_kind_name(s->kind));
+		json_kv_str(&w, "codec", streams_codec(o->t, s->pt, codec, sizeof(codec)));
+		json_kv_uint(&w, "payload_type", s->pt);
+		json_kv_str(&w, "transport", row->key.proto == LX_PROTO_TCP ? "tcp" : "udp");
+		json_kv_str(&w, "src", src);
+		json_kv_uint(&w, "sport", row->key.sport);
+		json_kv_str(&w, "dst", dst);
+		json_kv_uint(&w, "dport", row->key.dport);
+		json_kv_str(&w, "ssrc", ssrc);
+		json_kv_bool(&w, "turn_channel", s->channel);
+		json_break(&w, "\n   ");
+		json_kv_uint(&w, "packets", s->packets);
+		json_kv_uint(&w, "bytes", s->bytes);
+		json_kv_uint(&w, "expected", row->expected);
+		json_kv_uint(&w, "received", s->received);
+		json_kv_uint(&w, "lost", row->lost);
+		json_kv_fixed(&w, "loss", 6, row->loss);
+		json_kv_uint(&w, "reordered", s->reordered);
+		json_kv_uint(&w, "duplicates", s->duplicates);
+		json_kv_uint(&w, "highest_seq", (uint64_t)s->cycles + s->max_seq);
+		json_kv_uint(&w, "clock_hz", s->clock_hz);
+		json_break(&w, "\n   ");
+		json_kv_fixed(&w, "jitter_ms", 4, row->jitter_ms);
+		json_kv_fixed(&w, "mean_jitter_ms", 4, row->mean_jitter_ms);
+		json_kv_fixed(&w, "first_seen", 6,
+			      (double)((int64_t)s->first_ns + o->epoch_offset_ns) / 1e9);
+		json_kv_fixed(&w, "last_seen", 6,
+			      (double)((int64_t)s->last_ns + o->epoch_offset_ns) / 1e9);
+		json_kv_str(&w, "verdict", row->verdict);
+		json_object_end(&w);
 	}
-	fprintf(out, "\n]}\n");
+	json_break(&w, "\n");
+	json_array_end(&w);
+	json_end(&w);
 }
 
 static void print_table(FILE *out, const struct streams_report *r,
@@ -173,9 +186,6 @@ static void print_table(FILE *out, const struct streams_report *r,
 
 void streams_print(FILE *out, const struct streams_report *r, const struct streams_print_opts *o)
 {
-	if (o->json)
-		print_json(out, r, o);
-	else
-		print_table(out, r, o);
+	(o->json ? print_json : print_table)(out, r, o);
 	fflush(out);
 }

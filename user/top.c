@@ -6,6 +6,7 @@
  * differences between two samples; the sparkline shows each row's bits/s (both ways) over the
  * last minute.
  */
+#include "stop.h"
 #include "top.h"
 
 #include <errno.h>
@@ -60,13 +61,7 @@ struct top {
 	size_t len, size;
 };
 
-static volatile sig_atomic_t stop_top, resized;
-
-static void on_stop(int sig)
-{
-	(void)sig;
-	stop_top = 1;
-}
+static volatile sig_atomic_t resized;
 
 static void on_winch(int sig)
 {
@@ -457,10 +452,8 @@ int top_run(const struct top_opts *o, top_collect_fn collect, void *ctx, struct 
 	setlocale(LC_CTYPE, "");
 	t.utf8 = !strcmp(nl_langinfo(CODESET), "UTF-8");
 
-	struct sigaction sa = { .sa_handler = on_stop }, old_int, old_term, old_winch;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sa.sa_handler = on_winch;
+	stop_on_signals();
+	struct sigaction sa = { .sa_handler = on_winch }, old_winch;
 	sigaction(SIGWINCH, &sa, &old_winch);
 	raw = saved;
 	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
@@ -475,7 +468,7 @@ int top_run(const struct top_opts *o, top_collect_fn collect, void *ctx, struct 
 
 	int rc = 0;
 	double last = 0, next = monotonic();
-	while (!stop_top) {
+	while (!stop_requested) {
 		double now = monotonic();
 		if (now >= next) {
 			struct stats_report r;
@@ -513,8 +506,6 @@ int top_run(const struct top_opts *o, top_collect_fn collect, void *ctx, struct 
 		/* the terminal is gone: nothing left to restore on it */
 	}
 	tcsetattr(o->in_fd, TCSANOW, &saved);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGWINCH, &old_winch, NULL);
 	free(t.rows);
 	free(t.frame);

@@ -17,6 +17,7 @@
 #include "capture.h"
 #include "compile.h"
 #include "flows.h"
+#include "json.h"
 #include "matrix.h"
 #include "site.h"
 #include "testrun.h"
@@ -111,7 +112,10 @@ int fuzz_replay_one(const uint8_t *data, size_t size)
 	FILE *out = fopen("/dev/null", "w");
 	if (out) {
 		flows_print(out, &fuzz_replay.flows, &fuzz_replay.m);
-		flows_print_json(out, &fuzz_replay.flows, &fuzz_replay.m);
+		struct json_writer w;
+		json_begin(&w, out);
+		flows_print_json(&w, &fuzz_replay.flows, &fuzz_replay.m);
+		json_end(&w);
 		fclose(out);
 	}
 	flows_free(&fuzz_replay.flows);
