@@ -67,6 +67,16 @@ two_ns_veth() {
 	veth_pair "$@"
 }
 
+# three_ns_path NS_A IF_A NS_G IF_GA IF_GB NS_B IF_B: three new quiet namespaces in a row, NS_A
+# and NS_B each joined to NS_G (a gateway) by a veth pair: IF_A ==== IF_GA, IF_GB ==== IF_B;
+# addresses, routes and forwarding are the caller's.
+three_ns_path() {
+	two_ns_veth "$1" "$2" "$3" "$4"
+	ns_add "$6"
+	ns_quiet "$6"
+	veth_pair "$3" "$5" "$6" "$7"
+}
+
 # lx NS ARGS...: lyncxdp inside a namespace, sharing the host's /sys/fs/bpf pins.
 lx() {
 	local ns=$1

@@ -83,12 +83,7 @@ expect_policy() {
 # ---- namespaces, addresses, routes, forwarding ----
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "check: the enforce site compiles" "$LYNCXDP" check --site "$SITE"
-ns_add $C
-ns_add $G
-ns_add $E
-for ns in $C $G $E; do ns_quiet "$ns"; done
-veth_pair $C lxenf-c0 $G lxenf-g0
-veth_pair $G lxenf-g1 $E lxenf-e0
+three_ns_path $C lxenf-c0 $G lxenf-g0 lxenf-g1 $E lxenf-e0
 ns_addr $C lxenf-c0 $C4/24 $C6/64
 ns_addr $G lxenf-g0 $GC4/24 $GC6/64
 ns_addr $G lxenf-g1 $GE4/24 $GE6/64

@@ -61,12 +61,7 @@ received() { grep -c "^$O4 53 \|^$O6 53 " "$T/victim.log" 2>/dev/null; }
 # ---- namespaces, addresses, routes, NAT ----
 check "lyncxdp is built" test -x "$LYNCXDP"
 check "nft is installed (scripts/install-deps.sh: nftables)" command -v nft
-ns_add $O
-ns_add $G
-ns_add $E
-for ns in $O $G $E; do ns_quiet "$ns"; done
-veth_pair $O lxnat-o0 $G lxnat-g0
-veth_pair $G lxnat-g1 $E lxnat-e0
+three_ns_path $O lxnat-o0 $G lxnat-g0 lxnat-g1 $E lxnat-e0
 ns_addr $O lxnat-o0 $O4/24
 ns_addr $O lxnat-o0 $O6/64
 ns_addr $G lxnat-g0 $GO4/24
