@@ -271,7 +271,7 @@ int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 		uint64_t timeout = f.closing		       ? closing_ns
 				   : key.proto == LX_PROTO_TCP ? tcp_ns
 							       : udp_ns;
-		if (now - f.last_seen_ns <= timeout)
+		if (!lx_elapsed_over(now, f.last_seen_ns, timeout))
 			u->live++;
 	}
 	int ncpu = libbpf_num_possible_cpus();
