@@ -52,7 +52,14 @@ drift alert needs 3 configurations@(lyncxdp_info{job="lyncxdp"})) > 1@(lyncxdp_i
 site sum keeps one gateway@sum by (site, role, service, direction) (lyncxdp_packets_total@max by (site, role, service, direction) (lyncxdp_packets_total
 alerts after 1 minute instead of 5@for: 5m@for: 1m
 non-conformance threshold 50%@ratio_rate15m > 0.05@ratio_rate15m > 0.5
-unsolicited counted as a plain drop@reason!~"spoofed|unsolicited"}\[5m\])) > 0.1@reason!~"spoofed"}[5m])) > 0.1
+unsolicited counted as a plain drop@reason!~"spoofed|unsolicited|@reason!~"spoofed|
+icmp-unrelated counted as a plain drop@|icmp-unrelated|icmp-offlink"}@|icmp-offlink"}
+icmp-offlink counted as a plain drop@|icmp-unrelated|icmp-offlink"}@|icmp-unrelated"}
+the forged-ICMP alert matches a port probe too@reason="icmp-unrelated"}\[15m\]@reason=~"icmp-unrelated|port"}[15m]
+the off-link alert matches other reasons too@reason="icmp-offlink"}\[15m\]@reason=~"icmp-offlink|spoofed|port"}[15m]
+a burst of forged errors must last 5 minutes@reason="icmp-unrelated"}\[15m\])) > 0@reason="icmp-unrelated"}[5m])) > 0\n        for: 5m
+a slow rogue router must last 5 minutes@reason="icmp-offlink"}\[15m\])) > 0@reason="icmp-offlink"}[15m])) > 0\n        for: 5m
+forged ICMP alerts lose the action@sum by (site, gateway, reason, action) (increase@sum by (site, gateway, reason) (increase
 MUT
 
 # ---- the dashboard: structure ----
