@@ -10,7 +10,8 @@
 #    `gateway` and `site` target labels and loads scripts/lyncxdp-rules.yml. After real traffic:
 #    the recording rules equal the sum of both gateways' `stats --json`, every reason the rules
 #    match on is one the exporter emits, forged ICMP errors and off-link router advertisements
-#    toward the protected Front End fire their own alerts (and a port probe does not), every
+#    toward the protected Front End fire their own alerts, a burst of spoofed packets and one of
+#    forged replies fire LyncxdpSpoofedOrUnsolicited at once (and a port probe nothing), every
 #    dashboard panel's query returns series, a different site file reloaded on one gateway fires
 #    the drift alert (pending: `for: 15m`), and a stopped exporter the exporter-down alert.
 #
@@ -62,6 +63,14 @@ the off-link alert matches other reasons too@reason="icmp-offlink"}\[15m\]@reaso
 a burst of forged errors must last 5 minutes@reason="icmp-unrelated"}\[15m\])) > 0@reason="icmp-unrelated"}[5m])) > 0\n        for: 5m
 a slow rogue router must last 5 minutes@reason="icmp-offlink"}\[15m\])) > 0@reason="icmp-offlink"}[15m])) > 0\n        for: 5m
 forged ICMP alerts lose the action@sum by (site, gateway, reason, action) (increase@sum by (site, gateway, reason) (increase
+the old spoofed or unsolicited shape: 5 minutes of traffic@(increase(lyncxdp_policy_packets_total{job="lyncxdp", reason=~"spoofed|unsolicited"}\[15m\])) > 0@(rate(lyncxdp_policy_packets_total{job="lyncxdp", reason=~"spoofed|unsolicited"}[5m])) > 0\n        for: 5m
+a burst of spoofed packets alerts only after 5 minutes@reason=~"spoofed|unsolicited"}\[15m\])) > 0@reason=~"spoofed|unsolicited"}[15m])) > 0\n        for: 5m
+the spoofed alert stays up for an hour after the last packet@reason=~"spoofed|unsolicited"}\[15m\]@reason=~"spoofed|unsolicited"}[1h]
+the spoofed alert forgets unsolicited@reason=~"spoofed|unsolicited"}\[15m\]@reason="spoofed"}[15m]
+the spoofed alert forgets spoofed@reason=~"spoofed|unsolicited"}\[15m\]@reason="unsolicited"}[15m]
+the spoofed alert matches a port probe too@reason=~"spoofed|unsolicited"}\[15m\]@reason=~"spoofed|unsolicited|port"}[15m]
+the spoofed alert loses the action@reason, action) (increase(lyncxdp_policy_packets_total{job="lyncxdp", reason=~"spoofed@reason) (increase(lyncxdp_policy_packets_total{job="lyncxdp", reason=~"spoofed
+spoofed packets described as forged replies@{{ if eq $labels.reason "spoofed" }}@{{ if eq $labels.reason "unsolicited" }}
 MUT
 
 # ---- the dashboard: structure ----
@@ -120,9 +129,10 @@ PANELS=$(json_get 'len(j["panels"])' <"$DASH")
 
 # ---- two gateways ----
 # Table A and site A of the reload suite, plus what the forged ICMP below needs: the Front End
-# protected (monitor: would-drops only) with an IPv6 address too, router advertisements admitted.
+# protected (monitor: would-drops only) with an IPv6 address too, router advertisements admitted,
+# and DNS replies (so that forged ones are `unsolicited`).
 { cat "$D/a.matrix"; echo 'icmp ipv6 134 "Router advertisement"'; } >"$T/fleet.matrix"
-{ cat "$D/a.site"; echo "frontend 2001:db8::1"; echo "protect frontend"; } >"$T/fleet.site"
+{ cat "$D/a.site"; echo "frontend 2001:db8::1"; echo "protect frontend"; echo "allow-outbound udp 53"; } >"$T/fleet.site"
 declare -A HOLDER EPORT EXP
 for g in 1 2; do
 	two_ns_veth lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
@@ -239,34 +249,40 @@ expect_eq "every drop reason the rules match on is a reason label of lyncxdp_pol
 check "... and the rules name icmp-unrelated and icmp-offlink" \
 	test "$(grep -cxE 'icmp-unrelated|icmp-offlink' <<<"$named")" = 2
 
-# ---- forged ICMP toward the protected Front End: alerts of their own ----
-# To gateway 1, 3 "fragmentation needed" quoting a connection 192.0.2.1 never had; to gateway 2,
-# 2 router advertisements from a global address (forged from afar). Both in monitor mode, so
-# would-drops. Gateway 2 also would-drop 3 packets to port 9 above (reason port): no such alert.
+# ---- forged ICMP, spoofed packets and forged replies: alerts that a burst fires ----
+# To gateway 1, 3 "fragmentation needed" quoting a connection 192.0.2.1 never had, and 3 DNS
+# queries forged from 192.0.2.1 from the outside (spoofed: they would open a flow); to gateway 2,
+# 2 router advertisements from a global address (forged from afar) and 2 DNS replies to a query
+# 192.0.2.1 never sent (unsolicited). Both in monitor mode, so would-drops. Gateway 2 also
+# would-drop 3 packets to port 9 above (reason port): no such alert.
 h lxfl-c1 icmp_error lxfl-c10 "$(ns_mac lxfl-g1 lxfl-g10)" 192.0.2.100 192.0.2.1 \
 	192.0.2.1 40999 198.51.100.7 443 3
+h lxfl-c1 spoof lxfl-c10 "$(ns_mac lxfl-g1 lxfl-g10)" 192.0.2.1 192.0.2.100 udp 40998 53 - 3
 h lxfl-c2 router_adv lxfl-c20 "$(ns_mac lxfl-g2 lxfl-g20)" 2001:db8::100 2001:db8::1 255 2
-for v in 'gw1|icmp-unrelated|3' 'gw2|icmp-offlink|2' 'gw2|port|3'; do
+h lxfl-c2 spoof lxfl-c20 "$(ns_mac lxfl-g2 lxfl-g20)" 192.0.2.100 192.0.2.1 udp 53 40997 - 2
+for v in 'gw1|icmp-unrelated|3' 'gw1|spoofed|3' 'gw2|icmp-offlink|2' 'gw2|unsolicited|2' 'gw2|port|3'; do
 	IFS='|' read -r g reason want <<<"$v"
 	expect_eq "$g: the exporter counts $want would-drop $reason" "$want" \
 		"$(pq_wait "sum(lyncxdp_policy_packets_total{gateway=\"$g\",reason=\"$reason\",action=\"would_drop\"})" "$want")"
 done
-icmp_alerts() {
+burst_alerts() {
 	prom_api alerts | $PY -c '
 import json, sys
 a = json.load(sys.stdin)["data"]["alerts"]
 print(" ".join(sorted("%s/%s/%s/%s/%s" % (x["labels"]["alertname"], x["labels"].get("gateway"),
       x["labels"].get("reason"), x["labels"].get("action"), x["state"])
       for x in a if x["labels"]["alertname"].startswith("LyncxdpIcmp")
-      or x["labels"].get("reason") in ("port", "icmp-unrelated", "icmp-offlink"))))'
+      or x["labels"]["alertname"] == "LyncxdpSpoofedOrUnsolicited"
+      or x["labels"].get("reason") in ("port", "icmp-unrelated", "icmp-offlink", "spoofed", "unsolicited"))))'
 }
 want="LyncxdpIcmpOffLink/gw2/icmp-offlink/would_drop/firing LyncxdpIcmpUnrelated/gw1/icmp-unrelated/would_drop/firing"
+want+=" LyncxdpSpoofedOrUnsolicited/gw1/spoofed/would_drop/firing LyncxdpSpoofedOrUnsolicited/gw2/unsolicited/would_drop/firing"
 for _ in $(seq 40); do
-	got=$(icmp_alerts)
+	got=$(burst_alerts)
 	[ "$got" = "$want" ] && break
 	sleep 0.5
 done
-expect_eq "forged ICMP: LyncxdpIcmpUnrelated for gateway 1, LyncxdpIcmpOffLink for gateway 2, firing at once; nothing for the port would-drops" \
+expect_eq "bursts: LyncxdpIcmpUnrelated and LyncxdpSpoofedOrUnsolicited (spoofed) for gateway 1, LyncxdpIcmpOffLink and LyncxdpSpoofedOrUnsolicited (unsolicited) for gateway 2, firing at once; nothing for the port would-drops" \
 	"$want" "$got"
 
 # ---- drift: gateway 2 reloads a different site file ----
