@@ -42,6 +42,11 @@ const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the k
 /* Rule ids per slot in lx_counters: a power of two, LX_RULE_CAP_MIN at least. */
 const volatile __u32 rule_cap = LX_RULE_CAP_MIN;
 
+/* The flow table: its hash's seed (kept with it across reloads, in lx_state) and its number
+ * of sets, a power of two. */
+const volatile __u64 flow_seed = 0;
+const volatile __u32 flow_sets = LX_MAX_FLOWS / LX_FLOW_WAYS;
+
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;
 
@@ -209,12 +214,14 @@ struct {
 	__type(value, struct lx_addr6);
 } tbl_nat SEC(".maps");
 
-// Connections opened by protected hosts, keyed from the host's side. Written by the program.
+// Connections opened by protected hosts, keyed from the host's side: slots of a
+// set-associative table (struct lx_flow_slot, flow_find()). Written by the program; the
+// loader sizes it (flow_sets sets of LX_FLOW_WAYS).
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LX_MAX_FLOWS);
-	__type(key, struct lx_flow_key);
-	__type(value, struct lx_flow);
+	__type(key, __u32);
+	__type(value, struct lx_flow_slot);
 } lx_flows SEC(".maps");
 
 // New entries of lx_flows (evictions = opened - entries present). Written by the program.
@@ -955,6 +962,70 @@ static __always_inline int remote_close_fits(const struct lx_flow *f, const stru
 }
 
 /*
+ * The slot holding flow k (NULL: none). Fills in k's check and the first slot of its set
+ * (for flow_slot_new). Inline array lookups and word compares: no call.
+ */
+static __always_inline struct lx_flow_slot *flow_find(struct lx_flow_key *k, __u32 *set_at)
+{
+	__u64 h = lx_flow_hash(k, flow_seed);
+	k->check = lx_flow_check(h);
+	*set_at = ((__u32)h & (flow_sets - 1)) * LX_FLOW_WAYS;
+	const __u64 *kw = (const __u64 *)k;
+#pragma unroll
+	for (__u32 way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = *set_at + way;
+		struct lx_flow_slot *s = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!s)
+			return NULL;
+		const __u64 *sw = (const __u64 *)&s->key;
+		if (sw[0] == kw[0] && sw[1] == kw[1] && sw[2] == kw[2] && sw[3] == kw[3] &&
+		    sw[4] == kw[4])
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * A slot for a new flow in the set at set_at: an empty one, else one timed out, else the
+ * least recently refreshed, a live flow evicted (*evicted set).
+ */
+static __always_inline struct lx_flow_slot *flow_slot_new(__u32 set_at, const struct lx_config *cfg,
+							  __u64 now, int *evicted)
+{
+	struct lx_flow_slot *oldest = NULL;
+#pragma unroll
+	for (__u32 way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = set_at + way;
+		struct lx_flow_slot *s = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!s)
+			return NULL;
+		if (!s->key.family || flow_expired(&s->flow, s->key.proto, cfg, now))
+			return s;
+		if (!oldest || s->flow.last_seen_ns < oldest->flow.last_seen_ns)
+			oldest = s;
+	}
+	*evicted = 1;
+	return oldest;
+}
+
+/*
+ * Writes a new flow into slot s: the key is taken away first and put back last, so that a
+ * packet on another CPU matches the old flow or the new one, never the new key with the
+ * old state.
+ */
+static __always_inline void flow_write(struct lx_flow_slot *s, const struct lx_flow_key *k,
+				       const struct lx_flow *f)
+{
+	s->key.family = 0;
+	asm volatile("" ::: "memory");
+	s->flow = *f;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy((__u8 *)&s->key + 1, (const __u8 *)k + 1, sizeof(*k) - 1);
+	asm volatile("" ::: "memory");
+	s->key.family = k->family;
+}
+
+/*
  * A protected host sends: when one of its outbound rules covers it, open or refresh the flow.
  * Returns LX_DROP_SPOOFED when the packet claims the host's address from the wrong side.
  */
@@ -980,7 +1051,9 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 		return LX_DROP_NONE;
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
+	__u32 set_at = 0;
+	struct lx_flow_slot *slot = flow_find(&key, &set_at);
+	struct lx_flow *live = slot ? &slot->flow : NULL;
 	if (live && !flow_expired(live, p->proto, cfg, clock_ns(clock))) {
 		/* Where the host was seen before needs no second look. */
 		if (live->ifindex != ifindex && !from_host_side(ctx, p, side))
@@ -1002,15 +1075,23 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 	 * established before lyncxdp was attached survive the switch to enforce. */
 	if (closing)
 		return LX_DROP_NONE;
+	/* Its own timed-out slot is taken again; a new flow takes one of its set. */
+	int evicted = 0;
+	if (!slot)
+		slot = flow_slot_new(set_at, cfg, clock_ns(clock), &evicted);
+	if (!slot)
+		return LX_DROP_NONE;
 	struct lx_flow flow = { .last_seen_ns = clock_ns(clock), .ifindex = ifindex };
 	host_tcp(&flow, p);
 	if (!live) {
 		__u32 zero = 0;
 		struct lx_flow_stats *fs = bpf_map_lookup_elem(&lx_flow_stats, &zero);
-		if (fs)
+		if (fs) {
 			fs->opened++;
+			fs->evicted += evicted;
+		}
 	}
-	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
+	flow_write(slot, &key, &flow);
 	return LX_DROP_NONE;
 }
 
@@ -1027,9 +1108,11 @@ static __always_inline int reply_allowed(const struct packet *p, const struct lx
 	struct lx_flow_key key = {};
 	if (!flow_key(p, 0, dst_group, cfg, &key))
 		return 0;
-	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
-	if (!flow)
+	__u32 set_at;
+	struct lx_flow_slot *slot = flow_find(&key, &set_at);
+	if (!slot)
 		return 0;
+	struct lx_flow *flow = &slot->flow;
 	if (flow_expired(flow, p->proto, cfg, clock_ns(clock)))
 		return 0;
 	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !flow->closing && remote_close_fits(flow, p))
@@ -1138,8 +1221,9 @@ static __always_inline int icmp_related(const struct packet *p, const struct dec
 			return 0;
 		__builtin_memcpy(k.local_addr, inside->addr, 16);
 	}
-	struct lx_flow *f = bpf_map_lookup_elem(&lx_flows, &k);
-	return f && !flow_expired(f, k.proto, cfg, clock_ns(clock));
+	__u32 set_at;
+	struct lx_flow_slot *f = flow_find(&k, &set_at);
+	return f && !flow_expired(&f->flow, k.proto, cfg, clock_ns(clock));
 }
 
 /* A router advertisement or redirect from the link: hop limit 255, link-local source. */

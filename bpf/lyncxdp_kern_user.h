@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 10
+#define LX_LAYOUT_VERSION 11
 
 #define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -19,7 +19,8 @@
 #define LX_SLUG_LEN	32
 #define LX_NAME_LEN	64
 #define LX_PATH_LEN	192
-#define LX_MAX_FLOWS	65536 /* connections opened by protected hosts, LRU */
+#define LX_MAX_FLOWS	65536 /* connections opened by protected hosts (slots of lx_flows) */
+#define LX_FLOW_WAYS	4     /* slots per set of lx_flows */
 #define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
 #define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
 #define LX_MAX_ROLES	64
@@ -341,16 +342,20 @@ struct lx_iface_config {
 	__u32 pad;
 };
 
-/* A connection opened by a protected host, from that host's side. */
-struct lx_flow_key {
-	__u8 family;
-	__u8 proto; /* enum lx_proto */
+/* Functions here are inlined in the program (never a BPF-to-BPF call) and in the loader. */
+#define LX_INLINE static inline __attribute__((always_inline))
+
+/* A connection opened by a protected host, from that host's side. 8-aligned: read as words. */
+struct __attribute__((aligned(8))) lx_flow_key {
+	__u8 family; /* 0: an empty slot of lx_flows */
+	__u8 proto;  /* enum lx_proto */
 	__u16 local_port;
 	__u16 remote_port;
-	__u16 pad;
+	__u16 check; /* lx_flow_check() of the rest: see struct lx_flow_slot */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 };
+_Static_assert(sizeof(struct lx_flow_key) == 40, "lx_flow_key: five 64-bit words");
 
 /*
  * What a TCP flow knows of the protected host's receive window, from the host's own packets:
@@ -374,9 +379,51 @@ struct lx_flow {
 	__u8 pad;
 };
 
-/* Flow-table activity, per CPU; occupancy is counted by walking lx_flows. Program. */
+/*
+ * lx_flows is a set-associative table in an array: a flow lives in one of the LX_FLOW_WAYS
+ * slots of the set its keyed hash picks (slot index = set * LX_FLOW_WAYS + way), so the
+ * program finds it with inline loads and compares, no call into the kernel's hash table.
+ * A new flow takes an empty slot of its set, else one timed out, else the least recently
+ * refreshed (an eviction). The key carries 16 bits of its own hash: two CPUs writing one
+ * slot at the same moment could leave a mix of two keys, which then matches no packet.
+ */
+struct lx_flow_slot {
+	struct lx_flow_key key;
+	struct lx_flow flow;
+};
+_Static_assert(sizeof(struct lx_flow_slot) == 64, "lx_flow_slot: one cache line");
+
+/* The flow hash's multiplier: 2^64 / the golden ratio, odd. */
+#define LX_FLOW_MUL 0x9e3779b97f4a7c15ULL
+
+/*
+ * The hash of a flow key (its check field taken as 0), keyed with the table's random seed
+ * (lx_state.flow_seed, kept with the table across reloads) so that nobody outside can aim
+ * flows at one set. Each word is multiplied on its own (the five multiplies run side by
+ * side), the products folded and mixed once more. The low bits pick the set, the top 16
+ * are the key's check.
+ */
+LX_INLINE __u64 lx_flow_hash(const struct lx_flow_key *k, __u64 seed)
+{
+	__u64 w[5];
+	__builtin_memcpy(w, k, sizeof(w));
+	w[0] &= ~(0xffffULL << 48); /* the check field: bytes 6-7 (little-endian hosts only) */
+	__u64 h = ((w[0] ^ seed) * LX_FLOW_MUL) ^ ((w[1] + seed) * (LX_FLOW_MUL + 2)) ^
+		  ((w[2] - seed) * (LX_FLOW_MUL + 4)) ^ ((w[3] ^ ~seed) * (LX_FLOW_MUL + 6)) ^
+		  ((w[4] + ~seed) * (LX_FLOW_MUL + 8));
+	h = (h ^ (h >> 29)) * LX_FLOW_MUL;
+	return h ^ (h >> 32);
+}
+
+LX_INLINE __u16 lx_flow_check(__u64 hash)
+{
+	return (__u16)(hash >> 48);
+}
+
+/* Flow-table activity, per CPU; occupancy is counted by reading lx_flows. Program. */
 struct lx_flow_stats {
-	__u64 opened; /* new entries: what was opened minus what is left was evicted */
+	__u64 opened;  /* new flows */
+	__u64 evicted; /* live flows whose slot a new flow took (their set was full) */
 };
 
 /* The verdict of a first fragment, for the fragments that follow it. */
@@ -496,7 +543,9 @@ struct lx_state {
 	__u32 prefixes4;
 	__u32 prefixes6;
 	__u32 groups;
-	__u32 flows_max; /* size of lx_flows (the site's `flows` line, or the default) */
+	__u32 flows_max; /* slots of lx_flows (the site's `flows` line, or the default) */
+	__u32 pad1;
+	__u64 flow_seed; /* the flow hash's seed, kept with lx_flows */
 	__u64 loaded_at;
 	__u64 reloaded_at; /* 0 until the first reload */
 	__u32 reloads;

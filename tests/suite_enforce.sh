@@ -498,8 +498,9 @@ check "tcp closing: the server's real RST reaches the Edge (reset on port 44103)
 # The flows as the program holds them: "PORT CLOSING LAST_SEEN_NS" of the three connections.
 flows80() {
 	bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-		jq -r '.[] | (.formatted // .) | select(.key.remote_port == 80 and .key.local_port >= 44101 and
-			.key.local_port <= 44103) | "\(.key.local_port) \(.value.closing) \(.value.last_seen_ns)"' |
+		jq -r '.[] | (.formatted // .) | .value | select(.key.family != 0 and .key.remote_port == 80 and
+			.key.local_port >= 44101 and .key.local_port <= 44103) |
+			"\(.key.local_port) \(.flow.closing) \(.flow.last_seen_ns)"' |
 		sort
 }
 expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the real FIN and RST closed 44102 and 44103" \
@@ -525,7 +526,8 @@ ns_capture_stop "$T/close-edge.pcap"
 snap c1
 # what the flows of the three connections hold, and what the Edge saw (shown on a failure)
 bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-	jq -c '.[] | (.formatted // .) | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
+	jq -c '.[] | (.formatted // .) | .value | select(.key.family != 0 and .key.remote_port == 80) |
+		[.key.local_port, .flow]' >"$T/close-flows.txt"
 tshark -r "$T/close-edge.pcap" -o tcp.relative_sequence_numbers:FALSE "tcp.port == 80" \
 	>"$T/close-edge.txt" 2>/dev/null
 got=$(policy_reason "$T/c0.json" "$T/c1.json" drops unsolicited)
