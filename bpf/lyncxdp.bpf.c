@@ -45,7 +45,7 @@ const volatile __u32 rule_cap = LX_RULE_CAP_MIN;
 /* The flow table: its hash's seed (kept with it across reloads, in lx_state) and its number
  * of sets, a power of two. */
 const volatile __u64 flow_seed = 0;
-const volatile __u32 flow_sets = LX_MAX_FLOWS / LX_FLOW_WAYS;
+const volatile __u32 flow_sets = LX_MAX_FLOWS * LX_FLOW_SLOTS_PER_FLOW / LX_FLOW_WAYS;
 
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;

@@ -11,24 +11,27 @@
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
 #define LX_LAYOUT_VERSION 11
 
-#define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
-#define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
-#define LX_MAX_GROUPS	32     /* role-set groups 1..31; 0 means "address holds no role" */
-#define LX_MAX_PREFIXES 262144 /* per address family, hosts and prefixes together */
-#define LX_PORTS	65536
-#define LX_SLUG_LEN	32
-#define LX_NAME_LEN	64
-#define LX_PATH_LEN	192
-#define LX_MAX_FLOWS	65536 /* connections opened by protected hosts (slots of lx_flows) */
-#define LX_FLOW_WAYS	4     /* slots per set of lx_flows */
-#define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
-#define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
-#define LX_MAX_ROLES	64
-#define LX_MAX_NAT	1024 /* site `nat PUBLIC PRIVATE` lines */
-#define LX_MAX_ICMP	1024 /* allowed ICMP (family, type, code) entries */
+#define LX_MAX_IFACES	       8      /* interfaces sharing one set of pinned maps */
+#define LX_MAX_RULES	       16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
+#define LX_MAX_GROUPS	       32     /* role-set groups 1..31; 0 means "address holds no role" */
+#define LX_MAX_PREFIXES	       262144 /* per address family, hosts and prefixes together */
+#define LX_PORTS	       65536
+#define LX_SLUG_LEN	       32
+#define LX_NAME_LEN	       64
+#define LX_PATH_LEN	       192
+#define LX_MAX_FLOWS	       65536 /* connections opened by protected hosts the flow table is sized for */
+#define LX_FLOW_WAYS	       4 /* slots per set of lx_flows */
+/* Slots of lx_flows per connection it is sized for: a quarter full with that many, a set is
+ * full (a new flow evicts a live one) for about 2% of new flows; at half that, 0.2%. */
+#define LX_FLOW_SLOTS_PER_FLOW 4
+#define LX_MAX_FRAGS	       8192  /* first-fragment verdicts, LRU */
+#define LX_MAX_REMOTE	       65536 /* (group, proto, remote port) entries of outbound rules */
+#define LX_MAX_ROLES	       64
+#define LX_MAX_NAT	       1024 /* site `nat PUBLIC PRIVATE` lines */
+#define LX_MAX_ICMP	       1024 /* allowed ICMP (family, type, code) entries */
 /* Rule ids per interface slot at the least: maps indexed by rule id are declared with this
  * and sized by the loader to a power of two holding every rule (rule_cap). */
-#define LX_RULE_CAP_MIN 1024
+#define LX_RULE_CAP_MIN	       1024
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -543,7 +546,7 @@ struct lx_state {
 	__u32 prefixes4;
 	__u32 prefixes6;
 	__u32 groups;
-	__u32 flows_max; /* slots of lx_flows (the site's `flows` line, or the default) */
+	__u32 flows_max; /* slots of lx_flows (loader_flow_slots of the site's `flows` line) */
 	__u32 pad1;
 	__u64 flow_seed; /* the flow hash's seed, kept with lx_flows */
 	__u64 loaded_at;

@@ -25,7 +25,8 @@ uint32_t loader_rule_cap(int nrules)
 
 uint32_t loader_flow_slots(uint32_t flows_max)
 {
-	uint32_t want = flows_max ? flows_max : LX_MAX_FLOWS, slots = LX_FLOW_WAYS;
+	uint64_t want = (uint64_t)(flows_max ? flows_max : LX_MAX_FLOWS) * LX_FLOW_SLOTS_PER_FLOW;
+	uint32_t slots = LX_FLOW_WAYS;
 	while (slots < want)
 		slots *= 2;
 	return slots;

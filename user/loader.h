@@ -42,8 +42,8 @@ struct lx_config loader_config(const struct compiled *c);
  * least. */
 uint32_t loader_rule_cap(int nrules);
 
-/* Slots of the flow table for the site's `flows N` (0: LX_MAX_FLOWS): N rounded up to a
- * power of two, whole sets of LX_FLOW_WAYS. */
+/* Slots of the flow table for the site's `flows N` (0: LX_MAX_FLOWS): LX_FLOW_SLOTS_PER_FLOW
+ * per flow, rounded up to a power of two (whole sets of LX_FLOW_WAYS). */
 uint32_t loader_flow_slots(uint32_t flows_max);
 
 /* A new flow table's seed, from the kernel's random source (0 only if that fails). */

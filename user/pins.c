@@ -335,7 +335,7 @@ int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 	struct bpf_map_info info = { 0 };
 	__u32 info_len = sizeof(info);
 	if (!bpf_obj_get_info_by_fd(flows, &info, &info_len))
-		u->max = info.max_entries;
+		u->max = info.max_entries / LX_FLOW_SLOTS_PER_FLOW;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	struct flow_count fc = { .now =

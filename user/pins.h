@@ -97,8 +97,9 @@ const char *pins_policy_name(uint32_t policy);
 const char *pins_side_name(uint32_t side);
 int pins_parse_side(const char *text); /* enum lx_side, -1 when not a side's name */
 
-/* The flow table: slots, flows present (live: not timed out), flows ever opened, and live
- * flows evicted by a new one when their set was full (the program never deletes one). */
+/* The flow table: flows it is sized for (slots / LX_FLOW_SLOTS_PER_FLOW), flows present (live: not
+ * timed out), flows ever opened, and live flows evicted by a new one when their set was full (the
+ * program never deletes one). */
 struct pins_flow_usage {
 	uint32_t max;
 	uint64_t entries, live, opened, evicted;
