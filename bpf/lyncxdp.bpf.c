@@ -860,7 +860,9 @@ static __always_inline int flow_key(const struct packet *p, int local_is_src, __
  * seconds), only where a timeout needs it, and read from the kernel once per jiffy and CPU:
  * jiffies are an inlined load, while every helper call costs, several times more on CPUs
  * whose returns go through a mitigation thunk. Within a jiffy the cached value is what the
- * helper returns, or at most one tick behind when it was read as the tick was being applied.
+ * helper returns, or one tick behind for the whole jiffy when it was read as the tick was
+ * being applied (jiffies move first, the coarse time a moment later). Another CPU may then
+ * store a time a tick after this CPU's now: compare stored times with lx_elapsed_over().
  */
 static __always_inline __u64 clock_ns(__u64 *now)
 {
@@ -887,7 +889,7 @@ static __always_inline int flow_expired(const struct lx_flow *f, __u32 proto,
 	__u64 timeout = f->closing		? cfg->tcp_closing_ns
 			: proto == LX_PROTO_TCP ? cfg->tcp_timeout_ns
 						: cfg->udp_timeout_ns;
-	return now - f->last_seen_ns > timeout;
+	return lx_elapsed_over(now, f->last_seen_ns, timeout);
 }
 
 /*
@@ -1296,7 +1298,8 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 		struct lx_frag_verdict *first = bpf_map_lookup_elem(&lx_frags, &key);
 		/* Its first fragment passed, not longer ago than the kernel keeps fragments,
 		 * and the datagram stays within 64 KiB. */
-		if (!first || clock_ns(clock) - first->first_ns > LX_FRAG_TIMEOUT_NS ||
+		if (!first ||
+		    lx_elapsed_over(clock_ns(clock), first->first_ns, LX_FRAG_TIMEOUT_NS) ||
 		    first->bytes + p->l4_room > LX_FRAG_MAX_BYTES)
 			return LX_DROP_FRAGMENT;
 		first->bytes += p->l4_room;
@@ -1315,7 +1318,7 @@ static __always_inline __u32 policy_reason(const struct packet *p, int parsed,
 		struct lx_frag_key key = {};
 		frag_key(p, &key);
 		struct lx_frag_verdict *old = bpf_map_lookup_elem(&lx_frags, &key);
-		if (!old || clock_ns(clock) - old->first_ns > LX_FRAG_TIMEOUT_NS) {
+		if (!old || lx_elapsed_over(clock_ns(clock), old->first_ns, LX_FRAG_TIMEOUT_NS)) {
 			struct lx_frag_verdict v = { .first_ns = clock_ns(clock) };
 			bpf_map_update_elem(&lx_frags, &key, &v, BPF_ANY);
 		}

@@ -480,6 +480,17 @@ struct lx_clock {
 	__u64 ns; /* CLOCK_MONOTONIC_COARSE, as bpf_ktime_get_coarse_ns() returned it */
 };
 
+/*
+ * Has more than `limit` ns passed from `then` (a time stored by the program, on any CPU) to
+ * `now`? A CPU's clock can be a tick behind the time another CPU just stored (clock_ns() in
+ * the program; a reader in user space): `then` after `now` is no time at all, not a
+ * difference wrapped around to centuries, so a flow refreshed a moment ago is live.
+ */
+static inline int lx_elapsed_over(__u64 now, __u64 then, __u64 limit)
+{
+	return now > then && now - then > limit;
+}
+
 /* Rate limit of the drop log, per CPU. */
 struct lx_droplog_window {
 	__u64 start_ns;

@@ -316,7 +316,7 @@ static int flow_count(const struct lx_flow_slot *s, void *arg)
 				 : s->key.proto == LX_PROTO_TCP ? LX_TCP_TIMEOUT_S * 1000000000ULL
 								: LX_UDP_TIMEOUT_S * 1000000000ULL;
 	fc->entries++;
-	if (fc->now - s->flow.last_seen_ns <= timeout)
+	if (!lx_elapsed_over(fc->now, s->flow.last_seen_ns, timeout))
 		fc->live++;
 	return 0;
 }
