@@ -308,16 +308,20 @@ struct flow_count {
 	uint64_t now, entries, live;
 };
 
-/* The timeouts every program is loaded with (lx_config). */
-static int flow_count(const struct lx_flow_slot *s, void *arg)
+int pins_flow_live(const struct lx_flow_slot *s, uint64_t now_ns)
 {
-	struct flow_count *fc = arg;
+	/* The timeouts every program is loaded with (lx_config). */
 	const uint64_t timeout = s->flow.closing		? LX_TCP_CLOSING_S * 1000000000ULL
 				 : s->key.proto == LX_PROTO_TCP ? LX_TCP_TIMEOUT_S * 1000000000ULL
 								: LX_UDP_TIMEOUT_S * 1000000000ULL;
+	return !lx_elapsed_over(now_ns, s->flow.last_seen_ns, timeout);
+}
+
+static int flow_count(const struct lx_flow_slot *s, void *arg)
+{
+	struct flow_count *fc = arg;
 	fc->entries++;
-	if (!lx_elapsed_over(fc->now, s->flow.last_seen_ns, timeout))
-		fc->live++;
+	fc->live += pins_flow_live(s, fc->now) != 0;
 	return 0;
 }
 

@@ -113,6 +113,9 @@ int pins_flows_each(int fd, int (*fn)(const struct lx_flow_slot *s, void *arg), 
  * seed (lx_state.flows_max, .flow_seed): only its set is read. 1 found, 0 not, -1 error. */
 int pins_flow_lookup(int fd, uint32_t slots, uint64_t seed, const struct lx_flow_key *k,
 		     struct lx_flow *f);
+/* Whether a flow has not timed out at now_ns (CLOCK_MONOTONIC_COARSE), by the timeouts every
+ * program is loaded with. */
+int pins_flow_live(const struct lx_flow_slot *s, uint64_t now_ns);
 /* Every slot of a flow table emptied; -1 on error (errno). */
 int pins_flows_clear(int fd);
 
