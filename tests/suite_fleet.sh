@@ -8,9 +8,11 @@
 #  - Two gateways, each a network namespace with its own bpffs (its own lyncxdp state, as two
 #    hosts have), each attached and serving its own exporter; one Prometheus scrapes both with
 #    `gateway` and `site` target labels and loads scripts/lyncxdp-rules.yml. After real traffic:
-#    the recording rules equal the sum of both gateways' `stats --json`, every dashboard panel's
-#    query returns series, a different site file reloaded on one gateway fires the drift alert
-#    (pending: `for: 15m`), and a stopped exporter the exporter-down alert.
+#    the recording rules equal the sum of both gateways' `stats --json`, every reason the rules
+#    match on is one the exporter emits, forged ICMP errors and off-link router advertisements
+#    toward the protected Front End fire their own alerts (and a port probe does not), every
+#    dashboard panel's query returns series, a different site file reloaded on one gateway fires
+#    the drift alert (pending: `for: 15m`), and a stopped exporter the exporter-down alert.
 #
 #   lxfl-c1 (client) lxfl-c10 ==== lxfl-g10  lxfl-g1 (gateway 1, Front End 192.0.2.1)
 #   lxfl-c2 (client) lxfl-c20 ==== lxfl-g20  lxfl-g2 (gateway 2, Front End 192.0.2.1)
@@ -52,7 +54,14 @@ drift alert needs 3 configurations@(lyncxdp_info{job="lyncxdp"})) > 1@(lyncxdp_i
 site sum keeps one gateway@sum by (site, role, service, direction) (lyncxdp_packets_total@max by (site, role, service, direction) (lyncxdp_packets_total
 alerts after 1 minute instead of 5@for: 5m@for: 1m
 non-conformance threshold 50%@ratio_rate15m > 0.05@ratio_rate15m > 0.5
-unsolicited counted as a plain drop@reason!~"spoofed|unsolicited"}\[5m\])) > 0.1@reason!~"spoofed"}[5m])) > 0.1
+unsolicited counted as a plain drop@reason!~"spoofed|unsolicited|@reason!~"spoofed|
+icmp-unrelated counted as a plain drop@|icmp-unrelated|icmp-offlink"}@|icmp-offlink"}
+icmp-offlink counted as a plain drop@|icmp-unrelated|icmp-offlink"}@|icmp-unrelated"}
+the forged-ICMP alert matches a port probe too@reason="icmp-unrelated"}\[15m\]@reason=~"icmp-unrelated|port"}[15m]
+the off-link alert matches other reasons too@reason="icmp-offlink"}\[15m\]@reason=~"icmp-offlink|spoofed|port"}[15m]
+a burst of forged errors must last 5 minutes@reason="icmp-unrelated"}\[15m\])) > 0@reason="icmp-unrelated"}[5m])) > 0\n        for: 5m
+a slow rogue router must last 5 minutes@reason="icmp-offlink"}\[15m\])) > 0@reason="icmp-offlink"}[15m])) > 0\n        for: 5m
+forged ICMP alerts lose the action@sum by (site, gateway, reason, action) (increase@sum by (site, gateway, reason) (increase
 MUT
 
 # ---- the dashboard: structure ----
@@ -110,6 +119,10 @@ check "dashboard JSON: schema 39, variables datasource/site/gateway, grid, bound
 PANELS=$(json_get 'len(j["panels"])' <"$DASH")
 
 # ---- two gateways ----
+# Table A and site A of the reload suite, plus what the forged ICMP below needs: the Front End
+# protected (monitor: would-drops only) with an IPv6 address too, router advertisements admitted.
+{ cat "$D/a.matrix"; echo 'icmp ipv6 134 "Router advertisement"'; } >"$T/fleet.matrix"
+{ cat "$D/a.site"; echo "frontend 2001:db8::1"; echo "protect frontend"; } >"$T/fleet.site"
 declare -A HOLDER EPORT EXP
 for g in 1 2; do
 	two_ns_veth lxfl-c$g lxfl-c${g}0 lxfl-g$g lxfl-g${g}0
@@ -131,7 +144,7 @@ gw() {
 	nsenter --mount="/proc/${HOLDER[$g]}/ns/mnt" --net="/run/netns/lxfl-g$g" "$LYNCXDP" "$@"
 }
 for g in 1 2; do
-	out=$(gw $g attach lxfl-g${g}0 --matrix "$D/a.matrix" --site "$D/a.site" 2>&1)
+	out=$(gw $g attach lxfl-g${g}0 --matrix "$T/fleet.matrix" --site "$T/fleet.site" 2>&1)
 	expect_eq "gateway $g: attach lxfl-g${g}0 ($out)" 0 $?
 done
 expect_eq "the gateways have separate state: gateway 1 sees only its own interface" "lxfl-g10" \
@@ -216,8 +229,48 @@ check "recording rule role_service_direction:lyncxdp_packets:rate5m: audio in ab
 expect_eq "DSCP conformance summed over gateways: audio expected (20 + 25)" 45 \
 	"$(pq_wait 'sum(lyncxdp_dscp_packets_total{service="media-audio",conformance="expected"})' 45)"
 
+# ---- drop reasons: the rules name only reasons the exporter emits ----
+# (the unit tests use the rules' own spelling; this catches `icmp_unrelated` for `icmp-unrelated`)
+named=$(grep -oE 'reason(=|=~|!~)"[^"]*"' "$RULES" | sed 's/^[^"]*"//; s/"$//' | tr '|' '\n' | sort -u)
+emitted=$(prom_api label/reason/values --data-urlencode 'match[]=lyncxdp_policy_packets_total{job="lyncxdp"}' |
+	json_get '"\n".join(sorted(j["data"]))')
+expect_eq "every drop reason the rules match on is a reason label of lyncxdp_policy_packets_total ($(tr '\n' ' ' <<<"$named" | sed 's/ $//'))" \
+	"" "$(comm -23 <(echo "$named") <(echo "$emitted") | tr '\n' ' ')"
+check "... and the rules name icmp-unrelated and icmp-offlink" \
+	test "$(grep -cxE 'icmp-unrelated|icmp-offlink' <<<"$named")" = 2
+
+# ---- forged ICMP toward the protected Front End: alerts of their own ----
+# To gateway 1, 3 "fragmentation needed" quoting a connection 192.0.2.1 never had; to gateway 2,
+# 2 router advertisements from a global address (forged from afar). Both in monitor mode, so
+# would-drops. Gateway 2 also would-drop 3 packets to port 9 above (reason port): no such alert.
+h lxfl-c1 icmp_error lxfl-c10 "$(ns_mac lxfl-g1 lxfl-g10)" 192.0.2.100 192.0.2.1 \
+	192.0.2.1 40999 198.51.100.7 443 3
+h lxfl-c2 router_adv lxfl-c20 "$(ns_mac lxfl-g2 lxfl-g20)" 2001:db8::100 2001:db8::1 255 2
+for v in 'gw1|icmp-unrelated|3' 'gw2|icmp-offlink|2' 'gw2|port|3'; do
+	IFS='|' read -r g reason want <<<"$v"
+	expect_eq "$g: the exporter counts $want would-drop $reason" "$want" \
+		"$(pq_wait "sum(lyncxdp_policy_packets_total{gateway=\"$g\",reason=\"$reason\",action=\"would_drop\"})" "$want")"
+done
+icmp_alerts() {
+	prom_api alerts | $PY -c '
+import json, sys
+a = json.load(sys.stdin)["data"]["alerts"]
+print(" ".join(sorted("%s/%s/%s/%s/%s" % (x["labels"]["alertname"], x["labels"].get("gateway"),
+      x["labels"].get("reason"), x["labels"].get("action"), x["state"])
+      for x in a if x["labels"]["alertname"].startswith("LyncxdpIcmp")
+      or x["labels"].get("reason") in ("port", "icmp-unrelated", "icmp-offlink"))))'
+}
+want="LyncxdpIcmpOffLink/gw2/icmp-offlink/would_drop/firing LyncxdpIcmpUnrelated/gw1/icmp-unrelated/would_drop/firing"
+for _ in $(seq 40); do
+	got=$(icmp_alerts)
+	[ "$got" = "$want" ] && break
+	sleep 0.5
+done
+expect_eq "forged ICMP: LyncxdpIcmpUnrelated for gateway 1, LyncxdpIcmpOffLink for gateway 2, firing at once; nothing for the port would-drops" \
+	"$want" "$got"
+
 # ---- drift: gateway 2 reloads a different site file ----
-{ cat "$D/a.site"; echo "# gateway 2's copy, edited by hand"; } >"$T/a-gw2.site"
+{ cat "$T/fleet.site"; echo "# gateway 2's copy, edited by hand"; } >"$T/a-gw2.site"
 out=$(gw 2 reload --site "$T/a-gw2.site" 2>&1)
 expect_eq "gateway 2: reload with a different site file ($out)" 0 $?
 expect_eq "lyncxdp_info: two configurations in site hq" 2 \
