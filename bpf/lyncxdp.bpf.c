@@ -291,10 +291,11 @@ struct {
 	__type(value, struct lx_count);
 } lx_special SEC(".maps");
 
-// Per-CPU drops and would-drops per (interface slot, reason). Written by the program.
+// Per-CPU drops and would-drops per (interface slot, reason, class: lx_drop_counter_index).
+// Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2);
+	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2 * LX_DROP_CLASSES);
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_drops SEC(".maps");
@@ -728,6 +729,8 @@ struct decision {
 	__u32 rule;
 	__u32 dir;
 	__u32 dst_rule;	 /* the destination's own rule: what a protected host admits */
+	__u32 dst_other; /* groups with the destination port on the other transport */
+	__u32 pad;	 /* whole 8-byte stack slots: the verifier prunes them */
 	__u32 dst_group; /* 0 when unknown or no role */
 	__u32 src_group;
 	__u32 reason; /* enum lx_drop_reason */
@@ -778,6 +781,7 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 	else if (at_sport.remote & bit)
 		in = remote_rule(d->dst_group, p->proto, p->sport);
 	d->dst_rule = in;
+	d->dst_other = at_dport.local_other;
 	struct lx_rule_action *a_in = in ? bpf_map_lookup_elem(&tbl_actions, &in) : 0;
 	int in_client = a_in && a_in->client;
 
@@ -965,7 +969,7 @@ static __always_inline int remote_close_fits(const struct lx_flow *f, const stru
 
 /*
  * The slot holding flow k (NULL: none). Fills in k's check and the first slot of its set
- * (for flow_slot_new). Inline array lookups and word compares: no call.
+ * (for flow_way_new). Inline array lookups and word compares: no call.
  */
 static __always_inline struct lx_flow_slot *flow_find(struct lx_flow_key *k, __u32 *set_at)
 {
@@ -987,27 +991,32 @@ static __always_inline struct lx_flow_slot *flow_find(struct lx_flow_key *k, __u
 	return NULL;
 }
 
+#define FLOW_WAY_EVICTS 0x100 /* flow_way_new: the way's live flow is evicted */
+
 /*
- * A slot for a new flow in the set at set_at: an empty one, else one timed out, else the
- * least recently refreshed, a live flow evicted (*evicted set).
+ * The way of the set at set_at that a new flow takes: an empty slot, else one timed out,
+ * else the least recently refreshed, whose live flow is evicted (FLOW_WAY_EVICTS set);
+ * -1: none. Only a new flow comes here: a function of its own (a call), which the verifier
+ * checks once rather than on every path that may open a flow.
  */
-static __always_inline struct lx_flow_slot *flow_slot_new(__u32 set_at, const struct lx_config *cfg,
-							  __u64 now, int *evicted)
+__noinline int flow_way_new(__u32 set_at, __u64 now)
 {
-	struct lx_flow_slot *oldest = NULL;
-#pragma unroll
-	for (__u32 way = 0; way < LX_FLOW_WAYS; way++) {
-		__u32 i = set_at + way;
+	const struct lx_config *cfg = config_ptr();
+	__u64 oldest_seen = ~0ULL;
+	int oldest = 0;
+	for (int way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = set_at + (__u32)way;
 		struct lx_flow_slot *s = bpf_map_lookup_elem(&lx_flows, &i);
 		if (!s)
-			return NULL;
+			return -1;
 		if (!s->key.family || flow_expired(&s->flow, s->key.proto, cfg, now))
-			return s;
-		if (!oldest || s->flow.last_seen_ns < oldest->flow.last_seen_ns)
-			oldest = s;
+			return way;
+		if (s->flow.last_seen_ns < oldest_seen) {
+			oldest_seen = s->flow.last_seen_ns;
+			oldest = way;
+		}
 	}
-	*evicted = 1;
-	return oldest;
+	return oldest | FLOW_WAY_EVICTS;
 }
 
 /*
@@ -1079,10 +1088,16 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 		return LX_DROP_NONE;
 	/* Its own timed-out slot is taken again; a new flow takes one of its set. */
 	int evicted = 0;
-	if (!slot)
-		slot = flow_slot_new(set_at, cfg, clock_ns(clock), &evicted);
-	if (!slot)
-		return LX_DROP_NONE;
+	if (!slot) {
+		int way = flow_way_new(set_at, clock_ns(clock));
+		if (way < 0)
+			return LX_DROP_NONE;
+		evicted = (way & FLOW_WAY_EVICTS) != 0;
+		__u32 i = set_at + ((__u32)way & (LX_FLOW_WAYS - 1));
+		slot = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!slot)
+			return LX_DROP_NONE;
+	}
 	struct lx_flow flow = { .last_seen_ns = clock_ns(clock), .ifindex = ifindex };
 	host_tcp(&flow, p);
 	if (!live) {
@@ -1277,8 +1292,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 								  : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
-	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
-	if (groups_at_port(port_table(), other, p->dport).local & group_bit(d->dst_group))
+	if (d->dst_other & group_bit(d->dst_group))
 		return LX_DROP_TRANSPORT;
 	return LX_DROP_PORT;
 }
@@ -1800,11 +1814,23 @@ int lyncxdp(struct xdp_md *ctx)
 	__u32 idx = lx_rule_counter_index(slot, rule_cap, d.rule, d.dir);
 	if (matched)
 		count(&lx_counters, idx, bytes);
-	else
+	else if (!d.reason) /* a refused packet's class is counted with its reason */
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
-		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
+		count(&lx_drops,
+		      lx_drop_counter_index(slot, d.reason, enforce,
+					    matched ? LX_DROP_CLASS_RULE : (__u32)parsed),
+		      bytes);
 		log_drop(ctx, &p, &d, enforce, &now, cfg->droplog_per_sec);
+	}
+
+	/* A dropped packet ends here, counted and logged: what its payload carries (media
+	 * kinds, RTP streams) and its DSCP (conformance) describe only traffic that goes on. */
+	if (verdict == XDP_DROP) {
+		if (record_last)
+			remember(&d, parsed, verdict, p.have_addrs ? current_dscp(&p, c.end) : 0xff,
+				 LX_MEDIA_MAX);
+		return XDP_DROP;
 	}
 
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */

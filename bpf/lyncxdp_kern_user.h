@@ -136,6 +136,7 @@ static inline __u32 lx_rule_slot_index(__u32 group, __u32 proto, __u32 port)
 struct lx_port_groups {
 	__u32 local;
 	__u32 remote;
+	__u32 local_other; /* `local` of the same port on the other transport */
 };
 
 /* tbl_ports' one value: every (proto, port), by lx_port_index(). */
@@ -203,10 +204,18 @@ static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)
 	return slot * LX_CNT_MAX + counter;
 }
 
-/* Drop counters: per interface slot, per reason; enforced drops and monitor's would-drops. */
-static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced)
+/*
+ * Drop counters: per interface slot, per reason, enforced drops and monitor's would-drops,
+ * and per what else counts the packet: its rule (LX_DROP_CLASS_RULE: lx_counters counts it
+ * too), or, when no rule matched, its enum lx_counter class, which lx_special then does not
+ * count: one counter on the drop path; user/stats.c adds them back to the class's total.
+ */
+#define LX_DROP_CLASS_RULE LX_CNT_MAX
+#define LX_DROP_CLASSES	   (LX_CNT_MAX + 1)
+
+static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced, __u32 class)
 {
-	return (slot * LX_DROP_MAX + reason) * 2 + enforced;
+	return ((slot * LX_DROP_MAX + reason) * 2 + enforced) * LX_DROP_CLASSES + class;
 }
 
 /*

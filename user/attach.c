@@ -267,7 +267,8 @@ static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 	zero_entries(LX_PIN_CONFORMANCE, slot * per_slot * LX_CONF_MAX, per_slot * LX_CONF_MAX,
 		     zeros);
 	zero_entries(LX_PIN_SPECIAL, lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
-	zero_entries(LX_PIN_DROPS, lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
+	zero_entries(LX_PIN_DROPS, lx_drop_counter_index(slot, 0, 0, 0),
+		     LX_DROP_MAX * 2 * LX_DROP_CLASSES, zeros);
 	free(zeros);
 }
 
