@@ -42,6 +42,11 @@ const volatile __u8 replay_clock = 0; /* media: time is replay_now_ns, not the k
 /* Rule ids per slot in lx_counters: a power of two, LX_RULE_CAP_MIN at least. */
 const volatile __u32 rule_cap = LX_RULE_CAP_MIN;
 
+/* The flow table: its hash's seed (kept with it across reloads, in lx_state) and its number
+ * of sets, a power of two. */
+const volatile __u64 flow_seed = 0;
+const volatile __u32 flow_sets = LX_MAX_FLOWS * LX_FLOW_SLOTS_PER_FLOW / LX_FLOW_WAYS;
+
 /* Replay: the capture timestamp of the frame about to run, written by the loader (testrun). */
 volatile __u64 replay_now_ns = 0;
 
@@ -209,12 +214,14 @@ struct {
 	__type(value, struct lx_addr6);
 } tbl_nat SEC(".maps");
 
-// Connections opened by protected hosts, keyed from the host's side. Written by the program.
+// Connections opened by protected hosts, keyed from the host's side: slots of a
+// set-associative table (struct lx_flow_slot, flow_find()). Written by the program; the
+// loader sizes it (flow_sets sets of LX_FLOW_WAYS).
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LX_MAX_FLOWS);
-	__type(key, struct lx_flow_key);
-	__type(value, struct lx_flow);
+	__type(key, __u32);
+	__type(value, struct lx_flow_slot);
 } lx_flows SEC(".maps");
 
 // New entries of lx_flows (evictions = opened - entries present). Written by the program.
@@ -284,10 +291,11 @@ struct {
 	__type(value, struct lx_count);
 } lx_special SEC(".maps");
 
-// Per-CPU drops and would-drops per (interface slot, reason). Written by the program.
+// Per-CPU drops and would-drops per (interface slot, reason, class: lx_drop_counter_index).
+// Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2);
+	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2 * LX_DROP_CLASSES);
 	__type(key, __u32);
 	__type(value, struct lx_count);
 } lx_drops SEC(".maps");
@@ -721,6 +729,8 @@ struct decision {
 	__u32 rule;
 	__u32 dir;
 	__u32 dst_rule;	 /* the destination's own rule: what a protected host admits */
+	__u32 dst_other; /* groups with the destination port on the other transport */
+	__u32 pad;	 /* whole 8-byte stack slots: the verifier prunes them */
 	__u32 dst_group; /* 0 when unknown or no role */
 	__u32 src_group;
 	__u32 reason; /* enum lx_drop_reason */
@@ -771,6 +781,7 @@ static __always_inline void classify(const struct packet *p, const struct lx_con
 	else if (at_sport.remote & bit)
 		in = remote_rule(d->dst_group, p->proto, p->sport);
 	d->dst_rule = in;
+	d->dst_other = at_dport.local_other;
 	struct lx_rule_action *a_in = in ? bpf_map_lookup_elem(&tbl_actions, &in) : 0;
 	int in_client = a_in && a_in->client;
 
@@ -957,6 +968,75 @@ static __always_inline int remote_close_fits(const struct lx_flow *f, const stru
 }
 
 /*
+ * The slot holding flow k (NULL: none). Fills in k's check and the first slot of its set
+ * (for flow_way_new). Inline array lookups and word compares: no call.
+ */
+static __always_inline struct lx_flow_slot *flow_find(struct lx_flow_key *k, __u32 *set_at)
+{
+	__u64 h = lx_flow_hash(k, flow_seed);
+	k->check = lx_flow_check(h);
+	*set_at = ((__u32)h & (flow_sets - 1)) * LX_FLOW_WAYS;
+	const __u64 *kw = (const __u64 *)k;
+#pragma unroll
+	for (__u32 way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = *set_at + way;
+		struct lx_flow_slot *s = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!s)
+			return NULL;
+		const __u64 *sw = (const __u64 *)&s->key;
+		if (sw[0] == kw[0] && sw[1] == kw[1] && sw[2] == kw[2] && sw[3] == kw[3] &&
+		    sw[4] == kw[4])
+			return s;
+	}
+	return NULL;
+}
+
+#define FLOW_WAY_EVICTS 0x100 /* flow_way_new: the way's live flow is evicted */
+
+/*
+ * The way of the set at set_at that a new flow takes: an empty slot, else one timed out,
+ * else the least recently refreshed, whose live flow is evicted (FLOW_WAY_EVICTS set);
+ * -1: none. Only a new flow comes here: a function of its own (a call), which the verifier
+ * checks once rather than on every path that may open a flow.
+ */
+__noinline int flow_way_new(__u32 set_at, __u64 now)
+{
+	const struct lx_config *cfg = config_ptr();
+	__u64 oldest_seen = ~0ULL;
+	int oldest = 0;
+	for (int way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = set_at + (__u32)way;
+		struct lx_flow_slot *s = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!s)
+			return -1;
+		if (!s->key.family || flow_expired(&s->flow, s->key.proto, cfg, now))
+			return way;
+		if (s->flow.last_seen_ns < oldest_seen) {
+			oldest_seen = s->flow.last_seen_ns;
+			oldest = way;
+		}
+	}
+	return oldest | FLOW_WAY_EVICTS;
+}
+
+/*
+ * Writes a new flow into slot s: the key is taken away first and put back last, so that a
+ * packet on another CPU matches the old flow or the new one, never the new key with the
+ * old state.
+ */
+static __always_inline void flow_write(struct lx_flow_slot *s, const struct lx_flow_key *k,
+				       const struct lx_flow *f)
+{
+	s->key.family = 0;
+	asm volatile("" ::: "memory");
+	s->flow = *f;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy((__u8 *)&s->key + 1, (const __u8 *)k + 1, sizeof(*k) - 1);
+	asm volatile("" ::: "memory");
+	s->key.family = k->family;
+}
+
+/*
  * A protected host sends: when one of its outbound rules covers it, open or refresh the flow.
  * Returns LX_DROP_SPOOFED when the packet claims the host's address from the wrong side.
  */
@@ -982,7 +1062,9 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 		return LX_DROP_NONE;
 	int closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) != 0;
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct lx_flow *live = bpf_map_lookup_elem(&lx_flows, &key);
+	__u32 set_at = 0;
+	struct lx_flow_slot *slot = flow_find(&key, &set_at);
+	struct lx_flow *live = slot ? &slot->flow : NULL;
 	if (live && !flow_expired(live, p->proto, cfg, clock_ns(clock))) {
 		/* Where the host was seen before needs no second look. */
 		if (live->ifindex != ifindex && !from_host_side(ctx, p, side))
@@ -1004,15 +1086,29 @@ static __always_inline __u32 track_outbound(struct xdp_md *ctx, const struct pac
 	 * established before lyncxdp was attached survive the switch to enforce. */
 	if (closing)
 		return LX_DROP_NONE;
+	/* Its own timed-out slot is taken again; a new flow takes one of its set. */
+	int evicted = 0;
+	if (!slot) {
+		int way = flow_way_new(set_at, clock_ns(clock));
+		if (way < 0)
+			return LX_DROP_NONE;
+		evicted = (way & FLOW_WAY_EVICTS) != 0;
+		__u32 i = set_at + ((__u32)way & (LX_FLOW_WAYS - 1));
+		slot = bpf_map_lookup_elem(&lx_flows, &i);
+		if (!slot)
+			return LX_DROP_NONE;
+	}
 	struct lx_flow flow = { .last_seen_ns = clock_ns(clock), .ifindex = ifindex };
 	host_tcp(&flow, p);
 	if (!live) {
 		__u32 zero = 0;
 		struct lx_flow_stats *fs = bpf_map_lookup_elem(&lx_flow_stats, &zero);
-		if (fs)
+		if (fs) {
 			fs->opened++;
+			fs->evicted += evicted;
+		}
 	}
-	bpf_map_update_elem(&lx_flows, &key, &flow, BPF_ANY);
+	flow_write(slot, &key, &flow);
 	return LX_DROP_NONE;
 }
 
@@ -1029,9 +1125,11 @@ static __always_inline int reply_allowed(const struct packet *p, const struct lx
 	struct lx_flow_key key = {};
 	if (!flow_key(p, 0, dst_group, cfg, &key))
 		return 0;
-	struct lx_flow *flow = bpf_map_lookup_elem(&lx_flows, &key);
-	if (!flow)
+	__u32 set_at;
+	struct lx_flow_slot *slot = flow_find(&key, &set_at);
+	if (!slot)
 		return 0;
+	struct lx_flow *flow = &slot->flow;
 	if (flow_expired(flow, p->proto, cfg, clock_ns(clock)))
 		return 0;
 	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !flow->closing && remote_close_fits(flow, p))
@@ -1140,8 +1238,9 @@ static __always_inline int icmp_related(const struct packet *p, const struct dec
 			return 0;
 		__builtin_memcpy(k.local_addr, inside->addr, 16);
 	}
-	struct lx_flow *f = bpf_map_lookup_elem(&lx_flows, &k);
-	return f && !flow_expired(f, k.proto, cfg, clock_ns(clock));
+	__u32 set_at;
+	struct lx_flow_slot *f = flow_find(&k, &set_at);
+	return f && !flow_expired(&f->flow, k.proto, cfg, clock_ns(clock));
 }
 
 /* A router advertisement or redirect from the link: hop limit 255, link-local source. */
@@ -1193,8 +1292,7 @@ static __always_inline __u32 port_reason(const struct packet *p, const struct de
 								  : LX_DROP_UNSOLICITED;
 	}
 	/* Not a port of this role: is it one on the other transport? */
-	__u32 other = p->proto == LX_PROTO_TCP ? LX_PROTO_UDP : LX_PROTO_TCP;
-	if (groups_at_port(port_table(), other, p->dport).local & group_bit(d->dst_group))
+	if (d->dst_other & group_bit(d->dst_group))
 		return LX_DROP_TRANSPORT;
 	return LX_DROP_PORT;
 }
@@ -1716,11 +1814,23 @@ int lyncxdp(struct xdp_md *ctx)
 	__u32 idx = lx_rule_counter_index(slot, rule_cap, d.rule, d.dir);
 	if (matched)
 		count(&lx_counters, idx, bytes);
-	else
+	else if (!d.reason) /* a refused packet's class is counted with its reason */
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
-		count(&lx_drops, lx_drop_counter_index(slot, d.reason, enforce), bytes);
+		count(&lx_drops,
+		      lx_drop_counter_index(slot, d.reason, enforce,
+					    matched ? LX_DROP_CLASS_RULE : (__u32)parsed),
+		      bytes);
 		log_drop(ctx, &p, &d, enforce, &now, cfg->droplog_per_sec);
+	}
+
+	/* A dropped packet ends here, counted and logged: what its payload carries (media
+	 * kinds, RTP streams) and its DSCP (conformance) describe only traffic that goes on. */
+	if (verdict == XDP_DROP) {
+		if (record_last)
+			remember(&d, parsed, verdict, p.have_addrs ? current_dscp(&p, c.end) : 0xff,
+				 LX_MEDIA_MAX);
+		return XDP_DROP;
 	}
 
 	/* act: what the UDP payload of a media service carries (others pay nothing here) */

@@ -9,25 +9,29 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 10
+#define LX_LAYOUT_VERSION 11
 
-#define LX_MAX_IFACES	8      /* interfaces sharing one set of pinned maps */
-#define LX_MAX_RULES	16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
-#define LX_MAX_GROUPS	32     /* role-set groups 1..31; 0 means "address holds no role" */
-#define LX_MAX_PREFIXES 262144 /* per address family, hosts and prefixes together */
-#define LX_PORTS	65536
-#define LX_SLUG_LEN	32
-#define LX_NAME_LEN	64
-#define LX_PATH_LEN	192
-#define LX_MAX_FLOWS	65536 /* connections opened by protected hosts, LRU */
-#define LX_MAX_FRAGS	8192  /* first-fragment verdicts, LRU */
-#define LX_MAX_REMOTE	65536 /* (group, proto, remote port) entries of outbound rules */
-#define LX_MAX_ROLES	64
-#define LX_MAX_NAT	1024 /* site `nat PUBLIC PRIVATE` lines */
-#define LX_MAX_ICMP	1024 /* allowed ICMP (family, type, code) entries */
+#define LX_MAX_IFACES	       8      /* interfaces sharing one set of pinned maps */
+#define LX_MAX_RULES	       16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
+#define LX_MAX_GROUPS	       32     /* role-set groups 1..31; 0 means "address holds no role" */
+#define LX_MAX_PREFIXES	       262144 /* per address family, hosts and prefixes together */
+#define LX_PORTS	       65536
+#define LX_SLUG_LEN	       32
+#define LX_NAME_LEN	       64
+#define LX_PATH_LEN	       192
+#define LX_MAX_FLOWS	       65536 /* connections opened by protected hosts the flow table is sized for */
+#define LX_FLOW_WAYS	       4 /* slots per set of lx_flows */
+/* Slots of lx_flows per connection it is sized for: a quarter full with that many, a set is
+ * full (a new flow evicts a live one) for about 2% of new flows; at half that, 0.2%. */
+#define LX_FLOW_SLOTS_PER_FLOW 4
+#define LX_MAX_FRAGS	       8192  /* first-fragment verdicts, LRU */
+#define LX_MAX_REMOTE	       65536 /* (group, proto, remote port) entries of outbound rules */
+#define LX_MAX_ROLES	       64
+#define LX_MAX_NAT	       1024 /* site `nat PUBLIC PRIVATE` lines */
+#define LX_MAX_ICMP	       1024 /* allowed ICMP (family, type, code) entries */
 /* Rule ids per interface slot at the least: maps indexed by rule id are declared with this
  * and sized by the loader to a power of two holding every rule (rule_cap). */
-#define LX_RULE_CAP_MIN 1024
+#define LX_RULE_CAP_MIN	       1024
 
 /* Transports the matrix knows, as indexes (not IPPROTO numbers) so tables stay dense. */
 enum lx_proto {
@@ -132,6 +136,7 @@ static inline __u32 lx_rule_slot_index(__u32 group, __u32 proto, __u32 port)
 struct lx_port_groups {
 	__u32 local;
 	__u32 remote;
+	__u32 local_other; /* `local` of the same port on the other transport */
 };
 
 /* tbl_ports' one value: every (proto, port), by lx_port_index(). */
@@ -199,10 +204,18 @@ static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)
 	return slot * LX_CNT_MAX + counter;
 }
 
-/* Drop counters: per interface slot, per reason; enforced drops and monitor's would-drops. */
-static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced)
+/*
+ * Drop counters: per interface slot, per reason, enforced drops and monitor's would-drops,
+ * and per what else counts the packet: its rule (LX_DROP_CLASS_RULE: lx_counters counts it
+ * too), or, when no rule matched, its enum lx_counter class, which lx_special then does not
+ * count: one counter on the drop path; user/stats.c adds them back to the class's total.
+ */
+#define LX_DROP_CLASS_RULE LX_CNT_MAX
+#define LX_DROP_CLASSES	   (LX_CNT_MAX + 1)
+
+static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced, __u32 class)
 {
-	return (slot * LX_DROP_MAX + reason) * 2 + enforced;
+	return ((slot * LX_DROP_MAX + reason) * 2 + enforced) * LX_DROP_CLASSES + class;
 }
 
 /*
@@ -341,16 +354,20 @@ struct lx_iface_config {
 	__u32 pad;
 };
 
-/* A connection opened by a protected host, from that host's side. */
-struct lx_flow_key {
-	__u8 family;
-	__u8 proto; /* enum lx_proto */
+/* Functions here are inlined in the program (never a BPF-to-BPF call) and in the loader. */
+#define LX_INLINE static inline __attribute__((always_inline))
+
+/* A connection opened by a protected host, from that host's side. 8-aligned: read as words. */
+struct __attribute__((aligned(8))) lx_flow_key {
+	__u8 family; /* 0: an empty slot of lx_flows */
+	__u8 proto;  /* enum lx_proto */
 	__u16 local_port;
 	__u16 remote_port;
-	__u16 pad;
+	__u16 check; /* lx_flow_check() of the rest: see struct lx_flow_slot */
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 };
+_Static_assert(sizeof(struct lx_flow_key) == 40, "lx_flow_key: five 64-bit words");
 
 /*
  * What a TCP flow knows of the protected host's receive window, from the host's own packets:
@@ -374,9 +391,51 @@ struct lx_flow {
 	__u8 pad;
 };
 
-/* Flow-table activity, per CPU; occupancy is counted by walking lx_flows. Program. */
+/*
+ * lx_flows is a set-associative table in an array: a flow lives in one of the LX_FLOW_WAYS
+ * slots of the set its keyed hash picks (slot index = set * LX_FLOW_WAYS + way), so the
+ * program finds it with inline loads and compares, no call into the kernel's hash table.
+ * A new flow takes an empty slot of its set, else one timed out, else the least recently
+ * refreshed (an eviction). The key carries 16 bits of its own hash: two CPUs writing one
+ * slot at the same moment could leave a mix of two keys, which then matches no packet.
+ */
+struct lx_flow_slot {
+	struct lx_flow_key key;
+	struct lx_flow flow;
+};
+_Static_assert(sizeof(struct lx_flow_slot) == 64, "lx_flow_slot: one cache line");
+
+/* The flow hash's multiplier: 2^64 / the golden ratio, odd. */
+#define LX_FLOW_MUL 0x9e3779b97f4a7c15ULL
+
+/*
+ * The hash of a flow key (its check field taken as 0), keyed with the table's random seed
+ * (lx_state.flow_seed, kept with the table across reloads) so that nobody outside can aim
+ * flows at one set. Each word is multiplied on its own (the five multiplies run side by
+ * side), the products folded and mixed once more. The low bits pick the set, the top 16
+ * are the key's check.
+ */
+LX_INLINE __u64 lx_flow_hash(const struct lx_flow_key *k, __u64 seed)
+{
+	__u64 w[5];
+	__builtin_memcpy(w, k, sizeof(w));
+	w[0] &= ~(0xffffULL << 48); /* the check field: bytes 6-7 (little-endian hosts only) */
+	__u64 h = ((w[0] ^ seed) * LX_FLOW_MUL) ^ ((w[1] + seed) * (LX_FLOW_MUL + 2)) ^
+		  ((w[2] - seed) * (LX_FLOW_MUL + 4)) ^ ((w[3] ^ ~seed) * (LX_FLOW_MUL + 6)) ^
+		  ((w[4] + ~seed) * (LX_FLOW_MUL + 8));
+	h = (h ^ (h >> 29)) * LX_FLOW_MUL;
+	return h ^ (h >> 32);
+}
+
+LX_INLINE __u16 lx_flow_check(__u64 hash)
+{
+	return (__u16)(hash >> 48);
+}
+
+/* Flow-table activity, per CPU; occupancy is counted by reading lx_flows. Program. */
 struct lx_flow_stats {
-	__u64 opened; /* new entries: what was opened minus what is left was evicted */
+	__u64 opened;  /* new flows */
+	__u64 evicted; /* live flows whose slot a new flow took (their set was full) */
 };
 
 /* The verdict of a first fragment, for the fragments that follow it. */
@@ -507,7 +566,9 @@ struct lx_state {
 	__u32 prefixes4;
 	__u32 prefixes6;
 	__u32 groups;
-	__u32 flows_max; /* size of lx_flows (the site's `flows` line, or the default) */
+	__u32 flows_max; /* slots of lx_flows (loader_flow_slots of the site's `flows` line) */
+	__u32 pad1;
+	__u64 flow_seed; /* the flow hash's seed, kept with lx_flows */
 	__u64 loaded_at;
 	__u64 reloaded_at; /* 0 until the first reload */
 	__u32 reloads;

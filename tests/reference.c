@@ -1035,10 +1035,11 @@ void ref_decide(const struct ref *r, const uint8_t *frame, size_t len, struct re
 		d->reason = policy(r, &p, dst_roles, dst_rule, src_roles, now, choices, d, u);
 	d->verdict = d->reason && r->policy == LX_POLICY_ENFORCE ? XDP_DROP : XDP_PASS;
 
-	/* A media service's UDP payload, inspected whatever the mode (the stream table). */
+	/* A media service's UDP payload, inspected whatever the mode (the stream table), in
+	 * every packet that goes on: a dropped one ends with its counters. */
 	int mkind = -1;
-	if (d->rule && p.kind == REF_PORTS && p.udp_payload && r->media_rule &&
-	    r->media_rule[d->rule - 1])
+	if (d->verdict == XDP_PASS && d->rule && p.kind == REF_PORTS && p.udp_payload &&
+	    r->media_rule && r->media_rule[d->rule - 1])
 		mkind = media_kind(r, &p, u);
 	int dscp = d->rule ? r->dscp[d->rule - 1] : -1;
 	d->media = mkind >= 0 ? (uint32_t)mkind : LX_MEDIA_MAX;

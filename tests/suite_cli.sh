@@ -89,7 +89,7 @@ expect_eq "lyncxdp without a command: exit 2, usage on stderr" "2 Usage: lyncxdp
 	"$? $(head -n 1 "$T/err")"
 commands=$("$LYNCXDP" --help | sed -n '/^Commands:/,/^$/p' | grep -Eo '^  [a-z]+' | tr -d ' ')
 expect_eq "the main help lists every command" \
-	"attach reload set detach status stats top exporter streams drops explain replay check" \
+	"attach reload set detach status conntrack stats top exporter streams drops explain replay check" \
 	"$(echo $commands)"
 for c in $commands; do
 	out=$("${NOBODY[@]}" "$c" --help 2>"$T/err")
@@ -166,6 +166,8 @@ refused "detach of an interface never attached" "^lyncxdp: lxcli-a: lyncxdp is n
 	lx $N detach lxcli-a
 refused "stats with nothing attached" "^lyncxdp: not attached to any interface$" lx $N stats
 refused "stats --json with nothing attached" "not attached to any interface" lx $N stats --json
+refused "conntrack with nothing attached" "^lyncxdp: not attached to any interface$" lx $N conntrack
+refused "conntrack with an argument" "takes no arguments" lx $N conntrack lxcli-a
 expect_eq "status with nothing attached" "lyncxdp: not attached" "$(lx $N status 2>&1)"
 expect_eq "status --json with nothing attached" '{"attached": false, "interfaces": []}' \
 	"$(lx $N status --json 2>&1)"
@@ -465,7 +467,7 @@ refused "explain --site with an unknown role" "^lyncxdp: $T/s/role.site:3: " \
 # ---- privileges and bpffs ----
 for args in "attach lxcli-a --site $SITE" "detach lxcli-a" "detach --all" "status" "stats" \
 	"explain --site $SITE tcp 192.0.2.1:1 192.0.2.11:5061" "set lxcli-a --policy enforce" "reload" \
-	"drops --seconds 1" "exporter --listen 127.0.0.1:9817" "stats --prometheus"; do
+	"drops --seconds 1" "exporter --listen 127.0.0.1:9817" "stats --prometheus" "conntrack"; do
 	# shellcheck disable=SC2086
 	refused "not root: ${args%% *}" "^lyncxdp: this command needs root" \
 		nsenter --net=/run/netns/$N "${NOBODY[@]}" $args
@@ -475,7 +477,7 @@ nobpffs() {
 		exec nsenter --net=/run/netns/'"$N"' "$@"' sh "$LYNCXDP" "$@"
 }
 for args in "attach lxcli-a --site $SITE" "status" "stats" "detach lxcli-a" "set lxcli-a --tag" \
-	"reload" "drops --seconds 1"; do
+	"reload" "drops --seconds 1" "conntrack"; do
 	# shellcheck disable=SC2086
 	refused "bpffs not mounted: ${args%% *}" "^lyncxdp: bpffs is not mounted at /sys/fs/bpf \(mount -t bpf" \
 		nobpffs $args

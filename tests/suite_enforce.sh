@@ -410,6 +410,14 @@ ns_capture_stop "$T/spoof-edge.pcap"
 # (after the captures: replayed as arriving outside, the Edge's own frames would be spoofed)
 expect_eq "enforce: the Edge's own connection to an external 5061 still works (its side is right)" \
 	"$(digest "$T/small")" "$(h $E tcp_client $C4 5061 "$T/small" echo 0 3)"
+lx $G conntrack --json >"$T/conntrack.json"
+check "conntrack: the Edge's connection to $C4:5061 is in the flow table; none that the spoofed frames claimed (the Edge's 3389, 3390, 50010 to $C4's 53 and 3478) is" \
+	jq -e --arg e "$E4" --arg c "$C4" '([.flows[] | select(.proto == "tcp" and .local == $e and
+		.remote == $c and .remote_port == 5061)] | length >= 1) and ([.flows[] |
+		select((.local_port == 3389 or .local_port == 3390 or .local_port == 50010) and
+		(.remote_port == 53 or .remote_port == 3478))] | length == 0)' "$T/conntrack.json"
+check "conntrack: the table for people lists as many flows as the JSON" \
+	test "$(lx $G conntrack | tail -n 1)" = "$(jq '.flows | length' "$T/conntrack.json") flows"
 snap p3
 kill -INT "$DROPS_PID" 2>/dev/null
 wait "$DROPS_PID"
@@ -497,10 +505,9 @@ check "tcp closing: the server's real RST reaches the Edge (reset on port 44103)
 	wait_line "$T/hold.44103.log" '^reset$'
 # The flows as the program holds them: "PORT CLOSING LAST_SEEN_NS" of the three connections.
 flows80() {
-	bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-		jq -r '.[] | (.formatted // .) | select(.key.remote_port == 80 and .key.local_port >= 44101 and
-			.key.local_port <= 44103) | "\(.key.local_port) \(.value.closing) \(.value.last_seen_ns)"' |
-		sort
+	lx $G conntrack --json | jq -r '.flows[] | select(.proto == "tcp" and .remote_port == 80 and
+		.local_port >= 44101 and .local_port <= 44103) |
+		"\(.local_port) \(if .closing then 1 else 0 end) \(.last_seen_ns)"' | sort
 }
 expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the real FIN and RST closed 44102 and 44103" \
 	"44101 0;44102 1;44103 1" "$(flows80 | cut -d' ' -f1,2 | paste -sd';')"
@@ -524,8 +531,7 @@ h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44103 A 1
 ns_capture_stop "$T/close-edge.pcap"
 snap c1
 # what the flows of the three connections hold, and what the Edge saw (shown on a failure)
-bpftool -j map dump pinned /sys/fs/bpf/lyncxdp/maps/lx_flows 2>/dev/null |
-	jq -c '.[] | (.formatted // .) | select(.key.remote_port == 80) | [.key.local_port, .value]' >"$T/close-flows.txt"
+lx $G conntrack --json | jq -c '.flows[] | select(.remote_port == 80)' >"$T/close-flows.txt"
 tshark -r "$T/close-edge.pcap" -o tcp.relative_sequence_numbers:FALSE "tcp.port == 80" \
 	>"$T/close-edge.txt" 2>/dev/null
 got=$(policy_reason "$T/c0.json" "$T/c1.json" drops unsolicited)

@@ -2090,12 +2090,11 @@ static void test_site_keywords(const struct matrix *m)
 
 	/* flows N: the flow table's size. */
 	site_bad(m, "flows-none.site", "frontend 192.0.2.10\nflows\n", 2,
-		 "expected 'flows N' (N 1024..16777216)");
-	site_bad(m, "flows-small.site", "flows 1023\n", 1, "expected 'flows N' (N 1024..16777216)");
-	site_bad(m, "flows-big.site", "flows 16777217\n", 1,
-		 "expected 'flows N' (N 1024..16777216)");
+		 "expected 'flows N' (N 1024..4194304)");
+	site_bad(m, "flows-small.site", "flows 1023\n", 1, "expected 'flows N' (N 1024..4194304)");
+	site_bad(m, "flows-big.site", "flows 4194305\n", 1, "expected 'flows N' (N 1024..4194304)");
 	site_bad(m, "flows-two.site", "flows 4096 8192\n", 1,
-		 "expected 'flows N' (N 1024..16777216)");
+		 "expected 'flows N' (N 1024..4194304)");
 	site_bad(m, "flows-dup.site", "flows 4096\nfrontend 192.0.2.10\nflows 4096\n", 3,
 		 "flows: already set at line 1");
 	struct site fs;

@@ -1987,16 +1987,18 @@ static void test_conformance(void)
 /* ---- 10. spoofed protected sources, replies from listen ports, a flood from outside ---- */
 
 /* Entries in the instance's lx_flows, and how many it ever opened (lx_flow_stats). */
+static int count_flow(const struct lx_flow_slot *s, void *arg)
+{
+	(void)s;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
 static uint64_t flows_present(struct prog *in)
 {
-	struct lx_flow_key key, next;
-	void *prev = NULL;
 	uint64_t n = 0;
-	while (!bpf_map_get_next_key(in->t.fds.flows, prev, &next)) {
-		key = next;
-		prev = &key;
-		n++;
-	}
+	if (pins_flows_each(in->t.fds.flows, count_flow, &n) < 0)
+		die("reading lx_flows: %s", strerror(errno));
 	return n;
 }
 
@@ -2538,7 +2540,7 @@ static int edge_flow(struct prog *in, uint16_t lport, int fam, struct lx_flow *f
 	key.remote_port = 5061;
 	memcpy(key.local_addr, l.addr, 16);
 	memcpy(key.remote_addr, r.addr, 16);
-	return bpf_map_lookup_elem(in->t.fds.flows, &key, f) ? -1 : 0;
+	return testrun_flow(&in->t, &key, f);
 }
 
 static void sleep_ms(long ms)
@@ -2982,6 +2984,171 @@ static void test_clock_behind(void)
 	sched_setaffinity(0, sizeof(one), &one);
 }
 
+/* ---- 17. the flow table's sets ---- */
+
+/* The key of the Edge's flow edge:lport -> partner:5061 over TCP, check 0. */
+static struct lx_flow_key edge_key(uint16_t lport, int fam)
+{
+	struct lx_flow_key key;
+	memset(&key, 0, sizeof(key));
+	key.family = (uint8_t)fam;
+	key.proto = LX_PROTO_TCP;
+	key.local_port = lport;
+	key.remote_port = 5061;
+	memcpy(key.local_addr, endpoint_at(addr_of(&EXT, fam), lport).addr, 16);
+	memcpy(key.remote_addr, endpoint_at(addr_of(&PARTNER, fam), 5061).addr, 16);
+	return key;
+}
+
+static uint32_t edge_set(struct prog *in, uint16_t lport, int fam)
+{
+	struct lx_flow_key key = edge_key(lport, fam);
+	return (uint32_t)lx_flow_hash(&key, in->t.flow_seed) &
+	       (in->t.flow_slots / LX_FLOW_WAYS - 1);
+}
+
+/* n local ports of the Edge (from 20000) whose flows to partner:5061 share one set. */
+static void same_set_ports(struct prog *in, int fam, uint16_t *ports, int n)
+{
+	static uint8_t count[65536];
+	static uint16_t seen[65536][LX_FLOW_WAYS + 2];
+	memset(count, 0, sizeof(count));
+	for (uint32_t p = 20000; p < 65536; p++) {
+		uint32_t set = edge_set(in, (uint16_t)p, fam) & 0xffff;
+		if (count[set] < LX_FLOW_WAYS + 2)
+			seen[set][count[set]++] = (uint16_t)p;
+		if (count[set] == n) {
+			memcpy(ports, seen[set], (size_t)n * sizeof(*ports));
+			return;
+		}
+	}
+	die("no %d ports of one set among 20000-65535", n);
+}
+
+static uint64_t flows_evicted(struct prog *in)
+{
+	struct lx_flow_stats percpu[512];
+	__u32 zero = 0;
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0 || ncpu > 512 || bpf_map_lookup_elem(in->t.fds.flow_stats, &zero, percpu))
+		die("reading lx_flow_stats");
+	uint64_t n = 0;
+	for (int i = 0; i < ncpu; i++)
+		n += percpu[i].evicted;
+	return n;
+}
+
+/* The Edge's SYN from lport, and whether the partner's SYN-ACK to it then passes. */
+static void edge_syn(struct prog *in, uint16_t lport, int fam, struct expect_drops *ed)
+{
+	struct frame f = pkt(IPPROTO_TCP, &EXT, lport, &PARTNER, 5061, fam, 0x02, 0);
+	expect(in, &f, V_PASS, 0, ed, "edge:%u SYN to partner:5061 IPv%d", lport, fam);
+}
+
+/*
+ * lx_flows is set-associative: a flow lives in one of the LX_FLOW_WAYS slots of the set its
+ * keyed hash picks. A full set evicts its least recently refreshed flow (counted), a timed-out
+ * slot is taken without an eviction, and a slot whose key is a mix of two flows (two CPUs
+ * writing it at once) matches neither those flows nor the mix.
+ */
+static void test_flow_sets(void)
+{
+	struct expect_drops ed;
+	memset(&ed, 0, sizeof(ed));
+	const long tick_ms = 20; /* more than a jiffy: the coarse clock moves between steps */
+	for (int fam = 4; fam <= 6; fam += 2) {
+		struct prog in;
+		inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
+		uint16_t port[LX_FLOW_WAYS + 1];
+		same_set_ports(&in, fam, port, LX_FLOW_WAYS + 1);
+		/* Four flows fill the set; the first is refreshed last, so the second is the
+		 * least recently refreshed. */
+		for (int i = 0; i < LX_FLOW_WAYS; i++) {
+			edge_syn(&in, port[i], fam, &ed);
+			sleep_ms(tick_ms);
+		}
+		struct frame f = pkt(IPPROTO_TCP, &EXT, port[0], &PARTNER, 5061, fam, 0x10, 0);
+		expect(&in, &f, V_PASS, 0, &ed, "edge:%u ACK refreshes its flow IPv%d", port[0],
+		       fam);
+		sleep_ms(tick_ms);
+		uint64_t e0 = flows_evicted(&in), n0 = flows_present(&in);
+		CHECK(e0 == 0 && n0 == LX_FLOW_WAYS,
+		      "%s [IPv%d]: %d flows of ports %u %u %u %u fill one set (set %u of %u): %d "
+		      "present, none evicted (got %llu, %llu)",
+		      in.name, fam, LX_FLOW_WAYS, port[0], port[1], port[2], port[3],
+		      edge_set(&in, port[0], fam), in.t.flow_slots / LX_FLOW_WAYS, LX_FLOW_WAYS,
+		      (unsigned long long)n0, (unsigned long long)e0);
+		edge_syn(&in, port[4], fam, &ed);
+		struct lx_flow fl;
+		CHECK(
+		    flows_evicted(&in) == 1 && edge_flow(&in, port[1], fam, &fl) < 0 &&
+			edge_flow(&in, port[0], fam, &fl) == 0 &&
+			edge_flow(&in, port[2], fam, &fl) == 0 &&
+			edge_flow(&in, port[3], fam, &fl) == 0 &&
+			edge_flow(&in, port[4], fam, &fl) == 0,
+		    "%s [IPv%d]: a fifth flow (edge:%u) in the full set evicts the least recently "
+		    "refreshed one (edge:%u), counted once; the other three stay",
+		    in.name, fam, port[4], port[1]);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, port[1], fam, 0x12, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "partner's SYN-ACK to the evicted flow edge:%u IPv%d", port[1], fam);
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, port[0], fam, 0x12, 0);
+		expect(&in, &f, V_PASS, 0, &ed,
+		       "partner's SYN-ACK to the refreshed flow edge:%u IPv%d", port[0], fam);
+
+		/* A slot holding a mix of two keys: one flow's key with another's check. A reply
+		 * with that key computes its own check, so the mix matches nothing. */
+		struct lx_flow_key mixed = edge_key(port[0], fam);
+		struct lx_flow_key other = edge_key(port[2], fam);
+		other.check = lx_flow_check(lx_flow_hash(&other, in.t.flow_seed));
+		mixed.check = other.check;
+		__u32 slot = edge_set(&in, port[0], fam) * LX_FLOW_WAYS, i;
+		struct lx_flow_slot s;
+		for (i = 0; i < LX_FLOW_WAYS; i++) {
+			__u32 at = slot + i;
+			if (bpf_map_lookup_elem(in.t.fds.flows, &at, &s))
+				die("reading lx_flows");
+			struct lx_flow_key k = s.key, want = edge_key(port[0], fam);
+			k.check = 0;
+			if (!memcmp(&k, &want, sizeof(k)))
+				break;
+		}
+		if (i == LX_FLOW_WAYS)
+			die("the flow of edge:%u is not in its set", port[0]);
+		s.key = mixed;
+		__u32 at = slot + i;
+		if (bpf_map_update_elem(in.t.fds.flows, &at, &s, BPF_ANY))
+			die("writing lx_flows");
+		f = pkt(IPPROTO_TCP, &PARTNER, 5061, &EXT, port[0], fam, 0x10, 0);
+		expect(&in, &f, V_DROP, LX_DROP_UNSOLICITED, &ed,
+		       "a torn slot (edge:%u's key, edge:%u's check) matches no reply IPv%d",
+		       port[0], port[2], fam);
+		prog_close(&in);
+	}
+
+	/* Timed out: its slot is taken by a new flow of the set without an eviction. */
+	for (int fam = 4; fam <= 6; fam += 2) {
+		struct prog in;
+		const struct prog_opts o = { .policy = LX_POLICY_ENFORCE,
+					     .comp = &C_base,
+					     .config = short_timeouts };
+		prog_open(&in, "enforce, short timeouts", &M, &S_base, &o, NULL);
+		uint16_t port[LX_FLOW_WAYS + 1];
+		same_set_ports(&in, fam, port, LX_FLOW_WAYS + 1);
+		for (int i = 0; i < LX_FLOW_WAYS; i++)
+			edge_syn(&in, port[i], fam, &ed);
+		sleep_ms(SHORT_TCP_MS + CLOCK_SLACK_MS * 2);
+		edge_syn(&in, port[4], fam, &ed);
+		struct lx_flow fl;
+		CHECK(flows_evicted(&in) == 0 && edge_flow(&in, port[4], fam, &fl) == 0 &&
+			  flows_present(&in) == LX_FLOW_WAYS,
+		      "%s [IPv%d]: with the set's four flows timed out, a fifth takes one of their "
+		      "slots: no eviction counted, %d slots in use",
+		      in.name, fam, LX_FLOW_WAYS);
+		prog_close(&in);
+	}
+}
+
 int main(void)
 {
 	struct timespec t0, t1;
@@ -3046,6 +3213,8 @@ int main(void)
 	test_nat();
 	puts("== 16. a CPU's clock a tick behind a refresh on another CPU");
 	test_clock_behind();
+	puts("== 17. the flow table's sets: eviction, timed-out slots, torn slots");
+	test_flow_sets();
 
 	compile_free(&C_base);
 	compile_free(&C_icmp);

@@ -91,7 +91,8 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->prefixes4 = c->hosts4 + c->nets4;
 	st->prefixes6 = c->hosts6 + c->nets6;
 	st->groups = (uint32_t)c->role_groups;
-	st->flows_max = c->flows_max ? c->flows_max : LX_MAX_FLOWS;
+	st->flows_max = loader_flow_slots(c->flows_max);
+	st->flow_seed = loader_flow_seed();
 	st->loaded_at = (uint64_t)time(NULL);
 	st->max_rule_id = c->max_id;
 	st->matrix_hash = m->hash;
@@ -191,7 +192,9 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 				  .rule_cap = st.rule_cap,
 				  .pinned = 1,
 				  .size_for = fresh ? c : NULL,
-				  .compiled = c };
+				  .compiled = c,
+				  .flow_slots = st.flows_max,
+				  .flow_seed = st.flow_seed };
 	skel = loader_load(&lo, err);
 	if (!skel)
 		goto out;
@@ -264,7 +267,8 @@ static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 	zero_entries(LX_PIN_CONFORMANCE, slot * per_slot * LX_CONF_MAX, per_slot * LX_CONF_MAX,
 		     zeros);
 	zero_entries(LX_PIN_SPECIAL, lx_special_counter_index(slot, 0), LX_CNT_MAX, zeros);
-	zero_entries(LX_PIN_DROPS, lx_drop_counter_index(slot, 0, 0), LX_DROP_MAX * 2, zeros);
+	zero_entries(LX_PIN_DROPS, lx_drop_counter_index(slot, 0, 0, 0),
+		     LX_DROP_MAX * 2 * LX_DROP_CLASSES, zeros);
 	free(zeros);
 }
 
@@ -478,6 +482,10 @@ static void update_state_after_reload(struct lx_state *st, const struct matrix *
 	fresh.loaded_at = st->loaded_at;
 	fresh.reloaded_at = (uint64_t)time(NULL);
 	fresh.reloads = st->reloads + 1;
+	/* The flow table is state: kept as it was created (a new `flows` line waits for the
+	 * next first attach). */
+	fresh.flows_max = st->flows_max;
+	fresh.flow_seed = st->flow_seed;
 	memcpy(fresh.ifaces, st->ifaces, sizeof(fresh.ifaces));
 	for (int slot = 0; slot < LX_MAX_IFACES; slot++) {
 		if (!inst[slot])
@@ -524,7 +532,9 @@ int attach_reload(const struct matrix *m, const struct site *s, const struct com
 					  .fresh_tables = first < 0,
 					  .tables_from = first < 0 ? NULL : inst[first],
 					  .size_for = first < 0 ? c : NULL,
-					  .compiled = c };
+					  .compiled = c,
+					  .flow_slots = st.flows_max,
+					  .flow_seed = st.flow_seed };
 		inst[slot] = loader_load(&lo, err);
 		if (!inst[slot])
 			goto out;

@@ -414,6 +414,15 @@ int compile_tables(const struct matrix *m, const struct site *s, struct compiled
 			resolve(m, c, g, proto, 1, width);
 		}
 	}
+	/* Each port also says which groups have it on the other transport: a packet to a
+	 * protected host on a port it has only there is refused as `transport`, with no second
+	 * lookup on the drop path. */
+	for (uint32_t port = 0; port < LX_PORTS; port++) {
+		struct lx_port_groups *tcp = &c->port_groups[lx_port_index(LX_PROTO_TCP, port)];
+		struct lx_port_groups *udp = &c->port_groups[lx_port_index(LX_PROTO_UDP, port)];
+		tcp->local_other = udp->local;
+		udp->local_other = tcp->local;
+	}
 	if (c->nremote > LX_MAX_REMOTE) {
 		snprintf(
 		    err->msg, sizeof(err->msg),

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -20,6 +21,23 @@ uint32_t loader_rule_cap(int nrules)
 	while (cap < (uint32_t)nrules + 1)
 		cap *= 2;
 	return cap;
+}
+
+uint32_t loader_flow_slots(uint32_t flows_max)
+{
+	uint64_t want = (uint64_t)(flows_max ? flows_max : LX_MAX_FLOWS) * LX_FLOW_SLOTS_PER_FLOW;
+	uint32_t slots = LX_FLOW_WAYS;
+	while (slots < want)
+		slots *= 2;
+	return slots;
+}
+
+uint64_t loader_flow_seed(void)
+{
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = 0;
+	return seed;
 }
 
 /* The program's load-time config (its .rodata `config`) for a compiled site. */
@@ -142,8 +160,6 @@ static int size_tables(struct lyncxdp_bpf *skel, const struct compiled *c, struc
 	bpf_map__set_max_entries(skel->maps.tbl_addr6, t6.usable ? t6.nbuckets : 1);
 	addr6_free(&t6);
 	bpf_map__set_max_entries(skel->maps.tbl_lpm6, at_least(c->nets6, 64));
-	/* Not a table, but created with them on the first attach (kept over reloads). */
-	bpf_map__set_max_entries(skel->maps.lx_flows, c->flows_max ? c->flows_max : LX_MAX_FLOWS);
 	addr4_free(&t4);
 	return 0;
 }
@@ -184,6 +200,10 @@ struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_erro
 	bpf_map__set_max_entries(skel->maps.lx_conformance,
 				 LX_MAX_IFACES * opts->rule_cap * LX_DIR_MAX * LX_CONF_MAX);
 	bpf_map__set_max_entries(skel->maps.lx_rule_info, opts->rule_cap);
+	uint32_t flow_slots = opts->flow_slots ? opts->flow_slots : loader_flow_slots(0);
+	bpf_map__set_max_entries(skel->maps.lx_flows, flow_slots);
+	skel->rodata->flow_sets = flow_slots / LX_FLOW_WAYS;
+	skel->rodata->flow_seed = opts->flow_seed;
 	bpf_map__set_max_entries(skel->maps.tbl_actions, opts->rule_cap);
 
 	if (opts->size_for) {

@@ -29,6 +29,10 @@ struct loader_opts {
 	const struct compiled *compiled;
 	/* The program's load-time config when not loader_config() of the site (tests). */
 	const struct lx_config *config;
+	/* The flow table (lx_flows): its slots (loader_flow_slots()) and its hash's seed. A
+	 * pinned table is joined with the values it was created with (lx_state). */
+	uint32_t flow_slots;
+	uint64_t flow_seed;
 };
 
 /* The load-time config of the program (flags, protected groups, timeouts) for a site. */
@@ -37,6 +41,13 @@ struct lx_config loader_config(const struct compiled *c);
 /* Rule ids a counter map must hold for this many rules: a power of two, LX_RULE_CAP_MIN at
  * least. */
 uint32_t loader_rule_cap(int nrules);
+
+/* Slots of the flow table for the site's `flows N` (0: LX_MAX_FLOWS): LX_FLOW_SLOTS_PER_FLOW
+ * per flow, rounded up to a power of two (whole sets of LX_FLOW_WAYS). */
+uint32_t loader_flow_slots(uint32_t flows_max);
+
+/* A new flow table's seed, from the kernel's random source (0 only if that fails). */
+uint64_t loader_flow_seed(void);
 
 /* Open, configure and load. Returns NULL with a message in err. */
 struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err);

@@ -21,6 +21,7 @@
 #include "capture.h"
 #include "cli_params.h"
 #include "compile.h"
+#include "conntrack.h"
 #include "droplog.h"
 #include "explain.h"
 #include "exporter.h"
@@ -581,6 +582,28 @@ static int64_t monotonic_to_epoch(uint64_t *now_mono)
 	       ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec);
 }
 
+/* ---- conntrack ---- */
+
+static int cmd_conntrack(void *v)
+{
+	struct args *a = v;
+	struct lx_state st;
+	uint32_t mask;
+	int rc = read_attached(NULL, &st, &mask);
+	if (rc)
+		return rc;
+	struct text_error err;
+	int fd = pins_map_fd(LX_PIN_FLOWS, &err);
+	if (fd < 0)
+		return fail(&err);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* the program's clock */
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	rc = conntrack_print(stdout, fd, now, a->json, &err) < 0 ? fail(&err) : 0;
+	close(fd);
+	return rc;
+}
+
 static int cmd_streams(void *v)
 {
 	struct args *a = v;
@@ -953,6 +976,20 @@ static const struct cli_cmd commands[] = {
 	  "attached interfaces, product, site, rule and prefix counts",
 	  "Attached interfaces (mode, program and link ids), the product, matrix and site\n"
 	  "they run, rule and prefix counts.\n",
+	  { json_opt } },
+	{ "conntrack",
+	  cmd_conntrack,
+	  NULL,
+	  0,
+	  0,
+	  0,
+	  "takes no arguments",
+	  "connections protected hosts opened, as the flow table holds them",
+	  "The flow table of protected hosts (what enforce admits replies on), like `conntrack\n"
+	  "-L`: per flow the transport, the protected host's address and port, the remote's,\n"
+	  "the state the host's own packets show (syn-sent, established, closing, open; expired\n"
+	  "until a new flow takes its slot) and how long ago the host last sent. Most recent\n"
+	  "first.\n",
 	  { json_opt } },
 	{ "stats",
 	  cmd_stats,

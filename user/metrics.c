@@ -172,7 +172,7 @@ static void info_metrics(FILE *out, const struct lx_state *st, const struct ifac
 	fprintf(out, "lyncxdp_rules %u\n", st->rules_active);
 }
 
-/* lx_flows: what `status` shows, so that a fleet can alert before the LRU evicts live flows. */
+/* lx_flows: what `status` shows, so that a fleet can alert before live flows are evicted. */
 static void flow_metrics(FILE *out, const struct pins_flow_usage *fu)
 {
 	const struct {
@@ -188,7 +188,7 @@ static void flow_metrics(FILE *out, const struct pins_flow_usage *fu)
 		{ "lyncxdp_flows_opened_total", "counter", "Flows opened by protected hosts.",
 		  fu->opened },
 		{ "lyncxdp_flows_evicted_total", "counter",
-		  "Flow table entries replaced by newer ones (opened - present).", fu->evicted },
+		  "Live flows replaced by new ones in a full set of the flow table.", fu->evicted },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		header(out, rows[i].name, rows[i].type, rows[i].help);

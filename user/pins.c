@@ -236,6 +236,95 @@ int pins_parse_side(const char *text)
 	return -1;
 }
 
+int pins_flows_each(int fd, int (*fn)(const struct lx_flow_slot *s, void *arg), void *arg)
+{
+	enum { CHUNK = 4096 };
+	__u32 *keys = malloc(CHUNK * sizeof(*keys));
+	struct lx_flow_slot *slots = malloc(CHUNK * sizeof(*slots));
+	int rc = keys && slots ? 0 : -1, last = 0;
+	__u32 next = 0;
+	for (void *from = NULL; !rc && !last; from = &next) {
+		__u32 n = CHUNK;
+		if (bpf_map_lookup_batch(fd, from, &next, keys, slots, &n, NULL) < 0) {
+			if (errno != ENOENT) {
+				rc = -1;
+				break;
+			}
+			last = 1; /* the end of the table, with the last n slots */
+		}
+		for (__u32 i = 0; i < n && !rc; i++)
+			if (slots[i].key.family && fn(&slots[i], arg))
+				rc = 1;
+	}
+	free(keys);
+	free(slots);
+	return rc;
+}
+
+int pins_flow_lookup(int fd, uint32_t slots, uint64_t seed, const struct lx_flow_key *k,
+		     struct lx_flow *f)
+{
+	struct lx_flow_key key = *k;
+	key.check = 0;
+	uint64_t h = lx_flow_hash(&key, seed);
+	key.check = lx_flow_check(h);
+	__u32 first = ((__u32)h & (slots / LX_FLOW_WAYS - 1)) * LX_FLOW_WAYS;
+	for (__u32 way = 0; way < LX_FLOW_WAYS; way++) {
+		__u32 i = first + way;
+		struct lx_flow_slot s;
+		if (bpf_map_lookup_elem(fd, &i, &s))
+			return -1;
+		if (!memcmp(&s.key, &key, sizeof(key))) {
+			*f = s.flow;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int pins_flows_clear(int fd)
+{
+	enum { CHUNK = 4096 };
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len))
+		return -1;
+	__u32 *keys = malloc(CHUNK * sizeof(*keys));
+	struct lx_flow_slot *zero = calloc(CHUNK, sizeof(*zero));
+	int rc = keys && zero ? 0 : -1;
+	for (__u32 at = 0; !rc && at < info.max_entries; at += CHUNK) {
+		__u32 n = info.max_entries - at < CHUNK ? info.max_entries - at : CHUNK;
+		for (__u32 i = 0; i < n; i++)
+			keys[i] = at + i;
+		if (bpf_map_update_batch(fd, keys, zero, &n, NULL) < 0)
+			rc = -1;
+	}
+	free(keys);
+	free(zero);
+	return rc;
+}
+
+struct flow_count {
+	uint64_t now, entries, live;
+};
+
+int pins_flow_live(const struct lx_flow_slot *s, uint64_t now_ns)
+{
+	/* The timeouts every program is loaded with (lx_config). */
+	const uint64_t timeout = s->flow.closing		? LX_TCP_CLOSING_S * 1000000000ULL
+				 : s->key.proto == LX_PROTO_TCP ? LX_TCP_TIMEOUT_S * 1000000000ULL
+								: LX_UDP_TIMEOUT_S * 1000000000ULL;
+	return !lx_elapsed_over(now_ns, s->flow.last_seen_ns, timeout);
+}
+
+static int flow_count(const struct lx_flow_slot *s, void *arg)
+{
+	struct flow_count *fc = arg;
+	fc->entries++;
+	fc->live += pins_flow_live(s, fc->now) != 0;
+	return 0;
+}
+
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 {
 	memset(u, 0, sizeof(*u));
@@ -250,38 +339,29 @@ int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 	struct bpf_map_info info = { 0 };
 	__u32 info_len = sizeof(info);
 	if (!bpf_obj_get_info_by_fd(flows, &info, &info_len))
-		u->max = info.max_entries;
+		u->max = info.max_entries / LX_FLOW_SLOTS_PER_FLOW;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	/* The timeouts every program is loaded with (lx_config). */
-	const uint64_t tcp_ns = LX_TCP_TIMEOUT_S * 1000000000ULL;
-	const uint64_t closing_ns = LX_TCP_CLOSING_S * 1000000000ULL;
-	const uint64_t udp_ns = LX_UDP_TIMEOUT_S * 1000000000ULL;
+	struct flow_count fc = { .now =
+				     (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec };
+	int rc = pins_flows_each(flows, flow_count, &fc);
+	u->entries = fc.entries;
+	u->live = fc.live;
 	__u32 zero = 0;
-	struct lx_flow_key key, next;
-	struct lx_flow f;
-	void *prev = NULL;
-	while (!bpf_map_get_next_key(flows, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(flows, &key, &f))
-			continue;
-		u->entries++;
-		uint64_t timeout = f.closing		       ? closing_ns
-				   : key.proto == LX_PROTO_TCP ? tcp_ns
-							       : udp_ns;
-		if (!lx_elapsed_over(now, f.last_seen_ns, timeout))
-			u->live++;
-	}
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_flow_stats *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
 	if (percpu && ncpu > 0 && !bpf_map_lookup_elem(stats, &zero, percpu))
-		for (int i = 0; i < ncpu; i++)
+		for (int i = 0; i < ncpu; i++) {
 			u->opened += percpu[i].opened;
+			u->evicted += percpu[i].evicted;
+		}
 	free(percpu);
-	u->evicted = u->opened > u->entries ? u->opened - u->entries : 0;
 	close(flows);
 	close(stats);
+	if (rc < 0) {
+		snprintf(err->msg, sizeof(err->msg), "reading %s: %s", LX_PIN_FLOWS,
+			 strerror(errno));
+		return -1;
+	}
 	return 0;
 }

@@ -97,12 +97,26 @@ const char *pins_policy_name(uint32_t policy);
 const char *pins_side_name(uint32_t side);
 int pins_parse_side(const char *text); /* enum lx_side, -1 when not a side's name */
 
-/* The flow table: size, entries present (live: not timed out), new entries ever opened,
- * and so how many the LRU evicted (the program never deletes one). */
+/* The flow table: flows it is sized for (slots / LX_FLOW_SLOTS_PER_FLOW), flows present (live: not
+ * timed out), flows ever opened, and live flows evicted by a new one when their set was full (the
+ * program never deletes one). */
 struct pins_flow_usage {
 	uint32_t max;
 	uint64_t entries, live, opened, evicted;
 };
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err);
+
+/* Calls fn for each flow of a flow table (lx_flows fd), in slot order, until fn returns
+ * nonzero: returns 1 then, 0 at the end, -1 when the table cannot be read (errno). */
+int pins_flows_each(int fd, int (*fn)(const struct lx_flow_slot *s, void *arg), void *arg);
+/* The flow of key k (its check ignored) into *f, in a table of `slots` slots hashed with
+ * seed (lx_state.flows_max, .flow_seed): only its set is read. 1 found, 0 not, -1 error. */
+int pins_flow_lookup(int fd, uint32_t slots, uint64_t seed, const struct lx_flow_key *k,
+		     struct lx_flow *f);
+/* Whether a flow has not timed out at now_ns (CLOCK_MONOTONIC_COARSE), by the timeouts every
+ * program is loaded with. */
+int pins_flow_live(const struct lx_flow_slot *s, uint64_t now_ns);
+/* Every slot of a flow table emptied; -1 on error (errno). */
+int pins_flows_clear(int fd);
 
 #endif

@@ -8,7 +8,7 @@
  *   allow-icmp ipv4|ipv6 TYPE[:CODE] ...  ICMP protected hosts accept beyond the matrix's
  *   qos PROFILE                         the DSCP profile of maps/qos.profiles (sfb, teams, ...)
  *   flows N                             size of the flow table (connections protected hosts
- *                                       open), 1024..16777216, default LX_MAX_FLOWS
+ *                                       open), 1024..4194304, default LX_MAX_FLOWS
  *   nat PUBLIC PRIVATE                  a 1:1 NAT on this gateway: PUBLIC is the listed host
  *                                       PRIVATE (same roles, same flows)
  *   allow-outbound tcp|udp PORT[-PORT]  protected hosts open connections to those ports too

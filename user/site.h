@@ -43,7 +43,7 @@ struct site_outbound {
 #define SITE_MAX_DSCP	  256
 #define SITE_MAX_OUTBOUND 256
 #define SITE_MIN_FLOWS	  1024u
-#define SITE_MAX_FLOWS	  16777216u
+#define SITE_MAX_FLOWS	  4194304u
 
 struct site {
 	char path[LX_PATH_LEN];

@@ -147,16 +147,30 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 		r->total.packets += r->special[cnt].packets;
 		r->total.bytes += r->special[cnt].bytes;
 	}
+	/* Drops by reason; those no rule matched count in their class too (the program counts
+	 * a refused packet once, with its reason: lx_drop_counter_index). */
 	for (uint32_t reason = 1; rc == 0 && reason < LX_DROP_MAX; reason++)
-		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++) {
-			if (!(slot_mask & (1u << slot)))
-				continue;
-			rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 1), percpu,
-					ncpu, &r->drops[reason]);
-			if (rc == 0)
-				rc = read_count(fds->drops, lx_drop_counter_index(slot, reason, 0),
-						percpu, ncpu, &r->would_drop[reason]);
-		}
+		for (uint32_t slot = 0; rc == 0 && slot < LX_MAX_IFACES; slot++)
+			for (uint32_t enforced = 0; rc == 0 && enforced < 2; enforced++)
+				for (uint32_t class = 0; rc == 0 && (slot_mask & (1u << slot)) &&
+							 class < LX_DROP_CLASSES;
+				     class ++) {
+					struct lx_count c = { 0 };
+					rc = read_count(
+					    fds->drops,
+					    lx_drop_counter_index(slot, reason, enforced, class),
+					    percpu, ncpu, &c);
+					struct lx_count *to =
+					    enforced ? &r->drops[reason] : &r->would_drop[reason];
+					to->packets += c.packets;
+					to->bytes += c.bytes;
+					if (class == LX_DROP_CLASS_RULE)
+						continue;
+					r->special[class].packets += c.packets;
+					r->special[class].bytes += c.bytes;
+					r->total.packets += c.packets;
+					r->total.bytes += c.bytes;
+				}
 	free(percpu);
 	if (rc) {
 		snprintf(err->msg, sizeof(err->msg), "reading counters: %s", strerror(errno));

@@ -10,6 +10,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "pins.h"
+
 int testrun_open(struct testrun *t, const struct matrix *m, const struct site *s,
 		 const struct compiled *c, uint32_t policy, uint32_t tag, struct text_error *err)
 {
@@ -24,12 +26,16 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 	memset(t, 0, sizeof(*t));
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
+	t->flow_slots = loader_flow_slots(c->flows_max);
+	t->flow_seed = loader_flow_seed();
 	struct loader_opts lo = { .iface_slot = 0,
 				  .rule_cap = t->rule_cap,
 				  .record_last = 1,
 				  .size_for = c,
 				  .replay_clock = 1,
-				  .config = config };
+				  .config = config,
+				  .flow_slots = t->flow_slots,
+				  .flow_seed = t->flow_seed };
 	t->skel = loader_load(&lo, err);
 	if (!t->skel)
 		return -1;
@@ -47,6 +53,11 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_error *err)
 {
 	return loader_set_iface(loader_iface_config_fd(t->skel), 0, (int)policy, (int)tag, -1, err);
+}
+
+int testrun_flow(const struct testrun *t, const struct lx_flow_key *k, struct lx_flow *f)
+{
+	return pins_flow_lookup(t->fds.flows, t->flow_slots, t->flow_seed, k, f) == 1 ? 0 : -1;
 }
 
 void testrun_set_time(struct testrun *t, uint64_t ns)

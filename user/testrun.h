@@ -19,6 +19,8 @@ struct testrun {
 	int prog_fd;
 	uint32_t rule_cap;
 	uint32_t nrules;
+	uint32_t flow_slots; /* lx_flows: slots and hash seed (random per instance) */
+	uint64_t flow_seed;
 	uint64_t too_short; /* frames shorter than an Ethernet header: the kernel refuses them */
 	uint64_t too_long;  /* frames larger than a test run takes */
 };
@@ -39,6 +41,9 @@ int testrun_set(struct testrun *t, uint32_t policy, uint32_t tag, struct text_er
  * frames arrive on no interface). The default is LX_SIDE_PROTECTED. */
 int testrun_set_side(struct testrun *t, uint32_t side, struct text_error *err);
 void testrun_close(struct testrun *t);
+
+/* The flow of key k in the instance's flow table into *f: 0 found, -1 not (or an error). */
+int testrun_flow(const struct testrun *t, const struct lx_flow_key *k, struct lx_flow *f);
 
 /* The arrival time media streams see for the next frames (the capture's timestamp), ns. */
 void testrun_set_time(struct testrun *t, uint64_t ns);

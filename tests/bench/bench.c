@@ -805,8 +805,8 @@ struct rx_row {
 	int prog_fd;
 	struct bpf_object *obj;
 	struct lx_inst lx;
-	int cnt_fd;	      /* per-CPU counter map, or -1 for nft */
-	uint32_t cnt_keys[8]; /* summed */
+	int cnt_fd;			    /* per-CPU counter map, or -1 for nft */
+	uint32_t cnt_keys[2 * LX_DROP_MAX]; /* summed */
 	int cnt_nkeys;
 	size_t cnt_value_size;
 	const char *nft_file; /* nft rows: the ruleset loaded while the row runs */
@@ -885,8 +885,14 @@ static void rx_row_open(struct rx_row *r, const char *arg, const char *objdir)
 			r->prog_fd = r->lx.prog_fd;
 			r->cnt_fd = r->lx.fds.drops;
 			r->cnt_value_size = sizeof(struct lx_count);
-			for (uint32_t k = 1; k < LX_DROP_MAX && r->cnt_nkeys < 8; k++)
-				r->cnt_keys[r->cnt_nkeys++] = lx_drop_counter_index(0, k, 1);
+			/* Enforced drops of every reason, of a rule or unclassified (the
+			 * throughput frame is unclassified). */
+			for (uint32_t k = 1; k < LX_DROP_MAX; k++) {
+				r->cnt_keys[r->cnt_nkeys++] =
+				    lx_drop_counter_index(0, k, 1, LX_DROP_CLASS_RULE);
+				r->cnt_keys[r->cnt_nkeys++] =
+				    lx_drop_counter_index(0, k, 1, LX_CNT_UNCLASSIFIED);
+			}
 		}
 	} else if (!strncmp(s, "xdpfilter:", 10)) {
 		r->prog_fd = bpf_prog_get_fd_by_id((uint32_t)atoi(s + 10));
