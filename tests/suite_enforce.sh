@@ -511,6 +511,14 @@ flows80() {
 }
 expect_eq "tcp closing: the blind RSTs and FIN left the flow of 44101 open; the real FIN and RST closed 44102 and 44103" \
 	"44101 0;44102 1;44103 1" "$(flows80 | cut -d' ' -f1,2 | paste -sd';')"
+# A reload keeps the flow table with its size and its hash's seed: the new program finds the
+# flows where the old one put them (the server's data on 44101 below is a reply: it passes
+# only on the flow).
+status_seed() { lx $G status --json | jq -c '.flows | {max, entries}'; }
+seed0=$(status_seed)
+check "tcp closing: lyncxdp reload while the connections are held" lx $G reload
+expect_eq "tcp closing: after the reload the flow table is the same (size, entries) and holds the same three flows" \
+	"$seed0 44101 0;44102 1;44103 1" "$(status_seed) $(flows80 | cut -d' ' -f1,2 | paste -sd';')"
 # Wait until the Edge's last packet on each connection (the flows' last_seen, on the program's
 # clock: CLOCK_MONOTONIC_COARSE) is 11 s old: longer than the closing timeout (10 s).
 coarse_ns() { $PY -c 'import time; print(time.clock_gettime_ns(6))'; } # CLOCK_MONOTONIC_COARSE
@@ -523,7 +531,7 @@ done
 check "tcp closing: the Edge's last packet on the three connections is 11 s old (after ${waited} s)" \
 	test "$(($(coarse_ns) - ${last:-0}))" -gt 11000000000
 server_do "44101 send 200"
-check "tcp closing: the connection the blind RSTs and FIN aimed at survived: 11 s after the Edge's last packet (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
+check "tcp closing: the connection the blind RSTs and FIN aimed at survived (and the reload): 11 s after the Edge's last packet (closing timeout 10 s) the server's next 200 bytes reach the Edge" \
 	wait_line "$T/hold.44101.log" '^recv 300$'
 # The closed connections' flows are gone: the server's packets on them are now unsolicited.
 h $C spoof lxenf-c0 "$GMAC" $C4 $E4 tcp 80 44102 A 1
