@@ -412,17 +412,26 @@ _Static_assert(sizeof(struct lx_flow_slot) == 64, "lx_flow_slot: one cache line"
  * The hash of a flow key (its check field taken as 0), keyed with the table's random seed
  * (lx_state.flow_seed, kept with the table across reloads) so that nobody outside can aim
  * flows at one set. Each word is multiplied on its own (the five multiplies run side by
- * side), the products folded and mixed once more. The low bits pick the set, the top 16
- * are the key's check.
+ * side), the products rotated by different amounts and folded, then mixed once more. The
+ * rotations matter: a product's top bit flips with its word's top bit whatever the seed, so
+ * unrotated, two such flips in two words (IPv6 addresses differing in those bits) would
+ * cancel for every seed. The low bits pick the set, the top 16 are the key's check.
  */
+LX_INLINE __u64 lx_flow_rotl(__u64 x, unsigned r)
+{
+	return x << r | x >> (64 - r);
+}
+
 LX_INLINE __u64 lx_flow_hash(const struct lx_flow_key *k, __u64 seed)
 {
 	__u64 w[5];
 	__builtin_memcpy(w, k, sizeof(w));
 	w[0] &= ~(0xffffULL << 48); /* the check field: bytes 6-7 (little-endian hosts only) */
-	__u64 h = ((w[0] ^ seed) * LX_FLOW_MUL) ^ ((w[1] + seed) * (LX_FLOW_MUL + 2)) ^
-		  ((w[2] - seed) * (LX_FLOW_MUL + 4)) ^ ((w[3] ^ ~seed) * (LX_FLOW_MUL + 6)) ^
-		  ((w[4] + ~seed) * (LX_FLOW_MUL + 8));
+	__u64 h = ((w[0] ^ seed) * LX_FLOW_MUL) ^
+		  lx_flow_rotl((w[1] + seed) * (LX_FLOW_MUL + 2), 13) ^
+		  lx_flow_rotl((w[2] - seed) * (LX_FLOW_MUL + 4), 26) ^
+		  lx_flow_rotl((w[3] ^ ~seed) * (LX_FLOW_MUL + 6), 39) ^
+		  lx_flow_rotl((w[4] + ~seed) * (LX_FLOW_MUL + 8), 52);
 	h = (h ^ (h >> 29)) * LX_FLOW_MUL;
 	return h ^ (h >> 32);
 }

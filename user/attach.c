@@ -92,7 +92,6 @@ static void fill_state(struct lx_state *st, const struct matrix *m, const struct
 	st->prefixes6 = c->hosts6 + c->nets6;
 	st->groups = (uint32_t)c->role_groups;
 	st->flows_max = loader_flow_slots(c->flows_max);
-	st->flow_seed = loader_flow_seed();
 	st->loaded_at = (uint64_t)time(NULL);
 	st->max_rule_id = c->max_id;
 	st->matrix_hash = m->hash;
@@ -178,6 +177,10 @@ int attach_iface(const char *ifname, const struct attach_opts *o, const struct m
 			goto out;
 	} else {
 		fill_state(&st, m, s, c, loader_rule_cap(m->nrules));
+		uint64_t seed;
+		if (loader_flow_seed(&seed, err) < 0)
+			goto out;
+		st.flow_seed = seed;
 		fresh = 1;
 	}
 	int slot = free_slot(&st);

@@ -13,6 +13,7 @@
 struct rows {
 	struct lx_flow_slot *v;
 	size_t n, cap;
+	int oom;
 };
 
 static int collect(const struct lx_flow_slot *s, void *arg)
@@ -21,8 +22,10 @@ static int collect(const struct lx_flow_slot *s, void *arg)
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 256;
 		struct lx_flow_slot *v = realloc(r->v, cap * sizeof(*v));
-		if (!v)
+		if (!v) {
+			r->oom = 1;
 			return -1;
+		}
 		r->v = v;
 		r->cap = cap;
 	}
@@ -62,7 +65,7 @@ int conntrack_print(FILE *out, int flows_fd, uint64_t now_ns, int json, struct t
 	struct rows r = { 0 };
 	if (pins_flows_each(flows_fd, collect, &r) != 0) {
 		snprintf(err->msg, sizeof(err->msg), "reading %s: %s", LX_PIN_FLOWS,
-			 r.n == r.cap ? "out of memory" : strerror(errno));
+			 r.oom ? "out of memory" : strerror(errno));
 		free(r.v);
 		return -1;
 	}

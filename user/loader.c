@@ -32,12 +32,17 @@ uint32_t loader_flow_slots(uint32_t flows_max)
 	return slots;
 }
 
-uint64_t loader_flow_seed(void)
+int loader_flow_seed(uint64_t *seed, struct text_error *err)
 {
-	uint64_t seed = 0;
-	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		seed = 0;
-	return seed;
+	ssize_t n;
+	do
+		n = getrandom(seed, sizeof(*seed), 0);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(*seed))
+		return 0;
+	snprintf(err->msg, sizeof(err->msg), "no random bytes for the flow table's hash seed: %s",
+		 n < 0 ? strerror(errno) : "short read");
+	return -1;
 }
 
 /* The program's load-time config (its .rodata `config`) for a compiled site. */

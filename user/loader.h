@@ -46,8 +46,9 @@ uint32_t loader_rule_cap(int nrules);
  * per flow, rounded up to a power of two (whole sets of LX_FLOW_WAYS). */
 uint32_t loader_flow_slots(uint32_t flows_max);
 
-/* A new flow table's seed, from the kernel's random source (0 only if that fails). */
-uint64_t loader_flow_seed(void);
+/* A new flow table's seed, from the kernel's random source; -1 with err when it gives none
+ * (never a constant: anyone could then aim flows at one set). */
+int loader_flow_seed(uint64_t *seed, struct text_error *err);
 
 /* Open, configure and load. Returns NULL with a message in err. */
 struct lyncxdp_bpf *loader_load(const struct loader_opts *opts, struct text_error *err);

@@ -27,7 +27,8 @@ int testrun_open_config(struct testrun *t, const struct matrix *m, const struct 
 	t->rule_cap = loader_rule_cap(m->nrules);
 	t->nrules = (uint32_t)m->nrules;
 	t->flow_slots = loader_flow_slots(c->flows_max);
-	t->flow_seed = loader_flow_seed();
+	if (loader_flow_seed(&t->flow_seed, err) < 0)
+		return -1;
 	struct loader_opts lo = { .iface_slot = 0,
 				  .rule_cap = t->rule_cap,
 				  .record_last = 1,
