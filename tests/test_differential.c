@@ -38,7 +38,6 @@
 #include <arpa/inet.h>
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "check.h"
 #include "support.h"
@@ -1343,15 +1342,10 @@ static void open_instance(struct instance *in, const char *name, const char *sit
 /* Live flows the program's flow table evicted so far (lx_flow_stats, every CPU). */
 static uint64_t flows_evicted(struct instance *in)
 {
-	struct lx_flow_stats percpu[512];
-	__u32 zero = 0;
-	int ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0 || ncpu > 512 || bpf_map_lookup_elem(in->p.t.fds.flow_stats, &zero, percpu))
+	struct lx_flow_stats sum;
+	if (pins_flow_stats(in->p.t.fds.flow_stats, &sum) < 0)
 		die("reading lx_flow_stats");
-	uint64_t n = 0;
-	for (int i = 0; i < ncpu; i++)
-		n += percpu[i].evicted;
-	return n;
+	return sum.evicted;
 }
 
 static void set_mode(struct instance *in, uint32_t policy, uint32_t tag, uint32_t side)

@@ -2004,15 +2004,10 @@ static uint64_t flows_present(struct prog *in)
 
 static uint64_t flows_opened(struct prog *in)
 {
-	struct lx_flow_stats percpu[512];
-	__u32 zero = 0;
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t n = 0;
-	if (ncpu > 512 || bpf_map_lookup_elem(in->t.fds.flow_stats, &zero, percpu))
+	struct lx_flow_stats sum;
+	if (pins_flow_stats(in->t.fds.flow_stats, &sum) < 0)
 		die("reading lx_flow_stats");
-	for (int i = 0; i < ncpu; i++)
-		n += percpu[i].opened;
-	return n;
+	return sum.opened;
 }
 
 static void test_spoofed(void)
@@ -3027,15 +3022,10 @@ static void same_set_ports(struct prog *in, int fam, uint16_t *ports, int n)
 
 static uint64_t flows_evicted(struct prog *in)
 {
-	struct lx_flow_stats percpu[512];
-	__u32 zero = 0;
-	int ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0 || ncpu > 512 || bpf_map_lookup_elem(in->t.fds.flow_stats, &zero, percpu))
+	struct lx_flow_stats sum;
+	if (pins_flow_stats(in->t.fds.flow_stats, &sum) < 0)
 		die("reading lx_flow_stats");
-	uint64_t n = 0;
-	for (int i = 0; i < ncpu; i++)
-		n += percpu[i].evicted;
-	return n;
+	return sum.evicted;
 }
 
 /* The Edge's SYN from lport, and whether the partner's SYN-ACK to it then passes. */

@@ -325,6 +325,21 @@ static int flow_count(const struct lx_flow_slot *s, void *arg)
 	return 0;
 }
 
+int pins_flow_stats(int fd, struct lx_flow_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	__u32 zero = 0;
+	int ncpu = libbpf_num_possible_cpus();
+	struct lx_flow_stats *percpu = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*percpu)) : NULL;
+	int rc = percpu && !bpf_map_lookup_elem(fd, &zero, percpu) ? 0 : -1;
+	for (int i = 0; rc == 0 && i < ncpu; i++) {
+		sum->opened += percpu[i].opened;
+		sum->evicted += percpu[i].evicted;
+	}
+	free(percpu);
+	return rc;
+}
+
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 {
 	memset(u, 0, sizeof(*u));
@@ -347,15 +362,11 @@ int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err)
 	int rc = pins_flows_each(flows, flow_count, &fc);
 	u->entries = fc.entries;
 	u->live = fc.live;
-	__u32 zero = 0;
-	int ncpu = libbpf_num_possible_cpus();
-	struct lx_flow_stats *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
-	if (percpu && ncpu > 0 && !bpf_map_lookup_elem(stats, &zero, percpu))
-		for (int i = 0; i < ncpu; i++) {
-			u->opened += percpu[i].opened;
-			u->evicted += percpu[i].evicted;
-		}
-	free(percpu);
+	struct lx_flow_stats sum;
+	if (pins_flow_stats(stats, &sum) == 0) {
+		u->opened = sum.opened;
+		u->evicted = sum.evicted;
+	}
 	close(flows);
 	close(stats);
 	if (rc < 0) {

@@ -106,6 +106,9 @@ struct pins_flow_usage {
 };
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err);
 
+/* lx_flow_stats (fd) summed over CPUs; -1 when it cannot be read. */
+int pins_flow_stats(int fd, struct lx_flow_stats *sum);
+
 /* Calls fn for each flow of a flow table (lx_flows fd), in slot order, until fn returns
  * nonzero: returns 1 then, 0 at the end, -1 when the table cannot be read (errno). */
 int pins_flows_each(int fd, int (*fn)(const struct lx_flow_slot *s, void *arg), void *arg);
