@@ -297,7 +297,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2 * LX_DROP_CLASSES);
 	__type(key, __u32);
-	__type(value, struct lx_count);
+	__type(value, struct lx_drop_count);
 } lx_drops SEC(".maps");
 
 // Drop log records for `lyncxdp drops`. Written by the program, rate-limited.
@@ -416,12 +416,15 @@ static __always_inline const struct lx_config *config_ptr(void)
  */
 #define PARSE_NEXT LX_CNT_MAX
 
+/* A malformed frame is the rare case: its exits go out of the way of the common path. */
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 /* ---- parse ---- */
 
 static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 {
 	struct ethhdr *eth = c->pos;
-	if ((void *)(eth + 1) > c->end)
+	if (unlikely((void *)(eth + 1) > c->end))
 		return LX_CNT_MALFORMED;
 	*eth_proto = eth->h_proto;
 	c->pos = eth + 1;
@@ -448,10 +451,11 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	int icmp = p->ipproto == (p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	if (p->ipproto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
-		if ((void *)(tcp + 1) > c->end || p->l4_room < sizeof(*tcp))
+		if (unlikely((void *)(tcp + 1) > c->end))
 			return LX_CNT_MALFORMED;
+		/* A header of 20 bytes or more within the IP length (then l4_room >= 20 too). */
 		__u16 hdr_len = tcp->doff * 4; /* read once: stores to p may alias the packet */
-		if (hdr_len < sizeof(*tcp) || hdr_len > p->l4_room)
+		if (unlikely(hdr_len < sizeof(*tcp) || hdr_len > p->l4_room))
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_TCP;
 		p->sport = bpf_ntohs(tcp->source);
@@ -466,7 +470,7 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	}
 	if (p->ipproto == IPPROTO_UDP) {
 		struct udphdr *udp = c->pos;
-		if ((void *)(udp + 1) > c->end || p->l4_room < sizeof(*udp))
+		if (unlikely((void *)(udp + 1) > c->end || p->l4_room < sizeof(*udp)))
 			return LX_CNT_MALFORMED;
 		p->proto = LX_PROTO_UDP;
 		p->sport = bpf_ntohs(udp->source);
@@ -479,7 +483,7 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 	}
 	if (icmp) {
 		__u8 *hdr = c->pos; /* type, code, checksum */
-		if ((void *)(hdr + 4) > c->end || p->l4_room < 4)
+		if (unlikely((void *)(hdr + 4) > c->end || p->l4_room < 4))
 			return LX_CNT_MALFORMED;
 		p->icmp_type = hdr[0];
 		p->icmp_code = hdr[1];
@@ -495,20 +499,21 @@ static __always_inline int parse_l4(struct cursor *c, struct packet *p)
 static __always_inline int parse_ipv4(struct cursor *c, struct packet *p)
 {
 	struct iphdr *ip = c->pos;
-	if ((void *)(ip + 1) > c->end)
+	if (unlikely((void *)(ip + 1) > c->end))
 		return LX_CNT_MALFORMED;
 	p->family = 4;
 	p->ip = ip;
 	__builtin_memcpy(p->saddr.addr, &ip->saddr, 4);
 	__builtin_memcpy(p->daddr.addr, &ip->daddr, 4);
 	p->have_addrs = 1;
-	if (ip->version != 4 || ip->ihl < 5)
+	/* version 4 and a header of 5 words or more: the first byte is 0x45..0x4f */
+	if (unlikely((__u8)(((__u8 *)ip)[0] - 0x45) > 0x0a))
 		return LX_CNT_MALFORMED;
 	__u32 hdr_len = ip->ihl * 4;
 	__u32 tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < hdr_len || (void *)ip + tot_len > c->end)
-		return LX_CNT_MALFORMED;
-	if ((void *)ip + hdr_len > c->end)
+	/* The header within the IP length, and that within the frame (the transport's own
+	 * bounds check covers what the verifier needs of the header's end). */
+	if (unlikely(tot_len < hdr_len || (void *)ip + tot_len > c->end))
 		return LX_CNT_MALFORMED;
 
 	p->ipproto = ip->protocol;
@@ -1697,53 +1702,102 @@ static __always_inline void count(void *map, __u32 idx, __u64 bytes)
 	}
 }
 
+/* What the drop log records of a packet (lx_log_drop's argument). */
+struct drop_in {
+	__u32 group;
+	__u8 family;
+	__u8 ipproto;
+	__u8 reason;
+	__u8 enforced;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 pad;
+};
+
+enum { LOG_SENT, LOG_FULL, LOG_RING_FULL };
+
 /*
- * At most per_sec records per CPU in each one-second window; the rest are counted. A window
- * found full is remembered with its jiffy: until the next tick the coarse clock (read through
- * clock_ns(), once per jiffy) cannot have moved, so the window is still open and still full
- * (only a new window, at a later tick, resets `sent`), and a flood of drops skips the clock.
- * One comparison: each branch here is walked by the verifier on every path that drops.
+ * One record for the drop log, unless the rate limit holds it back: at most per_sec records
+ * per CPU in each one-second window. Returns LOG_FULL when the window is full: then it stays
+ * full until the next tick at least (the coarse clock, read through clock_ns() once per
+ * jiffy, cannot move before; only a new window, at a later tick, resets `sent`), which the
+ * caller remembers on the packet's drop counter, so that in a flood of drops neither the
+ * window nor the clock is read again before then (log_drop). A global function: the
+ * verifier checks it once, not on every path that drops, and only a drop that may be
+ * logged pays for the call.
  */
-static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
-				     const struct decision *d, int enforced, __u64 *clock,
-				     __u32 per_sec)
+__attribute__((noinline)) int lx_log_drop(struct xdp_md *ctx, struct drop_in *in, __u64 jiffies,
+					  __u32 per_sec)
 {
+	if (!ctx || !in)
+		return LOG_RING_FULL;
 	__u32 zero = 0;
+	__u64 now = 0;
 	struct lx_droplog_window *w = bpf_map_lookup_elem(&lx_droplog_rl, &zero);
 	if (!w)
-		return;
-	__u64 jiffies = bpf_jiffies64();
-	if (w->full_jiffies == jiffies) {
-		w->suppressed++;
-		return;
-	}
-	if (clock_ns(clock) - w->start_ns >= NSEC_PER_SEC) {
-		w->start_ns = clock_ns(clock);
+		return LOG_RING_FULL;
+	if (w->full_jiffies == jiffies)
+		return LOG_FULL;
+	if (clock_ns(&now) - w->start_ns >= NSEC_PER_SEC) {
+		w->start_ns = clock_ns(&now);
 		w->sent = 0;
 	}
 	if (w->sent >= per_sec) {
 		w->full_jiffies = jiffies;
-		w->suppressed++;
-		return;
+		return LOG_FULL;
 	}
 	struct lx_drop_event *e = bpf_ringbuf_reserve(&lx_droplog, sizeof(*e), 0);
-	if (!e) {
-		w->suppressed++;
+	if (!e)
+		return LOG_RING_FULL;
+	w->sent++;
+	e->time_ns = clock_ns(&now);
+	e->ifindex = ctx->ingress_ifindex;
+	e->group = in->group;
+	e->family = in->family;
+	e->ipproto = in->ipproto;
+	e->reason = in->reason;
+	e->enforced = in->enforced;
+	e->sport = in->sport;
+	e->dport = in->dport;
+	__builtin_memcpy(e->saddr, in->saddr, 16);
+	__builtin_memcpy(e->daddr, in->daddr, 16);
+	bpf_ringbuf_submit(e, 0);
+	return LOG_SENT;
+}
+
+/*
+ * The drop log for a packet counted on `dc`: records held back by the rate limit (or a full
+ * ring) are counted there too. In a flood, a counter that found the window full in this
+ * jiffy skips it with one comparison.
+ */
+static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
+				     const struct decision *d, int enforced,
+				     const struct lx_config *cfg, struct lx_drop_count *dc)
+{
+	__u64 jiffies = bpf_jiffies64();
+	if (dc->full_jiffies == jiffies) {
+		dc->suppressed++;
 		return;
 	}
-	w->sent++;
-	e->time_ns = clock_ns(clock);
-	e->ifindex = ctx->ingress_ifindex;
-	e->group = d->reason == LX_DROP_SPOOFED ? d->src_group : d->dst_group;
-	e->family = p->family;
-	e->ipproto = p->ipproto;
-	e->reason = (__u8)d->reason;
-	e->enforced = (__u8)enforced;
-	e->sport = p->sport;
-	e->dport = p->dport;
-	__builtin_memcpy(e->saddr, p->saddr.addr, 16);
-	__builtin_memcpy(e->daddr, p->daddr.addr, 16);
-	bpf_ringbuf_submit(e, 0);
+	struct drop_in in = {
+		.group = d->reason == LX_DROP_SPOOFED ? d->src_group : d->dst_group,
+		.family = p->family,
+		.ipproto = p->ipproto,
+		.reason = (__u8)d->reason,
+		.enforced = (__u8)enforced,
+		.sport = p->sport,
+		.dport = p->dport,
+	};
+	__builtin_memcpy(in.saddr, p->saddr.addr, 16);
+	__builtin_memcpy(in.daddr, p->daddr.addr, 16);
+	int r = lx_log_drop(ctx, &in, jiffies, cfg->droplog_per_sec);
+	if (r == LOG_SENT)
+		return;
+	dc->suppressed++;
+	if (r == LOG_FULL)
+		dc->full_jiffies = jiffies;
 }
 
 static __always_inline void remember(const struct decision *d, __u32 counter, __u32 verdict,
@@ -1811,17 +1865,21 @@ int lyncxdp(struct xdp_md *ctx)
 
 	/* act: count */
 	int matched = d.rule && d.rule < rule_cap;
-	__u32 idx = lx_rule_counter_index(slot, rule_cap, d.rule, d.dir);
-	if (matched)
+	__u32 idx = 0; /* the rule counter's, for the blocks of matched packets below */
+	if (matched) {
+		idx = lx_rule_counter_index(slot, rule_cap, d.rule, d.dir);
 		count(&lx_counters, idx, bytes);
-	else if (!d.reason) /* a refused packet's class is counted with its reason */
+	} else if (!d.reason) /* a refused packet's class is counted with its reason */
 		count(&lx_special, lx_special_counter_index(slot, parsed), bytes);
 	if (d.reason) {
-		count(&lx_drops,
-		      lx_drop_counter_index(slot, d.reason, enforce,
-					    matched ? LX_DROP_CLASS_RULE : (__u32)parsed),
-		      bytes);
-		log_drop(ctx, &p, &d, enforce, &now, cfg->droplog_per_sec);
+		__u32 di = lx_drop_counter_index(slot, d.reason, enforce,
+						 matched ? LX_DROP_CLASS_RULE : (__u32)parsed);
+		struct lx_drop_count *dc = bpf_map_lookup_elem(&lx_drops, &di);
+		if (dc) {
+			dc->packets++;
+			dc->bytes += bytes;
+			log_drop(ctx, &p, &d, enforce, cfg, dc);
+		}
 	}
 
 	/* A dropped packet ends here, counted and logged: what its payload carries (media

@@ -9,7 +9,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a pinned map's layout changes: a loader refuses pins of another version. */
-#define LX_LAYOUT_VERSION 11
+#define LX_LAYOUT_VERSION 12
 
 #define LX_MAX_IFACES	       8      /* interfaces sharing one set of pinned maps */
 #define LX_MAX_RULES	       16384  /* rule ids are 1..LX_MAX_RULES-1; 0 means "no rule" */
@@ -509,13 +509,25 @@ static inline int lx_elapsed_over(__u64 now, __u64 then, __u64 limit)
 	return now > then && now - then > limit;
 }
 
-/* Rate limit of the drop log, per CPU. */
+/* Rate limit of the drop log, per CPU: records sent in the one-second window from start_ns. */
 struct lx_droplog_window {
 	__u64 start_ns;
 	__u64 sent;
-	__u64 suppressed;
 	__u64 full_jiffies; /* found full in this jiffy: the clock is not read again before the next
 			     */
+};
+
+/*
+ * lx_drops' value, per CPU: a count, and what the drop log's rate limit held back of it. A
+ * counter that found the CPU's window full remembers the jiffy, so that in a flood of one
+ * kind of drop the window is not even looked up again before the next tick (the window is
+ * still full until then: see log_drop).
+ */
+struct lx_drop_count {
+	__u64 packets;
+	__u64 bytes;
+	__u64 suppressed;   /* drop-log records held back by the rate limit or a full ring */
+	__u64 full_jiffies; /* the CPU's window was full in this jiffy */
 };
 
 /* What the program decided for the last packet (filled only by explain/replay instances). */

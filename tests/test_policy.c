@@ -2429,20 +2429,27 @@ static int droplog_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Sent and suppressed drop-log records of the instance, summed over CPUs. */
+/* Sent drop-log records of the instance (its windows) and suppressed ones (counted with each
+ * drop counter), summed over CPUs. */
 static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_droplog_window *w = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*w));
+	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
 	__u32 zero = 0;
-	if (!w || bpf_map_lookup_elem(in->t.fds.droplog_rl, &zero, w))
+	if (!w || !c || bpf_map_lookup_elem(in->t.fds.droplog_rl, &zero, w))
 		die("reading lx_droplog_rl: %s", strerror(errno));
 	*sent = *suppressed = 0;
-	for (int i = 0; i < ncpu; i++) {
+	for (int i = 0; i < ncpu; i++)
 		*sent += w[i].sent;
-		*suppressed += w[i].suppressed;
+	for (__u32 k = 0; k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++) {
+		if (bpf_map_lookup_elem(in->t.fds.drops, &k, c))
+			die("reading lx_drops: %s", strerror(errno));
+		for (int i = 0; i < ncpu; i++)
+			*suppressed += c[i].suppressed;
 	}
 	free(w);
+	free(c);
 }
 
 /*

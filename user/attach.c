@@ -261,7 +261,8 @@ static void zero_entries(const char *map, uint32_t first, uint32_t count, const 
 static void zero_slot_counters(uint32_t slot, uint32_t rule_cap)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct lx_count *zeros = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*zeros));
+	/* as many zeros as the largest value takes (lx_drops') */
+	struct lx_drop_count *zeros = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*zeros));
 	if (!zeros)
 		return;
 	uint32_t per_slot = rule_cap * LX_DIR_MAX;

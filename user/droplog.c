@@ -113,17 +113,17 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Records the rate limit held back, summed over CPUs. */
-static unsigned long long suppressed(int fd)
+/* Records the rate limit held back: counted with each drop counter (lx_drops), per CPU. */
+static unsigned long long suppressed(int drops_fd)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct lx_droplog_window *w = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*w));
+	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
 	unsigned long long sum = 0;
-	__u32 zero = 0;
-	if (w && bpf_map_lookup_elem(fd, &zero, w) == 0)
-		for (int i = 0; i < ncpu; i++)
-			sum += w[i].suppressed;
-	free(w);
+	for (__u32 k = 0; c && k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++)
+		if (bpf_map_lookup_elem(drops_fd, &k, c) == 0)
+			for (int i = 0; i < ncpu; i++)
+				sum += c[i].suppressed;
+	free(c);
 	return sum;
 }
 
@@ -153,7 +153,7 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 	struct lx_map_fds fds;
 	if (pins_open(&fds, err) < 0)
 		return -1;
-	int ring_fd = fds.droplog, rl_fd = fds.droplog_rl;
+	int ring_fd = fds.droplog, drops_fd = fds.drops;
 	s.mono_to_real_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
 	struct ring_buffer *rb = ring_buffer__new(ring_fd, on_event, &s, NULL);
 	if (!rb) {
@@ -161,7 +161,7 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 		pins_close(&fds);
 		return -1;
 	}
-	unsigned long long before = suppressed(rl_fd), last = before;
+	unsigned long long before = suppressed(drops_fd), last = before;
 	int64_t start = clock_ns(CLOCK_MONOTONIC), last_report = start;
 	int rc = 0;
 	while (!stop_requested && (!o->count || s.seen < o->count)) {
@@ -178,7 +178,7 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 		/* Say every few seconds how many records the rate limit held back meanwhile. */
 		int64_t now = clock_ns(CLOCK_MONOTONIC);
 		if (now - last_report >= 5000000000LL) {
-			unsigned long long n = suppressed(rl_fd);
+			unsigned long long n = suppressed(drops_fd);
 			if (n != last)
 				print_suppressed(o, n - before);
 			last = n;
@@ -186,7 +186,7 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 		}
 	}
 	if (rc == 0)
-		print_suppressed(o, suppressed(rl_fd) - before);
+		print_suppressed(o, suppressed(drops_fd) - before);
 	ring_buffer__free(rb);
 	pins_close(&fds);
 	return rc;

@@ -86,15 +86,30 @@ static int read_count(int fd, uint32_t key, struct lx_count *percpu, int ncpu, s
 	return 0;
 }
 
+/* A drop counter (lx_drops), summed over CPUs. */
+static int read_drop_count(int fd, uint32_t key, struct lx_drop_count *percpu, int ncpu,
+			   struct lx_count *sum)
+{
+	if (bpf_map_lookup_elem(fd, &key, percpu))
+		return -1;
+	for (int i = 0; i < ncpu; i++) {
+		sum->packets += percpu[i].packets;
+		sum->bytes += percpu[i].bytes;
+	}
+	return 0;
+}
+
 int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrules,
 		  uint32_t slot_mask, struct stats_report *r, struct text_error *err)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	memset(r, 0, sizeof(*r));
 	struct lx_count *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
+	struct lx_drop_count *drops = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*drops));
 	r->rows = calloc((size_t)nrules * LX_DIR_MAX + 1, sizeof(*r->rows));
-	if (ncpu <= 0 || !percpu || !r->rows) {
+	if (ncpu <= 0 || !percpu || !drops || !r->rows) {
 		free(percpu);
+		free(drops);
 		stats_free(r);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -1;
@@ -156,10 +171,10 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 							 class < LX_DROP_CLASSES;
 				     class ++) {
 					struct lx_count c = { 0 };
-					rc = read_count(
+					rc = read_drop_count(
 					    fds->drops,
 					    lx_drop_counter_index(slot, reason, enforced, class),
-					    percpu, ncpu, &c);
+					    drops, ncpu, &c);
 					struct lx_count *to =
 					    enforced ? &r->drops[reason] : &r->would_drop[reason];
 					to->packets += c.packets;
@@ -172,6 +187,7 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 					r->total.bytes += c.bytes;
 				}
 	free(percpu);
+	free(drops);
 	if (rc) {
 		snprintf(err->msg, sizeof(err->msg), "reading counters: %s", strerror(errno));
 		stats_free(r);

@@ -884,7 +884,7 @@ static void rx_row_open(struct rx_row *r, const char *arg, const char *objdir)
 		} else {
 			r->prog_fd = r->lx.prog_fd;
 			r->cnt_fd = r->lx.fds.drops;
-			r->cnt_value_size = sizeof(struct lx_count);
+			r->cnt_value_size = sizeof(struct lx_drop_count); /* packets first */
 			/* Enforced drops of every reason, of a rule or unclassified (the
 			 * throughput frame is unclassified). */
 			for (uint32_t k = 1; k < LX_DROP_MAX; k++) {
