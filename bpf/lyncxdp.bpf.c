@@ -426,7 +426,8 @@ static __always_inline int parse_ethernet(struct cursor *c, __u16 *eth_proto)
 	struct ethhdr *eth = c->pos;
 	if (unlikely((void *)(eth + 1) > c->end))
 		return LX_CNT_MALFORMED;
-	*eth_proto = eth->h_proto;
+	/* struct ethhdr is packed: read its type as one 16-bit word, not byte by byte */
+	*eth_proto = *(__u16 *)((__u8 *)eth + offsetof(struct ethhdr, h_proto));
 	c->pos = eth + 1;
 
 #pragma unroll
