@@ -1721,7 +1721,8 @@ enum { LOG_SENT, LOG_FULL, LOG_RING_FULL };
 
 /*
  * One record for the drop log, unless the rate limit holds it back: at most per_sec records
- * per CPU in each one-second window. Returns LOG_FULL when the window is full: then it stays
+ * per CPU in each one-second window. Returns LOG_FULL when the window is full, LOG_RING_FULL
+ * when the ring is (then the window counts as full for the rest of the jiffy): then it stays
  * full until the next tick at least (the coarse clock, read through clock_ns() once per
  * jiffy, cannot move before; only a new window, at a later tick, resets `sent`), which the
  * caller remembers on the packet's drop counter, so that in a flood of drops neither the
@@ -1750,8 +1751,12 @@ __attribute__((noinline)) int lx_log_drop(struct xdp_md *ctx, struct drop_in *in
 		return LOG_FULL;
 	}
 	struct lx_drop_event *e = bpf_ringbuf_reserve(&lx_droplog, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		/* Nobody reads the log (or not fast enough): as full as a window until the next
+		 * tick, so that a flood does not try the ring, a helper call, on every drop. */
+		w->full_jiffies = jiffies;
 		return LOG_RING_FULL;
+	}
 	w->sent++;
 	e->time_ns = clock_ns(&now);
 	e->ifindex = ctx->ingress_ifindex;
@@ -1793,12 +1798,10 @@ static __always_inline void log_drop(struct xdp_md *ctx, const struct packet *p,
 	};
 	__builtin_memcpy(in.saddr, p->saddr.addr, 16);
 	__builtin_memcpy(in.daddr, p->daddr.addr, 16);
-	int r = lx_log_drop(ctx, &in, jiffies, cfg->droplog_per_sec);
-	if (r == LOG_SENT)
+	if (lx_log_drop(ctx, &in, jiffies, cfg->droplog_per_sec) == LOG_SENT)
 		return;
 	dc->suppressed++;
-	if (r == LOG_FULL)
-		dc->full_jiffies = jiffies;
+	dc->full_jiffies = jiffies; /* the window or the ring is full until the next tick */
 }
 
 static __always_inline void remember(const struct decision *d, __u32 counter, __u32 verdict,

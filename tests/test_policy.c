@@ -2504,6 +2504,88 @@ static void test_droplog_rate(void)
 	sched_setaffinity(0, sizeof(one), &one);
 }
 
+static void no_rate_limit(struct lx_config *cfg)
+{
+	cfg->droplog_per_sec = 1000000000;
+}
+
+/* Whether some CPU's drop counter found the drop log full in some jiffy (lx_drop_count). */
+static int some_counter_found_full(struct prog *in)
+{
+	int ncpu = libbpf_num_possible_cpus(), found = 0;
+	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
+	for (__u32 k = 0; c && k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++) {
+		if (bpf_map_lookup_elem(in->t.fds.drops, &k, c))
+			die("reading lx_drops: %s", strerror(errno));
+		for (int i = 0; i < ncpu; i++)
+			found |= c[i].full_jiffies != 0;
+	}
+	free(c);
+	return found;
+}
+
+/*
+ * Nobody reads the drop log: once the ring is full, the records it cannot take are counted
+ * as suppressed, and the ring counts as a full window until the next tick (a flood does not
+ * try it on every drop). Read again, it takes records at once after that tick.
+ */
+static void test_droplog_ring_full(void)
+{
+	enum { BURST = 20000, AGAIN = 50 };
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		die("sched_setaffinity: %s", strerror(errno));
+	struct prog in;
+	const struct prog_opts o = { .policy = LX_POLICY_ENFORCE,
+				     .comp = &C_base,
+				     .config = no_rate_limit };
+	prog_open(&in, "enforce, no rate limit", &M, &S_base, &o, NULL);
+	uint64_t records = 0;
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in.t.skel->maps.lx_droplog),
+						  droplog_record, &records, NULL);
+	if (!rb)
+		die("ring_buffer__new: %s", strerror(errno));
+	struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0x02, 0);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.b, .data_size_in = (__u32)f.len,
+		    .repeat = BURST);
+	if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
+		die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+	if (ring_buffer__consume(rb) < 0)
+		die("reading lx_droplog: %s", strerror(errno));
+	uint64_t sent, suppressed;
+	droplog_window(&in, &sent, &suppressed);
+	CHECK(opts.retval == XDP_DROP && records > 0 && records < BURST && sent == records &&
+		  records + suppressed == BURST && some_counter_found_full(&in),
+	      "drop log, %d drops with nobody reading: the ring takes what it holds, the rest "
+	      "are suppressed, and a counter marks the ring full (got %s, %llu records, %llu "
+	      "suppressed, window sent %llu, marked %d)",
+	      BURST, verdict_name(opts.retval), (unsigned long long)records,
+	      (unsigned long long)suppressed, (unsigned long long)sent,
+	      some_counter_found_full(&in));
+	struct timespec tick = { 0, 50000000 }; /* several jiffies at any HZ */
+	nanosleep(&tick, NULL);
+	uint64_t before = records, suppressed0 = suppressed;
+	opts.repeat = AGAIN;
+	if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
+		die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+	if (ring_buffer__consume(rb) < 0)
+		die("reading lx_droplog: %s", strerror(errno));
+	droplog_window(&in, &sent, &suppressed);
+	CHECK(records - before == AGAIN && suppressed == suppressed0,
+	      "drop log, read empty again: the next %d drops a tick later are all recorded (got "
+	      "%llu records, %llu more suppressed)",
+	      AGAIN, (unsigned long long)(records - before),
+	      (unsigned long long)(suppressed - suppressed0));
+	ring_buffer__free(rb);
+	prog_close(&in);
+	CPU_ZERO(&one);
+	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
+		CPU_SET(i, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
 static void load(const char *site_path, struct site *s, struct compiled *c)
 {
 	struct text_error err = { { 0 } };
@@ -3206,6 +3288,7 @@ int main(void)
 	test_tcp_closing();
 	puts("== 14. the drop log's rate limit");
 	test_droplog_rate();
+	test_droplog_ring_full();
 	puts("== 15. an Edge behind the gateway's 1:1 NAT; NTP, WSUS, DNS (allow-outbound)");
 	test_nat();
 	puts("== 16. a CPU's clock a tick behind a refresh on another CPU");
