@@ -2429,6 +2429,39 @@ static int droplog_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* `repeat` drops of frame f, then the drop log read (each record counted by rb's callback);
+ * returns the verdict. */
+static __u32 drop_burst(struct prog *in, struct ring_buffer *rb, const struct frame *f, int repeat)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->b, .data_size_in = (__u32)f->len,
+		    .repeat = (__u32)repeat);
+	if (bpf_prog_test_run_opts(in->t.prog_fd, &opts))
+		die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+	if (ring_buffer__consume(rb) < 0)
+		die("reading lx_droplog: %s", strerror(errno));
+	return opts.retval;
+}
+
+/* The drop log's rate limit is per CPU: its tests run on the CPU they start on. */
+static void pin_this_cpu(void)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		die("sched_setaffinity: %s", strerror(errno));
+}
+
+/* Back to every CPU. */
+static void unpin(void)
+{
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
+		CPU_SET(i, &all);
+	sched_setaffinity(0, sizeof(all), &all);
+}
+
 /* Sent drop-log records of the instance (its windows) and suppressed ones (counted with each
  * drop counter), summed over CPUs. */
 static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed)
@@ -2460,11 +2493,7 @@ static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed
 static void test_droplog_rate(void)
 {
 	enum { BURST = 1000 };
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
-	if (sched_setaffinity(0, sizeof(one), &one))
-		die("sched_setaffinity: %s", strerror(errno));
+	pin_this_cpu();
 	struct prog in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
 	uint64_t records = 0;
@@ -2478,30 +2507,22 @@ static void test_droplog_rate(void)
 			struct timespec wait = { 1, 100000000 }; /* the next window */
 			nanosleep(&wait, NULL);
 		}
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.b, .data_size_in = (__u32)f.len,
-			    .repeat = BURST);
-		if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
-			die("BPF_PROG_TEST_RUN: %s", strerror(errno));
-		if (ring_buffer__consume(rb) < 0)
-			die("reading lx_droplog: %s", strerror(errno));
+		__u32 verdict = drop_burst(&in, rb, &f, BURST);
 		uint64_t sent, suppressed;
 		droplog_window(&in, &sent, &suppressed);
-		CHECK(opts.retval == XDP_DROP && records == (uint64_t)burst * LX_DROPLOG_PER_SEC &&
+		CHECK(verdict == XDP_DROP && records == (uint64_t)burst * LX_DROPLOG_PER_SEC &&
 			  suppressed == (uint64_t)burst * (BURST - LX_DROPLOG_PER_SEC) &&
 			  sent == LX_DROPLOG_PER_SEC,
 		      "drop log, burst %d of %d drops on one CPU: %d records in all, %d suppressed "
 		      "(got verdict %s, %llu records, %llu suppressed, window sent %llu)",
 		      burst, BURST, burst * LX_DROPLOG_PER_SEC,
-		      burst * (BURST - LX_DROPLOG_PER_SEC), verdict_name(opts.retval),
+		      burst * (BURST - LX_DROPLOG_PER_SEC), verdict_name(verdict),
 		      (unsigned long long)records, (unsigned long long)suppressed,
 		      (unsigned long long)sent);
 	}
 	ring_buffer__free(rb);
 	prog_close(&in);
-	CPU_ZERO(&one);
-	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
-		CPU_SET(i, &one);
-	sched_setaffinity(0, sizeof(one), &one);
+	unpin();
 }
 
 static void no_rate_limit(struct lx_config *cfg)
@@ -2532,11 +2553,7 @@ static int some_counter_found_full(struct prog *in)
 static void test_droplog_ring_full(void)
 {
 	enum { BURST = 20000, AGAIN = 50 };
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu() > 0 ? sched_getcpu() : 0, &one);
-	if (sched_setaffinity(0, sizeof(one), &one))
-		die("sched_setaffinity: %s", strerror(errno));
+	pin_this_cpu();
 	struct prog in;
 	const struct prog_opts o = { .policy = LX_POLICY_ENFORCE,
 				     .comp = &C_base,
@@ -2548,42 +2565,30 @@ static void test_droplog_ring_full(void)
 	if (!rb)
 		die("ring_buffer__new: %s", strerror(errno));
 	struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0x02, 0);
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.b, .data_size_in = (__u32)f.len,
-		    .repeat = BURST);
-	if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
-		die("BPF_PROG_TEST_RUN: %s", strerror(errno));
-	if (ring_buffer__consume(rb) < 0)
-		die("reading lx_droplog: %s", strerror(errno));
+	__u32 verdict = drop_burst(&in, rb, &f, BURST);
 	uint64_t sent, suppressed;
 	droplog_window(&in, &sent, &suppressed);
-	CHECK(opts.retval == XDP_DROP && records > 0 && records < BURST && sent == records &&
+	CHECK(verdict == XDP_DROP && records > 0 && records < BURST && sent == records &&
 		  records + suppressed == BURST && some_counter_found_full(&in),
 	      "drop log, %d drops with nobody reading: the ring takes what it holds, the rest "
 	      "are suppressed, and a counter marks the ring full (got %s, %llu records, %llu "
 	      "suppressed, window sent %llu, marked %d)",
-	      BURST, verdict_name(opts.retval), (unsigned long long)records,
+	      BURST, verdict_name(verdict), (unsigned long long)records,
 	      (unsigned long long)suppressed, (unsigned long long)sent,
 	      some_counter_found_full(&in));
 	struct timespec tick = { 0, 50000000 }; /* several jiffies at any HZ */
 	nanosleep(&tick, NULL);
 	uint64_t before = records, suppressed0 = suppressed;
-	opts.repeat = AGAIN;
-	if (bpf_prog_test_run_opts(in.t.prog_fd, &opts))
-		die("BPF_PROG_TEST_RUN: %s", strerror(errno));
-	if (ring_buffer__consume(rb) < 0)
-		die("reading lx_droplog: %s", strerror(errno));
+	verdict = drop_burst(&in, rb, &f, AGAIN);
 	droplog_window(&in, &sent, &suppressed);
-	CHECK(records - before == AGAIN && suppressed == suppressed0,
+	CHECK(verdict == XDP_DROP && records - before == AGAIN && suppressed == suppressed0,
 	      "drop log, read empty again: the next %d drops a tick later are all recorded (got "
 	      "%llu records, %llu more suppressed)",
 	      AGAIN, (unsigned long long)(records - before),
 	      (unsigned long long)(suppressed - suppressed0));
 	ring_buffer__free(rb);
 	prog_close(&in);
-	CPU_ZERO(&one);
-	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
-		CPU_SET(i, &one);
-	sched_setaffinity(0, sizeof(one), &one);
+	unpin();
 }
 
 static void load(const char *site_path, struct site *s, struct compiled *c)
@@ -3062,10 +3067,7 @@ static void test_clock_behind(void)
 		expect_closing(&in, p, fam, 1, "the Edge's ACK a tick before its FIN's stamp");
 	}
 	prog_close(&in);
-	CPU_ZERO(&one);
-	for (int i = 0; i < CPU_SETSIZE && i < libbpf_num_possible_cpus(); i++)
-		CPU_SET(i, &one);
-	sched_setaffinity(0, sizeof(one), &one);
+	unpin();
 }
 
 /* ---- 17. the flow table's sets ---- */

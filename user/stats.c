@@ -74,29 +74,27 @@ void stats_free(struct stats_report *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Sum of one per-CPU counter. */
-static int read_count(int fd, uint32_t key, struct lx_count *percpu, int ncpu, struct lx_count *sum)
+/*
+ * Sum of one per-CPU counter whose value starts with packets and bytes: a struct lx_count,
+ * or lx_drops' struct lx_drop_count; `stride` is the value's size.
+ */
+static int read_sum(int fd, uint32_t key, void *percpu, size_t stride, int ncpu,
+		    struct lx_count *sum)
 {
 	if (bpf_map_lookup_elem(fd, &key, percpu))
 		return -1;
 	for (int i = 0; i < ncpu; i++) {
-		sum->packets += percpu[i].packets;
-		sum->bytes += percpu[i].bytes;
+		struct lx_count c;
+		memcpy(&c, (const char *)percpu + (size_t)i * stride, sizeof(c));
+		sum->packets += c.packets;
+		sum->bytes += c.bytes;
 	}
 	return 0;
 }
 
-/* A drop counter (lx_drops), summed over CPUs. */
-static int read_drop_count(int fd, uint32_t key, struct lx_drop_count *percpu, int ncpu,
-			   struct lx_count *sum)
+static int read_count(int fd, uint32_t key, struct lx_count *percpu, int ncpu, struct lx_count *sum)
 {
-	if (bpf_map_lookup_elem(fd, &key, percpu))
-		return -1;
-	for (int i = 0; i < ncpu; i++) {
-		sum->packets += percpu[i].packets;
-		sum->bytes += percpu[i].bytes;
-	}
-	return 0;
+	return read_sum(fd, key, percpu, sizeof(*percpu), ncpu, sum);
 }
 
 int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrules,
@@ -171,10 +169,10 @@ int stats_collect(const struct lx_map_fds *fds, uint32_t rule_cap, uint32_t nrul
 							 class < LX_DROP_CLASSES;
 				     class ++) {
 					struct lx_count c = { 0 };
-					rc = read_drop_count(
+					rc = read_sum(
 					    fds->drops,
 					    lx_drop_counter_index(slot, reason, enforced, class),
-					    drops, ncpu, &c);
+					    drops, sizeof(*drops), ncpu, &c);
 					struct lx_count *to =
 					    enforced ? &r->drops[reason] : &r->would_drop[reason];
 					to->packets += c.packets;
