@@ -295,7 +295,7 @@ struct {
 // Written by the program.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LX_MAX_IFACES *LX_DROP_MAX * 2 * LX_DROP_CLASSES);
+	__uint(max_entries, LX_DROP_COUNTERS);
 	__type(key, __u32);
 	__type(value, struct lx_drop_count);
 } lx_drops SEC(".maps");

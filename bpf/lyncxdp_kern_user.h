@@ -212,6 +212,7 @@ static inline __u32 lx_special_counter_index(__u32 slot, __u32 counter)
  */
 #define LX_DROP_CLASS_RULE LX_CNT_MAX
 #define LX_DROP_CLASSES	   (LX_CNT_MAX + 1)
+#define LX_DROP_COUNTERS   (LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES) /* lx_drops */
 
 static inline __u32 lx_drop_counter_index(__u32 slot, __u32 reason, __u32 enforced, __u32 class)
 {

@@ -2442,6 +2442,17 @@ static __u32 drop_burst(struct prog *in, struct ring_buffer *rb, const struct fr
 	return opts.retval;
 }
 
+/* A reader of the instance's drop log that counts its records in *records. */
+static struct ring_buffer *droplog_reader(struct prog *in, uint64_t *records)
+{
+	*records = 0;
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in->t.skel->maps.lx_droplog),
+						  droplog_record, records, NULL);
+	if (!rb)
+		die("ring_buffer__new: %s", strerror(errno));
+	return rb;
+}
+
 /* The drop log's rate limit is per CPU: its tests run on the CPU they start on. */
 static void pin_this_cpu(void)
 {
@@ -2468,21 +2479,15 @@ static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_droplog_window *w = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*w));
-	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
 	__u32 zero = 0;
-	if (!w || !c || bpf_map_lookup_elem(in->t.fds.droplog_rl, &zero, w))
+	if (!w || bpf_map_lookup_elem(in->t.fds.droplog_rl, &zero, w))
 		die("reading lx_droplog_rl: %s", strerror(errno));
-	*sent = *suppressed = 0;
+	*sent = 0;
 	for (int i = 0; i < ncpu; i++)
 		*sent += w[i].sent;
-	for (__u32 k = 0; k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++) {
-		if (bpf_map_lookup_elem(in->t.fds.drops, &k, c))
-			die("reading lx_drops: %s", strerror(errno));
-		for (int i = 0; i < ncpu; i++)
-			*suppressed += c[i].suppressed;
-	}
 	free(w);
-	free(c);
+	if (pins_droplog_suppressed(in->t.fds.drops, suppressed) < 0)
+		die("reading lx_drops: %s", strerror(errno));
 }
 
 /*
@@ -2496,11 +2501,8 @@ static void test_droplog_rate(void)
 	pin_this_cpu();
 	struct prog in;
 	inst_open(&in, "enforce", &S_base, &C_base, LX_POLICY_ENFORCE, 0);
-	uint64_t records = 0;
-	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in.t.skel->maps.lx_droplog),
-						  droplog_record, &records, NULL);
-	if (!rb)
-		die("ring_buffer__new: %s", strerror(errno));
+	uint64_t records;
+	struct ring_buffer *rb = droplog_reader(&in, &records);
 	struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0x02, 0);
 	for (int burst = 1; burst <= 3; burst++) {
 		if (burst > 1) {
@@ -2535,7 +2537,7 @@ static int some_counter_found_full(struct prog *in)
 {
 	int ncpu = libbpf_num_possible_cpus(), found = 0;
 	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
-	for (__u32 k = 0; c && k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++) {
+	for (__u32 k = 0; c && k < LX_DROP_COUNTERS; k++) {
 		if (bpf_map_lookup_elem(in->t.fds.drops, &k, c))
 			die("reading lx_drops: %s", strerror(errno));
 		for (int i = 0; i < ncpu; i++)
@@ -2559,11 +2561,8 @@ static void test_droplog_ring_full(void)
 				     .comp = &C_base,
 				     .config = no_rate_limit };
 	prog_open(&in, "enforce, no rate limit", &M, &S_base, &o, NULL);
-	uint64_t records = 0;
-	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(in.t.skel->maps.lx_droplog),
-						  droplog_record, &records, NULL);
-	if (!rb)
-		die("ring_buffer__new: %s", strerror(errno));
+	uint64_t records;
+	struct ring_buffer *rb = droplog_reader(&in, &records);
 	struct frame f = pkt(IPPROTO_TCP, &PEER, 40000, &EXT, 22, 4, 0x02, 0);
 	__u32 verdict = drop_burst(&in, rb, &f, BURST);
 	uint64_t sent, suppressed;

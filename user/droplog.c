@@ -113,18 +113,11 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Records the rate limit held back: counted with each drop counter (lx_drops), per CPU. */
+/* Records the rate limit held back so far (0 when the counters cannot be read). */
 static unsigned long long suppressed(int drops_fd)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct lx_drop_count *c = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*c));
-	unsigned long long sum = 0;
-	for (__u32 k = 0; c && k < LX_MAX_IFACES * LX_DROP_MAX * 2 * LX_DROP_CLASSES; k++)
-		if (bpf_map_lookup_elem(drops_fd, &k, c) == 0)
-			for (int i = 0; i < ncpu; i++)
-				sum += c[i].suppressed;
-	free(c);
-	return sum;
+	uint64_t sum;
+	return pins_droplog_suppressed(drops_fd, &sum) == 0 ? sum : 0;
 }
 
 static void print_suppressed(const struct droplog_opts *o, unsigned long long n)

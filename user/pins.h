@@ -106,6 +106,10 @@ struct pins_flow_usage {
 };
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err);
 
+/* Drop-log records the rate limit (or a full ring) held back: the `suppressed` of every drop
+ * counter (lx_drops fd) summed over CPUs; -1 when it cannot be read. */
+int pins_droplog_suppressed(int fd, uint64_t *sum);
+
 /* lx_flow_stats (fd) summed over CPUs; -1 when it cannot be read. */
 int pins_flow_stats(int fd, struct lx_flow_stats *sum);
 
