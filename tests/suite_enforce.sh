@@ -658,6 +658,31 @@ expect_eq "replay of the outside capture with the forged ICMP: monitor would_dro
 check "replay: 5 icmp-unrelated and 2 icmp-offlink ($rep_e)" \
 	jq -e '.["icmp-unrelated"].packets == 5 and .["icmp-offlink"].packets == 2' <<<"$rep_e"
 
+# ---- the drop log's held-back count across a detach ----
+# A flood of forged replies beyond the rate limit leaves records held back on lxenf-g0's
+# counters; `drops` starts; lxenf-g0 is detached (its counters go) and attached again; a second
+# flood: the stream's final held-back count is exactly the second flood's (drops minus records)
+h $C forge lxenf-c0 "$GMAC" $C4 $E4 5061 $((FORGED_PORT + 18)) 400
+ns_bg $G timeout 60 "$LYNCXDP" drops --json --seconds 12 >"$T/held.json" 2>"$T/held.err"
+HELD_PID=$NS_BG_PID
+sleep 1
+lx $G detach lxenf-g0 >/dev/null
+out=$(lx $G attach lxenf-g0 --site "$SITE" --policy enforce 2>&1)
+expect_eq "detach and attach lxenf-g0 again while drops streams ($out)" 0 $?
+snap h0
+h $C forge lxenf-c0 "$GMAC" $C4 $E4 5061 $((FORGED_PORT + 19)) 300
+snap h1
+wait "$HELD_PID"
+expect_eq "drops --json --seconds 12 across the detach: exit 0, nothing on stderr" "0 " \
+	"$? $(cat "$T/held.err")"
+d2=$(policy_reason "$T/h0.json" "$T/h1.json" drops '"unsolicited"')
+r2=$(jq -s --arg d "$E4:$((FORGED_PORT + 19))" '[.[] | select(.dst == $d)] | length' "$T/held.json")
+held=$(jq -s '[.[] | select(has("suppressed"))] | last | .suppressed' "$T/held.json")
+check "the second flood was refused beyond the rate limit ($d2 drops, $r2 records)" \
+	test "$d2" -gt "$r2" -a "$r2" -gt 0
+expect_eq "drops --json: held back across the detach = the second flood's drops - records" \
+	"$((d2 - r2))" "$held"
+
 ns_cleanup
 expect_clean lxenf-
 echo "enforce suite: $((SECONDS - started)) s"

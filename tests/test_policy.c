@@ -2486,8 +2486,12 @@ static void droplog_window(struct prog *in, uint64_t *sent, uint64_t *suppressed
 	for (int i = 0; i < ncpu; i++)
 		*sent += w[i].sent;
 	free(w);
-	if (pins_droplog_suppressed(in->t.fds.drops, suppressed) < 0)
+	uint64_t per_slot[LX_MAX_IFACES];
+	if (pins_droplog_suppressed(in->t.fds.drops, per_slot) < 0)
 		die("reading lx_drops: %s", strerror(errno));
+	*suppressed = 0;
+	for (int s = 0; s < LX_MAX_IFACES; s++)
+		*suppressed += per_slot[s];
 }
 
 /*

@@ -113,11 +113,26 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Records the rate limit held back so far (0 when the counters cannot be read). */
-static unsigned long long suppressed(int drops_fd)
+/*
+ * Records the rate limit held back since the stream started: the rises of each interface
+ * slot's count between reads. A detach zeroes its slot's counters: a count found lower than
+ * the last read started again from zero.
+ */
+struct held_back {
+	uint64_t last[LX_MAX_IFACES];
+	unsigned long long total;
+};
+
+static void held_back_read(int drops_fd, struct held_back *h, int first)
 {
-	uint64_t sum;
-	return pins_droplog_suppressed(drops_fd, &sum) == 0 ? sum : 0;
+	uint64_t now[LX_MAX_IFACES];
+	if (pins_droplog_suppressed(drops_fd, now) < 0)
+		return;
+	for (int s = 0; s < LX_MAX_IFACES; s++) {
+		if (!first)
+			h->total += now[s] >= h->last[s] ? now[s] - h->last[s] : now[s];
+		h->last[s] = now[s];
+	}
 }
 
 static void print_suppressed(const struct droplog_opts *o, unsigned long long n)
@@ -154,7 +169,9 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 		pins_close(&fds);
 		return -1;
 	}
-	unsigned long long before = suppressed(drops_fd), last = before;
+	struct held_back held = { { 0 }, 0 };
+	held_back_read(drops_fd, &held, 1);
+	unsigned long long reported = 0;
 	int64_t start = clock_ns(CLOCK_MONOTONIC), last_report = start;
 	int rc = 0;
 	while (!stop_requested && (!o->count || s.seen < o->count)) {
@@ -168,18 +185,21 @@ int droplog_stream(const struct droplog_opts *o, struct text_error *err)
 			rc = -1;
 			break;
 		}
-		/* Say every few seconds how many records the rate limit held back meanwhile. */
+		/* Read at every poll (a detach between two reads would hide its slot's rise);
+		 * say every few seconds how many records the rate limit held back meanwhile. */
+		held_back_read(drops_fd, &held, 0);
 		int64_t now = clock_ns(CLOCK_MONOTONIC);
 		if (now - last_report >= 5000000000LL) {
-			unsigned long long n = suppressed(drops_fd);
-			if (n != last)
-				print_suppressed(o, n - before);
-			last = n;
+			if (held.total != reported)
+				print_suppressed(o, held.total);
+			reported = held.total;
 			last_report = now;
 		}
 	}
-	if (rc == 0)
-		print_suppressed(o, suppressed(drops_fd) - before);
+	if (rc == 0) {
+		held_back_read(drops_fd, &held, 0);
+		print_suppressed(o, held.total);
+	}
 	ring_buffer__free(rb);
 	pins_close(&fds);
 	return rc;

@@ -325,16 +325,16 @@ static int flow_count(const struct lx_flow_slot *s, void *arg)
 	return 0;
 }
 
-int pins_droplog_suppressed(int fd, uint64_t *sum)
+int pins_droplog_suppressed(int fd, uint64_t per_slot[LX_MAX_IFACES])
 {
-	*sum = 0;
+	memset(per_slot, 0, LX_MAX_IFACES * sizeof(*per_slot));
 	int ncpu = libbpf_num_possible_cpus();
 	struct lx_drop_count *c = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*c)) : NULL;
 	int rc = c ? 0 : -1;
 	for (__u32 k = 0; rc == 0 && k < LX_DROP_COUNTERS; k++) {
 		rc = bpf_map_lookup_elem(fd, &k, c) ? -1 : 0;
 		for (int i = 0; rc == 0 && i < ncpu; i++)
-			*sum += c[i].suppressed;
+			per_slot[k / (LX_DROP_COUNTERS / LX_MAX_IFACES)] += c[i].suppressed;
 	}
 	free(c);
 	return rc;

@@ -106,9 +106,10 @@ struct pins_flow_usage {
 };
 int pins_flow_usage(struct pins_flow_usage *u, struct text_error *err);
 
-/* Drop-log records the rate limit (or a full ring) held back: the `suppressed` of every drop
- * counter (lx_drops fd) summed over CPUs; -1 when it cannot be read. */
-int pins_droplog_suppressed(int fd, uint64_t *sum);
+/* Drop-log records the rate limit (or a full ring) held back, per interface slot: the
+ * `suppressed` of its drop counters (lx_drops fd) summed over CPUs (a detach zeroes its
+ * slot's); -1 when they cannot be read. */
+int pins_droplog_suppressed(int fd, uint64_t per_slot[LX_MAX_IFACES]);
 
 /* lx_flow_stats (fd) summed over CPUs; -1 when it cannot be read. */
 int pins_flow_stats(int fd, struct lx_flow_stats *sum);
